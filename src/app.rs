@@ -1,0 +1,320 @@
+//! The service's use cases, independent of the wire: quote, settle, reverse,
+//! read settlements and usage, keep the roster, show policies.
+//!
+//! Each use case takes checked domain values, reads what it needs from the
+//! store (waiting until what it read is durable), applies the pure rules, and
+//! hands writes to the ledger. Errors say whether the caller sent something
+//! wrong or something broke; the transport maps them to status codes.
+
+use std::sync::Arc;
+
+use crate::{
+    domain::{
+        Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
+        ResidentId, Settlement, SettlementId, Violations, Year,
+    },
+    ledger::{Ledger, LedgerError, Recorded},
+    rules,
+    store::{Store, StoreError},
+};
+
+/// Settlements per page when the caller does not say.
+pub const PAGE_SIZE_DEFAULT: usize = 50;
+/// Most settlements per page, whatever the caller asks.
+pub const PAGE_SIZE_MAX: usize = 500;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The caller sent malformed input; every bad field is named.
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    /// What the caller named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The claim key was used for a different claim.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// No policy applies to the patient's region and year.
+    #[error("no medical assistance policy applies to region {region} in {year}")]
+    NoPolicy {
+        /// The roster region.
+        region: RegionCode,
+        /// The cap year.
+        year: Year,
+    },
+    /// Storage is failing or the service is stopping; retrying later is safe.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data is damaged; an operator must look.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Io(_) | StoreError::Poisoned => AppError::Unavailable(error.to_string()),
+            StoreError::Corrupt(_) => AppError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for AppError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Store(error) => error.into(),
+            LedgerError::Stopped => AppError::Unavailable("the service is shutting down".into()),
+            LedgerError::NotFound => {
+                AppError::NotFound("no settlement under this claim key".into())
+            }
+            LedgerError::Conflict(existing) => conflict(&existing),
+        }
+    }
+}
+
+fn conflict(existing: &Settlement) -> AppError {
+    let key = existing.claim.key();
+    AppError::AlreadyExists(format!(
+        "claim {}/{} was already settled as settlement {} with different contents; \
+         settle a corrected bill under a new claim number",
+        key.hospital_id, key.claim_id, existing.id
+    ))
+}
+
+/// How a caller names one settlement.
+#[derive(Clone, Debug)]
+pub enum SettlementRef {
+    /// By the service's number.
+    Id(SettlementId),
+    /// By the hospital's claim key.
+    Claim(ClaimKey),
+}
+
+/// One patient's cap, use and remainder for one year.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnualUsage {
+    /// The patient.
+    pub patient_id: ResidentId,
+    /// The cap year.
+    pub year: Year,
+    /// The roster region whose policy sets the cap.
+    pub region: RegionCode,
+    /// That policy.
+    pub policy_id: PolicyId,
+    /// The annual cap under it.
+    pub annual_cap: Money,
+    /// Assistance paid by settlements that are not reversed.
+    pub used: Money,
+    /// `annual_cap - used`, never below zero.
+    pub remaining: Money,
+    /// Settlements that are not reversed, zero amounts included.
+    pub settlement_count: u32,
+}
+
+/// One page of a patient-year's settlements.
+#[derive(Clone, Debug)]
+pub struct SettlementPage {
+    /// Oldest first.
+    pub settlements: Vec<Settlement>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_after: Option<SettlementId>,
+}
+
+/// The application: store, policies and ledger, and the use cases over them.
+pub struct App {
+    store: Arc<dyn Store>,
+    policies: PolicyBook,
+    ledger: Ledger,
+}
+
+impl App {
+    /// Starts the ledger on `store`, to settle under `policies`.
+    pub fn start(store: Arc<dyn Store>, policies: PolicyBook) -> Result<App, StoreError> {
+        let ledger = Ledger::start(Arc::clone(&store))?;
+        Ok(App {
+            store,
+            policies,
+            ledger,
+        })
+    }
+
+    /// Finishes queued writes and stops the ledger.
+    pub async fn shutdown(&self) {
+        self.ledger.stop().await;
+    }
+
+    /// Quotes a claim against the current state. Records nothing.
+    pub async fn pre_settle(&self, claim: Claim) -> Result<Quote, AppError> {
+        let assessment = self.assess(&claim).await?;
+        let used = match self.store.usage(claim.patient_id(), claim.year())? {
+            Some(read) => self.ledger.durable(read).await?.used,
+            None => Money::ZERO,
+        };
+        let outcome = rules::apply_cap(&claim, &assessment, used);
+        Ok(Quote { claim, outcome })
+    }
+
+    /// Settles a claim once: records it and charges the cap, or replays the
+    /// settlement already recorded under its key.
+    pub async fn settle(&self, claim: Claim) -> Result<Recorded, AppError> {
+        // A retry is answered from the store without assessing again; the
+        // ledger checks the key once more, in order, for retries that race.
+        if let Some(read) = self.store.settlement_by_claim(claim.key())? {
+            let existing = self.ledger.durable(read).await?;
+            if existing.claim != claim {
+                return Err(conflict(&existing));
+            }
+            return Ok(Recorded {
+                settlement: existing,
+                replayed: true,
+            });
+        }
+        let assessment = self.assess(&claim).await?;
+        let recorded = self.ledger.settle(claim, assessment).await?;
+        if !recorded.replayed {
+            log_settlement("settled", &recorded.settlement);
+        }
+        Ok(recorded)
+    }
+
+    /// Reverses the settlement under `key`, giving its amount back to its
+    /// year's cap; reversing again replays.
+    pub async fn reverse(&self, key: ClaimKey, reason: Reason) -> Result<Recorded, AppError> {
+        let recorded = self.ledger.reverse(key, reason).await?;
+        if !recorded.replayed {
+            log_settlement("reversed", &recorded.settlement);
+        }
+        Ok(recorded)
+    }
+
+    /// One recorded settlement.
+    pub async fn settlement(&self, by: SettlementRef) -> Result<Settlement, AppError> {
+        let read = match &by {
+            SettlementRef::Id(id) => self.store.settlement(*id)?,
+            SettlementRef::Claim(key) => self.store.settlement_by_claim(key)?,
+        };
+        let read = read.ok_or_else(|| {
+            AppError::NotFound(match by {
+                SettlementRef::Id(id) => format!("no settlement {id}"),
+                SettlementRef::Claim(key) => {
+                    format!(
+                        "no settlement for claim {}/{}",
+                        key.hospital_id, key.claim_id
+                    )
+                }
+            })
+        })?;
+        Ok(self.ledger.durable(read).await?)
+    }
+
+    /// A roster patient's cap, use and remainder for a year.
+    pub async fn annual_usage(
+        &self,
+        patient_id: ResidentId,
+        year: Year,
+    ) -> Result<AnnualUsage, AppError> {
+        let person = self.person(&patient_id).await?;
+        let policy = self.policy_for(person.region(), year)?;
+        let usage = match self.store.usage(&patient_id, year)? {
+            Some(read) => self.ledger.durable(read).await?,
+            None => Default::default(),
+        };
+        Ok(AnnualUsage {
+            patient_id,
+            year,
+            region: person.region(),
+            policy_id: policy.id().clone(),
+            annual_cap: policy.annual_cap(),
+            used: usage.used,
+            remaining: policy.annual_cap().saturating_sub(usage.used),
+            settlement_count: usage.settlement_count,
+        })
+    }
+
+    /// A page of a patient-year's settlements, oldest first. `page_size` 0
+    /// means the default; larger than the maximum means the maximum.
+    pub async fn list_settlements(
+        &self,
+        patient_id: &ResidentId,
+        year: Year,
+        page_size: usize,
+        after: Option<SettlementId>,
+    ) -> Result<SettlementPage, AppError> {
+        let limit = match page_size {
+            0 => PAGE_SIZE_DEFAULT,
+            n => n.min(PAGE_SIZE_MAX),
+        };
+        // One more than asked tells whether another page follows.
+        let mut reads = self
+            .store
+            .settlements_of(patient_id, year, after, limit + 1)?;
+        let more = reads.len() > limit;
+        reads.truncate(limit);
+        let mut settlements = Vec::with_capacity(reads.len());
+        for read in reads {
+            settlements.push(self.ledger.durable(read).await?);
+        }
+        let next_after = more.then(|| settlements.last().map(|s| s.id)).flatten();
+        Ok(SettlementPage {
+            settlements,
+            next_after,
+        })
+    }
+
+    /// Creates or replaces a roster record.
+    pub async fn upsert_person(&self, person: Person) -> Result<Person, AppError> {
+        self.ledger.put_person(person.clone()).await?;
+        tracing::info!(
+            patient = %person.id(),
+            region = %person.region(),
+            enrollments = person.enrollments().len(),
+            "roster record written"
+        );
+        Ok(person)
+    }
+
+    /// One roster record.
+    pub async fn person(&self, id: &ResidentId) -> Result<Person, AppError> {
+        let read = self
+            .store
+            .person(id)?
+            .ok_or_else(|| AppError::NotFound(format!("patient {id} is not on the roster")))?;
+        Ok(self.ledger.durable(read).await?)
+    }
+
+    /// The policy that applies to a region and year, after fallback.
+    pub fn policy_for(&self, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
+        self.policies
+            .lookup(region, year)
+            .ok_or(AppError::NoPolicy { region, year })
+    }
+
+    async fn assess(&self, claim: &Claim) -> Result<rules::Assessment, AppError> {
+        let person = match self.store.person(claim.patient_id())? {
+            Some(read) => Some(self.ledger.durable(read).await?),
+            None => None,
+        };
+        let roster = match &person {
+            Some(person) => Some((person, self.policy_for(person.region(), claim.year())?)),
+            None => None,
+        };
+        Ok(rules::assess(claim, roster))
+    }
+}
+
+/// The audit line of a recorded change: never the whole resident ID.
+fn log_settlement(event: &str, settlement: &Settlement) {
+    let key = settlement.claim.key();
+    tracing::info!(
+        settlement = %settlement.id,
+        hospital = %key.hospital_id,
+        claim = %key.claim_id,
+        patient = %settlement.claim.patient_id(),
+        year = %settlement.claim.year(),
+        eligible = settlement.outcome.eligible,
+        assistance = %settlement.outcome.assistance,
+        capped = settlement.outcome.capped,
+        "{event}"
+    );
+}

@@ -1,0 +1,40 @@
+//! The language of the settlement: checked values that the rest of the
+//! service takes for granted.
+//!
+//! Every type here is parsed once, at the edge, by a `parse` function that
+//! returns either the value or a description of what is wrong; its fields
+//! stay private so no unchecked value can be built elsewhere. Nothing here
+//! touches the network, the disk or the clock.
+
+mod claim;
+pub mod date;
+mod diagnosis;
+mod money;
+mod person;
+mod policy;
+mod region;
+pub(crate) mod resident_id;
+mod settlement;
+mod text;
+mod validation;
+
+pub use claim::{Claim, ClaimInput, ClaimKey, DIAGNOSIS_CODES_MAX};
+pub use date::{Date, Year};
+pub use diagnosis::{CodePattern, DiagnosisCode};
+pub use money::Money;
+pub use person::{
+    ENROLLMENTS_MAX, Enrollment, EnrollmentInput, EnrollmentKind, ExitKind, Person, PersonInput,
+    PsychiatricGrade,
+};
+pub use policy::{
+    ASSISTANCE_RATIO_FLOOR, CAP_FRACTION_FLOOR, Disease, GracePeriods, Policy, PolicyBook,
+    PolicyError, PolicyId, PolicyTerms, Ratio, builtin_catalogue,
+};
+pub use region::RegionCode;
+pub use resident_id::ResidentId;
+pub use settlement::{
+    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, Reversal, Settlement,
+    SettlementId, SettlementStatus, Timestamp, Usage,
+};
+pub use text::{ClaimId, HospitalId, PersonName, Reason};
+pub use validation::{FieldViolation, ParseError, Violations};

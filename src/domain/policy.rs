@@ -1,0 +1,494 @@
+//! Local medical assistance policies and how a region and year find theirs.
+
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{CodePattern, DiagnosisCode, Money, ParseError, RegionCode, Year};
+
+/// The city's floor for the share of in-scope out-of-pocket cost assistance
+/// pays: a county may pay more, never less.
+pub const ASSISTANCE_RATIO_FLOOR: Decimal = Decimal::from_parts(70, 0, 0, false, 2);
+/// The city's floor for the annual cap, as a share of the basic insurance cap.
+pub const CAP_FRACTION_FLOOR: Decimal = Decimal::from_parts(50, 0, 0, false, 2);
+/// A cap fraction above this is surely a typing mistake.
+const CAP_FRACTION_MAX: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
+/// Longest grace period a policy may set, in months.
+pub const GRACE_MONTHS_MAX: u32 = 120;
+/// Most diseases one catalogue may list.
+pub const DISEASES_MAX: usize = 256;
+/// Most code patterns one disease may list.
+pub const DISEASE_CODES_MAX: usize = 64;
+
+/// A share such as 0.70: a decimal from 0 to 10 with at most four decimals.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Ratio(Decimal);
+
+impl Ratio {
+    /// Parses a plain decimal such as "0.7" or "0.75" (no sign, no exponent).
+    pub fn parse(text: &str) -> Result<Ratio, ParseError> {
+        let (integer, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if integer.is_empty()
+            || integer.len() > 2
+            || !digits(integer)
+            || !digits(fraction)
+            || fraction.len() > 4
+            || text.ends_with('.')
+        {
+            return Err(ParseError::new(format!(
+                "{text:?} must be a decimal share such as \"0.70\" (at most four decimals)"
+            )));
+        }
+        Decimal::from_str(text)
+            .map(|d| Ratio(d.normalize()))
+            .map_err(|_| ParseError::new(format!("{text:?} is not a decimal")))
+    }
+
+    /// The share as an exact decimal.
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0;
+        if shown.scale() < 2 {
+            shown.rescale(2);
+        }
+        write!(f, "{shown}")
+    }
+}
+
+/// How long an enrollment keeps counting after it ends, by how it ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct GracePeriods {
+    /// 缓退: months a dibao enrollment lasts after a gradual exit.
+    pub gradual_exit_months: u32,
+    /// 脱贫: months a registered poor enrollment lasts after leaving poverty.
+    pub left_poverty_months: u32,
+}
+
+impl Default for GracePeriods {
+    /// The seed policy: 3 months after a gradual exit, 2 years after leaving poverty.
+    fn default() -> Self {
+        GracePeriods {
+            gradual_exit_months: 3,
+            left_poverty_months: 24,
+        }
+    }
+}
+
+/// One major disease of the catalogue and the ICD-10 codes that mean it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Disease {
+    /// A name for people, such as "malignant tumour".
+    pub name: String,
+    /// The codes, as prefixes or ranges.
+    pub codes: Vec<CodePattern>,
+}
+
+/// Names one policy and its exact contents, such as `320600-2025-1a2b3c4d`:
+/// region, first year, and a digest of the terms, so a settlement can be
+/// traced to the terms it was paid under even if a file is later edited.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct PolicyId(String);
+
+impl PolicyId {
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a policy file says for one region from one year on.
+#[derive(Clone, Debug)]
+pub struct PolicyTerms {
+    /// The county or city the policy is for.
+    pub region: RegionCode,
+    /// The first cap year it applies to; it applies until a later entry.
+    pub effective_year: Year,
+    /// Share of the in-scope out-of-pocket cost that assistance pays.
+    pub assistance_ratio: Ratio,
+    /// Annual cap as a share of the basic insurance annual cap.
+    pub cap_fraction: Ratio,
+    /// The local basic insurance annual cap.
+    pub basic_insurance_annual_cap: Money,
+    /// Grace periods after an enrollment ends.
+    pub grace: GracePeriods,
+    /// The major disease catalogue.
+    pub diseases: Vec<Disease>,
+}
+
+/// A checked policy: terms at or above the city's floors, and the annual cap
+/// they give.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    id: PolicyId,
+    terms: PolicyTerms,
+    annual_cap: Money,
+}
+
+/// A policy whose terms break a rule of the city or of sense.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+impl Policy {
+    /// Checks the terms against the city's floors and bounds, and computes
+    /// the annual cap (rounded up to the fen).
+    pub fn new(terms: PolicyTerms) -> Result<Policy, PolicyError> {
+        let ratio = terms.assistance_ratio.get();
+        if ratio < ASSISTANCE_RATIO_FLOOR || ratio > Decimal::ONE {
+            return Err(PolicyError(format!(
+                "assistance_ratio {} must be at least the city floor {ASSISTANCE_RATIO_FLOOR} and at most 1",
+                terms.assistance_ratio
+            )));
+        }
+        let fraction = terms.cap_fraction.get();
+        if fraction < CAP_FRACTION_FLOOR || fraction > CAP_FRACTION_MAX {
+            return Err(PolicyError(format!(
+                "cap_fraction {} must be at least the city floor {CAP_FRACTION_FLOOR} and at most {CAP_FRACTION_MAX}",
+                terms.cap_fraction
+            )));
+        }
+        if terms.basic_insurance_annual_cap == Money::ZERO {
+            return Err(PolicyError(
+                "basic_insurance_annual_cap must be more than 0".into(),
+            ));
+        }
+        let grace = terms.grace;
+        if grace.gradual_exit_months.max(grace.left_poverty_months) > GRACE_MONTHS_MAX {
+            return Err(PolicyError(format!(
+                "grace periods may not exceed {GRACE_MONTHS_MAX} months"
+            )));
+        }
+        check_diseases(&terms.diseases)?;
+        let annual_cap = terms
+            .basic_insurance_annual_cap
+            .as_decimal()
+            .checked_mul(fraction)
+            .and_then(Money::round_up)
+            .ok_or_else(|| PolicyError("the annual cap is out of range".into()))?;
+        let id = policy_id(&terms);
+        Ok(Policy {
+            id,
+            terms,
+            annual_cap,
+        })
+    }
+
+    /// The identifier recorded on every settlement made under this policy.
+    pub fn id(&self) -> &PolicyId {
+        &self.id
+    }
+    /// The terms as configured.
+    pub fn terms(&self) -> &PolicyTerms {
+        &self.terms
+    }
+    /// `cap_fraction x basic_insurance_annual_cap`, rounded up to the fen.
+    pub fn annual_cap(&self) -> Money {
+        self.annual_cap
+    }
+
+    /// True when any of `codes` is in the disease catalogue.
+    pub fn covers_any(&self, codes: &[DiagnosisCode]) -> bool {
+        self.terms
+            .diseases
+            .iter()
+            .flat_map(|disease| &disease.codes)
+            .any(|pattern| codes.iter().any(|code| pattern.matches(code)))
+    }
+}
+
+fn check_diseases(diseases: &[Disease]) -> Result<(), PolicyError> {
+    if diseases.len() > DISEASES_MAX {
+        return Err(PolicyError(format!(
+            "at most {DISEASES_MAX} diseases per catalogue"
+        )));
+    }
+    for disease in diseases {
+        if disease.name.trim().is_empty() || disease.name.chars().count() > 64 {
+            return Err(PolicyError(
+                "every disease needs a name of 1 to 64 characters".into(),
+            ));
+        }
+        if disease.codes.is_empty() || disease.codes.len() > DISEASE_CODES_MAX {
+            return Err(PolicyError(format!(
+                "disease {:?} needs 1 to {DISEASE_CODES_MAX} codes",
+                disease.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn policy_id(terms: &PolicyTerms) -> PolicyId {
+    let mut canonical = format!(
+        "{}|{}|{}|{}|{}|{}|{}",
+        terms.region,
+        terms.effective_year,
+        terms.assistance_ratio,
+        terms.cap_fraction,
+        terms.basic_insurance_annual_cap,
+        terms.grace.gradual_exit_months,
+        terms.grace.left_poverty_months,
+    );
+    for disease in &terms.diseases {
+        canonical.push_str(&format!("|{}:", disease.name));
+        for code in &disease.codes {
+            canonical.push_str(&format!("{code},"));
+        }
+    }
+    let digest = Sha256::digest(canonical.as_bytes());
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    PolicyId(format!("{}-{}-{short}", terms.region, terms.effective_year))
+}
+
+/// Every configured policy, found by region and year.
+#[derive(Clone, Debug)]
+pub struct PolicyBook {
+    by_region: BTreeMap<RegionCode, BTreeMap<Year, Policy>>,
+}
+
+impl PolicyBook {
+    /// Files the policies; two for the same region and year are refused.
+    pub fn new(policies: Vec<Policy>) -> Result<PolicyBook, PolicyError> {
+        let mut by_region: BTreeMap<RegionCode, BTreeMap<Year, Policy>> = BTreeMap::new();
+        for policy in policies {
+            let (region, year) = (policy.terms.region, policy.terms.effective_year);
+            if by_region
+                .entry(region)
+                .or_default()
+                .insert(year, policy)
+                .is_some()
+            {
+                return Err(PolicyError(format!(
+                    "two policies for region {region} from year {year}"
+                )));
+            }
+        }
+        if by_region.is_empty() {
+            return Err(PolicyError("no policy is configured".into()));
+        }
+        Ok(PolicyBook { by_region })
+    }
+
+    /// The policy that serves without a policy file: Nantong city (320600),
+    /// every year, ratio 0.70, cap fraction 0.50, basic insurance cap
+    /// 300,000.00, the seed's grace periods and disease catalogue.
+    pub fn builtin() -> PolicyBook {
+        let terms = PolicyTerms {
+            region: RegionCode::parse("320600").unwrap_or_else(|_| unreachable!()),
+            effective_year: Year::parse(super::date::YEAR_MIN).unwrap_or_else(|_| unreachable!()),
+            assistance_ratio: Ratio(ASSISTANCE_RATIO_FLOOR),
+            cap_fraction: Ratio(CAP_FRACTION_FLOOR),
+            basic_insurance_annual_cap: Money::from_fen(30_000_000).unwrap_or_default(),
+            grace: GracePeriods::default(),
+            diseases: builtin_catalogue(),
+        };
+        let policy = Policy::new(terms).unwrap_or_else(|e| unreachable!("built-in policy: {e}"));
+        PolicyBook::new(vec![policy]).unwrap_or_else(|e| unreachable!("built-in policy: {e}"))
+    }
+
+    /// The policy for a claim: the most specific region that has any policy
+    /// (the county, else its city), and within it the latest year not after
+    /// `year`. `None` when that region has no policy for such a year.
+    pub fn lookup(&self, region: RegionCode, year: Year) -> Option<&Policy> {
+        let by_year = self
+            .by_region
+            .get(&region)
+            .or_else(|| self.by_region.get(&region.city()))?;
+        by_year.range(..=year).next_back().map(|(_, policy)| policy)
+    }
+
+    /// Every policy, by region then year.
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.by_region.values().flat_map(BTreeMap::values)
+    }
+}
+
+/// The seed's catalogue (DOMAIN.md): three-character ICD-10 prefixes that
+/// local bureaus refine in their own policy files.
+pub fn builtin_catalogue() -> Vec<Disease> {
+    let entries: [(&str, &[&str]); 10] = [
+        ("malignant tumour", &["C00-C97"]),
+        ("leukaemia", &["C91-C95"]),
+        ("uraemia", &["N18", "N19"]),
+        ("organ transplant", &["Z94", "T86"]),
+        ("haemophilia", &["D66", "D67", "D68.1"]),
+        ("decompensated cirrhosis", &["K70.3", "K72", "K74"]),
+        ("bone tuberculosis", &["A18.0"]),
+        ("lupus erythematosus", &["M32", "L93"]),
+        ("AIDS", &["B20-B24"]),
+        ("aplastic anaemia", &["D61"]),
+    ];
+    entries
+        .iter()
+        .map(|(name, codes)| Disease {
+            name: (*name).to_owned(),
+            codes: codes
+                .iter()
+                .filter_map(|code| CodePattern::parse(code).ok())
+                .collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratio(text: &str) -> Ratio {
+        Ratio::parse(text).unwrap()
+    }
+
+    fn terms(region: &str, year: i32) -> PolicyTerms {
+        PolicyTerms {
+            region: RegionCode::parse(region).unwrap(),
+            effective_year: Year::parse(year).unwrap(),
+            assistance_ratio: ratio("0.70"),
+            cap_fraction: ratio("0.5"),
+            basic_insurance_annual_cap: Money::parse("300000").unwrap(),
+            grace: GracePeriods::default(),
+            diseases: builtin_catalogue(),
+        }
+    }
+
+    fn year(y: i32) -> Year {
+        Year::parse(y).unwrap()
+    }
+
+    fn region(code: &str) -> RegionCode {
+        RegionCode::parse(code).unwrap()
+    }
+
+    #[test]
+    fn the_builtin_policy_is_the_seed() {
+        let book = PolicyBook::builtin();
+        let policy = book.lookup(region("320602"), year(2026)).unwrap();
+        assert_eq!(policy.annual_cap().to_string(), "150000.00");
+        assert_eq!(policy.terms().assistance_ratio.to_string(), "0.70");
+        assert!(policy.id().as_str().starts_with("320600-1900-"));
+        assert_eq!(policy.terms().diseases.len(), 10);
+        assert!(book.lookup(region("320500"), year(2026)).is_none());
+        assert!(book.lookup(region("110105"), year(2026)).is_none());
+    }
+
+    #[test]
+    fn floors_are_enforced_and_more_is_allowed() {
+        let below = PolicyTerms {
+            assistance_ratio: ratio("0.69"),
+            ..terms("320602", 2025)
+        };
+        assert!(
+            Policy::new(below)
+                .unwrap_err()
+                .to_string()
+                .contains("assistance_ratio 0.69")
+        );
+        let small_cap = PolicyTerms {
+            cap_fraction: ratio("0.4999"),
+            ..terms("320602", 2025)
+        };
+        assert!(
+            Policy::new(small_cap)
+                .unwrap_err()
+                .to_string()
+                .contains("cap_fraction")
+        );
+        let generous = PolicyTerms {
+            assistance_ratio: ratio("0.85"),
+            cap_fraction: ratio("0.6"),
+            ..terms("320602", 2025)
+        };
+        assert_eq!(
+            Policy::new(generous).unwrap().annual_cap().to_string(),
+            "180000.00"
+        );
+        let over_one = PolicyTerms {
+            assistance_ratio: ratio("1.01"),
+            ..terms("320602", 2025)
+        };
+        assert!(Policy::new(over_one).is_err());
+        let no_cap = PolicyTerms {
+            basic_insurance_annual_cap: Money::ZERO,
+            ..terms("320602", 2025)
+        };
+        assert!(Policy::new(no_cap).is_err());
+    }
+
+    #[test]
+    fn the_annual_cap_rounds_up_to_the_fen() {
+        let odd = PolicyTerms {
+            cap_fraction: ratio("0.5555"),
+            basic_insurance_annual_cap: Money::parse("100.01").unwrap(),
+            ..terms("320602", 2025)
+        };
+        // 0.5555 x 100.01 = 55.555555 -> 55.56
+        assert_eq!(Policy::new(odd).unwrap().annual_cap().to_string(), "55.56");
+    }
+
+    #[test]
+    fn lookup_prefers_the_county_then_the_latest_year_not_after() {
+        let book = PolicyBook::new(vec![
+            Policy::new(terms("320600", 2020)).unwrap(),
+            Policy::new(terms("320600", 2025)).unwrap(),
+            Policy::new(terms("320602", 2024)).unwrap(),
+        ])
+        .unwrap();
+        let found = |code: &str, y: i32| {
+            book.lookup(region(code), year(y))
+                .map(|p| p.id().as_str()[..11].to_owned())
+        };
+        assert_eq!(found("320611", 2019), None);
+        assert_eq!(found("320611", 2020).as_deref(), Some("320600-2020"));
+        assert_eq!(found("320611", 2024).as_deref(), Some("320600-2020"));
+        assert_eq!(found("320611", 2030).as_deref(), Some("320600-2025"));
+        assert_eq!(found("320602", 2026).as_deref(), Some("320602-2024"));
+        // The county has policies, so it never falls back to the city's.
+        assert_eq!(found("320602", 2023), None);
+        assert_eq!(found("320600", 2025).as_deref(), Some("320600-2025"));
+    }
+
+    #[test]
+    fn duplicate_and_empty_books_are_refused() {
+        let twice = vec![
+            Policy::new(terms("320600", 2020)).unwrap(),
+            Policy::new(terms("320600", 2020)).unwrap(),
+        ];
+        assert!(PolicyBook::new(twice).is_err());
+        assert!(PolicyBook::new(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn policy_ids_change_with_the_terms() {
+        let a = Policy::new(terms("320600", 2020)).unwrap();
+        let b = Policy::new(PolicyTerms {
+            cap_fraction: ratio("0.55"),
+            ..terms("320600", 2020)
+        })
+        .unwrap();
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id(), Policy::new(terms("320600", 2020)).unwrap().id());
+    }
+
+    #[test]
+    fn ratios_are_plain_decimals() {
+        assert_eq!(ratio("0.7").to_string(), "0.70");
+        assert_eq!(ratio("0.7500").to_string(), "0.75");
+        assert_eq!(ratio("1").to_string(), "1.00");
+        for bad in ["", "-0.7", "0.7.0", "7e-1", ".7", "0.", "0.70001", "100"] {
+            assert!(Ratio::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Conversions between wire messages and domain values. Incoming messages
+//! become domain values through their `parse` functions, which name every bad
+//! field; outgoing values are written with money as two-decimal strings.
+
+use super::pb;
+use crate::{
+    app::{AnnualUsage, SettlementRef},
+    domain::{
+        CapState, Category, Claim, ClaimInput, ClaimKey, EnrollmentInput, EnrollmentKind, ExitKind,
+        IneligibleReason, Outcome, Person, PersonInput, Policy, Quote, RegionCode, ResidentId,
+        Settlement, SettlementId, SettlementStatus, Timestamp, Violations, Year,
+    },
+};
+
+/// Checks a settle request; every bad field is named.
+pub fn claim(request: &pb::SettleRequest) -> Result<Claim, Violations> {
+    Claim::parse(&ClaimInput {
+        hospital_id: &request.hospital_id,
+        claim_id: &request.claim_id,
+        patient_id: &request.patient_id,
+        admission_date: &request.admission_date,
+        discharge_date: &request.discharge_date,
+        diagnosis_codes: &request.diagnosis_codes,
+        total_cost: &request.total_cost,
+        in_scope_cost: &request.in_scope_cost,
+        basic_insurance_paid: &request.basic_insurance_paid,
+        critical_illness_paid: &request.critical_illness_paid,
+    })
+}
+
+/// Checks a roster record.
+pub fn person(person: &pb::Person) -> Result<Person, Violations> {
+    let enrollments = person
+        .enrollments
+        .iter()
+        .map(|e| EnrollmentInput {
+            kind: enrollment_kind(e.kind),
+            valid_from: &e.valid_from,
+            valid_to: &e.valid_to,
+            exit: exit_kind(e.exit),
+        })
+        .collect();
+    Person::parse(&PersonInput {
+        patient_id: &person.patient_id,
+        name: &person.name,
+        region_code: &person.region_code,
+        enrollments,
+        psychiatric_disability_grade: person.psychiatric_disability_grade,
+        paralysis_certified: person.paralysis_certified,
+    })
+}
+
+/// Reads a settlement reference: a number alone, or hospital and claim together.
+pub fn settlement_ref(request: &pb::GetSettlementRequest) -> Result<SettlementRef, Violations> {
+    let by_id = !request.settlement_id.is_empty();
+    let by_claim = !request.hospital_id.is_empty() || !request.claim_id.is_empty();
+    let mut violations = Violations::new();
+    match (by_id, by_claim) {
+        (true, true) => {
+            violations.add(
+                "settlement_id",
+                "give settlement_id, or hospital_id and claim_id, not both",
+            );
+            Err(violations)
+        }
+        (true, false) => {
+            let id = violations.check("settlement_id", SettlementId::parse(&request.settlement_id));
+            violations.finish(|| id.map(SettlementRef::Id))
+        }
+        _ => ClaimKey::parse(&request.hospital_id, &request.claim_id).map(SettlementRef::Claim),
+    }
+}
+
+/// Reads a patient and year pair of fields.
+pub fn patient_year(patient_id: &str, year: i32) -> Result<(ResidentId, Year), Violations> {
+    let mut violations = Violations::new();
+    let patient = violations.check("patient_id", ResidentId::parse(patient_id));
+    let year = violations.check("year", Year::parse(year));
+    violations.finish(|| Some((patient?, year?)))
+}
+
+/// Reads a region and year pair of fields.
+pub fn region_year(region_code: &str, year: i32) -> Result<(RegionCode, Year), Violations> {
+    let mut violations = Violations::new();
+    let region = violations.check("region_code", RegionCode::parse(region_code));
+    let year = violations.check("year", Year::parse(year));
+    violations.finish(|| Some((region?, year?)))
+}
+
+fn enrollment_kind(raw: i32) -> Option<EnrollmentKind> {
+    match pb::EnrollmentKind::try_from(raw).ok()? {
+        pb::EnrollmentKind::Unspecified => None,
+        pb::EnrollmentKind::Dibao => Some(EnrollmentKind::Dibao),
+        pb::EnrollmentKind::Tekun => Some(EnrollmentKind::Tekun),
+        pb::EnrollmentKind::LowIncomeFamily => Some(EnrollmentKind::LowIncomeFamily),
+        pb::EnrollmentKind::RegisteredPoor => Some(EnrollmentKind::RegisteredPoor),
+    }
+}
+
+fn exit_kind(raw: i32) -> Option<ExitKind> {
+    Some(match pb::ExitKind::try_from(raw).ok()? {
+        pb::ExitKind::Unspecified => ExitKind::Plain,
+        pb::ExitKind::GradualExit => ExitKind::GradualExit,
+        pb::ExitKind::LeftPoverty => ExitKind::LeftPoverty,
+    })
+}
+
+fn timestamp(at: Timestamp) -> prost_types::Timestamp {
+    let micros = at.unix_micros();
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+fn category(category: Category) -> pb::Category {
+    match category {
+        Category::MajorDisease => pb::Category::MajorDisease,
+        Category::Paralysis => pb::Category::Paralysis,
+        Category::Aged80Plus => pb::Category::Aged80Plus,
+        Category::Minor => pb::Category::Minor,
+        Category::PsychiatricDisability => pb::Category::PsychiatricDisability,
+    }
+}
+
+/// Writes the claim and outcome fields shared by quotes and settlements.
+fn settlement_of(claim: &Claim, outcome: &Outcome, status: pb::SettlementStatus) -> pb::Settlement {
+    let key = claim.key();
+    let cap = outcome.cap.as_ref();
+    let cap_field = |field: fn(&CapState) -> String| cap.map(field).unwrap_or_default();
+    pb::Settlement {
+        hospital_id: key.hospital_id.as_str().to_owned(),
+        claim_id: key.claim_id.as_str().to_owned(),
+        patient_id: claim.patient_id().as_str().to_owned(),
+        year: claim.year().get(),
+        status: status.into(),
+        eligible: outcome.eligible,
+        categories: outcome
+            .categories
+            .iter()
+            .map(|c| category(*c).into())
+            .collect(),
+        ineligible_reason: match outcome.ineligible_reason {
+            None => pb::IneligibleReason::Unspecified,
+            Some(IneligibleReason::NotEnrolled) => pb::IneligibleReason::NotEnrolled,
+            Some(IneligibleReason::NoQualifyingCategory) => {
+                pb::IneligibleReason::NoQualifyingCategory
+            }
+        }
+        .into(),
+        in_scope_out_of_pocket: outcome.in_scope_out_of_pocket.to_string(),
+        assistance_amount: outcome.assistance.to_string(),
+        patient_pays: outcome.patient_pays.to_string(),
+        capped: outcome.capped,
+        annual_cap: cap_field(|c| c.annual_cap.to_string()),
+        used_before: cap_field(|c| c.used_before.to_string()),
+        remaining_after: cap_field(|c| c.remaining_after.to_string()),
+        policy_id: cap_field(|c| c.policy_id.to_string()),
+        region_code: cap_field(|c| c.region.to_string()),
+        admission_date: claim.admission_date().to_string(),
+        discharge_date: claim.discharge_date().to_string(),
+        diagnosis_codes: claim
+            .diagnosis_codes()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+        total_cost: claim.total_cost().to_string(),
+        in_scope_cost: claim.in_scope_cost().to_string(),
+        basic_insurance_paid: claim.basic_insurance_paid().to_string(),
+        critical_illness_paid: claim.critical_illness_paid().to_string(),
+        ..Default::default()
+    }
+}
+
+/// A quote on the wire: status QUOTE, no number, no time.
+pub fn quote(quote: &Quote) -> pb::Settlement {
+    settlement_of(&quote.claim, &quote.outcome, pb::SettlementStatus::Quote)
+}
+
+/// A recorded settlement on the wire.
+pub fn settlement(settlement: &Settlement) -> pb::Settlement {
+    let status = match settlement.status() {
+        SettlementStatus::Settled => pb::SettlementStatus::Settled,
+        SettlementStatus::Reversed => pb::SettlementStatus::Reversed,
+    };
+    let reversal = settlement.reversal.as_ref();
+    pb::Settlement {
+        settlement_id: settlement.id.to_string(),
+        settled_at: Some(timestamp(settlement.settled_at)),
+        reversed_at: reversal.map(|r| timestamp(r.at)),
+        reverse_reason: reversal
+            .map(|r| r.reason.as_str().to_owned())
+            .unwrap_or_default(),
+        ..settlement_of(&settlement.claim, &settlement.outcome, status)
+    }
+}
+
+/// A roster record on the wire.
+pub fn person_message(person: &Person) -> pb::Person {
+    pb::Person {
+        patient_id: person.id().as_str().to_owned(),
+        name: person.name().as_str().to_owned(),
+        region_code: person.region().to_string(),
+        enrollments: person
+            .enrollments()
+            .iter()
+            .map(|e| pb::Enrollment {
+                kind: match e.kind() {
+                    EnrollmentKind::Dibao => pb::EnrollmentKind::Dibao,
+                    EnrollmentKind::Tekun => pb::EnrollmentKind::Tekun,
+                    EnrollmentKind::LowIncomeFamily => pb::EnrollmentKind::LowIncomeFamily,
+                    EnrollmentKind::RegisteredPoor => pb::EnrollmentKind::RegisteredPoor,
+                }
+                .into(),
+                valid_from: e.valid_from().to_string(),
+                valid_to: e.valid_to().map(|d| d.to_string()).unwrap_or_default(),
+                exit: match e.exit() {
+                    ExitKind::Plain => pb::ExitKind::Unspecified,
+                    ExitKind::GradualExit => pb::ExitKind::GradualExit,
+                    ExitKind::LeftPoverty => pb::ExitKind::LeftPoverty,
+                }
+                .into(),
+            })
+            .collect(),
+        psychiatric_disability_grade: i32::from(person.psychiatric_grade().get()),
+        paralysis_certified: person.paralysis_certified(),
+    }
+}
+
+/// A policy on the wire.
+pub fn policy(policy: &Policy) -> pb::Policy {
+    let terms = policy.terms();
+    pb::Policy {
+        policy_id: policy.id().to_string(),
+        region_code: terms.region.to_string(),
+        effective_year: terms.effective_year.get(),
+        assistance_ratio: terms.assistance_ratio.to_string(),
+        cap_fraction: terms.cap_fraction.to_string(),
+        basic_insurance_annual_cap: terms.basic_insurance_annual_cap.to_string(),
+        annual_cap: policy.annual_cap().to_string(),
+        gradual_exit_grace_months: terms.grace.gradual_exit_months as i32,
+        left_poverty_grace_months: terms.grace.left_poverty_months as i32,
+        diseases: terms
+            .diseases
+            .iter()
+            .map(|d| pb::Disease {
+                name: d.name.clone(),
+                codes: d.codes.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A year's usage on the wire.
+pub fn annual_usage(usage: &AnnualUsage) -> pb::AnnualUsage {
+    pb::AnnualUsage {
+        patient_id: usage.patient_id.as_str().to_owned(),
+        year: usage.year.get(),
+        region_code: usage.region.to_string(),
+        annual_cap: usage.annual_cap.to_string(),
+        used: usage.used.to_string(),
+        remaining: usage.remaining.to_string(),
+        settlement_count: i32::try_from(usage.settlement_count).unwrap_or(i32::MAX),
+        policy_id: usage.policy_id.to_string(),
+    }
+}

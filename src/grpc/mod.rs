@@ -1,0 +1,223 @@
+//! The gRPC transport: generated messages, the four services, and the error
+//! table. It only converts and maps errors; the use cases are in [`crate::app`].
+
+mod convert;
+mod status;
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::{
+    app::{App, AppError},
+    domain::{ClaimKey, Reason, SettlementId, Violations},
+};
+
+pub use status::to_status;
+
+/// Messages and service stubs generated from `proto/medassist/v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("medassist.v1");
+}
+
+/// The encoded descriptor set of `proto/`, served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/medassist_descriptor.bin"));
+
+/// All four services over one application.
+#[derive(Clone)]
+pub struct Api {
+    app: Arc<App>,
+}
+
+impl Api {
+    /// Serves `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Api { app }
+    }
+}
+
+fn checked<T>(parsed: Result<T, Violations>) -> Result<T, Status> {
+    parsed.map_err(|violations| status::invalid(&violations))
+}
+
+fn answered<T, U>(
+    result: Result<T, AppError>,
+    write: impl FnOnce(&T) -> U,
+) -> Result<Response<U>, Status> {
+    result
+        .map(|value| Response::new(write(&value)))
+        .map_err(to_status)
+}
+
+fn recorded(recorded: &crate::ledger::Recorded) -> pb::SettleResponse {
+    pb::SettleResponse {
+        settlement: Some(convert::settlement(&recorded.settlement)),
+        replayed: recorded.replayed,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::settlement_service_server::SettlementService for Api {
+    async fn pre_settle(
+        &self,
+        request: Request<pb::SettleRequest>,
+    ) -> Result<Response<pb::SettleResponse>, Status> {
+        let claim = checked(convert::claim(request.get_ref()))?;
+        answered(self.app.pre_settle(claim).await, |quote| {
+            pb::SettleResponse {
+                settlement: Some(convert::quote(quote)),
+                replayed: false,
+            }
+        })
+    }
+
+    async fn settle(
+        &self,
+        request: Request<pb::SettleRequest>,
+    ) -> Result<Response<pb::SettleResponse>, Status> {
+        let claim = checked(convert::claim(request.get_ref()))?;
+        answered(self.app.settle(claim).await, recorded)
+    }
+
+    async fn reverse(
+        &self,
+        request: Request<pb::ReverseRequest>,
+    ) -> Result<Response<pb::SettleResponse>, Status> {
+        let request = request.get_ref();
+        let (key, reason) = checked(reverse_request(request))?;
+        answered(self.app.reverse(key, reason).await, recorded)
+    }
+
+    async fn get_settlement(
+        &self,
+        request: Request<pb::GetSettlementRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = checked(convert::settlement_ref(request.get_ref()))?;
+        answered(self.app.settlement(by).await, convert::settlement)
+    }
+}
+
+fn reverse_request(request: &pb::ReverseRequest) -> Result<(ClaimKey, Reason), Violations> {
+    let mut violations = Violations::new();
+    let key = ClaimKey::parse(&request.hospital_id, &request.claim_id)
+        .map_err(|inner| violations.extend(inner))
+        .ok();
+    let reason = violations.check("reason", Reason::parse(&request.reason));
+    violations.finish(|| Some((key?, reason?)))
+}
+
+#[tonic::async_trait]
+impl pb::usage_service_server::UsageService for Api {
+    async fn get_annual_usage(
+        &self,
+        request: Request<pb::GetAnnualUsageRequest>,
+    ) -> Result<Response<pb::AnnualUsage>, Status> {
+        let request = request.get_ref();
+        let (patient, year) = checked(convert::patient_year(&request.patient_id, request.year))?;
+        answered(
+            self.app.annual_usage(patient, year).await,
+            convert::annual_usage,
+        )
+    }
+
+    async fn list_settlements(
+        &self,
+        request: Request<pb::ListSettlementsRequest>,
+    ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
+        let request = request.get_ref();
+        let (patient, year, page_size, after) = checked(list_request(request))?;
+        let page = self
+            .app
+            .list_settlements(&patient, year, page_size, after)
+            .await;
+        answered(page, |page| pb::ListSettlementsResponse {
+            settlements: page.settlements.iter().map(convert::settlement).collect(),
+            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+type ListRequest = (
+    crate::domain::ResidentId,
+    crate::domain::Year,
+    usize,
+    Option<SettlementId>,
+);
+
+fn list_request(request: &pb::ListSettlementsRequest) -> Result<ListRequest, Violations> {
+    let mut violations = Violations::new();
+    let patient_year = convert::patient_year(&request.patient_id, request.year)
+        .map_err(|inner| violations.extend(inner))
+        .ok();
+    let page_size = usize::try_from(request.page_size)
+        .map_err(|_| violations.add("page_size", "may not be negative"))
+        .ok();
+    let after = match request.page_token.as_str() {
+        "" => Some(None),
+        token => violations
+            .check(
+                "page_token",
+                SettlementId::parse(token).map_err(|_| {
+                    crate::domain::ParseError::new("is not a token this service gave out")
+                }),
+            )
+            .map(Some),
+    };
+    violations.finish(|| {
+        let (patient, year) = patient_year?;
+        Some((patient, year, page_size?, after?))
+    })
+}
+
+#[tonic::async_trait]
+impl pb::roster_service_server::RosterService for Api {
+    async fn upsert_person(
+        &self,
+        request: Request<pb::UpsertPersonRequest>,
+    ) -> Result<Response<pb::Person>, Status> {
+        let Some(person) = request.get_ref().person.as_ref() else {
+            let mut violations = Violations::new();
+            violations.add("person", "required");
+            return Err(status::invalid(&violations));
+        };
+        let person = checked(convert::person(person).map_err(|inner| {
+            let mut violations = Violations::new();
+            violations.nest("person", inner);
+            violations
+        }))?;
+        answered(
+            self.app.upsert_person(person).await,
+            convert::person_message,
+        )
+    }
+
+    async fn get_person(
+        &self,
+        request: Request<pb::GetPersonRequest>,
+    ) -> Result<Response<pb::Person>, Status> {
+        let mut violations = Violations::new();
+        let id = violations.check(
+            "patient_id",
+            crate::domain::ResidentId::parse(&request.get_ref().patient_id),
+        );
+        let id = checked(violations.finish(|| id))?;
+        answered(self.app.person(&id).await, convert::person_message)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::policy_service_server::PolicyService for Api {
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::Policy>, Status> {
+        let request = request.get_ref();
+        let (region, year) = checked(convert::region_year(&request.region_code, request.year))?;
+        match self.app.policy_for(region, year) {
+            Ok(policy) => Ok(Response::new(convert::policy(policy))),
+            Err(error) => Err(Status::not_found(error.to_string())),
+        }
+    }
+}

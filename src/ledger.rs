@@ -1,0 +1,488 @@
+//! The ledger: the single writer that puts settlements in order.
+//!
+//! Every write (settle, reverse, roster change) goes through one thread. It
+//! takes whatever requests are queued, applies them one after another to the
+//! running totals (so two claims of one patient in the same batch see each
+//! other), commits the whole batch as one atomic transaction and one flush,
+//! and only then answers every request in it. Ordering all writes in one
+//! place is what makes "concurrent claims never pay past the cap" and "a key
+//! is used once" simple and exact; batching is what makes one flush per
+//! commit affordable.
+//!
+//! The thread is a plain OS thread because the store's calls block (the
+//! flush waits for the disk). Requests arrive on a bounded channel and are
+//! answered on one-shot channels, so async callers never block on it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    domain::{
+        Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp, Usage, Year,
+    },
+    rules::{self, Assessment},
+    store::{Batch, CommitNumber, Meta, Store, StoreError, Versioned},
+};
+
+/// Most requests one commit takes: bounds the work (and the wait) of a batch.
+pub const BATCH_MAX: usize = 1024;
+/// Most requests that may wait for the ledger; senders wait beyond that.
+pub const QUEUE_MAX: usize = 8192;
+/// Longest a reader waits for the commit that wrote what it read.
+const DURABLE_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// A settlement as the ledger answered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The settlement as stored.
+    pub settlement: Settlement,
+    /// True when the request repeated one already recorded, and nothing changed.
+    pub replayed: bool,
+}
+
+/// Why the ledger did not record a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The key already holds a settlement of a different claim.
+    #[error("claim key already used by settlement {}", .0.id)]
+    Conflict(Box<Settlement>),
+    /// No settlement has this key.
+    #[error("no settlement under this claim key")]
+    NotFound,
+    /// The store failed; the request did not happen.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ledger has stopped (the service is shutting down).
+    #[error("the ledger has stopped")]
+    Stopped,
+}
+
+/// How far commits are known durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// Every commit up to this number is on disk.
+    UpTo(CommitNumber),
+    /// A commit failed; the store serves nothing until restarted.
+    Failed,
+}
+
+enum Command {
+    Settle {
+        claim: Box<Claim>,
+        assessment: Box<Assessment>,
+        reply: oneshot::Sender<Result<Recorded, LedgerError>>,
+    },
+    Reverse {
+        key: ClaimKey,
+        reason: Reason,
+        reply: oneshot::Sender<Result<Recorded, LedgerError>>,
+    },
+    PutPerson {
+        person: Box<Person>,
+        reply: oneshot::Sender<Result<(), LedgerError>>,
+    },
+    Stop,
+}
+
+/// The handle async code uses to reach the ledger thread.
+pub struct Ledger {
+    commands: mpsc::Sender<Command>,
+    durable: watch::Receiver<Durability>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Ledger {
+    /// Reads where the store left off and starts the writer thread.
+    pub fn start(store: Arc<dyn Store>) -> Result<Ledger, StoreError> {
+        let meta = store.meta()?;
+        let (commands, queue) = mpsc::channel(QUEUE_MAX);
+        let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
+        let worker = std::thread::Builder::new()
+            .name("medassist-ledger".into())
+            .spawn(move || {
+                Writer {
+                    store,
+                    meta,
+                    durable: durable_tx,
+                }
+                .run(queue)
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the ledger thread: {e}")))?;
+        Ok(Ledger {
+            commands,
+            durable,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Records a settlement of an assessed claim, or replays the one recorded
+    /// under its key.
+    pub async fn settle(
+        &self,
+        claim: Claim,
+        assessment: Assessment,
+    ) -> Result<Recorded, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Settle {
+            claim: Box::new(claim),
+            assessment: Box::new(assessment),
+            reply,
+        };
+        self.ask(command, answer).await
+    }
+
+    /// Reverses the settlement under `key`, or replays an earlier reversal.
+    pub async fn reverse(&self, key: ClaimKey, reason: Reason) -> Result<Recorded, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Command::Reverse { key, reason, reply }, answer)
+            .await
+    }
+
+    /// Creates or replaces a roster record.
+    pub async fn put_person(&self, person: Person) -> Result<(), LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Command::PutPerson {
+                person: Box::new(person),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    async fn ask<T>(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<Result<T, LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        answer.await.map_err(|_| LedgerError::Stopped)?
+    }
+
+    /// Returns a value read from the store once the commit that wrote it is
+    /// durable: readers never see a write a crash could still take back.
+    pub async fn durable<T>(&self, read: Versioned<T>) -> Result<T, LedgerError> {
+        let covered = |durability: &Durability| match durability {
+            Durability::UpTo(commit) => *commit >= read.commit,
+            Durability::Failed => true,
+        };
+        let mut durable = self.durable.clone();
+        let reached = tokio::time::timeout(DURABLE_WAIT_MAX, durable.wait_for(covered)).await;
+        match reached.map(|state| state.map(|s| *s)) {
+            Ok(Ok(Durability::UpTo(_))) => Ok(read.value),
+            Ok(Ok(Durability::Failed)) => Err(StoreError::Poisoned.into()),
+            Ok(Err(_)) => Err(LedgerError::Stopped),
+            Err(_) => Err(StoreError::Io("timed out waiting for the disk".into()).into()),
+        }
+    }
+
+    /// Finishes the queued requests, stops the thread and waits for it.
+    pub async fn stop(&self) {
+        // If the queue is closed the thread has already ended.
+        let _ = self.commands.send(Command::Stop).await;
+        let worker = self.worker.lock().map(|mut w| w.take()).unwrap_or_default();
+        if let Some(worker) = worker {
+            let joined = tokio::task::spawn_blocking(move || worker.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the ledger thread panicked");
+            }
+        }
+    }
+}
+
+/// The thread's side: owns the commit counter and the settlement numbers.
+struct Writer {
+    store: Arc<dyn Store>,
+    meta: Meta,
+    durable: watch::Sender<Durability>,
+}
+
+/// An answer waiting for its batch's commit.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one; boxing would only add an allocation"
+)]
+enum Reply {
+    Recorded {
+        reply: oneshot::Sender<Result<Recorded, LedgerError>>,
+        result: Result<Recorded, LedgerError>,
+        /// True when the answer rests on a write of this batch.
+        needs_commit: bool,
+    },
+    Person(oneshot::Sender<Result<(), LedgerError>>),
+}
+
+impl Writer {
+    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = queue.blocking_recv() else {
+                break;
+            };
+            let mut commands = vec![first];
+            while commands.len() < BATCH_MAX {
+                match queue.try_recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break,
+                }
+            }
+            stopping = self.process(commands);
+        }
+    }
+
+    /// Applies a batch of commands in order, commits, answers. Returns true
+    /// when asked to stop.
+    fn process(&mut self, commands: Vec<Command>) -> bool {
+        let now = Timestamp::from(chrono::Utc::now());
+        let mut pending = Pending::new(self.store.as_ref(), self.meta, now);
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut stopping = false;
+        for command in commands {
+            match command {
+                Command::Settle {
+                    claim,
+                    assessment,
+                    reply,
+                } => {
+                    let (result, needs_commit) = pending.settle(*claim, &assessment);
+                    replies.push(Reply::Recorded {
+                        reply,
+                        result,
+                        needs_commit,
+                    });
+                }
+                Command::Reverse { key, reason, reply } => {
+                    let (result, needs_commit) = pending.reverse(&key, reason);
+                    replies.push(Reply::Recorded {
+                        reply,
+                        result,
+                        needs_commit,
+                    });
+                }
+                Command::PutPerson { person, reply } => {
+                    pending.batch.persons.push(*person);
+                    replies.push(Reply::Person(reply));
+                }
+                Command::Stop => stopping = true,
+            }
+        }
+        let committed = self.commit(pending.batch);
+        for reply in replies {
+            // A caller that gave up has dropped its receiver; its request was
+            // still recorded, and a retry will replay it.
+            match reply {
+                Reply::Recorded {
+                    reply,
+                    result,
+                    needs_commit,
+                } => {
+                    let _ = reply.send(match &committed {
+                        Err(error) if needs_commit => Err(error.clone().into()),
+                        _ => result,
+                    });
+                }
+                Reply::Person(reply) => {
+                    let _ = reply.send(committed.clone().map_err(LedgerError::from));
+                }
+            }
+        }
+        stopping
+    }
+
+    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let result = self.store.commit(&batch);
+        match &result {
+            Ok(()) => {
+                self.meta = Meta {
+                    last_commit: batch.commit,
+                    next_settlement_id: batch.next_settlement_id,
+                };
+                self.durable.send_replace(Durability::UpTo(batch.commit));
+                tracing::trace!(
+                    commit = batch.commit,
+                    settlements = batch.settlements.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "committed"
+                );
+            }
+            Err(error) => {
+                self.durable.send_replace(Durability::Failed);
+                tracing::error!(commit = batch.commit, %error, "commit failed");
+            }
+        }
+        result
+    }
+}
+
+/// One batch being built: the writes so far and the state they lead to.
+struct Pending<'a> {
+    store: &'a dyn Store,
+    batch: Batch,
+    now: Timestamp,
+    /// Settlements written in this batch, by claim key (index into `batch.settlements`).
+    written: HashMap<ClaimKey, usize>,
+    /// Running totals changed in this batch (index into `batch.usages`).
+    usages: HashMap<(ResidentId, Year), usize>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(store: &'a dyn Store, meta: Meta, now: Timestamp) -> Self {
+        Pending {
+            store,
+            batch: Batch::after(meta),
+            now,
+            written: HashMap::new(),
+            usages: HashMap::new(),
+        }
+    }
+
+    /// The settlement under `key` as this batch leaves it, and whether it was
+    /// written in this batch.
+    fn find(&self, key: &ClaimKey) -> Result<Option<(Settlement, bool)>, StoreError> {
+        if let Some(&i) = self.written.get(key) {
+            return Ok(Some((self.batch.settlements[i].clone(), true)));
+        }
+        Ok(self
+            .store
+            .settlement_by_claim(key)?
+            .map(|found| (found.value, false)))
+    }
+
+    fn usage(&self, patient: &ResidentId, year: Year) -> Result<Usage, StoreError> {
+        if let Some(&i) = self.usages.get(&(patient.clone(), year)) {
+            return Ok(self.batch.usages[i].2);
+        }
+        Ok(self
+            .store
+            .usage(patient, year)?
+            .map(|u| u.value)
+            .unwrap_or_default())
+    }
+
+    fn set_usage(&mut self, patient: &ResidentId, year: Year, usage: Usage) {
+        match self.usages.get(&(patient.clone(), year)) {
+            Some(&i) => self.batch.usages[i].2 = usage,
+            None => {
+                self.usages
+                    .insert((patient.clone(), year), self.batch.usages.len());
+                self.batch.usages.push((patient.clone(), year, usage));
+            }
+        }
+    }
+
+    fn write(&mut self, settlement: Settlement) {
+        match self.written.get(settlement.claim.key()) {
+            Some(&i) => self.batch.settlements[i] = settlement,
+            None => {
+                self.written
+                    .insert(settlement.claim.key().clone(), self.batch.settlements.len());
+                self.batch.settlements.push(settlement);
+            }
+        }
+    }
+
+    fn settle(
+        &mut self,
+        claim: Claim,
+        assessment: &Assessment,
+    ) -> (Result<Recorded, LedgerError>, bool) {
+        match self.find(claim.key()) {
+            Err(error) => (Err(error.into()), false),
+            Ok(Some((existing, in_batch))) if existing.claim == claim => (
+                Ok(Recorded {
+                    settlement: existing,
+                    replayed: true,
+                }),
+                in_batch,
+            ),
+            Ok(Some((existing, in_batch))) => {
+                (Err(LedgerError::Conflict(Box::new(existing))), in_batch)
+            }
+            Ok(None) => (self.record(claim, assessment), true),
+        }
+    }
+
+    fn record(&mut self, claim: Claim, assessment: &Assessment) -> Result<Recorded, LedgerError> {
+        let (patient, year) = (claim.patient_id().clone(), claim.year());
+        let usage = self.usage(&patient, year)?;
+        let outcome = rules::apply_cap(&claim, assessment, usage.used);
+        let charged = usage.charge(outcome.assistance).ok_or_else(|| {
+            StoreError::Corrupt(format!("running total of {patient} in {year} overflows"))
+        })?;
+        let settlement = Settlement {
+            id: self.batch.next_settlement_id,
+            claim,
+            outcome,
+            settled_at: self.now,
+            reversal: None,
+        };
+        self.batch.next_settlement_id = settlement.id.next();
+        self.set_usage(&patient, year, charged);
+        self.write(settlement.clone());
+        Ok(Recorded {
+            settlement,
+            replayed: false,
+        })
+    }
+
+    fn reverse(&mut self, key: &ClaimKey, reason: Reason) -> (Result<Recorded, LedgerError>, bool) {
+        let (mut settlement, in_batch) = match self.find(key) {
+            Err(error) => return (Err(error.into()), false),
+            Ok(None) => return (Err(LedgerError::NotFound), false),
+            Ok(Some(found)) => found,
+        };
+        if settlement.reversal.is_some() {
+            return (
+                Ok(Recorded {
+                    settlement,
+                    replayed: true,
+                }),
+                in_batch,
+            );
+        }
+        let (patient, year) = (
+            settlement.claim.patient_id().clone(),
+            settlement.claim.year(),
+        );
+        let refunded = self.usage(&patient, year).and_then(|usage| {
+            usage.refund(settlement.outcome.assistance).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "running total of {patient} in {year} does not hold settlement {}",
+                    settlement.id
+                ))
+            })
+        });
+        match refunded {
+            Err(error) => (Err(error.into()), false),
+            Ok(usage) => {
+                settlement.reversal = Some(Reversal {
+                    at: self.now,
+                    reason,
+                });
+                self.set_usage(&patient, year, usage);
+                self.write(settlement.clone());
+                (
+                    Ok(Recorded {
+                        settlement,
+                        replayed: false,
+                    }),
+                    true,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! # medassist
+//!
+//! Settles medical assistance (医疗救助) at hospital discharge, in one bill
+//! with basic and critical-illness insurance. Hospitals settle and reverse
+//! claims, insurance platforms ask what is left of a patient's annual cap,
+//! civil affairs offices keep the roster of who is assisted.
+//!
+//! ## Layout, from the inside out
+//!
+//! - [`domain`]: the checked values of the trade: [`domain::Money`] (yuan,
+//!   exact to the fen), resident IDs, dates, region and diagnosis codes,
+//!   claims, roster records, policies, settlements. Each is built only by a
+//!   `parse` that names what is wrong, so the rest of the code never
+//!   re-validates.
+//! - [`rules`]: the seed policy as pure functions: who is covered, which
+//!   categories apply, how much is paid, how the annual cap cuts it. No
+//!   clock, storage or network: plain unit and property tests cover it.
+//! - [`store`]: the [`store::Store`] trait and its embedded implementation on
+//!   sled. It only stores: atomic, durable batches and reads.
+//! - [`ledger`]: the single writer. It orders every write, applies the cap in
+//!   that order, commits queued requests as one batch with one flush, and
+//!   answers only after the flush.
+//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy)
+//!   over store, ledger and rules, with errors that separate "you sent
+//!   something wrong" from "something broke".
+//! - [`grpc`]: the wire. Generated messages, conversions to and from the
+//!   domain, and the single table from errors to gRPC status codes.
+//! - [`config`]: the TOML policy file. [`server`]: start-up, health,
+//!   reflection, graceful shutdown. [`telemetry`]: logs. [`cli`]: the command
+//!   line that `main.rs` calls.
+//!
+//! A request flows grpc → app → (rules, store reads) → ledger → store, and
+//! the answer comes back the same way once the write is on disk.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod ledger;
+pub mod rules;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,196 @@
+//! The settlement rules of the seed policy (三(一)2), as pure functions.
+//!
+//! Everything here is a function of the claim, the roster record, the policy
+//! and the year's usage so far: no clock, no storage, no network. A claim is
+//! settled in two steps so the part that depends on other claims stays small:
+//! [`assess`] decides eligibility and the uncapped amount from the claim
+//! alone, and [`apply_cap`] charges it against what is left of the year's cap,
+//! which the ledger does in commit order.
+
+use crate::domain::{
+    CapState, Category, Claim, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
+    Money, Outcome, Person, Policy, PolicyId, RegionCode,
+};
+
+/// Age (full years) from which a patient qualifies by age, on the discharge date.
+pub const AGED_FROM_YEARS: i32 = 80;
+/// Age (full years) below which a patient qualifies as a minor, on the admission date.
+pub const ADULT_FROM_YEARS: i32 = 18;
+
+/// The cap a claim is charged against: known only for a patient on the roster.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CapTerms {
+    /// The roster's region.
+    pub region: RegionCode,
+    /// The policy that applies to that region and the claim's year.
+    pub policy_id: PolicyId,
+    /// That policy's annual cap.
+    pub annual_cap: Money,
+}
+
+/// What a claim is worth before the annual cap: decided from the claim, the
+/// roster and the policy alone.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Assessment {
+    /// Enrolled and in a qualifying category.
+    pub eligible: bool,
+    /// The qualifying categories found, in wire order.
+    pub categories: Vec<Category>,
+    /// Why nothing is paid, when not eligible.
+    pub ineligible_reason: Option<IneligibleReason>,
+    /// In-scope cost minus what the two insurances paid.
+    pub in_scope_out_of_pocket: Money,
+    /// `ratio x out-of-pocket` rounded up to the fen when eligible, else 0.
+    pub uncapped: Money,
+    /// The cap to charge; `None` when the patient is not on the roster.
+    pub cap: Option<CapTerms>,
+}
+
+/// Assesses a claim. `roster` is the patient's record and the policy of its
+/// region and the claim's year; `None` for a patient not on the roster, who
+/// is settled as not enrolled with no cap.
+pub fn assess(claim: &Claim, roster: Option<(&Person, &Policy)>) -> Assessment {
+    let in_scope_out_of_pocket = claim.in_scope_out_of_pocket();
+    let Some((person, policy)) = roster else {
+        return Assessment {
+            eligible: false,
+            categories: Vec::new(),
+            ineligible_reason: Some(IneligibleReason::NotEnrolled),
+            in_scope_out_of_pocket,
+            uncapped: Money::ZERO,
+            cap: None,
+        };
+    };
+    let grace = policy.terms().grace;
+    let enrolled = enrolled_during(
+        person,
+        grace,
+        claim.admission_date(),
+        claim.discharge_date(),
+    );
+    let categories = categories(claim, person, policy);
+    let ineligible_reason = if !enrolled {
+        Some(IneligibleReason::NotEnrolled)
+    } else if categories.is_empty() {
+        Some(IneligibleReason::NoQualifyingCategory)
+    } else {
+        None
+    };
+    let uncapped = match ineligible_reason {
+        Some(_) => Money::ZERO,
+        None => assistance_floor(policy, in_scope_out_of_pocket),
+    };
+    Assessment {
+        eligible: ineligible_reason.is_none(),
+        categories,
+        ineligible_reason,
+        in_scope_out_of_pocket,
+        uncapped,
+        cap: Some(CapTerms {
+            region: person.region(),
+            policy_id: policy.id().clone(),
+            annual_cap: policy.annual_cap(),
+        }),
+    }
+}
+
+/// `ratio x out_of_pocket`, rounded up to the fen. The ratio is at most 1 and
+/// the amount has two decimals, so the result never exceeds the amount.
+pub fn assistance_floor(policy: &Policy, out_of_pocket: Money) -> Money {
+    out_of_pocket
+        .as_decimal()
+        .checked_mul(policy.terms().assistance_ratio.get())
+        .and_then(Money::round_up)
+        .map_or(out_of_pocket, |floor| floor.min(out_of_pocket))
+}
+
+/// Charges an assessment against the year's cap, given what earlier
+/// settlements of the year already used, and works out what the patient pays.
+pub fn apply_cap(claim: &Claim, assessment: &Assessment, used_before: Money) -> Outcome {
+    let (assistance, capped, cap) = match &assessment.cap {
+        None => (Money::ZERO, false, None),
+        Some(terms) => {
+            let remaining = terms.annual_cap.saturating_sub(used_before);
+            let assistance = assessment.uncapped.min(remaining);
+            let state = CapState {
+                region: terms.region,
+                policy_id: terms.policy_id.clone(),
+                annual_cap: terms.annual_cap,
+                used_before,
+                remaining_after: remaining.saturating_sub(assistance),
+            };
+            (assistance, assistance < assessment.uncapped, Some(state))
+        }
+    };
+    // The insurances paid within the in-scope cost and assistance stays within
+    // the out-of-pocket part of it, so this never goes below zero.
+    let patient_pays = claim
+        .total_cost()
+        .saturating_sub(claim.insurance_paid())
+        .saturating_sub(assistance);
+    Outcome {
+        eligible: assessment.eligible,
+        categories: assessment.categories.clone(),
+        ineligible_reason: assessment.ineligible_reason,
+        in_scope_out_of_pocket: assessment.in_scope_out_of_pocket,
+        assistance,
+        patient_pays,
+        capped,
+        cap,
+    }
+}
+
+/// True when an enrollment of the person covers at least one day from
+/// `admission` to `discharge` inclusive, counting its grace period.
+pub fn enrolled_during(
+    person: &Person,
+    grace: GracePeriods,
+    admission: Date,
+    discharge: Date,
+) -> bool {
+    person.enrollments().iter().any(|enrollment| {
+        let starts_in_time = enrollment.valid_from() <= discharge;
+        let lasts_long_enough = match enrollment.valid_to() {
+            None => true,
+            Some(valid_to) => {
+                let months = match (enrollment.kind(), enrollment.exit()) {
+                    (EnrollmentKind::Dibao, ExitKind::GradualExit) => grace.gradual_exit_months,
+                    (EnrollmentKind::RegisteredPoor, ExitKind::LeftPoverty) => {
+                        grace.left_poverty_months
+                    }
+                    _ => 0,
+                };
+                valid_to.plus_months(months) >= admission.naive()
+            }
+        };
+        starts_in_time && lasts_long_enough
+    })
+}
+
+/// The qualifying categories that apply to this claim and person, in wire order.
+pub fn categories(claim: &Claim, person: &Person, policy: &Policy) -> Vec<Category> {
+    let birth = claim.patient_id().birth_date();
+    let grade = person.psychiatric_grade().get();
+    [
+        (
+            Category::MajorDisease,
+            policy.covers_any(claim.diagnosis_codes()),
+        ),
+        (Category::Paralysis, person.paralysis_certified()),
+        (
+            Category::Aged80Plus,
+            birth.full_years_until(claim.discharge_date()) >= AGED_FROM_YEARS,
+        ),
+        (
+            Category::Minor,
+            birth.full_years_until(claim.admission_date()) < ADULT_FROM_YEARS,
+        ),
+        (Category::PsychiatricDisability, grade == 1 || grade == 2),
+    ]
+    .into_iter()
+    .filter_map(|(category, applies)| applies.then_some(category))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! Storage: where settlements, running totals and the roster live.
+//!
+//! The store only stores. It knows nothing of the rules; it keeps what the
+//! ledger hands it, atomically and durably, and answers reads. The trait is
+//! small so that another backend (a networked database) can stand in for the
+//! embedded one, [`SledStore`].
+//!
+//! Every stored value carries the number of the commit that wrote it
+//! ([`Versioned`]). The ledger publishes which commits are durable, and
+//! readers wait until the value they read is, so no caller ever sees a write
+//! that a crash could still take back.
+
+mod sled_store;
+
+pub use sled_store::{SledOptions, SledStore};
+
+use crate::domain::{ClaimKey, Person, ResidentId, Settlement, SettlementId, Usage, Year};
+
+/// The number of one atomic commit; commits are numbered 1, 2, 3, ... in order.
+pub type CommitNumber = u64;
+
+/// A stored value and the commit that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// The commit that wrote it.
+    pub commit: CommitNumber,
+}
+
+/// Where the ledger left off, read once when the service starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// The last commit that was made (0 for a new store).
+    pub last_commit: CommitNumber,
+    /// The number the next new settlement gets.
+    pub next_settlement_id: SettlementId,
+}
+
+/// Everything one commit writes, applied all together or not at all.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// This commit's number: one more than the last.
+    pub commit: CommitNumber,
+    /// The settlement number counter after this commit.
+    pub next_settlement_id: SettlementId,
+    /// Settlements created or changed (reversed), with their claim keys.
+    pub settlements: Vec<Settlement>,
+    /// Running totals changed, by patient and cap year.
+    pub usages: Vec<(ResidentId, Year, Usage)>,
+    /// Roster records created or replaced.
+    pub persons: Vec<Person>,
+}
+
+impl Batch {
+    /// An empty commit that follows `meta`.
+    pub fn after(meta: Meta) -> Batch {
+        Batch {
+            commit: meta.last_commit + 1,
+            next_settlement_id: meta.next_settlement_id,
+            settlements: Vec::new(),
+            usages: Vec::new(),
+            persons: Vec::new(),
+        }
+    }
+
+    /// True when the commit would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.settlements.is_empty() && self.usages.is_empty() && self.persons.is_empty()
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The disk or the database failed; the operation did not happen.
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// Stored bytes could not be read back: the data directory is damaged.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// An earlier commit failed part-way; nothing more is served until the
+    /// service restarts and the store recovers from its log.
+    #[error("storage failed earlier; restart the service to recover")]
+    Poisoned,
+}
+
+/// The operations the ledger and the readers need.
+pub trait Store: Send + Sync + 'static {
+    /// Where the ledger left off.
+    fn meta(&self) -> Result<Meta, StoreError>;
+
+    /// One person's roster record.
+    fn person(&self, id: &ResidentId) -> Result<Option<Versioned<Person>>, StoreError>;
+
+    /// One settlement, by its number.
+    fn settlement(&self, id: SettlementId) -> Result<Option<Versioned<Settlement>>, StoreError>;
+
+    /// One settlement, by its claim key.
+    fn settlement_by_claim(
+        &self,
+        key: &ClaimKey,
+    ) -> Result<Option<Versioned<Settlement>>, StoreError>;
+
+    /// A patient's running total for a cap year; `None` before the first settlement.
+    fn usage(
+        &self,
+        patient: &ResidentId,
+        year: Year,
+    ) -> Result<Option<Versioned<Usage>>, StoreError>;
+
+    /// Up to `limit` settlements of a patient's cap year, oldest first,
+    /// starting after `after`.
+    fn settlements_of(
+        &self,
+        patient: &ResidentId,
+        year: Year,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
+
+    /// Writes the whole batch atomically and returns only once it is durable.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+}

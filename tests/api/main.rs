@@ -1,0 +1,13 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a temporary data
+//! directory, called through real tonic clients.
+
+mod helpers;
+
+mod concurrency;
+mod policy;
+mod restart;
+mod roster;
+mod service;
+mod settle;
+mod usage;
+mod validation;
