@@ -1,11 +1,12 @@
-//! The command line: `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE]`.
-//! With no subcommand, `medassist` serves with the same options.
+//! The command line: `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE]`
+//! (also the default with no subcommand) and `medassist bench` (see [`crate::bench`]).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    bench::{BenchOptions, Scenario},
     config::Config,
     server::{Server, ServerConfig, shutdown_signal},
 };
@@ -29,6 +30,43 @@ pub struct Cli {
 enum Command {
     /// Serve the gRPC API (the default).
     Serve(ServeArgs),
+    /// Drive a running server with load and report throughput and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The server to drive.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests outstanding per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Measured time of each phase, such as "10s".
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up before each phase.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Patients loaded on the roster and drawn from.
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+    /// Put all load on the first N patients (a hot spot).
+    #[arg(long)]
+    hot_patients: Option<usize>,
+    /// A scenario: an operation (settle, presettle, usage, reverse) or a
+    /// weighted mix such as "settle=8,usage=1,reverse=1". Repeatable.
+    #[arg(long = "scenario", value_parser = Scenario::parse, default_values = ["settle", "presettle", "usage"])]
+    scenarios: Vec<Scenario>,
+    /// Repetitions of every phase; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +88,7 @@ impl Cli {
         crate::telemetry::init();
         match self.command {
             Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Bench(args)) => bench(args).await,
             None => serve(self.serve).await,
         }
     }
@@ -67,5 +106,22 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     server_config.config = config;
     let server = Server::bind(server_config).await?;
     server.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    crate::bench::run(BenchOptions {
+        target: args.target,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        duration: args.duration,
+        warmup: args.warmup,
+        patients: args.patients,
+        hot_patients: args.hot_patients,
+        scenarios: args.scenarios,
+        runs: args.runs,
+        json: args.json,
+    })
+    .await?;
     Ok(())
 }

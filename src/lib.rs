@@ -27,7 +27,7 @@
 //!   domain, and the single table from errors to gRPC status codes.
 //! - [`config`]: the TOML policy file. [`server`]: start-up, health,
 //!   reflection, graceful shutdown. [`telemetry`]: logs. [`cli`]: the command
-//!   line that `main.rs` calls.
+//!   line that `main.rs` calls. [`bench`]: the load generator.
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
 //! the answer comes back the same way once the write is on disk.
@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -44,3 +45,8 @@ pub mod rules;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+
+/// The README's Rust example compiles as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -157,6 +157,10 @@ impl Server {
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
+        // Small answers must leave at once: without TCP_NODELAY, Nagle's
+        // algorithm holds the last frame of a response until the client's
+        // delayed ACK, about 40 ms later.
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(%addr, "serving");
         let served = tonic::transport::Server::builder()
             .timeout(self.limits.request_timeout)
@@ -169,7 +173,7 @@ impl Server {
             .add_service(UsageServiceServer::new(api.clone()).max_decoding_message_size(bytes_max))
             .add_service(RosterServiceServer::new(api.clone()).max_decoding_message_size(bytes_max))
             .add_service(PolicyServiceServer::new(api).max_decoding_message_size(bytes_max))
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
