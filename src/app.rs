@@ -54,7 +54,7 @@ pub enum AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Io(_) | StoreError::Poisoned => AppError::Unavailable(error.to_string()),
+            StoreError::Io(_) | StoreError::Poisoned(_) => AppError::Unavailable(error.to_string()),
             StoreError::Corrupt(_) => AppError::Internal(error.to_string()),
         }
     }
@@ -137,6 +137,12 @@ impl App {
             policies,
             ledger,
         })
+    }
+
+    /// Completes with `true` if storage fails beyond recovery while serving
+    /// (see [`Ledger::failed`]).
+    pub async fn store_failed(&self) -> bool {
+        self.ledger.failed().await
     }
 
     /// Finishes queued writes and stops the ledger.

@@ -1,7 +1,8 @@
 //! The command line: `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE]`
-//! (also the default with no subcommand) and `medassist bench` (see [`crate::bench`]).
+//! (also the default with no subcommand), `medassist bench` (see [`crate::bench`]) and
+//! `medassist verify --data-dir DIR` (see [`crate::verify`]).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -9,6 +10,7 @@ use crate::{
     bench::{BenchOptions, Scenario},
     config::Config,
     server::{Server, ServerConfig, shutdown_signal},
+    store::{SledOptions, SledStore},
 };
 
 /// Medical assistance one-stop settlement service.
@@ -32,6 +34,16 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server with load and report throughput and latency.
     Bench(BenchArgs),
+    /// Check a data directory's consistency, with the service stopped.
+    /// Exits 0 when consistent, 1 naming each discrepancy.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The data directory to check.
+    #[arg(long, default_value = "./medassist-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -83,18 +95,20 @@ struct ServeArgs {
 }
 
 impl Cli {
-    /// Runs the command; the error is printed by `main` and exits non-zero.
-    pub async fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    /// Runs the command. An error is printed by `main` and exits 2; a
+    /// failed check exits 1.
+    pub async fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
         crate::telemetry::init();
         match self.command {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Bench(args)) => bench(args).await,
+            Some(Command::Verify(args)) => verify(args),
             None => serve(self.serve).await,
         }
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -106,10 +120,24 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     server_config.config = config;
     let server = Server::bind(server_config).await?;
     server.run(shutdown_signal()).await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if !args.data_dir.is_dir() {
+        return Err(format!("{} is not a directory", args.data_dir.display()).into());
+    }
+    let store = SledStore::open(&args.data_dir, SledOptions::default())?;
+    let report = crate::verify::verify(&store)?;
+    print!("{report}");
+    Ok(if report.is_consistent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::bench::run(BenchOptions {
         target: args.target,
         connections: args.connections,
@@ -123,5 +151,5 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         json: args.json,
     })
     .await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

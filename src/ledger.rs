@@ -180,10 +180,21 @@ impl Ledger {
         let reached = tokio::time::timeout(DURABLE_WAIT_MAX, durable.wait_for(covered)).await;
         match reached.map(|state| state.map(|s| *s)) {
             Ok(Ok(Durability::UpTo(_))) => Ok(read.value),
-            Ok(Ok(Durability::Failed)) => Err(StoreError::Poisoned.into()),
+            Ok(Ok(Durability::Failed)) => Err(StoreError::Poisoned(
+                "a commit failed before this read was durable".into(),
+            )
+            .into()),
             Ok(Err(_)) => Err(LedgerError::Stopped),
             Err(_) => Err(StoreError::Io("timed out waiting for the disk".into()).into()),
         }
+    }
+
+    /// Completes with `true` when a commit fails in a way that leaves the
+    /// store unusable until restart, so the server can stop reporting itself
+    /// healthy; with `false` when the ledger stops normally first.
+    pub async fn failed(&self) -> bool {
+        let mut durable = self.durable.clone();
+        durable.wait_for(|d| *d == Durability::Failed).await.is_ok()
     }
 
     /// Finishes the queued requests, stops the thread and waits for it.
@@ -320,7 +331,11 @@ impl Writer {
                 );
             }
             Err(error) => {
-                self.durable.send_replace(Durability::Failed);
+                // A failure that changed nothing leaves the durable point where
+                // it was; one that may have changed the store ends serving.
+                if matches!(error, StoreError::Poisoned(_)) {
+                    self.durable.send_replace(Durability::Failed);
+                }
                 tracing::error!(commit = batch.commit, %error, "commit failed");
             }
         }

@@ -27,7 +27,8 @@
 //!   domain, and the single table from errors to gRPC status codes.
 //! - [`config`]: the TOML policy file. [`server`]: start-up, health,
 //!   reflection, graceful shutdown. [`telemetry`]: logs. [`cli`]: the command
-//!   line that `main.rs` calls. [`bench`]: the load generator.
+//!   line that `main.rs` calls. [`bench`]: the load generator. [`verify`]: the
+//!   offline consistency check of a data directory.
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
 //! the answer comes back the same way once the write is on disk.
@@ -45,6 +46,7 @@ pub mod rules;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
 /// The README's Rust example compiles as a doctest, so it cannot rot.
 #[cfg(doctest)]

@@ -1,14 +1,16 @@
 //! `medassist`: see the crate documentation and `medassist --help`.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     match medassist::cli::Cli::parse().run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("medassist: {error}");
-            std::process::ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

@@ -151,6 +151,7 @@ impl Server {
         health.set_serving::<UsageServiceServer<Api>>().await;
         health.set_serving::<RosterServiceServer<Api>>().await;
         health.set_serving::<PolicyServiceServer<Api>>().await;
+        let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -177,9 +178,30 @@ impl Server {
             .await;
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
+        // The watcher ends with the ledger; waiting for it releases its hold
+        // on the store, so the directory can be opened again at once.
+        let _ = watch_store.await;
         tracing::info!("stopped");
         Ok(served?)
     }
+}
+
+/// Marks every service NOT_SERVING once the store has failed beyond
+/// recovery, so load balancers stop sending traffic until a restart.
+async fn report_store_failure(app: Arc<App>, health: tonic_health::server::HealthReporter) {
+    if !app.store_failed().await {
+        return;
+    }
+    tracing::error!("storage failed: reporting NOT_SERVING until the service is restarted");
+    health
+        .set_not_serving::<SettlementServiceServer<Api>>()
+        .await;
+    health.set_not_serving::<UsageServiceServer<Api>>().await;
+    health.set_not_serving::<RosterServiceServer<Api>>().await;
+    health.set_not_serving::<PolicyServiceServer<Api>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
 }
 
 /// Completes on SIGINT or SIGTERM: the signals that ask the service to stop.

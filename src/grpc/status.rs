@@ -31,18 +31,73 @@ pub fn to_status(error: AppError) -> Status {
     }
 }
 
+/// Most field violations listed in one status. Errors travel in HTTP/2
+/// trailers, which clients cap at 16 KiB; a roster record can have over a
+/// hundred bad fields, and an answer the client cannot read helps no one.
+pub const VIOLATIONS_LISTED_MAX: usize = 50;
+/// Field names quoted in the status message itself.
+const FIELDS_IN_MESSAGE_MAX: usize = 5;
+
 /// `INVALID_ARGUMENT` carrying one `google.rpc.BadRequest` field violation
-/// per bad field.
+/// per bad field (the first [`VIOLATIONS_LISTED_MAX`]); the message gives
+/// the total and names the first few fields.
 pub fn invalid(violations: &Violations) -> Status {
+    let total = violations.iter().count();
     let details = ErrorDetails::with_bad_request(
         violations
             .iter()
+            .take(VIOLATIONS_LISTED_MAX)
             .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
             .collect::<Vec<_>>(),
     );
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid request: {violations}"),
-        details,
-    )
+    let fields: Vec<&str> = violations
+        .iter()
+        .take(FIELDS_IN_MESSAGE_MAX)
+        .map(|v| v.field.as_str())
+        .collect();
+    let mut message = match violations.iter().next() {
+        Some(only) if total == 1 => {
+            format!("invalid request: {}: {}", only.field, only.description)
+        }
+        _ => format!("invalid request: {total} bad fields: {}", fields.join(", ")),
+    };
+    if total > FIELDS_IN_MESSAGE_MAX {
+        message.push_str(", ...");
+    }
+    if total > VIOLATIONS_LISTED_MAX {
+        message.push_str(&format!(
+            " (details list the first {VIOLATIONS_LISTED_MAX})"
+        ));
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves the worst request the limits allow (over a hundred bad
+    /// fields) gives an error well inside the 16 KiB clients accept.
+    #[test]
+    fn errors_stay_small_however_many_fields_are_bad() {
+        let mut violations = Violations::new();
+        for i in 0..200 {
+            violations.add(
+                format!("person.enrollments[{i}].valid_from"),
+                "must be a date written YYYY-MM-DD",
+            );
+        }
+        let status = invalid(&violations);
+        assert!(
+            status.details().len() < 6 * 1024,
+            "{}",
+            status.details().len()
+        );
+        assert!(status.message().len() < 300, "{}", status.message());
+        assert!(
+            status
+                .message()
+                .ends_with(", ... (details list the first 50)")
+        );
+    }
 }

@@ -7,7 +7,8 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::domain::{
-    ClaimInput, EnrollmentInput, PersonInput, PolicyBook, Year, resident_id::tests::with_check,
+    ClaimInput, EnrollmentInput, PersonInput, PolicyBook, Usage, Year,
+    resident_id::tests::with_check,
 };
 
 const STAY_FROM: &str = "2026-03-01";
@@ -627,5 +628,46 @@ proptest! {
         let b = claim(Bill { codes: &backward, ..Bill::default() });
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(settle(&a, &dibao(""), "0"), settle(&b, &dibao(""), "0"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Settling claims in order and then reversing any of them leaves the
+    /// running total equal to the sum of those still settled, never above
+    /// the cap; reversing all of them restores it to zero exactly.
+    #[test]
+    fn settle_then_reverse_restores_usage_exactly(
+        amounts in proptest::collection::vec(1i64..=30_000_000, 1..40),
+        reversed in proptest::collection::vec(any::<bool>(), 40),
+    ) {
+        let person = dibao("");
+        let policy = policy();
+        let mut usage = Usage::default();
+        let mut paid = Vec::new();
+        for fen in &amounts {
+            let amount = Money::from_fen(*fen).unwrap().to_string();
+            let claim = claim(Bill { total: &amount, in_scope: &amount, basic: "0", critical: "0", ..Bill::default() });
+            let outcome = apply_cap(&claim, &assess(&claim, Some((&person, &policy))), usage.used);
+            usage = usage.charge(outcome.assistance).unwrap();
+            prop_assert!(usage.used <= policy.annual_cap());
+            paid.push(outcome.assistance);
+        }
+        let mut still_settled = Money::ZERO;
+        for (assistance, reverse) in paid.iter().zip(&reversed) {
+            if *reverse {
+                usage = usage.refund(*assistance).unwrap();
+            } else {
+                still_settled = still_settled.checked_add(*assistance).unwrap();
+            }
+        }
+        prop_assert_eq!(usage.used, still_settled);
+        for (assistance, reverse) in paid.iter().zip(&reversed) {
+            if !*reverse {
+                usage = usage.refund(*assistance).unwrap();
+            }
+        }
+        prop_assert_eq!(usage, Usage::default());
     }
 }

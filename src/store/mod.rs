@@ -14,6 +14,9 @@ mod sled_store;
 
 pub use sled_store::{SledOptions, SledStore};
 
+/// Items of a full scan; each may fail on its own (a damaged record).
+pub type ScanIter<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
+
 use crate::domain::{ClaimKey, Person, ResidentId, Settlement, SettlementId, Usage, Year};
 
 /// The number of one atomic commit; commits are numbered 1, 2, 3, ... in order.
@@ -73,16 +76,37 @@ impl Batch {
 /// Why the store could not do what was asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The disk or the database failed; the operation did not happen.
+    /// The disk or the database failed and nothing was changed: retrying is safe.
     #[error("storage failed: {0}")]
     Io(String),
     /// Stored bytes could not be read back: the data directory is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    /// An earlier commit failed part-way; nothing more is served until the
-    /// service restarts and the store recovers from its log.
-    #[error("storage failed earlier; restart the service to recover")]
-    Poisoned,
+    /// A commit failed after it may have changed the store (for example at
+    /// the flush). Nothing more is served until the service restarts and the
+    /// store recovers its last durable state from its log.
+    #[error("storage failed ({0}); restart the service to recover")]
+    Poisoned(String),
+}
+
+/// A step of a commit at which a test can make it fail (see [`FaultPlan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitStep {
+    /// After the batch is encoded, before anything is written.
+    BeforeWrite,
+    /// Inside the transaction, after its writes: the transaction rolls back.
+    DuringTransaction,
+    /// After the transaction applied, instead of the flush: the writes are
+    /// in memory but not known durable.
+    AtFlush,
+}
+
+/// Decides whether a commit step fails. Production stores have none; tests
+/// use it to prove that every failure leaves no partial state and that a
+/// retry after recovery settles exactly once.
+pub trait FaultPlan: Send + Sync + 'static {
+    /// True when the commit should fail at `step`.
+    fn fails(&self, step: CommitStep) -> bool;
 }
 
 /// The operations the ledger and the readers need.
@@ -121,4 +145,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes the whole batch atomically and returns only once it is durable.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+}
+
+/// Reading everything, for the offline consistency check (`medassist verify`).
+/// Each scan streams, so a large store is checked in bounded memory.
+pub trait Scan: Store {
+    /// Every settlement, by number.
+    fn scan_settlements(&self) -> ScanIter<'_, Versioned<Settlement>>;
+    /// Every entry of the claim-key index.
+    fn scan_claim_index(&self) -> ScanIter<'_, (ClaimKey, SettlementId)>;
+    /// Every entry of the patient-year index.
+    fn scan_patient_year_index(&self) -> ScanIter<'_, (ResidentId, Year, SettlementId)>;
+    /// Every running total.
+    fn scan_usages(&self) -> ScanIter<'_, (ResidentId, Year, Versioned<Usage>)>;
+    /// Every roster record.
+    fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>>;
 }

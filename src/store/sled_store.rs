@@ -17,14 +17,18 @@
 
 use std::{
     path::Path,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{Arc, OnceLock},
 };
 
 use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Batch, CommitNumber, Meta, Store, StoreError, Versioned};
-use crate::domain::{ClaimKey, Person, ResidentId, Settlement, SettlementId, Usage, Year};
+use super::{
+    Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
+};
+use crate::domain::{
+    ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
+};
 
 /// The layout version this code reads and writes.
 const SCHEMA_VERSION: u32 = 1;
@@ -53,7 +57,9 @@ pub struct SledStore {
     /// Set when a commit failed after it may have changed the tree: from then
     /// on nothing is read or written until the service restarts, so no one
     /// sees (or builds on) a write that is not durable.
-    poisoned: AtomicBool,
+    poisoned: OnceLock<String>,
+    /// Injected failures, for tests only.
+    faults: Option<Arc<dyn FaultPlan>>,
 }
 
 impl SledStore {
@@ -65,13 +71,42 @@ impl SledStore {
             // Every commit flushes itself; a timer would only add noise.
             .flush_every_ms(None)
             .open()
-            .map_err(io)?;
+            .map_err(|error| match error.to_string() {
+                locked if locked.contains("could not acquire lock") => {
+                    StoreError::Io(format!("{locked} (is the service still running?)"))
+                }
+                other => StoreError::Io(other),
+            })?;
         let store = SledStore {
             db,
-            poisoned: AtomicBool::new(false),
+            poisoned: OnceLock::new(),
+            faults: None,
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Opens the store with failures injected at chosen commit steps. For
+    /// tests of failure handling; production uses [`SledStore::open`].
+    pub fn open_with_faults(
+        dir: &Path,
+        options: SledOptions,
+        faults: Arc<dyn FaultPlan>,
+    ) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            faults: Some(faults),
+            ..SledStore::open(dir, options)?
+        })
+    }
+
+    fn fails(&self, step: CommitStep) -> bool {
+        self.faults.as_ref().is_some_and(|plan| plan.fails(step))
+    }
+
+    fn poison(&self, reason: String) -> StoreError {
+        let reason = self.poisoned.get_or_init(|| reason).clone();
+        tracing::error!(%reason, "store poisoned: restart the service to recover");
+        StoreError::Poisoned(reason)
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -95,10 +130,10 @@ impl SledStore {
     }
 
     fn healthy(&self) -> Result<(), StoreError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(StoreError::Poisoned);
+        match self.poisoned.get() {
+            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn get_versioned<T: DeserializeOwned>(
@@ -109,20 +144,15 @@ impl SledStore {
         self.db
             .get(key)
             .map_err(io)?
-            .map(|bytes| decode::<(CommitNumber, T)>(&bytes))
+            .map(|bytes| versioned(&bytes))
             .transpose()
-            .map(|found| found.map(|(commit, value)| Versioned { value, commit }))
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         self.db
             .get(key)
             .map_err(io)?
-            .map(|bytes| {
-                <[u8; 8]>::try_from(bytes.as_ref())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt(format!("{:?} is not a number", key)))
-            })
+            .map(|bytes| be_u64(&bytes))
             .transpose()
     }
 
@@ -218,9 +248,7 @@ impl Store for SledStore {
             if !key.starts_with(&prefix) {
                 break;
             }
-            let id = <[u8; 8]>::try_from(&key[prefix.len()..])
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("malformed patient-year index key".into()))?;
+            let id = be_u64(&key[prefix.len()..])?;
             let settlement = self.settlement(SettlementId::new(id))?.ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "patient-year index points to missing settlement {id}"
@@ -234,23 +262,112 @@ impl Store for SledStore {
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         self.healthy()?;
         let writes = Self::writes_of(batch)?;
+        if self.fails(CommitStep::BeforeWrite) {
+            return Err(StoreError::Io("injected failure before the write".into()));
+        }
         let applied = self.db.transaction(|tx| {
             tx.apply_batch(&writes)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            if self.fails(CommitStep::DuringTransaction) {
+                let injected = StoreError::Io("injected failure during the transaction".into());
+                return Err(ConflictableTransactionError::Abort(injected));
+            }
+            Ok(())
         });
-        let flushed = applied
-            .map_err(|error| match error {
-                TransactionError::Abort(error) => error,
-                TransactionError::Storage(error) => io(error),
-            })
-            .and_then(|()| self.db.flush().map(drop).map_err(io));
-        if flushed.is_err() {
-            // The tree may now hold writes that are not durable: stop serving
-            // them. Restarting recovers the last durable state from the log.
-            self.poisoned.store(true, Ordering::Release);
+        match applied {
+            Ok(()) => {}
+            // An aborted transaction wrote nothing.
+            Err(TransactionError::Abort(error)) => return Err(error),
+            Err(TransactionError::Storage(error)) => return Err(self.poison(error.to_string())),
         }
-        flushed
+        let flushed = if self.fails(CommitStep::AtFlush) {
+            Err("injected failure at the flush".to_owned())
+        } else {
+            self.db.flush().map(drop).map_err(|e| e.to_string())
+        };
+        // The tree may now hold writes that are not durable: stop serving
+        // them. Restarting recovers the last durable state from the log.
+        flushed.map_err(|reason| self.poison(reason))
     }
+}
+
+impl SledStore {
+    fn scan<'a, T: 'a>(
+        &'a self,
+        prefix: &'static [u8],
+        read: impl Fn(&[u8], &[u8]) -> Result<T, StoreError> + 'a,
+    ) -> ScanIter<'a, T> {
+        if let Err(error) = self.healthy() {
+            return Box::new(std::iter::once(Err(error)));
+        }
+        Box::new(self.db.scan_prefix(prefix).map(move |entry| {
+            let (key, value) = entry.map_err(io)?;
+            read(&key[prefix.len()..], &value)
+        }))
+    }
+}
+
+impl Scan for SledStore {
+    fn scan_settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
+        self.scan(b"S", |_, value| versioned(value))
+    }
+
+    fn scan_claim_index(&self) -> ScanIter<'_, (ClaimKey, SettlementId)> {
+        self.scan(b"C", |key, value| {
+            let damaged = || StoreError::Corrupt("malformed claim index entry".into());
+            let (&len, rest) = key.split_first().ok_or_else(damaged)?;
+            let (hospital, claim) = rest
+                .split_at_checked(usize::from(len))
+                .ok_or_else(damaged)?;
+            let text = |bytes| std::str::from_utf8(bytes).map_err(|_| damaged());
+            let key = ClaimKey {
+                hospital_id: HospitalId::parse(text(hospital)?).map_err(|_| damaged())?,
+                claim_id: ClaimId::parse(text(claim)?).map_err(|_| damaged())?,
+            };
+            Ok((key, SettlementId::new(be_u64(value)?)))
+        })
+    }
+
+    fn scan_patient_year_index(&self) -> ScanIter<'_, (ResidentId, Year, SettlementId)> {
+        self.scan(b"P", |key, _| {
+            let (patient, year) = patient_year_of(key)?;
+            Ok((patient, year, SettlementId::new(be_u64(&key[20..])?)))
+        })
+    }
+
+    fn scan_usages(&self) -> ScanIter<'_, (ResidentId, Year, Versioned<Usage>)> {
+        self.scan(b"U", |key, value| {
+            let (patient, year) = patient_year_of(key)?;
+            Ok((patient, year, versioned(value)?))
+        })
+    }
+
+    fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>> {
+        self.scan(b"R", |_, value| versioned(value))
+    }
+}
+
+fn versioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<Versioned<T>, StoreError> {
+    decode::<(CommitNumber, T)>(bytes).map(|(commit, value)| Versioned { value, commit })
+}
+
+fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a stored number is not 8 bytes".into()))
+}
+
+/// Reads the resident ID (18 bytes) and year (2 bytes) at the start of a key body.
+fn patient_year_of(key: &[u8]) -> Result<(ResidentId, Year), StoreError> {
+    let damaged = || StoreError::Corrupt("malformed patient-year key".into());
+    let id = key
+        .get(..18)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or_else(damaged)?;
+    let year = key.get(18..20).ok_or_else(damaged)?;
+    Ok((
+        ResidentId::parse(id).map_err(|_| damaged())?,
+        Year::parse(i32::from(u16::from_be_bytes([year[0], year[1]]))).map_err(|_| damaged())?,
+    ))
 }
 
 fn io(error: sled::Error) -> StoreError {

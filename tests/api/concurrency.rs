@@ -86,8 +86,3 @@ async fn the_same_claim_sent_eight_times_at_once_settles_once() {
         ("7350.00", 1)
     );
 }
-
-fn fen(amount: &str) -> i64 {
-    let (yuan, fen) = amount.split_once('.').unwrap();
-    yuan.parse::<i64>().unwrap() * 100 + fen.parse::<i64>().unwrap()
-}

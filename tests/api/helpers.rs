@@ -2,7 +2,7 @@
 //! hands out real tonic clients. No sleeps: `Server::bind` returns once the
 //! port is bound, so clients may connect at once.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use medassist::{
     config::Config,
@@ -14,6 +14,8 @@ use medassist::{
         usage_service_client::UsageServiceClient,
     },
     server::{Server, ServerConfig},
+    store::{SledOptions, SledStore, Store},
+    verify::{VerifyReport, verify},
 };
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -35,9 +37,18 @@ impl TestServer {
 
     /// A server on `dir` (kept alive by the Arc) with `config`.
     pub async fn start_with(dir: Arc<TempDir>, config: Config) -> TestServer {
-        let mut server_config = ServerConfig::new(local(), dir.path().join("data"));
+        let mut server_config = ServerConfig::new(local(), data_dir(&dir));
         server_config.config = config;
         let server = Server::bind(server_config).await.expect("server starts");
+        Self::spawn(server, dir).await
+    }
+
+    /// A server on `dir` over a store the test opened itself (for example
+    /// one with injected faults) in `data_dir(&dir)`.
+    pub async fn start_with_store(dir: Arc<TempDir>, store: Arc<dyn Store>) -> TestServer {
+        let server = Server::bind_with_store(local(), store, Config::default(), Default::default())
+            .await
+            .expect("server starts");
         Self::spawn(server, dir).await
     }
 
@@ -106,6 +117,17 @@ impl TestServer {
             .expect("roster accepts the person");
         id
     }
+}
+
+/// Where a test server keeps its store inside its temporary directory.
+pub fn data_dir(dir: &TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+/// Runs the offline consistency check on a stopped server's directory.
+pub fn verify_dir(dir: &TempDir) -> VerifyReport {
+    let store = SledStore::open(&data_dir(dir), SledOptions::default()).expect("store opens");
+    verify(&store).expect("the check runs")
 }
 
 fn local() -> SocketAddr {
@@ -188,4 +210,10 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .into_iter()
         .map(|v| v.field)
         .collect()
+}
+
+/// An amount from the wire ("1234.50") in fen, for exact sums in tests.
+pub fn fen(amount: &str) -> i64 {
+    let (yuan, fen) = amount.split_once('.').expect("two decimals");
+    yuan.parse::<i64>().unwrap() * 100 + fen.parse::<i64>().unwrap()
 }

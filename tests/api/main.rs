@@ -3,7 +3,12 @@
 
 mod helpers;
 
+mod hostile;
+
 mod concurrency;
+mod crash;
+mod faults;
+mod invariants;
 mod policy;
 mod restart;
 mod roster;

@@ -376,3 +376,37 @@ async fn oversized_messages_are_refused_and_the_server_keeps_serving() {
     );
     assert_eq!(settlement.assistance_amount, "7350.00");
 }
+
+/// Proves a record with over a hundred bad fields still gets a readable
+/// INVALID_ARGUMENT: the first 50 violations, and the total in the message.
+#[tokio::test]
+async fn very_many_bad_fields_fit_in_one_answer() {
+    let server = TestServer::start().await;
+    let bad = pb::Enrollment {
+        kind: 0,
+        valid_from: "x".repeat(200),
+        valid_to: "y".repeat(200),
+        exit: 9,
+    };
+    let person = pb::Person {
+        enrollments: vec![bad; 32],
+        ..dibao_person("nope")
+    };
+    let status = server
+        .roster()
+        .upsert_person(pb::UpsertPersonRequest {
+            person: Some(person),
+        })
+        .await
+        .unwrap_err();
+    let fields = bad_fields(&status);
+    assert_eq!(fields.len(), 50);
+    assert_eq!(fields[0], "person.patient_id");
+    assert!(
+        status
+            .message()
+            .starts_with("invalid request: 129 bad fields: person.patient_id,"),
+        "{}",
+        status.message()
+    );
+}
