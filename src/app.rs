@@ -9,19 +9,19 @@
 use std::sync::Arc;
 
 use crate::{
+    auth::{Action, Principal, Refusal, authorize},
     domain::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
         ResidentId, Settlement, SettlementId, Violations, Year,
     },
     ledger::{Ledger, LedgerError, Recorded},
+    metrics::Metrics,
     rules,
     store::{Store, StoreError},
 };
 
 /// Settlements per page when the caller does not say.
 pub const PAGE_SIZE_DEFAULT: usize = 50;
-/// Most settlements per page, whatever the caller asks.
-pub const PAGE_SIZE_MAX: usize = 500;
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,9 @@ pub enum AppError {
     /// The claim key was used for a different claim.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The caller may not do this (its role, or another hospital's data).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// No policy applies to the patient's region and year.
     #[error("no medical assistance policy applies to region {region} in {year}")]
     NoPolicy {
@@ -57,6 +60,12 @@ impl From<StoreError> for AppError {
             StoreError::Io(_) | StoreError::Poisoned(_) => AppError::Unavailable(error.to_string()),
             StoreError::Corrupt(_) => AppError::Internal(error.to_string()),
         }
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(refusal: Refusal) -> Self {
+        AppError::PermissionDenied(refusal.to_string())
     }
 }
 
@@ -126,16 +135,26 @@ pub struct App {
     store: Arc<dyn Store>,
     policies: PolicyBook,
     ledger: Ledger,
+    metrics: Arc<Metrics>,
+    page_size_max: usize,
 }
 
 impl App {
-    /// Starts the ledger on `store`, to settle under `policies`.
-    pub fn start(store: Arc<dyn Store>, policies: PolicyBook) -> Result<App, StoreError> {
-        let ledger = Ledger::start(Arc::clone(&store))?;
+    /// Starts the ledger on `store`, to settle under `policies`; lists hold
+    /// at most `page_size_max` settlements.
+    pub fn start(
+        store: Arc<dyn Store>,
+        policies: PolicyBook,
+        metrics: Arc<Metrics>,
+        page_size_max: usize,
+    ) -> Result<App, StoreError> {
+        let ledger = Ledger::start(Arc::clone(&store), Arc::clone(&metrics))?;
         Ok(App {
             store,
             policies,
             ledger,
+            metrics,
+            page_size_max,
         })
     }
 
@@ -151,7 +170,8 @@ impl App {
     }
 
     /// Quotes a claim against the current state. Records nothing.
-    pub async fn pre_settle(&self, claim: Claim) -> Result<Quote, AppError> {
+    pub async fn pre_settle(&self, claim: Claim, by: &Principal) -> Result<Quote, AppError> {
+        authorize(by, Action::Quote(&claim.key().hospital_id))?;
         let assessment = self.assess(&claim).await?;
         let used = match self.store.usage(claim.patient_id(), claim.year())? {
             Some(read) => self.ledger.durable(read).await?.used,
@@ -163,7 +183,8 @@ impl App {
 
     /// Settles a claim once: records it and charges the cap, or replays the
     /// settlement already recorded under its key.
-    pub async fn settle(&self, claim: Claim) -> Result<Recorded, AppError> {
+    pub async fn settle(&self, claim: Claim, by: &Principal) -> Result<Recorded, AppError> {
+        authorize(by, Action::Settle(&claim.key().hospital_id))?;
         // A retry is answered from the store without assessing again; the
         // ledger checks the key once more, in order, for retries that race.
         if let Some(read) = self.store.settlement_by_claim(claim.key())? {
@@ -179,29 +200,47 @@ impl App {
         let assessment = self.assess(&claim).await?;
         let recorded = self.ledger.settle(claim, assessment).await?;
         if !recorded.replayed {
-            log_settlement("settled", &recorded.settlement);
+            self.metrics.settled(&recorded.settlement.outcome);
+            audit_settlement("settle", &recorded.settlement, by);
         }
         Ok(recorded)
     }
 
     /// Reverses the settlement under `key`, giving its amount back to its
     /// year's cap; reversing again replays.
-    pub async fn reverse(&self, key: ClaimKey, reason: Reason) -> Result<Recorded, AppError> {
+    pub async fn reverse(
+        &self,
+        key: ClaimKey,
+        reason: Reason,
+        by: &Principal,
+    ) -> Result<Recorded, AppError> {
+        authorize(by, Action::Reverse(&key.hospital_id))?;
         let recorded = self.ledger.reverse(key, reason).await?;
         if !recorded.replayed {
-            log_settlement("reversed", &recorded.settlement);
+            self.metrics
+                .reversed(recorded.settlement.outcome.assistance);
+            audit_settlement("reverse", &recorded.settlement, by);
         }
         Ok(recorded)
     }
 
-    /// One recorded settlement.
-    pub async fn settlement(&self, by: SettlementRef) -> Result<Settlement, AppError> {
-        let read = match &by {
+    /// One recorded settlement, if the caller may read its hospital's.
+    pub async fn settlement(
+        &self,
+        which: SettlementRef,
+        by: &Principal,
+    ) -> Result<Settlement, AppError> {
+        let read = match &which {
             SettlementRef::Id(id) => self.store.settlement(*id)?,
-            SettlementRef::Claim(key) => self.store.settlement_by_claim(key)?,
+            SettlementRef::Claim(key) => {
+                // Checked before the read, so the answer tells another
+                // hospital nothing about this one's claims.
+                authorize(by, Action::ReadSettlement(&key.hospital_id))?;
+                self.store.settlement_by_claim(key)?
+            }
         };
         let read = read.ok_or_else(|| {
-            AppError::NotFound(match by {
+            AppError::NotFound(match &which {
                 SettlementRef::Id(id) => format!("no settlement {id}"),
                 SettlementRef::Claim(key) => {
                     format!(
@@ -211,7 +250,12 @@ impl App {
                 }
             })
         })?;
-        Ok(self.ledger.durable(read).await?)
+        let settlement = self.ledger.durable(read).await?;
+        authorize(
+            by,
+            Action::ReadSettlement(&settlement.claim.key().hospital_id),
+        )?;
+        Ok(settlement)
     }
 
     /// A roster patient's cap, use and remainder for a year.
@@ -219,8 +263,10 @@ impl App {
         &self,
         patient_id: ResidentId,
         year: Year,
+        by: &Principal,
     ) -> Result<AnnualUsage, AppError> {
-        let person = self.person(&patient_id).await?;
+        authorize(by, Action::ReadUsage)?;
+        let person = self.read_person(&patient_id).await?;
         let policy = self.policy_for(person.region(), year)?;
         let usage = match self.store.usage(&patient_id, year)? {
             Some(read) => self.ledger.durable(read).await?,
@@ -246,10 +292,12 @@ impl App {
         year: Year,
         page_size: usize,
         after: Option<SettlementId>,
+        by: &Principal,
     ) -> Result<SettlementPage, AppError> {
+        authorize(by, Action::ListSettlements)?;
         let limit = match page_size {
-            0 => PAGE_SIZE_DEFAULT,
-            n => n.min(PAGE_SIZE_MAX),
+            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
+            n => n.min(self.page_size_max),
         };
         // One more than asked tells whether another page follows.
         let mut reads = self
@@ -269,19 +317,41 @@ impl App {
     }
 
     /// Creates or replaces a roster record.
-    pub async fn upsert_person(&self, person: Person) -> Result<Person, AppError> {
+    pub async fn upsert_person(&self, person: Person, by: &Principal) -> Result<Person, AppError> {
+        authorize(by, Action::WriteRoster)?;
         self.ledger.put_person(person.clone()).await?;
         tracing::info!(
+            target: AUDIT,
+            principal = %by,
+            action = "roster_write",
             patient = %person.id(),
             region = %person.region(),
             enrollments = person.enrollments().len(),
+            psychiatric_grade = person.psychiatric_grade().get(),
+            paralysis_certified = person.paralysis_certified(),
             "roster record written"
         );
         Ok(person)
     }
 
     /// One roster record.
-    pub async fn person(&self, id: &ResidentId) -> Result<Person, AppError> {
+    pub async fn person(&self, id: &ResidentId, by: &Principal) -> Result<Person, AppError> {
+        authorize(by, Action::ReadRoster)?;
+        self.read_person(id).await
+    }
+
+    /// The policy that applies to a region and year, for a caller who asks.
+    pub fn policy(
+        &self,
+        region: RegionCode,
+        year: Year,
+        by: &Principal,
+    ) -> Result<&Policy, AppError> {
+        authorize(by, Action::ReadPolicy)?;
+        self.policy_for(region, year)
+    }
+
+    async fn read_person(&self, id: &ResidentId) -> Result<Person, AppError> {
         let read = self
             .store
             .person(id)?
@@ -289,8 +359,7 @@ impl App {
         Ok(self.ledger.durable(read).await?)
     }
 
-    /// The policy that applies to a region and year, after fallback.
-    pub fn policy_for(&self, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
+    fn policy_for(&self, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
         self.policies
             .lookup(region, year)
             .ok_or(AppError::NoPolicy { region, year })
@@ -309,18 +378,31 @@ impl App {
     }
 }
 
-/// The audit line of a recorded change: never the whole resident ID.
-fn log_settlement(event: &str, settlement: &Settlement) {
+/// The log target of audit events: one per settlement, reversal and roster
+/// change, naming who did it. Filter on it (`RUST_LOG=medassist::audit=info`)
+/// to keep an audit trail apart from operational logs.
+pub const AUDIT: &str = "medassist::audit";
+
+/// The audit event of a recorded change: who, what, and the amounts; the
+/// resident ID masked by its `Display`.
+fn audit_settlement(action: &str, settlement: &Settlement, by: &Principal) {
     let key = settlement.claim.key();
+    let outcome = &settlement.outcome;
     tracing::info!(
+        target: AUDIT,
+        principal = %by,
+        action,
         settlement = %settlement.id,
         hospital = %key.hospital_id,
         claim = %key.claim_id,
         patient = %settlement.claim.patient_id(),
         year = %settlement.claim.year(),
-        eligible = settlement.outcome.eligible,
-        assistance = %settlement.outcome.assistance,
-        capped = settlement.outcome.capped,
-        "{event}"
+        eligible = outcome.eligible,
+        total = %settlement.claim.total_cost(),
+        assistance = %outcome.assistance,
+        patient_pays = %outcome.patient_pays,
+        capped = outcome.capped,
+        policy = outcome.cap.as_ref().map(|c| c.policy_id.as_str()).unwrap_or(""),
+        "{action}"
     );
 }

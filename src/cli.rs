@@ -1,16 +1,24 @@
-//! The command line: `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE]`
-//! (also the default with no subcommand), `medassist bench` (see [`crate::bench`]) and
-//! `medassist verify --data-dir DIR` (see [`crate::verify`]).
+//! The command line:
+//!
+//! - `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE] [--tls-cert PEM --tls-key PEM
+//!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--log-format text|json]`, also the default
+//!   with no subcommand;
+//! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
+//! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
+//! - `medassist bench` (see [`crate::bench`]).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
+    auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
-    config::Config,
+    config::{Config, TlsFiles},
+    domain::HospitalId,
     server::{Server, ServerConfig, shutdown_signal},
     store::{SledOptions, SledStore},
+    telemetry::LogFormat,
 };
 
 /// Medical assistance one-stop settlement service.
@@ -32,11 +40,68 @@ pub struct Cli {
 enum Command {
     /// Serve the gRPC API (the default).
     Serve(ServeArgs),
+    /// Manage caller tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check a data directory's consistency, with the service stopped.
+    /// Exits 0 when consistent, 1 naming each discrepancy, 2 when it cannot run.
+    Verify(VerifyArgs),
     /// Drive a running server with load and report throughput and latency.
     Bench(BenchArgs),
-    /// Check a data directory's consistency, with the service stopped.
-    /// Exits 0 when consistent, 1 naming each discrepancy.
-    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, default_value = "./medassist-data")]
+    data_dir: PathBuf,
+    /// Configuration file (TOML): policies, tokens, TLS, limits. Without it
+    /// the built-in Nantong policy serves, open on loopback only.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Server certificate chain (PEM); serves TLS. Overrides [tls] of the file.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that client certificates must chain to (mTLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a fresh random token and the configuration lines that admit it.
+    New(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// What the caller may do.
+    #[arg(long, value_parser = ["hospital", "insurer", "roster_admin", "auditor"])]
+    role: String,
+    /// The hospital a hospital token acts for.
+    #[arg(long)]
+    hospital_id: Option<String>,
+    /// A name for audit logs, such as "HIS of hospital H001".
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -81,49 +146,99 @@ struct BenchArgs {
     json: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:50051")]
-    listen: SocketAddr,
-    /// Directory of the embedded store (created if missing).
-    #[arg(long, default_value = "./medassist-data")]
-    data_dir: PathBuf,
-    /// Policy file (TOML); without it the built-in Nantong policy serves.
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
 impl Cli {
     /// Runs the command. An error is printed by `main` and exits 2; a
     /// failed check exits 1.
     pub async fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
-        crate::telemetry::init();
         match self.command {
             Some(Command::Serve(args)) => serve(args).await,
-            Some(Command::Bench(args)) => bench(args).await,
+            Some(Command::Token(TokenCommand::New(args))) => token_new(args),
             Some(Command::Verify(args)) => verify(args),
+            Some(Command::Bench(args)) => bench(args).await,
             None => serve(self.serve).await,
         }
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let config = match &args.config {
+    crate::telemetry::init(match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    });
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
             tracing::info!("no --config: serving the built-in policy (region 320600)");
             Config::default()
         }
     };
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        });
+    }
     let mut server_config = ServerConfig::new(args.listen, args.data_dir);
     server_config.config = config;
+    server_config.metrics_listen = args.metrics_listen;
     let server = Server::bind(server_config).await?;
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
+fn token_new(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let role = Role::parse(&args.role)?;
+    let hospital_id = match (role, args.hospital_id) {
+        (Role::Hospital, Some(id)) => {
+            Some(HospitalId::parse(&id).map_err(|e| format!("--hospital-id {e}"))?)
+        }
+        (Role::Hospital, None) => return Err("a hospital token needs --hospital-id".into()),
+        (_, Some(_)) => return Err("only hospital tokens take --hospital-id".into()),
+        (_, None) => None,
+    };
+    let token = new_token().map_err(|e| format!("no randomness available: {e}"))?;
+    print!(
+        "{}",
+        token_instructions(&token, role, hospital_id.as_ref(), args.name.as_deref())?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The text `medassist token new` prints: the token once, and the
+/// configuration lines (with its digest, never the token) to paste.
+fn token_instructions(
+    token: &str,
+    role: Role,
+    hospital_id: Option<&HospitalId>,
+    name: Option<&str>,
+) -> Result<String, toml::ser::Error> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        sha256: String,
+        role: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hospital_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+    }
+    let entry = Entry {
+        sha256: TokenDigest::of(token).to_hex(),
+        role: role.as_str(),
+        hospital_id: hospital_id.map(HospitalId::as_str),
+        name,
+    };
+    Ok(format!(
+        "Token (give it to the caller over a safe channel; it is shown once and stored nowhere):\n\n\
+         \x20 {token}\n\n\
+         Add to the configuration file, then restart medassist:\n\n\
+         [[auth.tokens]]\n{}",
+        toml::to_string(&entry)?
+    ))
+}
+
 fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
     if !args.data_dir.is_dir() {
         return Err(format!("{} is not a directory", args.data_dir.display()).into());
     }
@@ -138,6 +253,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
     crate::bench::run(BenchOptions {
         target: args.target,
         connections: args.connections,
@@ -152,4 +268,39 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Access;
+
+    /// Proves the printed lines, pasted into a configuration file, admit the
+    /// printed token with the chosen role and hospital.
+    #[test]
+    fn printed_config_lines_admit_the_printed_token() {
+        let token = new_token().unwrap();
+        let hospital = HospitalId::parse("H001").unwrap();
+        let text = token_instructions(
+            &token,
+            Role::Hospital,
+            Some(&hospital),
+            Some("HIS \"east\" wing"),
+        )
+        .unwrap();
+        let lines = &text[text.find("[[auth.tokens]]").unwrap()..];
+        assert!(
+            !lines.contains(&token),
+            "the configuration never holds the token"
+        );
+        let config = Config::parse(lines).unwrap();
+        let Access::Tokens(_) = &config.access else {
+            panic!("tokens expected")
+        };
+        let header = format!("Bearer {token}");
+        let principal = config.access.authenticate(Some(header.as_bytes())).unwrap();
+        assert_eq!(principal.role, Role::Hospital);
+        assert_eq!(principal.hospital_id, Some(hospital));
+        assert_eq!(principal.name, "HIS \"east\" wing");
+    }
 }

@@ -1,4 +1,7 @@
-//! The policy file (`--config FILE`): local policies by region and year.
+//! The configuration file (`--config FILE`): local policies by region and
+//! year, the tokens callers authenticate with, TLS files and limits. Every
+//! section is optional; without a file the built-in policy serves, open on
+//! loopback only.
 //!
 //! ```toml
 //! [[policy]]
@@ -13,24 +16,51 @@
 //! [[policy.disease]]              # optional: default is the seed catalogue
 //! name = "malignant tumour"
 //! codes = ["C00-C97"]
+//!
+//! [[auth.tokens]]                 # with [auth], every RPC but health and reflection needs a token
+//! sha256 = "…64 hex digits…"      # the token's digest, never the token (`medassist token new`)
+//! role = "hospital"               # hospital | insurer | roster_admin | auditor
+//! hospital_id = "H001"            # hospitals only
+//! name = "HIS of hospital H001"   # optional, for audit logs
+//!
+//! [tls]
+//! cert = "/etc/medassist/server.pem"
+//! key = "/etc/medassist/server.key"
+//! client_ca = "/etc/medassist/hospitals-ca.pem"   # optional: require client certificates
+//!
+//! [limits]                        # every key optional; defaults shown
+//! request_timeout = "30s"
+//! message_bytes_max = 65536
+//! concurrent_requests_max = 1024
+//! page_size_max = 500
 //! ```
 //!
 //! Numbers that are money or shares are strings, so no value ever passes
 //! through a floating-point number.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ops::RangeInclusive,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use serde::Deserialize;
 
-use crate::domain::{
-    CodePattern, Disease, GracePeriods, Money, ParseError, Policy, PolicyBook, PolicyTerms, Ratio,
-    RegionCode, Year, builtin_catalogue,
+use crate::{
+    auth::{Access, Principal, Role, TokenDigest, TokenEntry},
+    domain::{
+        CodePattern, Disease, GracePeriods, HospitalId, Money, ParseError, Policy, PolicyBook,
+        PolicyTerms, Ratio, RegionCode, Year, builtin_catalogue,
+    },
 };
 
-/// Largest policy file read, in bytes.
+/// Largest configuration file read, in bytes.
 const FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// Most policy entries one file may hold.
 const POLICIES_MAX: usize = 10_000;
+/// Most tokens one file may list.
+const TOKENS_MAX: usize = 10_000;
 
 /// Why the configuration cannot be used; the service refuses to start.
 #[derive(Debug, thiserror::Error)]
@@ -43,26 +73,26 @@ pub enum ConfigError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The file is too large to be a policy file.
+    /// The file is too large to be a configuration file.
     #[error("{path} is larger than {FILE_BYTES_MAX} bytes")]
     TooLarge {
         /// The file named by `--config`.
         path: PathBuf,
     },
     /// The file is not valid TOML of the expected shape.
-    #[error("invalid policy file: {0}")]
+    #[error("invalid configuration file: {0}")]
     Syntax(#[from] toml::de::Error),
     /// One entry breaks a rule; the message names it.
     #[error("{entry}: {message}")]
-    Policy {
-        /// Which entry, such as `policy[2] (region 320601, year 2025)`.
+    Entry {
+        /// Which entry, such as `policy[2] (region 320601, year 2025)` or `auth.tokens[0]`.
         entry: String,
         /// What is wrong with it.
         message: String,
     },
     /// The file as a whole breaks a rule.
-    #[error("invalid policy file: {0}")]
-    Book(String),
+    #[error("invalid configuration file: {0}")]
+    File(String),
 }
 
 /// Everything the configuration file sets.
@@ -70,13 +100,58 @@ pub enum ConfigError {
 pub struct Config {
     /// The policies, by region and year.
     pub policies: PolicyBook,
+    /// Who may call: open (loopback only) or configured tokens.
+    pub access: Access,
+    /// Certificate and key to serve TLS with, and the CA client certificates must chain to.
+    pub tls: Option<TlsFiles>,
+    /// Limits on what callers can make the server do.
+    pub limits: Limits,
 }
 
 impl Default for Config {
-    /// The built-in policy: Nantong city, every year, the seed's floors.
+    /// The built-in policy, open on loopback, no TLS, default limits.
     fn default() -> Self {
         Config {
             policies: PolicyBook::builtin(),
+            access: Access::Open,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// PEM files for TLS.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Limits on what one caller can make the server do, each with a safe default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest a request may take before it is answered `CANCELLED`.
+    pub request_timeout: Duration,
+    /// Largest request message accepted, in bytes.
+    pub message_bytes_max: usize,
+    /// Most requests served at once; beyond it `RESOURCE_EXHAUSTED` at once.
+    pub concurrent_requests_max: usize,
+    /// Most settlements in one page of `ListSettlements`.
+    pub page_size_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(30),
+            message_bytes_max: 64 * 1024,
+            concurrent_requests_max: 1024,
+            page_size_max: 500,
         }
     }
 }
@@ -86,6 +161,9 @@ impl Default for Config {
 struct FileShape {
     #[serde(default)]
     policy: Vec<PolicyEntry>,
+    auth: Option<AuthShape>,
+    tls: Option<TlsFiles>,
+    limits: Option<LimitsShape>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +186,31 @@ struct DiseaseEntry {
     codes: Vec<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthShape {
+    #[serde(default)]
+    tokens: Vec<TokenShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenShape {
+    sha256: String,
+    role: String,
+    hospital_id: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsShape {
+    request_timeout: Option<String>,
+    message_bytes_max: Option<usize>,
+    concurrent_requests_max: Option<usize>,
+    page_size_max: Option<usize>,
+}
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -127,29 +230,142 @@ impl Config {
     /// Checks configuration text. Every policy must meet the city's floors.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: FileShape = toml::from_str(text)?;
-        if file.policy.is_empty() {
-            return Err(ConfigError::Book("no [[policy]] entry".into()));
-        }
-        if file.policy.len() > POLICIES_MAX {
-            return Err(ConfigError::Book(format!(
-                "more than {POLICIES_MAX} policies"
-            )));
-        }
-        let mut policies = Vec::with_capacity(file.policy.len());
-        for (i, entry) in file.policy.into_iter().enumerate() {
-            let name = format!(
-                "policy[{i}] (region {}, year {})",
-                entry.region_code, entry.year
-            );
-            let policy = entry.into_policy().map_err(|message| ConfigError::Policy {
-                entry: name,
-                message,
-            })?;
-            policies.push(policy);
-        }
-        let policies = PolicyBook::new(policies).map_err(|e| ConfigError::Book(e.to_string()))?;
-        Ok(Config { policies })
+        Ok(Config {
+            policies: policies(file.policy)?,
+            access: match file.auth {
+                None => Access::Open,
+                Some(auth) => Access::Tokens(tokens(auth.tokens)?),
+            },
+            tls: file.tls,
+            limits: file.limits.map(limits).transpose()?.unwrap_or_default(),
+        })
     }
+}
+
+/// The policies of the file, or the built-in one when it lists none.
+fn policies(entries: Vec<PolicyEntry>) -> Result<PolicyBook, ConfigError> {
+    if entries.is_empty() {
+        return Ok(PolicyBook::builtin());
+    }
+    if entries.len() > POLICIES_MAX {
+        return Err(ConfigError::File(format!(
+            "more than {POLICIES_MAX} policies"
+        )));
+    }
+    let mut policies = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let name = format!(
+            "policy[{i}] (region {}, year {})",
+            entry.region_code, entry.year
+        );
+        let policy = entry.into_policy().map_err(|message| ConfigError::Entry {
+            entry: name,
+            message,
+        })?;
+        policies.push(policy);
+    }
+    PolicyBook::new(policies).map_err(|e| ConfigError::File(e.to_string()))
+}
+
+fn tokens(shapes: Vec<TokenShape>) -> Result<Vec<TokenEntry>, ConfigError> {
+    if shapes.is_empty() {
+        return Err(ConfigError::File(
+            "[auth] needs at least one [[auth.tokens]] entry".into(),
+        ));
+    }
+    if shapes.len() > TOKENS_MAX {
+        return Err(ConfigError::File(format!("more than {TOKENS_MAX} tokens")));
+    }
+    let mut entries: Vec<TokenEntry> = Vec::with_capacity(shapes.len());
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let refuse = |message: String| ConfigError::Entry {
+            entry: format!("auth.tokens[{i}]"),
+            message,
+        };
+        let digest = TokenDigest::parse(&shape.sha256).map_err(refuse)?;
+        let role = Role::parse(&shape.role).map_err(refuse)?;
+        let hospital_id = match (role, shape.hospital_id) {
+            (Role::Hospital, Some(id)) => {
+                Some(HospitalId::parse(&id).map_err(|e| refuse(format!("hospital_id {e}")))?)
+            }
+            (Role::Hospital, None) => {
+                return Err(refuse("a hospital token needs hospital_id".into()));
+            }
+            (_, Some(_)) => return Err(refuse("only hospital tokens take hospital_id".into())),
+            (_, None) => None,
+        };
+        if entries.iter().any(|e| e.digest == digest) {
+            return Err(refuse("the same token is listed twice".into()));
+        }
+        let name = shape.name.unwrap_or_else(|| {
+            let hospital = hospital_id
+                .as_ref()
+                .map(|h| format!(" {h}"))
+                .unwrap_or_default();
+            format!("{}{hospital} ({digest:?})", role.as_str())
+        });
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(refuse(
+                "name must be 1 to 128 characters without control characters".into(),
+            ));
+        }
+        let principal = Arc::new(Principal {
+            name,
+            role,
+            hospital_id,
+        });
+        entries.push(TokenEntry { digest, principal });
+    }
+    Ok(entries)
+}
+
+fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let refuse = |message: String| ConfigError::Entry {
+        entry: "limits".into(),
+        message,
+    };
+    let within =
+        |name: &str, value: Option<usize>, default: usize, range: RangeInclusive<usize>| {
+            let value = value.unwrap_or(default);
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(refuse(format!(
+                    "{name} must be from {} to {}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+    let request_timeout = match shape.request_timeout {
+        None => defaults.request_timeout,
+        Some(text) => humantime::parse_duration(&text)
+            .ok()
+            .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
+            .ok_or_else(|| refuse("request_timeout must be from \"100ms\" to \"10m\"".into()))?,
+    };
+    Ok(Limits {
+        request_timeout,
+        message_bytes_max: within(
+            "message_bytes_max",
+            shape.message_bytes_max,
+            defaults.message_bytes_max,
+            1024..=16 * 1024 * 1024,
+        )?,
+        concurrent_requests_max: within(
+            "concurrent_requests_max",
+            shape.concurrent_requests_max,
+            defaults.concurrent_requests_max,
+            1..=100_000,
+        )?,
+        page_size_max: within(
+            "page_size_max",
+            shape.page_size_max,
+            defaults.page_size_max,
+            1..=10_000,
+        )?,
+    })
 }
 
 impl PolicyEntry {
@@ -261,11 +477,10 @@ mod tests {
 
     #[test]
     fn refuses_malformed_files() {
-        assert!(error_of("").contains("no [[policy]]"));
-        assert!(error_of("[[policy]]\nregion_code = 1").contains("invalid policy file"));
+        assert!(error_of("[[policy]]\nregion_code = 1").contains("invalid configuration file"));
         let float = CITY_AND_COUNTY.replace("\"0.80\"", "0.80");
         assert!(
-            error_of(&float).contains("invalid policy file"),
+            error_of(&float).contains("invalid configuration file"),
             "money and shares are strings"
         );
         let unknown = CITY_AND_COUNTY.replace("year = 2025", "year = 2025\nratio = \"0.9\"");
@@ -278,5 +493,87 @@ mod tests {
         assert!(error_of(&bad_code).contains("disease \"malignant tumour\""));
         let bad_region = CITY_AND_COUNTY.replace("\"320602\"", "\"3206\"");
         assert!(error_of(&bad_region).contains("region_code"));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    const TOKEN_DIGEST: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    #[test]
+    fn every_section_is_optional() {
+        let config = Config::parse("").unwrap();
+        assert!(matches!(config.access, Access::Open));
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.tls, None);
+        assert_eq!(config.policies.iter().count(), 1, "the built-in policy");
+    }
+
+    #[test]
+    fn reads_tokens_tls_and_limits() {
+        let text = format!(
+            r#"
+            [[auth.tokens]]
+            sha256 = "{TOKEN_DIGEST}"
+            role = "hospital"
+            hospital_id = "H001"
+            [[auth.tokens]]
+            sha256 = "{}"
+            role = "auditor"
+            name = "provincial audit office"
+            [tls]
+            cert = "server.pem"
+            key = "server.key"
+            [limits]
+            request_timeout = "5s"
+            concurrent_requests_max = 8
+            "#,
+            "a".repeat(64)
+        );
+        let config = Config::parse(&text).unwrap();
+        let Access::Tokens(tokens) = &config.access else {
+            panic!("tokens expected")
+        };
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[0].principal.name, "hospital H001 (sha256:2c26b46b…)");
+        assert_eq!(tokens[1].principal.name, "provincial audit office");
+        assert_eq!(config.tls.unwrap().client_ca, None);
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.concurrent_requests_max, 8);
+        assert_eq!(config.limits.page_size_max, 500);
+    }
+
+    #[test]
+    fn refuses_bad_tokens_and_limits_naming_them() {
+        let error = |text: &str| Config::parse(text).unwrap_err().to_string();
+        let token = |rest: &str| format!("[[auth.tokens]]\nsha256 = \"{TOKEN_DIGEST}\"\n{rest}");
+        assert!(error("[auth]").contains("at least one"));
+        assert!(
+            error(&token("role = \"hospital\""))
+                .contains("auth.tokens[0]: a hospital token needs hospital_id")
+        );
+        assert!(
+            error(&token("role = \"insurer\"\nhospital_id = \"H1\""))
+                .contains("only hospital tokens")
+        );
+        assert!(error(&token("role = \"admin\"")).contains("unknown role"));
+        let twice = format!(
+            "{}\n{}",
+            token("role = \"auditor\""),
+            token("role = \"insurer\"")
+        );
+        assert!(error(&twice).contains("auth.tokens[1]: the same token is listed twice"));
+        assert!(
+            error("[[auth.tokens]]\nsha256 = \"abc\"\nrole = \"auditor\"")
+                .contains("64 hexadecimal")
+        );
+        assert!(
+            error("[limits]\nconcurrent_requests_max = 0")
+                .contains("limits: concurrent_requests_max")
+        );
+        assert!(error("[limits]\nrequest_timeout = \"forever\"").contains("request_timeout"));
+        assert!(error("[limits]\nmessage_bytes_max = 10").contains("message_bytes_max"));
     }
 }

@@ -26,6 +26,7 @@ use crate::{
     domain::{
         Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp, Usage, Year,
     },
+    metrics::Metrics,
     rules::{self, Assessment},
     store::{Batch, CommitNumber, Meta, Store, StoreError, Versioned},
 };
@@ -99,7 +100,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads where the store left off and starts the writer thread.
-    pub fn start(store: Arc<dyn Store>) -> Result<Ledger, StoreError> {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Result<Ledger, StoreError> {
         let meta = store.meta()?;
         let (commands, queue) = mpsc::channel(QUEUE_MAX);
         let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
@@ -110,6 +111,7 @@ impl Ledger {
                     store,
                     meta,
                     durable: durable_tx,
+                    metrics,
                 }
                 .run(queue)
             })
@@ -216,6 +218,7 @@ struct Writer {
     store: Arc<dyn Store>,
     meta: Meta,
     durable: watch::Sender<Durability>,
+    metrics: Arc<Metrics>,
 }
 
 /// An answer waiting for its batch's commit.
@@ -287,7 +290,7 @@ impl Writer {
                 Command::Stop => stopping = true,
             }
         }
-        let committed = self.commit(pending.batch);
+        let committed = self.commit(pending.batch, replies.len());
         for reply in replies {
             // A caller that gave up has dropped its receiver; its request was
             // still recorded, and a retry will replay it.
@@ -310,12 +313,14 @@ impl Writer {
         stopping
     }
 
-    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: Batch, requests: usize) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
         let result = self.store.commit(&batch);
+        self.metrics
+            .committed(started.elapsed().as_secs_f64(), requests);
         match &result {
             Ok(()) => {
                 self.meta = Meta {

@@ -23,12 +23,18 @@
 //! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy)
 //!   over store, ledger and rules, with errors that separate "you sent
 //!   something wrong" from "something broke".
+//! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
+//!   the permission table of the four roles; the app consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
-//!   domain, and the single table from errors to gRPC status codes.
-//! - [`config`]: the TOML policy file. [`server`]: start-up, health,
-//!   reflection, graceful shutdown. [`telemetry`]: logs. [`cli`]: the command
-//!   line that `main.rs` calls. [`bench`]: the load generator. [`verify`]: the
-//!   offline consistency check of a data directory.
+//!   domain, the authentication interceptor, the gate (concurrency limit and
+//!   request metrics), and the single table from errors to gRPC status codes.
+//! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
+//! - [`config`]: the TOML configuration file (policies, tokens, TLS,
+//!   limits). [`server`]: start-up, TLS, health, reflection, metrics
+//!   endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
+//!   [`cli`]: the command line that `main.rs` calls. [`bench`](mod@bench): the load
+//!   generator. [`verify`]: the offline consistency check of a data directory.
+
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
 //! the answer comes back the same way once the write is on disk.
@@ -36,12 +42,14 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod ledger;
+pub mod metrics;
 pub mod rules;
 pub mod server;
 pub mod store;

@@ -1,48 +1,36 @@
-//! Start-up and shutdown: open the store, bind the port, serve the four
-//! services with health and reflection, stop cleanly.
+//! Start-up and shutdown: open the store, bind the ports, serve the four
+//! services behind authentication, the concurrency gate and optional TLS,
+//! with health, reflection and metrics; stop cleanly.
 //!
-//! [`Server::bind`] returns once the port is bound (port 0 picks a free one,
-//! which tests use), so a client may connect as soon as it returns.
+//! [`Server::bind`] returns once the ports are bound (port 0 picks a free
+//! one, which tests use), so a client may connect as soon as it returns.
 //! [`Server::run`] serves until the given shutdown future completes, lets
 //! in-flight requests finish, then drains the ledger so every acknowledged
 //! write is on disk before it returns.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::{net::TcpListener, sync::watch};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Identity, ServerTlsConfig, server::TcpIncoming},
+};
 
 use crate::{
     app::App,
-    config::Config,
+    auth::Access,
+    config::{Config, Limits, TlsFiles},
     grpc::{
-        Api, FILE_DESCRIPTOR_SET,
+        Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
         pb::{
             policy_service_server::PolicyServiceServer, roster_service_server::RosterServiceServer,
             settlement_service_server::SettlementServiceServer,
             usage_service_server::UsageServiceServer,
         },
     },
+    metrics::Metrics,
     store::{SledOptions, SledStore, Store, StoreError},
 };
-
-/// Limits on what one caller can make the server do.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest request message accepted, in bytes.
-    pub message_bytes_max: usize,
-    /// Longest a request may take before it is answered `CANCELLED`.
-    pub request_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            message_bytes_max: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// What the server needs to start.
 #[derive(Clone, Debug)]
@@ -51,23 +39,23 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
-    /// Policies and other settings from the configuration file.
+    /// Policies, access, TLS and limits from the configuration file.
     pub config: Config,
-    /// Limits per request.
-    pub limits: Limits,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
 }
 
 impl ServerConfig {
-    /// The defaults of `medassist serve`: 127.0.0.1:50051, `./medassist-data`,
-    /// the built-in policy.
+    /// The defaults of `medassist serve` on `listen` and `data_dir`: the
+    /// built-in policy, open (loopback only), no TLS, no metrics.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         ServerConfig {
             listen,
             data_dir,
             config: Config::default(),
-            limits: Limits::default(),
+            metrics_listen: None,
             store: SledOptions::default(),
         }
     }
@@ -79,7 +67,7 @@ pub enum ServeError {
     /// The data directory could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    /// The address could not be bound.
+    /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address asked for.
@@ -87,6 +75,15 @@ pub enum ServeError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The service would be reachable by anyone.
+    #[error(
+        "refusing to listen on {0} without authentication: add an [auth] section \
+         (see `medassist token new`) or listen on a loopback address"
+    )]
+    OpenOffLoopback(SocketAddr),
+    /// The TLS files could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The reflection service could not read the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -98,54 +95,85 @@ pub enum ServeError {
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     app: Arc<App>,
+    access: Arc<Access>,
+    tls: Option<ServerTlsConfig>,
     limits: Limits,
+    metrics: Arc<Metrics>,
+    gate: Arc<GateState>,
 }
 
 impl Server {
-    /// Opens the embedded store in `config.data_dir` and binds the address.
+    /// Opens the embedded store in `config.data_dir` and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", config.data_dir.display())))?;
         let store = SledStore::open(&config.data_dir, config.store)?;
-        Server::bind_with_store(config.listen, Arc::new(store), config.config, config.limits).await
+        Server::bind_with_store(config, Arc::new(store)).await
     }
 
-    /// Binds the address over any store.
+    /// Binds the addresses over any store (`config.data_dir` is not used).
     pub async fn bind_with_store(
-        listen: SocketAddr,
+        config: ServerConfig,
         store: Arc<dyn Store>,
-        config: Config,
-        limits: Limits,
     ) -> Result<Server, ServeError> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: listen,
-                source,
-            })?;
-        let app = Arc::new(App::start(store, config.policies)?);
+        let Config {
+            policies,
+            access,
+            tls,
+            limits,
+        } = config.config;
+        check_exposure(&access, config.listen, tls.is_some())?;
+        let tls = tls.as_ref().map(tls_config).transpose()?;
+        let listener = bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
+        let app = App::start(store, policies, Arc::clone(&metrics), limits.page_size_max)?;
         Ok(Server {
             listener,
-            app,
+            metrics_listener,
+            app: Arc::new(app),
+            access: Arc::new(access),
+            tls,
             limits,
+            metrics,
+            gate,
         })
     }
 
     /// The address actually bound (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        // A bound listener always has an address; fall back to unspecified.
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        bound_addr(&self.listener)
+    }
+
+    /// The metrics address actually bound, when metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(bound_addr)
+    }
+
+    /// Follows the number of requests being served, for tests and tools
+    /// that must know when a burst is in progress.
+    pub fn in_flight(&self) -> watch::Receiver<usize> {
+        self.gate.in_flight()
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests
     /// and drains the ledger.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let addr = self.local_addr();
-        let api = Api::new(Arc::clone(&self.app));
-        let bytes_max = self.limits.message_bytes_max;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics_server = self.metrics_listener.map(|listener| {
+            tokio::spawn(serve_metrics(
+                listener,
+                Arc::clone(&self.metrics),
+                stop_rx.clone(),
+            ))
+        });
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<SettlementServiceServer<Api>>().await;
         health.set_serving::<UsageServiceServer<Api>>().await;
@@ -158,31 +186,165 @@ impl Server {
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
+        let api = Api::new(Arc::clone(&self.app));
+        let auth = Authenticator(Arc::clone(&self.access));
+        let bytes_max = self.limits.message_bytes_max;
+        let mut builder = tonic::transport::Server::builder().timeout(self.limits.request_timeout);
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
         // Small answers must leave at once: without TCP_NODELAY, Nagle's
         // algorithm holds the last frame of a response until the client's
         // delayed ACK, about 40 ms later.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(%addr, "serving");
-        let served = tonic::transport::Server::builder()
-            .timeout(self.limits.request_timeout)
+        let mut stop_serving = stop_rx.clone();
+        let (grace_tx, grace_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = builder
+            .layer(GateLayer(self.gate))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(
+            .add_service(InterceptedService::new(
                 SettlementServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-            )
-            .add_service(UsageServiceServer::new(api.clone()).max_decoding_message_size(bytes_max))
-            .add_service(RosterServiceServer::new(api.clone()).max_decoding_message_size(bytes_max))
-            .add_service(PolicyServiceServer::new(api).max_decoding_message_size(bytes_max))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                UsageServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                RosterServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                PolicyServiceServer::new(api).max_decoding_message_size(bytes_max),
+                auth.clone(),
+            ))
+            .serve_with_incoming_shutdown(incoming, async move {
+                tokio::select! {
+                    () = shutdown => {},
+                    _ = stop_serving.changed() => {},
+                }
+                let _ = grace_tx.send(());
+            });
+        // In-flight requests may finish, but a client that keeps an idle
+        // connection open must not hold the shutdown forever.
+        let served = tokio::select! {
+            served = served => served,
+            () = async {
+                if grace_rx.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
         // The watcher ends with the ledger; waiting for it releases its hold
         // on the store, so the directory can be opened again at once.
         let _ = watch_store.await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         tracing::info!("stopped");
         Ok(served?)
+    }
+}
+
+/// How long a shutdown waits for open connections once asked to stop.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn bound_addr(listener: &TcpListener) -> SocketAddr {
+    // A bound listener always has an address; fall back to unspecified.
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// Open access is for a developer's machine only; tokens without TLS cross
+/// the network in clear, which is allowed (a TLS-terminating proxy may sit in
+/// front) but said loudly.
+fn check_exposure(access: &Access, listen: SocketAddr, tls: bool) -> Result<(), ServeError> {
+    match access {
+        Access::Open if !listen.ip().is_loopback() => {
+            return Err(ServeError::OpenOffLoopback(listen));
+        }
+        Access::Open => tracing::warn!(
+            %listen,
+            "no [auth] section: serving WITHOUT authentication, on loopback only"
+        ),
+        Access::Tokens(tokens) => {
+            tracing::info!(
+                tokens = tokens.len(),
+                "callers authenticate with bearer tokens"
+            );
+            if !tls && !listen.ip().is_loopback() {
+                tracing::warn!(
+                    %listen,
+                    "tokens will cross the network in clear: configure [tls] unless a TLS proxy fronts this port"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        tracing::info!(ca = %ca.display(), "clients must present certificates (mTLS)");
+    }
+    Ok(config)
+}
+
+/// Serves `/metrics` in the Prometheus text format until `stop` turns true.
+async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use axum::{http::header::CONTENT_TYPE, routing::get};
+    let router = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    tracing::info!(addr = %bound_addr(&listener), "serving metrics at /metrics");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the metrics endpoint failed");
     }
 }
 

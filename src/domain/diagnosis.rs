@@ -34,11 +34,6 @@ impl DiagnosisCode {
         Ok(DiagnosisCode(code))
     }
 
-    /// The code without its dot, as catalogue prefixes are compared.
-    fn compact(&self) -> String {
-        self.0.replace('.', "")
-    }
-
     /// The code as given (upper case).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -98,7 +93,12 @@ impl fmt::Debug for DiagnosisCode {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum CodePattern {
     /// Matches every code that starts with it, dots ignored.
-    Prefix(String),
+    Prefix {
+        /// As configured (upper case), and so as shown.
+        written: String,
+        /// Without its dot, as compared.
+        compact: String,
+    },
     /// Matches every code whose first three characters lie in the range.
     Range(String, String),
 }
@@ -121,16 +121,27 @@ impl CodePattern {
                 "{text:?} is not an ICD-10 code prefix such as D68.1 or N18"
             )));
         }
-        Ok(CodePattern::Prefix(text.replace('.', "")))
+        let compact = text.replace('.', "");
+        Ok(CodePattern::Prefix {
+            written: text,
+            compact,
+        })
     }
 
-    /// True when `code` falls under this pattern.
+    /// True when `code` falls under this pattern. Called for every pattern
+    /// and code of every claim, so it compares in place without allocating.
     pub fn matches(&self, code: &DiagnosisCode) -> bool {
-        let compact = code.compact();
         match self {
-            CodePattern::Prefix(prefix) => compact.starts_with(prefix.as_str()),
+            CodePattern::Prefix { compact, .. } => {
+                let mut code = code.0.bytes().filter(|b| *b != b'.');
+                compact
+                    .bytes()
+                    .all(|expected| code.next() == Some(expected))
+            }
             CodePattern::Range(from, to) => {
-                let head = &compact[..3];
+                // A code's first three characters are a letter and two
+                // letters or digits: never a dot.
+                let head = &code.0[..3];
                 from.as_str() <= head && head <= to.as_str()
             }
         }
@@ -140,10 +151,7 @@ impl CodePattern {
 impl fmt::Display for CodePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CodePattern::Prefix(prefix) if prefix.len() > 3 => {
-                write!(f, "{}.{}", &prefix[..3], &prefix[3..])
-            }
-            CodePattern::Prefix(prefix) => f.write_str(prefix),
+            CodePattern::Prefix { written, .. } => f.write_str(written),
             CodePattern::Range(from, to) => write!(f, "{from}-{to}"),
         }
     }
@@ -236,5 +244,28 @@ mod tests {
         assert_eq!(pattern("d68.1").to_string(), "D68.1");
         assert_eq!(pattern("C00-C97").to_string(), "C00-C97");
         assert_eq!(pattern("N18").to_string(), "N18");
+        assert_eq!(pattern("K703").to_string(), "K703");
+    }
+
+    /// Found by the `diagnosis_code` fuzz target: a 16-character prefix
+    /// without a dot used to print with one inserted, 17 characters long,
+    /// which no longer parsed. Patterns now print exactly as configured.
+    #[test]
+    fn every_pattern_parses_back_from_how_it_prints() {
+        for text in [
+            "z4XXXzXXXXXlXXzz",
+            "D68.1",
+            "D681",
+            "B2",
+            "C00-C97",
+            "A18.0",
+        ] {
+            let parsed = pattern(text);
+            assert_eq!(
+                CodePattern::parse(&parsed.to_string()).unwrap(),
+                parsed,
+                "{text}"
+            );
+        }
     }
 }

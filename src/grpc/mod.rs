@@ -1,19 +1,53 @@
-//! The gRPC transport: generated messages, the four services, and the error
-//! table. It only converts and maps errors; the use cases are in [`crate::app`].
+//! The gRPC transport: generated messages, the four services, the
+//! authentication interceptor, the request gate, and the error table. It only
+//! converts, authenticates and maps errors; the use cases (and the decision of
+//! who may do what) are in [`crate::app`].
 
 mod convert;
+mod gate;
 mod status;
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, service::Interceptor};
 
 use crate::{
     app::{App, AppError},
+    auth::{Access, Principal},
     domain::{ClaimKey, Reason, SettlementId, Violations},
 };
 
+pub use gate::{GateLayer, GateState};
 pub use status::to_status;
+
+/// Authenticates every call of the services it wraps (health and reflection
+/// are not wrapped) and hands the caller to the handler.
+#[derive(Clone)]
+pub struct Authenticator(pub Arc<Access>);
+
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|value| value.as_bytes());
+        let principal = self
+            .0
+            .authenticate(header)
+            .map_err(|refusal| Status::unauthenticated(refusal.to_string()))?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}
+
+/// The caller the interceptor found.
+fn caller<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
+    request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no credentials were checked for this call"))
+}
 
 /// Messages and service stubs generated from `proto/medassist/v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -64,8 +98,9 @@ impl pb::settlement_service_server::SettlementService for Api {
         &self,
         request: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
+        let by = caller(&request)?;
         let claim = checked(convert::claim(request.get_ref()))?;
-        answered(self.app.pre_settle(claim).await, |quote| {
+        answered(self.app.pre_settle(claim, &by).await, |quote| {
             pb::SettleResponse {
                 settlement: Some(convert::quote(quote)),
                 replayed: false,
@@ -77,25 +112,27 @@ impl pb::settlement_service_server::SettlementService for Api {
         &self,
         request: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
+        let by = caller(&request)?;
         let claim = checked(convert::claim(request.get_ref()))?;
-        answered(self.app.settle(claim).await, recorded)
+        answered(self.app.settle(claim, &by).await, recorded)
     }
 
     async fn reverse(
         &self,
         request: Request<pb::ReverseRequest>,
     ) -> Result<Response<pb::SettleResponse>, Status> {
-        let request = request.get_ref();
-        let (key, reason) = checked(reverse_request(request))?;
-        answered(self.app.reverse(key, reason).await, recorded)
+        let by = caller(&request)?;
+        let (key, reason) = checked(reverse_request(request.get_ref()))?;
+        answered(self.app.reverse(key, reason, &by).await, recorded)
     }
 
     async fn get_settlement(
         &self,
         request: Request<pb::GetSettlementRequest>,
     ) -> Result<Response<pb::Settlement>, Status> {
-        let by = checked(convert::settlement_ref(request.get_ref()))?;
-        answered(self.app.settlement(by).await, convert::settlement)
+        let by = caller(&request)?;
+        let which = checked(convert::settlement_ref(request.get_ref()))?;
+        answered(self.app.settlement(which, &by).await, convert::settlement)
     }
 }
 
@@ -114,10 +151,11 @@ impl pb::usage_service_server::UsageService for Api {
         &self,
         request: Request<pb::GetAnnualUsageRequest>,
     ) -> Result<Response<pb::AnnualUsage>, Status> {
+        let by = caller(&request)?;
         let request = request.get_ref();
         let (patient, year) = checked(convert::patient_year(&request.patient_id, request.year))?;
         answered(
-            self.app.annual_usage(patient, year).await,
+            self.app.annual_usage(patient, year, &by).await,
             convert::annual_usage,
         )
     }
@@ -126,11 +164,11 @@ impl pb::usage_service_server::UsageService for Api {
         &self,
         request: Request<pb::ListSettlementsRequest>,
     ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
-        let request = request.get_ref();
-        let (patient, year, page_size, after) = checked(list_request(request))?;
+        let by = caller(&request)?;
+        let (patient, year, page_size, after) = checked(list_request(request.get_ref()))?;
         let page = self
             .app
-            .list_settlements(&patient, year, page_size, after)
+            .list_settlements(&patient, year, page_size, after, &by)
             .await;
         answered(page, |page| pb::ListSettlementsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
@@ -177,6 +215,7 @@ impl pb::roster_service_server::RosterService for Api {
         &self,
         request: Request<pb::UpsertPersonRequest>,
     ) -> Result<Response<pb::Person>, Status> {
+        let by = caller(&request)?;
         let Some(person) = request.get_ref().person.as_ref() else {
             let mut violations = Violations::new();
             violations.add("person", "required");
@@ -188,7 +227,7 @@ impl pb::roster_service_server::RosterService for Api {
             violations
         }))?;
         answered(
-            self.app.upsert_person(person).await,
+            self.app.upsert_person(person, &by).await,
             convert::person_message,
         )
     }
@@ -197,13 +236,14 @@ impl pb::roster_service_server::RosterService for Api {
         &self,
         request: Request<pb::GetPersonRequest>,
     ) -> Result<Response<pb::Person>, Status> {
+        let by = caller(&request)?;
         let mut violations = Violations::new();
         let id = violations.check(
             "patient_id",
             crate::domain::ResidentId::parse(&request.get_ref().patient_id),
         );
         let id = checked(violations.finish(|| id))?;
-        answered(self.app.person(&id).await, convert::person_message)
+        answered(self.app.person(&id, &by).await, convert::person_message)
     }
 }
 
@@ -213,11 +253,14 @@ impl pb::policy_service_server::PolicyService for Api {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::Policy>, Status> {
+        let by = caller(&request)?;
         let request = request.get_ref();
         let (region, year) = checked(convert::region_year(&request.region_code, request.year))?;
-        match self.app.policy_for(region, year) {
+        match self.app.policy(region, year, &by) {
             Ok(policy) => Ok(Response::new(convert::policy(policy))),
-            Err(error) => Err(Status::not_found(error.to_string())),
+            // Here the missing policy is the very thing asked for.
+            Err(error @ AppError::NoPolicy { .. }) => Err(Status::not_found(error.to_string())),
+            Err(error) => Err(to_status(error)),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::{app::AppError, domain::Violations};
 /// | malformed input | `INVALID_ARGUMENT` + `BadRequest` field violations | fix the named fields |
 /// | unknown settlement, person | `NOT_FOUND` | check the key |
 /// | claim key used for another claim | `ALREADY_EXISTS` | settle under a new claim number |
+/// | outside the caller's role or hospital | `PERMISSION_DENIED` | use the right credentials |
 /// | no policy for the region | `FAILED_PRECONDITION` + `PreconditionFailure` | ask the fund to configure it |
 /// | storage failing, shutting down | `UNAVAILABLE` | retry the same request later |
 /// | stored data damaged | `INTERNAL` | call the operator |
@@ -21,6 +22,8 @@ pub fn to_status(error: AppError) -> Status {
         AppError::Invalid(violations) => invalid(&violations),
         AppError::NotFound(_) => Status::not_found(message),
         AppError::AlreadyExists(_) => Status::already_exists(message),
+        AppError::PermissionDenied(_) => Status::permission_denied(message),
+
         AppError::NoPolicy { region, .. } => Status::with_error_details(
             Code::FailedPrecondition,
             message.clone(),

@@ -11,9 +11,8 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -36,64 +35,6 @@ const WORKERS: usize = 8;
 const PATIENTS: u16 = 24;
 /// Patients that start each run with most of their cap already used.
 const NEAR_CAP: u16 = 8;
-const BINARY: &str = env!("CARGO_BIN_EXE_medassist");
-
-/// The server as a child process, with the address it announced.
-struct ServerProcess {
-    child: Child,
-    channel: Channel,
-}
-
-impl ServerProcess {
-    /// Starts the binary on port 0 and reads the bound address from its log
-    /// (the line `serving addr=...`); a thread keeps draining the log so the
-    /// child never blocks on a full pipe.
-    async fn start(data_dir: &Path) -> ServerProcess {
-        let mut child = Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "medassist::server=info,warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("serving addr=").nth(1) {
-                    let _ = addr_tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server announces its address");
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects");
-        ServerProcess { child, channel }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL is delivered");
-        self.child.wait().expect("the child is reaped");
-    }
-
-    /// Stops the server with SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let status = self.child.wait().expect("the child exits");
-        assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    }
-}
 
 /// What clients were told, and what they sent without hearing back.
 #[derive(Default)]
@@ -380,7 +321,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
     let data_dir = dir.path().join("data");
     let model = Arc::new(Mutex::new(Model::default()));
 
-    let mut server = ServerProcess::start(&data_dir).await;
+    let mut server = ServerProcess::start(&data_dir, &[]).await;
     let mut patients = Vec::new();
     for n in 0..PATIENTS {
         let id = resident_id("1955-05-05", 200 + n);
@@ -446,7 +387,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
         }
         acknowledged_total += shared.acknowledged.load(Ordering::SeqCst);
         verify_offline(&data_dir);
-        server = ServerProcess::start(&data_dir).await;
+        server = ServerProcess::start(&data_dir, &[]).await;
         let (checked, resolved) = check_after_restart(&server.channel, &model, &patients).await;
         resolved_total += resolved;
         println!(
@@ -479,7 +420,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
         assert!(fen(&used) <= 15_000_000);
     }
     let settlements = model.settlements.len();
-    server.terminate();
+    server.terminate().await;
     let report = verify_offline(&data_dir);
     println!(
         "crash test (seed {seed}): {CYCLES} kill -9 cycles survived, {acknowledged_total} acknowledged requests, \

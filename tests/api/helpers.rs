@@ -2,7 +2,14 @@
 //! hands out real tonic clients. No sleeps: `Server::bind` returns once the
 //! port is bound, so clients may connect at once.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use medassist::{
     config::Config,
@@ -18,12 +25,18 @@ use medassist::{
     verify::{VerifyReport, verify},
 };
 use tempfile::TempDir;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 use tonic::transport::Channel;
 
 /// A running server and what it needs to be stopped or restarted.
 pub struct TestServer {
     pub dir: Arc<TempDir>,
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub in_flight: watch::Receiver<usize>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
     channel: Channel,
@@ -37,23 +50,40 @@ impl TestServer {
 
     /// A server on `dir` (kept alive by the Arc) with `config`.
     pub async fn start_with(dir: Arc<TempDir>, config: Config) -> TestServer {
-        let mut server_config = ServerConfig::new(local(), data_dir(&dir));
+        let mut server_config = Self::config_for(&dir);
         server_config.config = config;
-        let server = Server::bind(server_config).await.expect("server starts");
-        Self::spawn(server, dir).await
+        Self::launch(dir, server_config, None).await
     }
 
     /// A server on `dir` over a store the test opened itself (for example
     /// one with injected faults) in `data_dir(&dir)`.
     pub async fn start_with_store(dir: Arc<TempDir>, store: Arc<dyn Store>) -> TestServer {
-        let server = Server::bind_with_store(local(), store, Config::default(), Default::default())
-            .await
-            .expect("server starts");
-        Self::spawn(server, dir).await
+        let server_config = Self::config_for(&dir);
+        Self::launch(dir, server_config, Some(store)).await
     }
 
-    async fn spawn(server: Server, dir: Arc<TempDir>) -> TestServer {
-        let addr = server.local_addr();
+    /// The configuration of a test server on `dir`: port 0, defaults otherwise.
+    pub fn config_for(dir: &TempDir) -> ServerConfig {
+        ServerConfig::new(local(), data_dir(dir))
+    }
+
+    /// Binds and runs a server; the returned handle's channel connects lazily,
+    /// so servers that speak TLS can be started too.
+    pub async fn launch(
+        dir: Arc<TempDir>,
+        config: ServerConfig,
+        store: Option<Arc<dyn Store>>,
+    ) -> TestServer {
+        let server = match store {
+            Some(store) => Server::bind_with_store(config, store).await,
+            None => Server::bind(config).await,
+        }
+        .expect("server starts");
+        let (addr, metrics_addr, in_flight) = (
+            server.local_addr(),
+            server.metrics_addr(),
+            server.in_flight(),
+        );
         let (shutdown, stop) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -65,11 +95,12 @@ impl TestServer {
         });
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
-            .connect()
-            .await
-            .expect("client connects");
+            .connect_lazy();
         TestServer {
             dir,
+            addr,
+            metrics_addr,
+            in_flight,
             shutdown: Some(shutdown),
             handle: Some(handle),
             channel,
@@ -216,4 +247,103 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
 pub fn fen(amount: &str) -> i64 {
     let (yuan, fen) = amount.split_once('.').expect("two decimals");
     yuan.parse::<i64>().unwrap() * 100 + fen.parse::<i64>().unwrap()
+}
+
+/// The medassist binary cargo built for these tests.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_medassist");
+
+/// The server as a child process, with the address it announced and every
+/// line it logged.
+pub struct ServerProcess {
+    child: Child,
+    pub channel: Channel,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on port 0 with `extra` arguments and reads the bound
+    /// address from its log (the line `serving addr=...`); a thread keeps
+    /// reading the log so the child never blocks on a full pipe.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_logging(data_dir, extra, "medassist::server=info,warn").await
+    }
+
+    /// Like [`ServerProcess::start`], with a chosen `RUST_LOG` filter.
+    pub async fn start_logging(data_dir: &Path, extra: &[&str], filter: &str) -> ServerProcess {
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("serving addr=").nth(1) {
+                    let _ = addr_tx.send(addr.trim().to_owned());
+                }
+                if let Some(addr) = line
+                    .split(r#""addr":""#)
+                    .nth(1)
+                    .filter(|_| line.contains(r#""message":"serving""#))
+                {
+                    let _ = addr_tx.send(addr.split('"').next().unwrap_or_default().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server announces its address");
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+        ServerProcess {
+            child,
+            channel,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the child is reaped");
+    }
+
+    /// Stops the server with SIGTERM and waits for a clean exit; returns its
+    /// log. The wait runs off the test's runtime thread, which must stay free
+    /// to close the client's connection when the server asks.
+    pub async fn terminate(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let (mut child, reader) = (self.child, self.reader.take());
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .expect("the child exits");
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        // The reader thread ends at end of file, which exit guarantees.
+        if let Some(reader) = reader {
+            tokio::task::spawn_blocking(move || reader.join())
+                .await
+                .unwrap()
+                .expect("the log reader ends");
+        }
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
 }

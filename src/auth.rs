@@ -1,0 +1,401 @@
+//! Who is calling, and what they may do.
+//!
+//! Callers present `authorization: Bearer <token>`. The configuration holds
+//! only each token's SHA-256 digest, with the caller's role (and, for a
+//! hospital, its `hospital_id`). Authentication hashes the presented token
+//! and compares it with every configured digest in constant time; the
+//! permission table below is a pure function of role and action.
+//!
+//! | role | may |
+//! |---|---|
+//! | `hospital` | quote, settle, reverse and read settlements, of its own `hospital_id` only |
+//! | `insurer` | read annual usage, list settlements, read policies |
+//! | `roster_admin` | write and read the roster |
+//! | `auditor` | every read: settlements of any hospital, usage, lists, roster, policies |
+
+use std::{
+    fmt,
+    sync::{Arc, LazyLock},
+};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::HospitalId;
+
+/// What a caller is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A hospital's billing system (HIS): settles its own claims.
+    Hospital,
+    /// An insurance platform: reads caps and settlements.
+    Insurer,
+    /// Civil affairs and its partners: keep the roster.
+    RosterAdmin,
+    /// Reads everything, changes nothing.
+    Auditor,
+    /// Anyone, when the service runs without `[auth]` on a loopback address.
+    Open,
+}
+
+impl Role {
+    /// Reads the configuration's spelling.
+    pub fn parse(text: &str) -> Result<Role, String> {
+        Ok(match text {
+            "hospital" => Role::Hospital,
+            "insurer" => Role::Insurer,
+            "roster_admin" => Role::RosterAdmin,
+            "auditor" => Role::Auditor,
+            other => {
+                return Err(format!(
+                    "unknown role {other:?}: hospital, insurer, roster_admin or auditor"
+                ));
+            }
+        })
+    }
+
+    /// The configuration's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Hospital => "hospital",
+            Role::Insurer => "insurer",
+            Role::RosterAdmin => "roster_admin",
+            Role::Auditor => "auditor",
+            Role::Open => "open",
+        }
+    }
+}
+
+/// An authenticated caller, as audit logs name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// A name for logs: the configured one, else role, hospital and digest prefix.
+    pub name: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// The hospital a `hospital` caller acts for.
+    pub hospital_id: Option<HospitalId>,
+}
+
+impl Principal {
+    /// The caller of a service running open on loopback.
+    pub fn open() -> Principal {
+        Principal {
+            name: "open-loopback".into(),
+            role: Role::Open,
+            hospital_id: None,
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A token's SHA-256 digest: what the configuration holds instead of the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of a token as presented.
+    pub fn of(token: &str) -> TokenDigest {
+        TokenDigest(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Reads 64 hexadecimal digits.
+    pub fn parse(hex: &str) -> Result<TokenDigest, String> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
+            return Err("sha256 must be 64 hexadecimal digits".into());
+        }
+        let mut digest = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            digest[i] = u8::from_str_radix(text, 16).map_err(|e| e.to_string())?;
+        }
+        Ok(TokenDigest(digest))
+    }
+
+    /// The 64 hexadecimal digits.
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}…", &self.to_hex()[..8])
+    }
+}
+
+/// One configured token.
+#[derive(Clone, Debug)]
+pub struct TokenEntry {
+    /// The token's digest.
+    pub digest: TokenDigest,
+    /// Who presents it.
+    pub principal: Arc<Principal>,
+}
+
+/// The one caller of an open service, shared by every request.
+static OPEN: LazyLock<Arc<Principal>> = LazyLock::new(|| Arc::new(Principal::open()));
+
+/// Longest token accepted, in bytes: anything longer is refused unhashed.
+const TOKEN_LEN_MAX: usize = 256;
+
+/// How callers are recognised.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// No `[auth]` section: every caller is [`Principal::open`]. Allowed only
+    /// on a loopback address.
+    Open,
+    /// Only holders of configured tokens.
+    Tokens(Vec<TokenEntry>),
+}
+
+/// Why a caller was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No credentials, or ones no configured token matches.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Known caller, action outside its role or hospital.
+    #[error("{0}")]
+    PermissionDenied(String),
+}
+
+impl Access {
+    /// Finds the caller presenting `authorization` (the header's value, if
+    /// any). Every configured digest is compared, in constant time, whatever
+    /// matches, so timing tells nothing about the configured tokens.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Principal>, Refusal> {
+        let entries = match self {
+            Access::Open => return Ok(Arc::clone(&OPEN)),
+            Access::Tokens(entries) => entries,
+        };
+        let header = authorization.ok_or(Refusal::Unauthenticated(
+            "missing authorization: send \"authorization: Bearer <token>\"",
+        ))?;
+        let token = header
+            .strip_prefix(b"Bearer ")
+            .filter(|t| !t.is_empty() && t.len() <= TOKEN_LEN_MAX)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .ok_or(Refusal::Unauthenticated(
+                "authorization must be \"Bearer <token>\"",
+            ))?;
+        let presented = TokenDigest::of(token);
+        let mut found = None;
+        for entry in entries {
+            if bool::from(presented.0.ct_eq(&entry.digest.0)) {
+                found = Some(&entry.principal);
+            }
+        }
+        found
+            .cloned()
+            .ok_or(Refusal::Unauthenticated("unknown token"))
+    }
+}
+
+/// Something a caller asks to do, with the hospital it concerns.
+#[derive(Clone, Copy, Debug)]
+pub enum Action<'a> {
+    /// PreSettle for this hospital.
+    Quote(&'a HospitalId),
+    /// Settle for this hospital.
+    Settle(&'a HospitalId),
+    /// Reverse a settlement of this hospital.
+    Reverse(&'a HospitalId),
+    /// Read a settlement of this hospital.
+    ReadSettlement(&'a HospitalId),
+    /// GetAnnualUsage.
+    ReadUsage,
+    /// ListSettlements of a patient.
+    ListSettlements,
+    /// GetPolicy.
+    ReadPolicy,
+    /// UpsertPerson.
+    WriteRoster,
+    /// GetPerson.
+    ReadRoster,
+}
+
+/// The permission table: may `principal` do `action`?
+pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusal> {
+    use Action::*;
+    let allowed = match (principal.role, action) {
+        (Role::Open, _) => true,
+        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h)) => {
+            if principal.hospital_id.as_ref() != Some(h) {
+                return Err(Refusal::PermissionDenied(format!(
+                    "{principal} acts for hospital {}, not {h}",
+                    principal
+                        .hospital_id
+                        .as_ref()
+                        .map_or("(none)", |id| id.as_str())
+                )));
+            }
+            true
+        }
+        (Role::Insurer, ReadUsage | ListSettlements | ReadPolicy) => true,
+        (Role::RosterAdmin, WriteRoster | ReadRoster) => true,
+        (
+            Role::Auditor,
+            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster,
+        ) => true,
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::PermissionDenied(format!(
+            "the {} role may not {}",
+            principal.role.as_str(),
+            action.describe()
+        )))
+    }
+}
+
+impl Action<'_> {
+    fn describe(&self) -> &'static str {
+        match self {
+            Action::Quote(_) => "quote claims",
+            Action::Settle(_) => "settle claims",
+            Action::Reverse(_) => "reverse settlements",
+            Action::ReadSettlement(_) => "read settlements",
+            Action::ReadUsage => "read annual usage",
+            Action::ListSettlements => "list settlements",
+            Action::ReadPolicy => "read policies",
+            Action::WriteRoster => "change the roster",
+            Action::ReadRoster => "read the roster",
+        }
+    }
+}
+
+/// A fresh random token: 32 random bytes as 64 hexadecimal digits, prefixed
+/// so that one found in the wild is recognisable.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("mdas_{}", TokenDigest(bytes).to_hex()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hospital(id: &str) -> HospitalId {
+        HospitalId::parse(id).unwrap()
+    }
+
+    fn principal(role: Role, hospital_id: Option<&str>) -> Principal {
+        Principal {
+            name: "test".into(),
+            role,
+            hospital_id: hospital_id.map(hospital),
+        }
+    }
+
+    fn tokens() -> Access {
+        Access::Tokens(vec![
+            TokenEntry {
+                digest: TokenDigest::of("alpha"),
+                principal: Arc::new(principal(Role::Hospital, Some("H001"))),
+            },
+            TokenEntry {
+                digest: TokenDigest::of("beta"),
+                principal: Arc::new(principal(Role::Auditor, None)),
+            },
+        ])
+    }
+
+    #[test]
+    fn tokens_are_recognised_by_digest_only() {
+        let access = tokens();
+        assert_eq!(
+            access.authenticate(Some(b"Bearer alpha")).unwrap().role,
+            Role::Hospital
+        );
+        assert_eq!(
+            access.authenticate(Some(b"Bearer beta")).unwrap().role,
+            Role::Auditor
+        );
+        for refused in [
+            None,
+            Some(&b"Bearer gamma"[..]),
+            Some(b"alpha"),
+            Some(b"Bearer "),
+            Some(b"Basic alpha"),
+            Some(&[0xff; 300][..]),
+        ] {
+            assert!(
+                matches!(
+                    access.authenticate(refused),
+                    Err(Refusal::Unauthenticated(_))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(*Access::Open.authenticate(None).unwrap(), Principal::open());
+    }
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let digest = TokenDigest::of("alpha");
+        assert_eq!(TokenDigest::parse(&digest.to_hex()).unwrap(), digest);
+        assert!(TokenDigest::parse("abc").is_err());
+        assert!(TokenDigest::parse(&"g".repeat(64)).is_err());
+        let token = new_token().unwrap();
+        assert!(token.starts_with("mdas_") && token.len() == 69);
+        assert_ne!(token, new_token().unwrap());
+    }
+
+    #[test]
+    fn the_permission_table() {
+        let (own, other) = (hospital("H001"), hospital("H002"));
+        let h001 = principal(Role::Hospital, Some("H001"));
+        let insurer = principal(Role::Insurer, None);
+        let roster = principal(Role::RosterAdmin, None);
+        let auditor = principal(Role::Auditor, None);
+        let allowed = |p: &Principal, a| authorize(p, a).is_ok();
+        for action in [
+            Action::Quote(&own),
+            Action::Settle(&own),
+            Action::Reverse(&own),
+            Action::ReadSettlement(&own),
+        ] {
+            assert!(allowed(&h001, action), "{action:?}");
+            assert!(
+                !allowed(&insurer, action) && !allowed(&roster, action),
+                "{action:?}"
+            );
+        }
+        for action in [
+            Action::Quote(&other),
+            Action::Settle(&other),
+            Action::Reverse(&other),
+            Action::ReadSettlement(&other),
+        ] {
+            assert!(
+                matches!(authorize(&h001, action), Err(Refusal::PermissionDenied(m)) if m.contains("H002"))
+            );
+        }
+        for action in [
+            Action::ReadUsage,
+            Action::ListSettlements,
+            Action::ReadPolicy,
+        ] {
+            assert!(
+                allowed(&insurer, action) && allowed(&auditor, action) && !allowed(&h001, action)
+            );
+        }
+        assert!(allowed(&roster, Action::WriteRoster) && allowed(&roster, Action::ReadRoster));
+        assert!(!allowed(&auditor, Action::WriteRoster) && allowed(&auditor, Action::ReadRoster));
+        assert!(allowed(&auditor, Action::ReadSettlement(&other)));
+        assert!(
+            !allowed(&auditor, Action::Settle(&own)) && !allowed(&auditor, Action::Quote(&own))
+        );
+        assert!(allowed(&Principal::open(), Action::WriteRoster));
+    }
+}

@@ -1,0 +1,297 @@
+//! Prometheus metrics, served as text at `--metrics-listen ADDR` `/metrics`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `medassist_requests_total` | `rpc`, `code` | requests answered, by RPC and gRPC status |
+//! | `medassist_request_duration_seconds` | `rpc` | time to the response headers |
+//! | `medassist_requests_in_flight` | | requests being served (health and reflection excluded) |
+//! | `medassist_requests_rejected_total` | | requests refused `RESOURCE_EXHAUSTED` by the concurrency limit |
+//! | `medassist_settlements_total` | `outcome` | new settlements: `paid`, `capped`, `not_enrolled`, `no_qualifying_category` |
+//! | `medassist_assistance_fen_total` | `outcome` | assistance paid by new settlements, in fen (an integer: money never passes through a float) |
+//! | `medassist_reversals_total` | | settlements reversed |
+//! | `medassist_reversed_assistance_fen_total` | | assistance given back by reversals, in fen |
+//! | `medassist_store_commit_duration_seconds` | | one atomic commit including its flush |
+//! | `medassist_store_commit_requests` | | requests per commit (the batch size) |
+//!
+//! RPC labels come from a fixed list, so random paths cannot grow the
+//! number of series: anything else is counted as `unknown`.
+
+use std::sync::Mutex;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::domain::{IneligibleReason, Money, Outcome};
+
+/// The RPC paths that get their own label.
+pub const KNOWN_RPCS: &[&str] = &[
+    "/medassist.v1.SettlementService/PreSettle",
+    "/medassist.v1.SettlementService/Settle",
+    "/medassist.v1.SettlementService/Reverse",
+    "/medassist.v1.SettlementService/GetSettlement",
+    "/medassist.v1.UsageService/GetAnnualUsage",
+    "/medassist.v1.UsageService/ListSettlements",
+    "/medassist.v1.RosterService/UpsertPerson",
+    "/medassist.v1.RosterService/GetPerson",
+    "/medassist.v1.PolicyService/GetPolicy",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    rpc: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Every metric of one server, in its own registry (so tests can run many
+/// servers in one process).
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RpcLabels, Histogram>,
+    in_flight: Gauge,
+    rejected: Counter,
+    settlements: Family<OutcomeLabels, Counter>,
+    assistance_fen: Family<OutcomeLabels, Counter>,
+    reversals: Counter,
+    reversed_fen: Counter,
+    commit_seconds: Histogram,
+    commit_requests: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("medassist");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs to about 1.6 s.
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+        });
+        let metrics = Metrics {
+            requests,
+            latency,
+            in_flight: Gauge::default(),
+            rejected: Counter::default(),
+            settlements: Family::default(),
+            assistance_fen: Family::default(),
+            reversals: Counter::default(),
+            reversed_fen: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            registry: Mutex::new(Registry::default()),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by RPC and gRPC status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers, by RPC",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being served",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "requests_rejected",
+            "Requests refused by the concurrency limit",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "settlements",
+            "New settlements, by outcome",
+            metrics.settlements.clone(),
+        );
+        registry.register(
+            "assistance_fen",
+            "Assistance paid by new settlements, in fen, by outcome",
+            metrics.assistance_fen.clone(),
+        );
+        registry.register(
+            "reversals",
+            "Settlements reversed",
+            metrics.reversals.clone(),
+        );
+        registry.register(
+            "reversed_assistance_fen",
+            "Assistance given back by reversals, in fen",
+            metrics.reversed_fen.clone(),
+        );
+        registry.register(
+            "store_commit_duration_seconds",
+            "One atomic store commit, including its flush",
+            metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "store_commit_requests",
+            "Requests per store commit",
+            metrics.commit_requests.clone(),
+        );
+        *metrics.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
+        metrics
+    }
+
+    /// The label for a request path: itself if known, else `unknown`.
+    pub fn rpc_label(path: &str) -> &'static str {
+        KNOWN_RPCS
+            .iter()
+            .copied()
+            .find(|known| *known == path)
+            .unwrap_or("unknown")
+    }
+
+    /// Counts and times one answered request.
+    pub fn request_done(&self, rpc: &'static str, code: tonic::Code, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                rpc,
+                code: code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RpcLabels { rpc })
+            .observe(seconds);
+    }
+
+    /// Sets the number of requests being served.
+    pub fn set_in_flight(&self, count: usize) {
+        self.in_flight.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a request refused by the concurrency limit.
+    pub fn request_rejected(&self) {
+        self.rejected.inc();
+    }
+
+    /// Counts a new settlement and its assistance.
+    pub fn settled(&self, outcome: &Outcome) {
+        let label = OutcomeLabels {
+            outcome: outcome_name(outcome),
+        };
+        self.settlements.get_or_create(&label).inc();
+        self.assistance_fen
+            .get_or_create(&label)
+            .inc_by(fen(outcome.assistance));
+    }
+
+    /// Counts a reversal and the assistance it gave back.
+    pub fn reversed(&self, assistance: Money) {
+        self.reversals.inc();
+        self.reversed_fen.inc_by(fen(assistance));
+    }
+
+    /// Times one store commit of `requests` requests.
+    pub fn committed(&self, seconds: f64, requests: usize) {
+        self.commit_seconds.observe(seconds);
+        self.commit_requests.observe(requests as f64);
+    }
+
+    /// The text exposition format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+}
+
+fn fen(amount: Money) -> u64 {
+    u64::try_from(amount.fen()).unwrap_or(0)
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome.ineligible_reason {
+        Some(IneligibleReason::NotEnrolled) => "not_enrolled",
+        Some(IneligibleReason::NoQualifyingCategory) => "no_qualifying_category",
+        None if outcome.capped => "capped",
+        None => "paid",
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_bounded_labels() {
+        let metrics = Metrics::new();
+        metrics.request_done(
+            Metrics::rpc_label("/medassist.v1.SettlementService/Settle"),
+            tonic::Code::Ok,
+            0.001,
+        );
+        metrics.request_done(
+            Metrics::rpc_label("/evil/../path"),
+            tonic::Code::Unimplemented,
+            0.001,
+        );
+        metrics.reversed(Money::parse("7350").unwrap());
+        let text = metrics.render();
+        assert!(text.contains(r#"medassist_requests_total{rpc="/medassist.v1.SettlementService/Settle",code="OK"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"rpc="unknown",code="UNIMPLEMENTED""#),
+            "{text}"
+        );
+        assert!(
+            text.contains("medassist_reversed_assistance_fen_total 735000"),
+            "{text}"
+        );
+        assert!(!text.contains("evil"));
+    }
+}

@@ -1,0 +1,293 @@
+//! What an operator relies on: metrics, the concurrency limit, and logs that
+//! keep personal data out.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use medassist::{
+    config::{Config, Limits},
+    grpc::pb,
+    store::{CommitStep, FaultPlan, SledOptions, SledStore},
+};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::*;
+
+/// Fetches `/metrics` with a plain HTTP/1.1 request.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// Proves the metrics endpoint shows calls just made: requests by RPC and
+/// code, latency, settlements and assistance by outcome, store commits.
+#[tokio::test]
+async fn metrics_show_the_calls_made() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = TestServer::config_for(&dir);
+    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = TestServer::launch(dir, config, None).await;
+    let patient = server.enroll("1960-01-01", 401).await;
+    settled(
+        server
+            .settlements()
+            .settle(worked_example(&patient, "MET-1"))
+            .await,
+    );
+    let bad = pb::SettleRequest {
+        total_cost: "-1".into(),
+        ..worked_example(&patient, "MET-2")
+    };
+    assert_eq!(
+        server.settlements().settle(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let reverse = pb::ReverseRequest {
+        hospital_id: "H001".into(),
+        claim_id: "MET-1".into(),
+        reason: "test".into(),
+    };
+    settled(server.settlements().reverse(reverse).await);
+
+    let text = scrape(server.metrics_addr.unwrap()).await;
+    for expected in [
+        r#"medassist_requests_total{rpc="/medassist.v1.SettlementService/Settle",code="OK"} 1"#,
+        r#"medassist_requests_total{rpc="/medassist.v1.SettlementService/Settle",code="INVALID_ARGUMENT"} 1"#,
+        r#"medassist_requests_total{rpc="/medassist.v1.RosterService/UpsertPerson",code="OK"} 1"#,
+        r#"medassist_request_duration_seconds_count{rpc="/medassist.v1.SettlementService/Settle"} 2"#,
+        r#"medassist_settlements_total{outcome="paid"} 1"#,
+        r#"medassist_assistance_fen_total{outcome="paid"} 735000"#,
+        "medassist_reversals_total 1",
+        "medassist_reversed_assistance_fen_total 735000",
+        "medassist_store_commit_duration_seconds_count 3",
+        "medassist_requests_in_flight 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+/// Holds every commit until released, so requests pile up in the server.
+#[derive(Default)]
+struct Hold {
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+impl Hold {
+    fn set(&self, held: bool) {
+        *self.held.lock().unwrap() = held;
+        self.released.notify_all();
+    }
+}
+
+impl FaultPlan for Hold {
+    fn fails(&self, step: CommitStep) -> bool {
+        if step == CommitStep::BeforeWrite {
+            let held = self.held.lock().unwrap();
+            drop(self.released.wait_while(held, |held| *held).unwrap());
+        }
+        false
+    }
+}
+
+/// Proves a burst above the concurrency limit: with 4 settlements held in
+/// the server, 12 more are refused RESOURCE_EXHAUSTED at once while health
+/// still answers; the 4 then succeed, and so does the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_above_the_limit_is_shed_not_queued() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    std::fs::create_dir_all(data_dir(&dir)).unwrap();
+    let hold = Arc::new(Hold::default());
+    let store =
+        SledStore::open_with_faults(&data_dir(&dir), SledOptions::default(), hold.clone()).unwrap();
+    let mut config = TestServer::config_for(&dir);
+    config.config = Config {
+        limits: Limits {
+            concurrent_requests_max: 4,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let server = TestServer::launch(dir, config, Some(Arc::new(store))).await;
+    let patient = server.enroll("1960-01-01", 402).await;
+
+    hold.set(true);
+    let held: Vec<_> = (0..4)
+        .map(|n| {
+            let (mut client, request) = (
+                server.settlements(),
+                claim_paying_7000(&patient, &format!("B-{n}")),
+            );
+            tokio::spawn(async move { client.settle(request).await })
+        })
+        .collect();
+    let mut in_flight = server.in_flight.clone();
+    in_flight.wait_for(|n| *n == 4).await.unwrap();
+
+    let excess: Vec<_> = (0..12)
+        .map(|n| {
+            let (mut client, request) = (
+                server.settlements(),
+                claim_paying_7000(&patient, &format!("X-{n}")),
+            );
+            tokio::spawn(async move { client.settle(request).await })
+        })
+        .collect();
+    for call in excess {
+        let status = call.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    }
+    let health = HealthClient::new(server.channel())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    assert!(health.is_ok(), "health is never limited");
+
+    hold.set(false);
+    for call in held {
+        let settlement = call
+            .await
+            .unwrap()
+            .expect("held requests succeed")
+            .into_inner()
+            .settlement
+            .unwrap();
+        assert_eq!(settlement.assistance_amount, "7000.00");
+    }
+    let (after, _) = settled(
+        server
+            .settlements()
+            .settle(claim_paying_7000(&patient, "after"))
+            .await,
+    );
+    assert!(!after.settlement_id.is_empty());
+    let usage = server
+        .usage()
+        .get_annual_usage(pb::GetAnnualUsageRequest {
+            patient_id: patient,
+            year: 2026,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        usage.settlement_count, 5,
+        "4 held + 1 after; the 12 refused left no trace"
+    );
+}
+
+/// Proves a full run of the real binary (roster, quotes, settlements,
+/// replays, conflicts, reversals, bad input, lookups) logs audit events with
+/// the caller, and never a whole resident ID or name, in text or JSON.
+#[tokio::test]
+async fn logs_of_a_full_run_hold_no_whole_resident_id() {
+    for format in ["text", "json"] {
+        let dir = TempDir::new().unwrap();
+        let server = ServerProcess::start_logging(
+            &dir.path().join("data"),
+            &["--log-format", format],
+            "debug",
+        )
+        .await;
+        let channel = server.channel.clone();
+        let mut roster =
+            medassist::grpc::pb::roster_service_client::RosterServiceClient::new(channel.clone());
+        let mut settlements =
+            medassist::grpc::pb::settlement_service_client::SettlementServiceClient::new(
+                channel.clone(),
+            );
+        let mut usage =
+            medassist::grpc::pb::usage_service_client::UsageServiceClient::new(channel.clone());
+        let ids: Vec<String> = (0..3).map(|n| resident_id("1950-03-04", 410 + n)).collect();
+        for id in &ids {
+            let person = pb::Person {
+                name: "欧阳明月".into(),
+                ..dibao_person(id)
+            };
+            roster
+                .upsert_person(pb::UpsertPersonRequest {
+                    person: Some(person),
+                })
+                .await
+                .unwrap();
+        }
+        let stranger = resident_id("1990-09-09", 419);
+        for (n, id) in ids.iter().chain([&stranger]).enumerate() {
+            let request = worked_example(id, &format!("LOG-{n}"));
+            settlements.pre_settle(request.clone()).await.unwrap();
+            settlements.settle(request.clone()).await.unwrap();
+            settlements.settle(request.clone()).await.unwrap();
+            let changed = pb::SettleRequest {
+                total_cost: "60000.00".into(),
+                ..request
+            };
+            assert_eq!(
+                settlements.settle(changed).await.unwrap_err().code(),
+                Code::AlreadyExists
+            );
+            let reverse = pb::ReverseRequest {
+                hospital_id: "H001".into(),
+                claim_id: format!("LOG-{n}"),
+                reason: "log test".into(),
+            };
+            settlements.reverse(reverse).await.unwrap();
+            usage
+                .get_annual_usage(pb::GetAnnualUsageRequest {
+                    patient_id: id.clone(),
+                    year: 2026,
+                })
+                .await
+                .ok();
+        }
+        let wrong_check = format!("{}0", &stranger[..17]);
+        let bad = pb::SettleRequest {
+            patient_id: wrong_check.clone(),
+            ..worked_example(&stranger, "LOG-X")
+        };
+        settlements.settle(bad).await.unwrap_err();
+        roster
+            .get_person(pb::GetPersonRequest {
+                patient_id: stranger.clone(),
+            })
+            .await
+            .unwrap_err();
+
+        let log = server.terminate().await.join("\n");
+        for id in ids.iter().chain([&stranger, &wrong_check]) {
+            assert!(
+                !log.contains(id.as_str()),
+                "{format} log holds resident ID {id}:\n{log}"
+            );
+            assert!(
+                !log.contains(&id[6..14]),
+                "{format} log holds a birth date of {id}"
+            );
+        }
+        assert!(!log.contains("欧阳明月"), "{format} log holds a name");
+        assert!(
+            log.contains("medassist::audit"),
+            "{format} log has audit events:\n{log}"
+        );
+        assert!(
+            log.contains("open-loopback"),
+            "audit events name the caller"
+        );
+        assert!(log.contains("320602********"), "patients appear masked");
+        if format == "json" {
+            assert!(
+                log.lines().all(|line| line.starts_with('{')),
+                "every JSON line is an object"
+            );
+        }
+    }
+}

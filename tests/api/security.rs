@@ -1,0 +1,464 @@
+//! Who may call what, through real clients: every RPC against every role,
+//! own and other hospital, no token and a bad token; then TLS and mTLS.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use medassist::{
+    auth::{Access, Principal, Role, TokenDigest, TokenEntry},
+    config::{Config, TlsFiles},
+    domain::HospitalId,
+    grpc::pb::{
+        self, policy_service_client::PolicyServiceClient,
+        roster_service_client::RosterServiceClient,
+        settlement_service_client::SettlementServiceClient,
+        usage_service_client::UsageServiceClient,
+    },
+};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tempfile::TempDir;
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::*;
+
+fn token_entry(token: &str, role: Role, hospital: Option<&str>) -> TokenEntry {
+    TokenEntry {
+        digest: TokenDigest::of(token),
+        principal: Arc::new(Principal {
+            name: format!("test {token}"),
+            role,
+            hospital_id: hospital.map(|h| HospitalId::parse(h).unwrap()),
+        }),
+    }
+}
+
+fn guarded_config() -> Config {
+    Config {
+        access: Access::Tokens(vec![
+            token_entry("t-h001", Role::Hospital, Some("H001")),
+            token_entry("t-h002", Role::Hospital, Some("H002")),
+            token_entry("t-insurer", Role::Insurer, None),
+            token_entry("t-roster", Role::RosterAdmin, None),
+            token_entry("t-auditor", Role::Auditor, None),
+        ]),
+        ..Config::default()
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call, or nothing.
+fn bearer(
+    token: Option<&'static str>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut request: Request<()>| {
+        if let Some(token) = token {
+            let value = MetadataValue::try_from(format!("Bearer {token}")).unwrap();
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rpc {
+    PreSettle,
+    Settle,
+    Reverse,
+    GetSettlementByKey,
+    GetSettlementById,
+    GetAnnualUsage,
+    ListSettlements,
+    UpsertPerson,
+    GetPerson,
+    GetPolicy,
+}
+
+const RPCS: [Rpc; 10] = [
+    Rpc::PreSettle,
+    Rpc::Settle,
+    Rpc::Reverse,
+    Rpc::GetSettlementByKey,
+    Rpc::GetSettlementById,
+    Rpc::GetAnnualUsage,
+    Rpc::ListSettlements,
+    Rpc::UpsertPerson,
+    Rpc::GetPerson,
+    Rpc::GetPolicy,
+];
+
+/// What the matrix runs against: an enrolled patient, and one settlement
+/// for each hospital (with its number).
+struct Fixtures {
+    patient: String,
+    settlement_ids: [(String, String); 2],
+    claims: AtomicUsize,
+}
+
+impl Fixtures {
+    async fn new(channel: &Channel) -> Fixtures {
+        let patient = resident_id("1960-01-01", 301);
+        let mut roster =
+            RosterServiceClient::with_interceptor(channel.clone(), bearer(Some("t-roster")));
+        roster
+            .upsert_person(pb::UpsertPersonRequest {
+                person: Some(dibao_person(&patient)),
+            })
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (hospital, token) in [("H001", "t-h001"), ("H002", "t-h002")] {
+            let mut client =
+                SettlementServiceClient::with_interceptor(channel.clone(), bearer(Some(token)));
+            let request = pb::SettleRequest {
+                hospital_id: hospital.into(),
+                ..worked_example(&patient, "FIX")
+            };
+            let settlement = client
+                .settle(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .settlement
+                .unwrap();
+            ids.push((hospital.to_owned(), settlement.settlement_id));
+        }
+        Fixtures {
+            patient,
+            settlement_ids: [ids[0].clone(), ids[1].clone()],
+            claims: AtomicUsize::new(0),
+        }
+    }
+
+    fn settlement_id_of(&self, hospital: &str) -> String {
+        self.settlement_ids
+            .iter()
+            .find(|(h, _)| h == hospital)
+            .unwrap()
+            .1
+            .clone()
+    }
+}
+
+/// Calls `rpc` with `token` about hospital `hospital`'s data; the status code.
+async fn call(
+    channel: &Channel,
+    fixtures: &Fixtures,
+    rpc: Rpc,
+    token: Option<&'static str>,
+    hospital: &str,
+) -> Code {
+    let mut settlements = SettlementServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut usage = UsageServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut policies = PolicyServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
+    let request = pb::SettleRequest {
+        hospital_id: hospital.into(),
+        ..worked_example(&fixtures.patient, &claim)
+    };
+    let by_key = pb::GetSettlementRequest {
+        hospital_id: hospital.into(),
+        claim_id: "FIX".into(),
+        ..Default::default()
+    };
+    let by_id = pb::GetSettlementRequest {
+        settlement_id: fixtures.settlement_id_of(hospital),
+        ..Default::default()
+    };
+    let result = match rpc {
+        Rpc::PreSettle => settlements.pre_settle(request).await.map(drop),
+        Rpc::Settle => settlements.settle(request).await.map(drop),
+        Rpc::Reverse => settlements
+            .reverse(pb::ReverseRequest {
+                hospital_id: hospital.into(),
+                claim_id: "FIX".into(),
+                reason: "test".into(),
+            })
+            .await
+            .map(drop),
+        Rpc::GetSettlementByKey => settlements.get_settlement(by_key).await.map(drop),
+        Rpc::GetSettlementById => settlements.get_settlement(by_id).await.map(drop),
+        Rpc::GetAnnualUsage => usage
+            .get_annual_usage(pb::GetAnnualUsageRequest {
+                patient_id: fixtures.patient.clone(),
+                year: 2026,
+            })
+            .await
+            .map(drop),
+        Rpc::ListSettlements => usage
+            .list_settlements(pb::ListSettlementsRequest {
+                patient_id: fixtures.patient.clone(),
+                year: 2026,
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(drop),
+        Rpc::UpsertPerson => roster
+            .upsert_person(pb::UpsertPersonRequest {
+                person: Some(dibao_person(&fixtures.patient)),
+            })
+            .await
+            .map(drop),
+        Rpc::GetPerson => roster
+            .get_person(pb::GetPersonRequest {
+                patient_id: fixtures.patient.clone(),
+            })
+            .await
+            .map(drop),
+        Rpc::GetPolicy => policies
+            .get_policy(pb::GetPolicyRequest {
+                region_code: "320602".into(),
+                year: 2026,
+            })
+            .await
+            .map(drop),
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// The expected answer of the permission table.
+fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
+    use Rpc::*;
+    let hospital_scoped = matches!(
+        rpc,
+        PreSettle | Settle | Reverse | GetSettlementByKey | GetSettlementById
+    );
+    let allowed = match caller {
+        "none" | "bad" => return Code::Unauthenticated,
+        "t-h001" => hospital_scoped && hospital == "H001",
+        "t-insurer" => matches!(rpc, GetAnnualUsage | ListSettlements | GetPolicy),
+        "t-roster" => matches!(rpc, UpsertPerson | GetPerson),
+        "t-auditor" => matches!(
+            rpc,
+            GetSettlementByKey
+                | GetSettlementById
+                | GetAnnualUsage
+                | ListSettlements
+                | GetPerson
+                | GetPolicy
+        ),
+        other => panic!("unknown caller {other}"),
+    };
+    if allowed {
+        Code::Ok
+    } else {
+        Code::PermissionDenied
+    }
+}
+
+/// Proves the whole matrix: 10 RPCs x 6 callers x own and other hospital,
+/// 120 calls, each answered exactly as the permission table says; health and
+/// reflection stay open.
+#[tokio::test]
+async fn every_rpc_against_every_caller() {
+    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), guarded_config()).await;
+    let channel = server.channel();
+    let fixtures = Fixtures::new(&channel).await;
+    let callers: [(&str, Option<&'static str>); 6] = [
+        ("t-h001", Some("t-h001")),
+        ("t-insurer", Some("t-insurer")),
+        ("t-roster", Some("t-roster")),
+        ("t-auditor", Some("t-auditor")),
+        ("none", None),
+        ("bad", Some("not-a-token")),
+    ];
+    let mut checked = 0;
+    for rpc in RPCS {
+        for (caller, token) in callers {
+            for hospital in ["H001", "H002"] {
+                let got = call(&channel, &fixtures, rpc, token, hospital).await;
+                assert_eq!(
+                    got,
+                    expected(rpc, caller, hospital),
+                    "{rpc:?} by {caller} about {hospital}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 120);
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    assert!(health.is_ok(), "health needs no token");
+}
+
+/// Proves open mode refuses to listen off loopback.
+#[tokio::test]
+async fn open_mode_refuses_to_listen_off_loopback() {
+    let dir = TempDir::new().unwrap();
+    let mut config = TestServer::config_for(&dir);
+    config.listen = "0.0.0.0:0".parse().unwrap();
+    let refused = medassist::server::Server::bind(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("without authentication"),
+        "{refused}"
+    );
+}
+
+/// A CA, and certificates it signs.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        Pki {
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `<name>-ca.pem` and returns the issuer to sign with.
+    fn ca(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(self.path(&format!("{name}-ca.pem")), ca.pem()).unwrap();
+        ca
+    }
+
+    /// Writes `<name>.pem` and `<name>.key`, signed by `ca`, for `localhost`.
+    fn leaf(&self, name: &str, ca: &CertifiedIssuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, ca)
+            .unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+
+    /// A TLS channel trusting `ca`, presenting `identity` (a leaf name) if any.
+    async fn channel(
+        &self,
+        server: &TestServer,
+        ca: &str,
+        identity: Option<&str>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(self.read(ca)))
+            .domain_name("localhost");
+        if let Some(name) = identity {
+            tls = tls.identity(Identity::from_pem(
+                self.read(&format!("{name}.pem")),
+                self.read(&format!("{name}.key")),
+            ));
+        }
+        Channel::from_shared(format!("https://{}", server.addr))
+            .unwrap()
+            .tls_config(tls)?
+            .connect()
+            .await
+    }
+}
+
+async fn healthy(channel: Channel) -> Result<(), Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(drop)
+}
+
+async fn tls_server(pki: &Pki, client_ca: Option<&str>) -> TestServer {
+    let config = Config {
+        tls: Some(TlsFiles {
+            cert: pki.path("server.pem"),
+            key: pki.path("server.key"),
+            client_ca: client_ca.map(|ca| pki.path(ca)),
+        }),
+        ..Config::default()
+    };
+    TestServer::start_with(Arc::new(TempDir::new().unwrap()), config).await
+}
+
+/// Proves a TLS server answers a TLS client and refuses a plaintext one.
+#[tokio::test]
+async fn tls_clients_succeed_and_plaintext_fails() {
+    let pki = Pki::new();
+    let ca = pki.ca("server");
+    pki.leaf("server", &ca);
+    let server = tls_server(&pki, None).await;
+    let channel = pki
+        .channel(&server, "server-ca.pem", None)
+        .await
+        .expect("TLS handshake");
+    healthy(channel.clone())
+        .await
+        .expect("a TLS client is served");
+    let patient = resident_id("1960-01-01", 311);
+    RosterServiceClient::new(channel.clone())
+        .upsert_person(pb::UpsertPersonRequest {
+            person: Some(dibao_person(&patient)),
+        })
+        .await
+        .unwrap();
+    let settled = SettlementServiceClient::new(channel)
+        .settle(worked_example(&patient, "TLS-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        settled.into_inner().settlement.unwrap().assistance_amount,
+        "7350.00"
+    );
+    assert!(
+        healthy(server.channel()).await.is_err(),
+        "plaintext is refused"
+    );
+}
+
+/// Proves mTLS: a client certificate from the configured CA is served; none,
+/// or one from another CA, is refused.
+#[tokio::test]
+async fn mtls_requires_a_certificate_from_the_configured_ca() {
+    let pki = Pki::new();
+    let server_ca = pki.ca("server");
+    pki.leaf("server", &server_ca);
+    let hospitals_ca = pki.ca("hospitals");
+    pki.leaf("hospital", &hospitals_ca);
+    let foreign_ca = pki.ca("foreign");
+    pki.leaf("stranger", &foreign_ca);
+    let server = tls_server(&pki, Some("hospitals-ca.pem")).await;
+
+    let trusted = pki
+        .channel(&server, "server-ca.pem", Some("hospital"))
+        .await
+        .expect("handshake");
+    healthy(trusted)
+        .await
+        .expect("a hospital certificate is served");
+    for identity in [None, Some("stranger")] {
+        let refused = match pki.channel(&server, "server-ca.pem", identity).await {
+            Err(_) => true,
+            Ok(channel) => healthy(channel).await.is_err(),
+        };
+        assert!(refused, "client certificate {identity:?} must be refused");
+    }
+}
