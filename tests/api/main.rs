@@ -7,6 +7,7 @@ mod hostile;
 
 mod concurrency;
 mod crash;
+mod durability;
 mod faults;
 mod invariants;
 mod operations;
