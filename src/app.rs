@@ -16,6 +16,7 @@ use crate::{
     },
     ledger::{Ledger, LedgerError, Recorded},
     metrics::Metrics,
+    roster_cache::RosterCache,
     rules,
     store::{Store, StoreError},
 };
@@ -135,6 +136,7 @@ pub struct App {
     store: Arc<dyn Store>,
     policies: PolicyBook,
     ledger: Ledger,
+    roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
     page_size_max: usize,
 }
@@ -148,11 +150,17 @@ impl App {
         metrics: Arc<Metrics>,
         page_size_max: usize,
     ) -> Result<App, StoreError> {
-        let ledger = Ledger::start(Arc::clone(&store), Arc::clone(&metrics))?;
+        let roster = Arc::new(RosterCache::new());
+        let ledger = Ledger::start(
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            Arc::clone(&roster),
+        )?;
         Ok(App {
             store,
             policies,
             ledger,
+            roster,
             metrics,
             page_size_max,
         })
@@ -185,25 +193,38 @@ impl App {
     /// settlement already recorded under its key.
     pub async fn settle(&self, claim: Claim, by: &Principal) -> Result<Recorded, AppError> {
         authorize(by, Action::Settle(&claim.key().hospital_id))?;
-        // A retry is answered from the store without assessing again; the
-        // ledger checks the key once more, in order, for retries that race.
-        if let Some(read) = self.store.settlement_by_claim(claim.key())? {
-            let existing = self.ledger.durable(read).await?;
-            if existing.claim != claim {
-                return Err(conflict(&existing));
+        // The ledger checks the key, in order, and answers retries itself:
+        // a new claim (the common case) costs no extra read here.
+        let assessment = match self.assess(&claim).await {
+            Ok(assessment) => assessment,
+            // A retry still replays if its region's policy has since gone.
+            Err(error @ AppError::NoPolicy { .. }) => {
+                return self.replay(&claim).await?.ok_or(error);
             }
-            return Ok(Recorded {
-                settlement: existing,
-                replayed: true,
-            });
-        }
-        let assessment = self.assess(&claim).await?;
+            Err(error) => return Err(error),
+        };
         let recorded = self.ledger.settle(claim, assessment).await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
             audit_settlement("settle", &recorded.settlement, by);
         }
         Ok(recorded)
+    }
+
+    /// The settlement already recorded for this very claim, if any; a
+    /// different claim under its key is a conflict.
+    async fn replay(&self, claim: &Claim) -> Result<Option<Recorded>, AppError> {
+        let Some(read) = self.store.settlement_by_claim(claim.key())? else {
+            return Ok(None);
+        };
+        let existing = self.ledger.durable(read).await?;
+        if existing.claim != *claim {
+            return Err(conflict(&existing));
+        }
+        Ok(Some(Recorded {
+            settlement: existing,
+            replayed: true,
+        }))
     }
 
     /// Reverses the settlement under `key`, giving its amount back to its
@@ -337,7 +358,7 @@ impl App {
     /// One roster record.
     pub async fn person(&self, id: &ResidentId, by: &Principal) -> Result<Person, AppError> {
         authorize(by, Action::ReadRoster)?;
-        self.read_person(id).await
+        Ok(Person::clone(&*self.read_person(id).await?))
     }
 
     /// The policy that applies to a region and year, for a caller who asks.
@@ -351,12 +372,24 @@ impl App {
         self.policy_for(region, year)
     }
 
-    async fn read_person(&self, id: &ResidentId) -> Result<Person, AppError> {
-        let read = self
-            .store
-            .person(id)?
-            .ok_or_else(|| AppError::NotFound(format!("patient {id} is not on the roster")))?;
-        Ok(self.ledger.durable(read).await?)
+    /// A roster record, from the cache when it holds one.
+    async fn find_person(&self, id: &ResidentId) -> Result<Option<Arc<Person>>, AppError> {
+        let generation = match self.roster.get(id) {
+            Ok(person) => return Ok(Some(person)),
+            Err(generation) => generation,
+        };
+        let Some(read) = self.store.person(id)? else {
+            return Ok(None);
+        };
+        let person = Arc::new(self.ledger.durable(read).await?);
+        self.roster.offer(generation, Arc::clone(&person));
+        Ok(Some(person))
+    }
+
+    async fn read_person(&self, id: &ResidentId) -> Result<Arc<Person>, AppError> {
+        self.find_person(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("patient {id} is not on the roster")))
     }
 
     fn policy_for(&self, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
@@ -366,12 +399,9 @@ impl App {
     }
 
     async fn assess(&self, claim: &Claim) -> Result<rules::Assessment, AppError> {
-        let person = match self.store.person(claim.patient_id())? {
-            Some(read) => Some(self.ledger.durable(read).await?),
-            None => None,
-        };
+        let person = self.find_person(claim.patient_id()).await?;
         let roster = match &person {
-            Some(person) => Some((person, self.policy_for(person.region(), claim.year())?)),
+            Some(person) => Some((&**person, self.policy_for(person.region(), claim.year())?)),
             None => None,
         };
         Ok(rules::assess(claim, roster))

@@ -27,6 +27,7 @@ use crate::{
         Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp, Usage, Year,
     },
     metrics::Metrics,
+    roster_cache::RosterCache,
     rules::{self, Assessment},
     store::{Batch, CommitNumber, Meta, Store, StoreError, Versioned},
 };
@@ -100,7 +101,11 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads where the store left off and starts the writer thread.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Result<Ledger, StoreError> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        roster: Arc<RosterCache>,
+    ) -> Result<Ledger, StoreError> {
         let meta = store.meta()?;
         let (commands, queue) = mpsc::channel(QUEUE_MAX);
         let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
@@ -112,6 +117,8 @@ impl Ledger {
                     meta,
                     durable: durable_tx,
                     metrics,
+                    roster,
+                    usages: HashMap::new(),
                 }
                 .run(queue)
             })
@@ -213,26 +220,45 @@ impl Ledger {
     }
 }
 
-/// The thread's side: owns the commit counter and the settlement numbers.
+/// The thread's side: owns the commit counter, the settlement numbers, and
+/// a cache of running totals.
 struct Writer {
     store: Arc<dyn Store>,
     meta: Meta,
     durable: watch::Sender<Durability>,
     metrics: Arc<Metrics>,
+    /// Told of every committed roster write, so its readers never go stale.
+    roster: Arc<RosterCache>,
+    /// Running totals as committed. The ledger is the only writer, so the
+    /// cache cannot go stale; it saves a read of the store per settlement.
+    usages: HashMap<PatientYearKey, Usage>,
 }
 
-/// An answer waiting for its batch's commit.
+/// Most running totals the ledger keeps in memory (about 100 bytes each);
+/// past it the cache is emptied and refills from the store.
+const USAGE_CACHE_MAX: usize = 200_000;
+
+/// A patient-year as a plain value: the 18 bytes of the resident ID and the
+/// year, so looking one up allocates nothing.
+type PatientYearKey = ([u8; 18], Year);
+
+fn patient_year_key(patient: &ResidentId, year: Year) -> PatientYearKey {
+    let mut id = [0u8; 18];
+    // A ResidentId is always 18 ASCII characters.
+    id.copy_from_slice(&patient.as_str().as_bytes()[..18]);
+    (id, year)
+}
+
+/// An answer that must wait for its batch's commit.
 #[allow(
     clippy::large_enum_variant,
     reason = "the large variant is the common one; boxing would only add an allocation"
 )]
-enum Reply {
-    Recorded {
-        reply: oneshot::Sender<Result<Recorded, LedgerError>>,
-        result: Result<Recorded, LedgerError>,
-        /// True when the answer rests on a write of this batch.
-        needs_commit: bool,
-    },
+enum Waiting {
+    Recorded(
+        oneshot::Sender<Result<Recorded, LedgerError>>,
+        Result<Recorded, LedgerError>,
+    ),
     Person(oneshot::Sender<Result<(), LedgerError>>),
 }
 
@@ -254,71 +280,75 @@ impl Writer {
         }
     }
 
-    /// Applies a batch of commands in order, commits, answers. Returns true
-    /// when asked to stop.
+    /// Applies a batch of commands in order, commits, answers. Answers that
+    /// rest only on data already durable (replays, conflicts, unknown keys,
+    /// failures) leave at once; the rest after the commit. Returns true when
+    /// asked to stop.
     fn process(&mut self, commands: Vec<Command>) -> bool {
         let now = Timestamp::from(chrono::Utc::now());
-        let mut pending = Pending::new(self.store.as_ref(), self.meta, now);
-        let mut replies = Vec::with_capacity(commands.len());
+        let mut pending = Pending::new(self.store.as_ref(), &self.usages, self.meta, now);
+        let mut waiting = Vec::with_capacity(commands.len());
         let mut stopping = false;
         for command in commands {
-            match command {
+            let (reply, answer) = match command {
                 Command::Settle {
                     claim,
                     assessment,
                     reply,
-                } => {
-                    let (result, needs_commit) = pending.settle(*claim, &assessment);
-                    replies.push(Reply::Recorded {
-                        reply,
-                        result,
-                        needs_commit,
-                    });
-                }
-                Command::Reverse { key, reason, reply } => {
-                    let (result, needs_commit) = pending.reverse(&key, reason);
-                    replies.push(Reply::Recorded {
-                        reply,
-                        result,
-                        needs_commit,
-                    });
-                }
+                } => (reply, pending.settle(*claim, &assessment)),
+                Command::Reverse { key, reason, reply } => (reply, pending.reverse(&key, reason)),
                 Command::PutPerson { person, reply } => {
                     pending.batch.persons.push(*person);
-                    replies.push(Reply::Person(reply));
+                    waiting.push(Waiting::Person(reply));
+                    continue;
                 }
-                Command::Stop => stopping = true,
+                Command::Stop => {
+                    stopping = true;
+                    continue;
+                }
+            };
+            match answer {
+                Answer::AfterCommit(result) => waiting.push(Waiting::Recorded(reply, result)),
+                // A caller that gave up has dropped its receiver; a retry
+                // will be answered the same way.
+                Answer::Now(result) => drop(reply.send(result)),
             }
         }
-        let committed = self.commit(pending.batch, replies.len());
-        for reply in replies {
-            // A caller that gave up has dropped its receiver; its request was
-            // still recorded, and a retry will replay it.
-            match reply {
-                Reply::Recorded {
-                    reply,
-                    result,
-                    needs_commit,
-                } => {
-                    let _ = reply.send(match &committed {
-                        Err(error) if needs_commit => Err(error.clone().into()),
-                        _ => result,
-                    });
-                }
-                Reply::Person(reply) => {
-                    let _ = reply.send(committed.clone().map_err(LedgerError::from));
-                }
+        let usages = std::mem::take(&mut pending.usages);
+        let batch = pending.batch;
+        let committed = self.commit(&batch, waiting.len());
+        if committed.is_ok() {
+            self.remember(&batch, usages);
+            if !batch.persons.is_empty() {
+                self.roster.committed(&batch.persons);
+            }
+        }
+        for answer in waiting {
+            let failed = committed.clone().map_err(LedgerError::from);
+            match answer {
+                Waiting::Recorded(reply, result) => drop(reply.send(failed.and(result))),
+                Waiting::Person(reply) => drop(reply.send(failed)),
             }
         }
         stopping
     }
 
-    fn commit(&mut self, batch: Batch, requests: usize) -> Result<(), StoreError> {
+    /// Keeps the totals a commit made durable.
+    fn remember(&mut self, batch: &Batch, keys: HashMap<PatientYearKey, usize>) {
+        if self.usages.len() + keys.len() > USAGE_CACHE_MAX {
+            self.usages.clear();
+        }
+        for (key, i) in keys {
+            self.usages.insert(key, batch.usages[i].2);
+        }
+    }
+
+    fn commit(&mut self, batch: &Batch, requests: usize) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = self.store.commit(&batch);
+        let result = self.store.commit(batch);
         self.metrics
             .committed(started.elapsed().as_secs_f64(), requests);
         match &result {
@@ -348,21 +378,37 @@ impl Writer {
     }
 }
 
+/// What a command's answer rests on.
+enum Answer {
+    /// Data already durable (or nothing at all): answer at once.
+    Now(Result<Recorded, LedgerError>),
+    /// A write of this batch: answer once it is committed.
+    AfterCommit(Result<Recorded, LedgerError>),
+}
+
 /// One batch being built: the writes so far and the state they lead to.
 struct Pending<'a> {
     store: &'a dyn Store,
+    /// Totals as committed before this batch.
+    committed: &'a HashMap<PatientYearKey, Usage>,
     batch: Batch,
     now: Timestamp,
     /// Settlements written in this batch, by claim key (index into `batch.settlements`).
     written: HashMap<ClaimKey, usize>,
     /// Running totals changed in this batch (index into `batch.usages`).
-    usages: HashMap<(ResidentId, Year), usize>,
+    usages: HashMap<PatientYearKey, usize>,
 }
 
 impl<'a> Pending<'a> {
-    fn new(store: &'a dyn Store, meta: Meta, now: Timestamp) -> Self {
+    fn new(
+        store: &'a dyn Store,
+        committed: &'a HashMap<PatientYearKey, Usage>,
+        meta: Meta,
+        now: Timestamp,
+    ) -> Self {
         Pending {
             store,
+            committed,
             batch: Batch::after(meta),
             now,
             written: HashMap::new(),
@@ -383,8 +429,12 @@ impl<'a> Pending<'a> {
     }
 
     fn usage(&self, patient: &ResidentId, year: Year) -> Result<Usage, StoreError> {
-        if let Some(&i) = self.usages.get(&(patient.clone(), year)) {
+        let key = patient_year_key(patient, year);
+        if let Some(&i) = self.usages.get(&key) {
             return Ok(self.batch.usages[i].2);
+        }
+        if let Some(usage) = self.committed.get(&key) {
+            return Ok(*usage);
         }
         Ok(self
             .store
@@ -394,11 +444,11 @@ impl<'a> Pending<'a> {
     }
 
     fn set_usage(&mut self, patient: &ResidentId, year: Year, usage: Usage) {
-        match self.usages.get(&(patient.clone(), year)) {
+        let key = patient_year_key(patient, year);
+        match self.usages.get(&key) {
             Some(&i) => self.batch.usages[i].2 = usage,
             None => {
-                self.usages
-                    .insert((patient.clone(), year), self.batch.usages.len());
+                self.usages.insert(key, self.batch.usages.len());
                 self.batch.usages.push((patient.clone(), year, usage));
             }
         }
@@ -415,24 +465,34 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn settle(
-        &mut self,
-        claim: Claim,
-        assessment: &Assessment,
-    ) -> (Result<Recorded, LedgerError>, bool) {
+    /// An answer about an existing settlement: at once if it is durable,
+    /// after the commit if this batch wrote it (a replay of, or a conflict
+    /// with, a write that a failed commit would undo).
+    fn about(in_batch: bool, result: Result<Recorded, LedgerError>) -> Answer {
+        if in_batch {
+            Answer::AfterCommit(result)
+        } else {
+            Answer::Now(result)
+        }
+    }
+
+    fn settle(&mut self, claim: Claim, assessment: &Assessment) -> Answer {
         match self.find(claim.key()) {
-            Err(error) => (Err(error.into()), false),
-            Ok(Some((existing, in_batch))) if existing.claim == claim => (
+            Err(error) => Answer::Now(Err(error.into())),
+            Ok(Some((existing, in_batch))) if existing.claim == claim => Pending::about(
+                in_batch,
                 Ok(Recorded {
                     settlement: existing,
                     replayed: true,
                 }),
-                in_batch,
             ),
             Ok(Some((existing, in_batch))) => {
-                (Err(LedgerError::Conflict(Box::new(existing))), in_batch)
+                Pending::about(in_batch, Err(LedgerError::Conflict(Box::new(existing))))
             }
-            Ok(None) => (self.record(claim, assessment), true),
+            Ok(None) => match self.record(claim, assessment) {
+                Ok(recorded) => Answer::AfterCommit(Ok(recorded)),
+                Err(error) => Answer::Now(Err(error)),
+            },
         }
     }
 
@@ -459,19 +519,19 @@ impl<'a> Pending<'a> {
         })
     }
 
-    fn reverse(&mut self, key: &ClaimKey, reason: Reason) -> (Result<Recorded, LedgerError>, bool) {
+    fn reverse(&mut self, key: &ClaimKey, reason: Reason) -> Answer {
         let (mut settlement, in_batch) = match self.find(key) {
-            Err(error) => return (Err(error.into()), false),
-            Ok(None) => return (Err(LedgerError::NotFound), false),
+            Err(error) => return Answer::Now(Err(error.into())),
+            Ok(None) => return Answer::Now(Err(LedgerError::NotFound)),
             Ok(Some(found)) => found,
         };
         if settlement.reversal.is_some() {
-            return (
+            return Pending::about(
+                in_batch,
                 Ok(Recorded {
                     settlement,
                     replayed: true,
                 }),
-                in_batch,
             );
         }
         let (patient, year) = (
@@ -487,7 +547,7 @@ impl<'a> Pending<'a> {
             })
         });
         match refunded {
-            Err(error) => (Err(error.into()), false),
+            Err(error) => Answer::Now(Err(error.into())),
             Ok(usage) => {
                 settlement.reversal = Some(Reversal {
                     at: self.now,
@@ -495,13 +555,10 @@ impl<'a> Pending<'a> {
                 });
                 self.set_usage(&patient, year, usage);
                 self.write(settlement.clone());
-                (
-                    Ok(Recorded {
-                        settlement,
-                        replayed: false,
-                    }),
-                    true,
-                )
+                Answer::AfterCommit(Ok(Recorded {
+                    settlement,
+                    replayed: false,
+                }))
             }
         }
     }

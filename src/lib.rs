@@ -20,6 +20,8 @@
 //! - [`ledger`]: the single writer. It orders every write, applies the cap in
 //!   that order, commits queued requests as one batch with one flush, and
 //!   answers only after the flush.
+//! - [`roster_cache`]: a bounded cache of roster records that the ledger
+//!   keeps coherent with every committed roster write.
 //! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy)
 //!   over store, ledger and rules, with errors that separate "you sent
 //!   something wrong" from "something broke".
@@ -50,6 +52,7 @@ pub mod domain;
 pub mod grpc;
 pub mod ledger;
 pub mod metrics;
+pub mod roster_cache;
 pub mod rules;
 pub mod server;
 pub mod store;

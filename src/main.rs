@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// sled and tonic allocate and free small buffers across threads on every
+/// request; mimalloc does that with far less contention than glibc's malloc
+/// (see docs/BENCHMARKS.md for the measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match medassist::cli::Cli::parse().run().await {

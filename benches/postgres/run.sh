@@ -15,7 +15,7 @@ clients=${1:-64}
 seconds=${2:-10}
 runs=${3:-3}
 patients=${4:-10000}
-export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+export PGOPTIONS="-c client_min_messages=warning" PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 
 psql -q -d postgres -c "DROP DATABASE IF EXISTS medassist_bench" >/dev/null
 psql -q -d postgres -c "CREATE DATABASE medassist_bench" >/dev/null

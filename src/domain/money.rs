@@ -122,8 +122,10 @@ const FEN_MAX: i64 = 9_999_999_999_999_999;
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Always two decimals: "1234.50".
-        write!(f, "{}", self.0)
+        // Always two decimals: "1234.50". From the fen count, which is exact
+        // and cheaper to print than the decimal.
+        let fen = self.fen();
+        write!(f, "{}.{:02}", fen / 100, fen % 100)
     }
 }
 
