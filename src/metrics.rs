@@ -10,8 +10,9 @@
 //! | `medassist_assistance_fen_total` | `outcome` | assistance paid by new settlements, in fen (an integer: money never passes through a float) |
 //! | `medassist_reversals_total` | | settlements reversed |
 //! | `medassist_reversed_assistance_fen_total` | | assistance given back by reversals, in fen |
-//! | `medassist_store_commit_duration_seconds` | | one atomic commit including its flush |
-//! | `medassist_store_commit_requests` | | requests per commit (the batch size) |
+//! | `medassist_store_apply_duration_seconds` | | applying one batch as an atomic transaction |
+//! | `medassist_store_flush_duration_seconds` | | one flush: the write and fsync that make batches durable |
+//! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
 //!
 //! RPC labels come from a fixed list, so random paths cannot grow the
 //! number of series: anything else is counted as `unknown`.
@@ -76,8 +77,9 @@ pub struct Metrics {
     assistance_fen: Family<OutcomeLabels, Counter>,
     reversals: Counter,
     reversed_fen: Counter,
-    commit_seconds: Histogram,
-    commit_requests: Histogram,
+    apply_seconds: Histogram,
+    flush_seconds: Histogram,
+    flush_requests: Histogram,
 }
 
 impl Default for Metrics {
@@ -104,8 +106,9 @@ impl Metrics {
             assistance_fen: Family::default(),
             reversals: Counter::default(),
             reversed_fen: Counter::default(),
-            commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
-            commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            apply_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 18)),
+            flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            flush_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -149,14 +152,19 @@ impl Metrics {
             metrics.reversed_fen.clone(),
         );
         registry.register(
-            "store_commit_duration_seconds",
-            "One atomic store commit, including its flush",
-            metrics.commit_seconds.clone(),
+            "store_apply_duration_seconds",
+            "Applying one batch to the store as an atomic transaction",
+            metrics.apply_seconds.clone(),
         );
         registry.register(
-            "store_commit_requests",
-            "Requests per store commit",
-            metrics.commit_requests.clone(),
+            "store_flush_duration_seconds",
+            "One store flush, which makes every applied batch durable",
+            metrics.flush_seconds.clone(),
+        );
+        registry.register(
+            "store_flush_requests",
+            "Requests answered per store flush",
+            metrics.flush_requests.clone(),
         );
         *metrics.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         metrics
@@ -211,10 +219,15 @@ impl Metrics {
         self.reversed_fen.inc_by(fen(assistance));
     }
 
-    /// Times one store commit of `requests` requests.
-    pub fn committed(&self, seconds: f64, requests: usize) {
-        self.commit_seconds.observe(seconds);
-        self.commit_requests.observe(requests as f64);
+    /// Times applying one batch.
+    pub fn applied(&self, seconds: f64) {
+        self.apply_seconds.observe(seconds);
+    }
+
+    /// Times one flush that answered `requests` requests.
+    pub fn flushed(&self, seconds: f64, requests: usize) {
+        self.flush_seconds.observe(seconds);
+        self.flush_requests.observe(requests as f64);
     }
 
     /// The text exposition format Prometheus scrapes.

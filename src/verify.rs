@@ -414,7 +414,8 @@ mod tests {
             .unwrap_or(batch.next_settlement_id);
         batch.settlements = settlements;
         batch.usages = usages;
-        store.commit(&batch).unwrap();
+        store.apply(&batch).unwrap();
+        store.flush().unwrap();
     }
 
     fn patient() -> String {
@@ -504,7 +505,8 @@ mod tests {
         let mut rewind = Batch::after(store.meta().unwrap());
         rewind.next_settlement_id = SettlementId::FIRST;
         rewind.persons.push(person(&patient()));
-        store.commit(&rewind).unwrap();
+        store.apply(&rewind).unwrap();
+        store.flush().unwrap();
         let text = verify(&store).unwrap().to_string();
         assert!(text.contains("the cap arithmetic does not hold"), "{text}");
         assert!(text.contains("do not add up to the total"), "{text}");

@@ -1,9 +1,13 @@
 //! Storage: where settlements, running totals and the roster live.
 //!
-//! The store only stores. It knows nothing of the rules; it keeps what the
-//! ledger hands it, atomically and durably, and answers reads. The trait is
-//! small so that another backend (a networked database) can stand in for the
-//! embedded one, [`SledStore`].
+//! The store only stores. It knows nothing of the rules; it applies what the
+//! ledger hands it atomically, makes it durable when asked, and answers
+//! reads. The trait is small so that another backend (a networked database)
+//! can stand in for the embedded one, [`SledStore`].
+//!
+//! Applying and flushing are separate so the ledger can apply the next batch
+//! while the previous one is being flushed; a backend whose writes are
+//! durable as soon as they are applied makes `flush` a no-op.
 //!
 //! Every stored value carries the number of the commit that wrote it
 //! ([`Versioned`]). The ledger publishes which commits are durable, and
@@ -40,7 +44,7 @@ pub struct Meta {
     pub next_settlement_id: SettlementId,
 }
 
-/// Everything one commit writes, applied all together or not at all.
+/// Everything one batch writes, applied all together or not at all.
 #[derive(Clone, Debug)]
 pub struct Batch {
     /// This commit's number: one more than the last.
@@ -143,8 +147,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
 
-    /// Writes the whole batch atomically and returns only once it is durable.
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Writes the whole batch atomically: afterwards every read sees all of
+    /// it, and on failure none of it. Not yet durable.
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Makes every batch applied so far durable; returns once it is.
+    fn flush(&self) -> Result<(), StoreError>;
 }
 
 /// Reading everything, for the offline consistency check (`medassist verify`).

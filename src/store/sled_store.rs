@@ -1,5 +1,7 @@
-//! The embedded store: one sled tree, one atomic transaction and one flush per
-//! commit.
+//! The embedded store: one sled tree, one atomic transaction per applied
+//! batch, and sled's flush (which writes and fsyncs its log) to make them
+//! durable.
+
 //!
 //! Layout (all in one tree, so one transaction covers every write):
 //!
@@ -259,7 +261,7 @@ impl Store for SledStore {
         Ok(found)
     }
 
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         self.healthy()?;
         let writes = Self::writes_of(batch)?;
         if self.fails(CommitStep::BeforeWrite) {
@@ -274,11 +276,15 @@ impl Store for SledStore {
             Ok(())
         });
         match applied {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             // An aborted transaction wrote nothing.
-            Err(TransactionError::Abort(error)) => return Err(error),
-            Err(TransactionError::Storage(error)) => return Err(self.poison(error.to_string())),
+            Err(TransactionError::Abort(error)) => Err(error),
+            Err(TransactionError::Storage(error)) => Err(self.poison(error.to_string())),
         }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.healthy()?;
         let flushed = if self.fails(CommitStep::AtFlush) {
             Err("injected failure at the flush".to_owned())
         } else {

@@ -1,8 +1,8 @@
 //! Acknowledged means durable: no answer leaves the server before the commit
 //! that wrote it, flush included, has returned.
 //!
-//! A store wrapper records, after each commit returns, which settlements
-//! and reversals it made durable. Clients settle and reverse concurrently
+//! A store wrapper records, after each flush returns, which settlements and
+//! reversals it made durable (those applied before the flush began). Clients settle and reverse concurrently
 //! (so commits batch many requests); every answer they receive must already
 //! be in that record.
 
@@ -20,10 +20,13 @@ use tempfile::TempDir;
 
 use crate::helpers::*;
 
-/// The sled store, noting what each commit made durable once it returns.
+/// The sled store, noting which settlements and reversals each flush made
+/// durable once it returns.
 struct Recording {
     inner: SledStore,
-    /// (settlement number, reversed) pairs known durable.
+    /// (settlement number, reversed) pairs applied but not yet flushed.
+    applied: Mutex<Vec<(u64, bool)>>,
+    /// Those known durable.
     durable: Mutex<HashSet<(u64, bool)>>,
 }
 
@@ -59,13 +62,25 @@ impl Store for Recording {
     ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
         self.inner.settlements_of(patient, year, after, limit)
     }
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        self.inner.commit(batch)?;
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.inner.apply(batch)?;
+        // Noted only once applied: a flush that takes the note began after
+        // the write, so it surely covers it.
+        let mut applied = self.applied.lock().unwrap();
+        applied.extend(
+            batch
+                .settlements
+                .iter()
+                .map(|s| (s.id.get(), s.reversal.is_some())),
+        );
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let covered: Vec<(u64, bool)> = std::mem::take(&mut *self.applied.lock().unwrap());
+        self.inner.flush()?;
         // Only now, with the flush done, is any of it durable.
-        let mut durable = self.durable.lock().unwrap();
-        for settlement in &batch.settlements {
-            durable.insert((settlement.id.get(), settlement.reversal.is_some()));
-        }
+        self.durable.lock().unwrap().extend(covered);
         Ok(())
     }
 }
@@ -78,6 +93,7 @@ async fn every_answer_follows_its_flush() {
     std::fs::create_dir_all(data_dir(&dir)).unwrap();
     let store = Arc::new(Recording {
         inner: SledStore::open(&data_dir(&dir), SledOptions::default()).unwrap(),
+        applied: Mutex::new(Vec::new()),
         durable: Mutex::new(HashSet::new()),
     });
     let server = TestServer::start_with_store(dir, store.clone()).await;

@@ -68,7 +68,8 @@ async fn metrics_show_the_calls_made() {
         r#"medassist_assistance_fen_total{outcome="paid"} 735000"#,
         "medassist_reversals_total 1",
         "medassist_reversed_assistance_fen_total 735000",
-        "medassist_store_commit_duration_seconds_count 3",
+        "medassist_store_apply_duration_seconds_count 3",
+        "medassist_store_flush_duration_seconds_count 3",
         "medassist_requests_in_flight 0",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
