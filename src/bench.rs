@@ -57,6 +57,11 @@ pub enum Op {
     Usage,
     /// `Reverse` of a claim this worker settled earlier (a settle when none is left).
     Reverse,
+    /// No request at all: settlements written straight to a fresh embedded
+    /// store in this process, in batches as large as the load's concurrency,
+    /// each applied and flushed. What the store alone sustains, for
+    /// comparison with `settle`. Runs on its own, not in a mix.
+    Store,
 }
 
 impl Op {
@@ -67,6 +72,7 @@ impl Op {
             "presettle" | "pre-settle" => Op::PreSettle,
             "usage" => Op::Usage,
             "reverse" => Op::Reverse,
+            "store" => Op::Store,
             other => return Err(format!("unknown operation {other:?}")),
         })
     }
@@ -92,6 +98,9 @@ impl Scenario {
                 .filter(|w| (1..=1000).contains(w))
                 .ok_or_else(|| format!("weight of {name:?} must be 1 to 1000"))?;
             mix.push((Op::parse(name.trim())?, weight));
+        }
+        if mix.len() > 1 && mix.iter().any(|(op, _)| *op == Op::Store) {
+            return Err("the store scenario runs on its own, not in a mix".into());
         }
         Ok(Scenario {
             name: text.to_owned(),
@@ -260,18 +269,13 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         let ceiling_throughput = ceiling.throughput;
         phases.push(ceiling);
         for scenario in &options.scenarios {
-            phases.push(
-                phase(
-                    &options,
-                    &channels,
-                    &patients,
-                    scenario,
-                    &tag,
-                    run,
-                    Some(ceiling_throughput),
-                )
-                .await,
-            );
+            let ceiling = Some(ceiling_throughput);
+            let report = if scenario.mix == [(Op::Store, 1)] {
+                store_phase(&options, &patients, scenario, &tag, run, ceiling).await
+            } else {
+                phase(&options, &channels, &patients, scenario, &tag, run, ceiling).await
+            };
+            phases.push(report);
         }
     }
     let report = BenchReport {
@@ -477,6 +481,154 @@ async fn phase(
     }
 }
 
+/// Writes settlements straight to a fresh embedded store, in batches as
+/// large as the load's concurrency, and reports what the store alone
+/// sustains. Building the settlements (parsing, rules) is not timed: only
+/// `apply` and `flush` are, as the ledger calls them.
+async fn store_phase(
+    options: &BenchOptions,
+    patients: &Arc<Vec<String>>,
+    scenario: &Scenario,
+    tag: &str,
+    run: usize,
+    ceiling: Option<f64>,
+) -> PhaseReport {
+    let batch_size = options.connections * options.in_flight;
+    let (warmup, duration) = (options.warmup, options.duration);
+    let (patients, tag) = (Arc::clone(patients), format!("{tag}-store-r{run}"));
+    let measured = tokio::task::spawn_blocking(move || {
+        store_alone(&patients, &tag, batch_size, warmup, duration)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the store phase panicked: {e}")));
+    let mut errors = BTreeMap::new();
+    let (written, store_seconds, latencies) = measured.unwrap_or_else(|error| {
+        errors.insert(error, 1);
+        (0, 1.0, new_histogram())
+    });
+    let throughput = written as f64 / store_seconds.max(f64::EPSILON);
+    PhaseReport {
+        scenario: scenario.name.clone(),
+        run,
+        ok: written,
+        errors,
+        throughput,
+        p50_us: latencies.value_at_quantile(0.50),
+        p90_us: latencies.value_at_quantile(0.90),
+        p99_us: latencies.value_at_quantile(0.99),
+        p999_us: latencies.value_at_quantile(0.999),
+        ratio_to_ceiling: ceiling.map_or(1.0, |c| if c > 0.0 { throughput / c } else { 0.0 }),
+    }
+}
+
+/// A directory under the system's temporary directory, removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The store phase's loop: settlements written and seconds spent in the
+/// store after the warm-up, and the latency of each batch's apply and flush.
+fn store_alone(
+    patients: &[String],
+    tag: &str,
+    batch_size: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<(u64, f64, Histogram<u64>), String> {
+    use crate::{
+        domain::{
+            Claim, ClaimInput, EnrollmentInput, EnrollmentKind, ExitKind, Person, PersonInput,
+            PolicyBook, Settlement, SettlementId, Timestamp, Usage,
+        },
+        store::{Batch, SledOptions, SledStore, Store},
+    };
+    let dir = ScratchDir(
+        std::env::temp_dir().join(format!("medassist-bench-{tag}-{}", std::process::id())),
+    );
+    let store = SledStore::open(&dir.0, SledOptions::default()).map_err(|e| e.to_string())?;
+    let book = PolicyBook::builtin();
+    let region = RegionCode::parse("320602").map_err(|e| e.to_string())?;
+    let codes = vec!["N18.500".to_owned()];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut usages: std::collections::HashMap<String, Usage> = std::collections::HashMap::new();
+    let mut latencies = new_histogram();
+    let (started, mut in_store, mut written, mut n) = (Instant::now(), Duration::ZERO, 0u64, 0u64);
+    let mut next_id = SettlementId::FIRST;
+    while started.elapsed() < warmup + duration {
+        let mut batch = Batch::after(store.meta().map_err(|e| e.to_string())?);
+        for _ in 0..batch_size {
+            n += 1;
+            let patient = &patients[rng.usize(0..patients.len())];
+            let request = bench_claim(patient, format!("{tag}-{n}"));
+            let claim = Claim::parse(&ClaimInput {
+                hospital_id: &request.hospital_id,
+                claim_id: &request.claim_id,
+                patient_id: &request.patient_id,
+                admission_date: &request.admission_date,
+                discharge_date: &request.discharge_date,
+                diagnosis_codes: &codes,
+                total_cost: &request.total_cost,
+                in_scope_cost: &request.in_scope_cost,
+                basic_insurance_paid: &request.basic_insurance_paid,
+                critical_illness_paid: &request.critical_illness_paid,
+            })
+            .map_err(|e| e.to_string())?;
+            let policy = book
+                .lookup(region, claim.year())
+                .ok_or("no built-in policy")?;
+            let person = Person::parse(&PersonInput {
+                patient_id: patient,
+                name: "测试",
+                region_code: "320602",
+                enrollments: vec![EnrollmentInput {
+                    kind: Some(EnrollmentKind::Dibao),
+                    valid_from: "2020-01-01",
+                    valid_to: "",
+                    exit: Some(ExitKind::Plain),
+                }],
+                psychiatric_disability_grade: 0,
+                paralysis_certified: false,
+            })
+            .map_err(|e| e.to_string())?;
+            let usage = usages.entry(patient.clone()).or_default();
+            let outcome = crate::rules::apply_cap(
+                &claim,
+                &crate::rules::assess(&claim, Some((&person, policy))),
+                usage.used,
+            );
+            *usage = usage.charge(outcome.assistance).unwrap_or(*usage);
+            batch
+                .usages
+                .push((claim.patient_id().clone(), claim.year(), *usage));
+            batch.settlements.push(Settlement {
+                id: next_id,
+                claim,
+                outcome,
+                settled_at: Timestamp::from_unix_micros(0),
+                reversal: None,
+            });
+            next_id = next_id.next();
+        }
+        batch.next_settlement_id = next_id;
+        let commit = Instant::now();
+        store
+            .apply(&batch)
+            .and_then(|()| store.flush())
+            .map_err(|e| e.to_string())?;
+        let took = commit.elapsed();
+        if started.elapsed() > warmup {
+            in_store += took;
+            written += batch_size as u64;
+            let _ = latencies.record((took.as_micros() as u64).clamp(1, 60_000_000));
+        }
+    }
+    Ok((written, in_store.as_secs_f64(), latencies))
+}
+
 fn scenario_slug(scenario: &Scenario) -> String {
     scenario
         .name
@@ -561,6 +713,10 @@ impl Worker {
                         .await
                         .map(drop)
                 }
+                // Store scenarios never reach the workers (see `run`).
+                Op::Store => Err(tonic::Status::invalid_argument(
+                    "the store scenario sends no requests",
+                )),
             };
             if now < measure_from {
                 continue;

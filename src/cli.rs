@@ -144,6 +144,9 @@ struct BenchArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Exit 1 if any request failed or any phase completed nothing (for CI).
+    #[arg(long)]
+    strict: bool,
 }
 
 impl Cli {
@@ -254,7 +257,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    crate::bench::run(BenchOptions {
+    let report = crate::bench::run(BenchOptions {
         target: args.target,
         connections: args.connections,
         in_flight: args.in_flight,
@@ -267,6 +270,14 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         json: args.json,
     })
     .await?;
+    let failed = report
+        .phases
+        .iter()
+        .any(|phase| phase.ok == 0 || !phase.errors.is_empty());
+    if args.strict && failed {
+        eprintln!("medassist bench: a phase had errors or completed nothing");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,7 +17,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, RwLock},
 };
 
 use crate::domain::{Person, ResidentId};
@@ -31,10 +31,11 @@ struct Inner {
     people: HashMap<ResidentId, Arc<Person>>,
 }
 
-/// Roster records recently read or written.
+/// Roster records recently read or written. Reads far outnumber writes, so
+/// lookups share a read lock.
 #[derive(Default)]
 pub struct RosterCache {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 impl RosterCache {
@@ -43,24 +44,31 @@ impl RosterCache {
         RosterCache::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // The map holds no invariant a panicking holder could break.
+    // The map holds no invariant a panicking holder could break, so a
+    // poisoned lock is used as it is.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner
-            .lock()
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The cached record, or the generation to pass to [`RosterCache::offer`]
     /// after reading the store.
     pub fn get(&self, id: &ResidentId) -> Result<Arc<Person>, u64> {
-        let inner = self.lock();
+        let inner = self.read();
         inner.people.get(id).cloned().ok_or(inner.generation)
     }
 
     /// Adds a record read from the store, unless a roster write committed
     /// since `generation` was noted.
     pub fn offer(&self, generation: u64, person: Arc<Person>) {
-        let mut inner = self.lock();
+        let mut inner = self.write();
         if inner.generation != generation || inner.people.contains_key(person.id()) {
             return;
         }
@@ -72,7 +80,7 @@ impl RosterCache {
 
     /// Records committed roster writes: called by the ledger after the commit.
     pub fn committed(&self, persons: &[Person]) {
-        let mut inner = self.lock();
+        let mut inner = self.write();
         inner.generation += 1;
         if inner.people.len() + persons.len() > ROSTER_CACHE_MAX {
             inner.people.clear();

@@ -156,10 +156,10 @@ impl Server {
         self.metrics_listener.as_ref().map(bound_addr)
     }
 
-    /// Follows the number of requests being served, for tests and tools
-    /// that must know when a burst is in progress.
-    pub fn in_flight(&self) -> watch::Receiver<usize> {
-        self.gate.in_flight()
+    /// The request gate, for tests and tools that must know how many
+    /// requests are in progress.
+    pub fn gate(&self) -> Arc<GateState> {
+        Arc::clone(&self.gate)
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests

@@ -9,12 +9,15 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Instant,
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{
     Code, Status,
     codegen::{Service, http},
@@ -23,11 +26,13 @@ use tower::Layer;
 
 use crate::metrics::Metrics;
 
-/// Shared state of the gate: the permits, and who watches them.
+/// Shared state of the gate: the permits, and how many are taken.
 pub struct GateState {
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
-    in_flight: watch::Sender<usize>,
+    /// A plain counter: every request touches it twice, so it must cost
+    /// no lock and wake no one.
+    in_flight: AtomicUsize,
 }
 
 impl GateState {
@@ -36,19 +41,23 @@ impl GateState {
         Arc::new(GateState {
             permits: Arc::new(Semaphore::new(concurrent_max)),
             metrics,
-            in_flight: watch::channel(0).0,
+            in_flight: AtomicUsize::new(0),
         })
     }
 
-    /// Follows the number of limited requests being served.
-    pub fn in_flight(&self) -> watch::Receiver<usize> {
-        self.in_flight.subscribe()
+    /// The number of limited requests being served now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
-    fn adjust(&self, change: isize) {
-        self.in_flight
-            .send_modify(|n| *n = n.saturating_add_signed(change));
-        self.metrics.set_in_flight(*self.in_flight.borrow());
+    fn admitted(&self) {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.set_in_flight(now);
+    }
+
+    fn released(&self) {
+        let now = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.metrics.set_in_flight(now);
     }
 }
 
@@ -61,7 +70,7 @@ struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.state.adjust(-1);
+        self.state.released();
     }
 }
 
@@ -114,7 +123,7 @@ where
         let admitted = if limited(path) {
             match Arc::clone(&state.permits).try_acquire_owned() {
                 Ok(permit) => {
-                    state.adjust(1);
+                    state.admitted();
                     Some(Admitted {
                         _permit: permit,
                         state: Arc::clone(&state),

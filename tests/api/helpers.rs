@@ -14,6 +14,7 @@ use std::{
 use medassist::{
     config::Config,
     domain::{Date, RegionCode, ResidentId},
+    grpc::GateState,
     grpc::pb::{
         self, policy_service_client::PolicyServiceClient,
         roster_service_client::RosterServiceClient,
@@ -25,10 +26,7 @@ use medassist::{
     verify::{VerifyReport, verify},
 };
 use tempfile::TempDir;
-use tokio::{
-    sync::{oneshot, watch},
-    task::JoinHandle,
-};
+use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
 /// A running server and what it needs to be stopped or restarted.
@@ -36,7 +34,7 @@ pub struct TestServer {
     pub dir: Arc<TempDir>,
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
-    pub in_flight: watch::Receiver<usize>,
+    pub gate: Arc<GateState>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
     channel: Channel,
@@ -79,11 +77,8 @@ impl TestServer {
             None => Server::bind(config).await,
         }
         .expect("server starts");
-        let (addr, metrics_addr, in_flight) = (
-            server.local_addr(),
-            server.metrics_addr(),
-            server.in_flight(),
-        );
+        let (addr, metrics_addr, gate) =
+            (server.local_addr(), server.metrics_addr(), server.gate());
         let (shutdown, stop) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -100,7 +95,7 @@ impl TestServer {
             dir,
             addr,
             metrics_addr,
-            in_flight,
+            gate,
             shutdown: Some(shutdown),
             handle: Some(handle),
             channel,
