@@ -74,9 +74,10 @@ echo "-- empty store, 100,000 patients"
 bench growth-empty --patients 100000 --scenario settle --scenario usage
 echo "-- filling to 1,000,000 settlements"
 while [ "$(settled_total)" -lt 1000000 ]; do
-    "$bin" bench --target "$target" --duration 30s --warmup 0s --runs 1 --patients 100000 --scenario settle >/dev/null
+    "$bin" bench --target "$target" --duration 10s --warmup 0s --runs 1 --patients 100000 --scenario settle >/dev/null
     echo "   $(settled_total) settlements stored"
 done
+
 echo "-- full store"
 bench growth-full --patients 100000 --scenario settle --scenario usage
 stored=$(settled_total)
