@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use medassist::grpc::pb;
-
 use crate::helpers::*;
 
 /// Proves 200 concurrent settlements on one patient, together worth
@@ -38,15 +36,7 @@ async fn two_hundred_concurrent_claims_pay_exactly_the_cap() {
     }
     assert_eq!(paid_fen, 15_000_000);
     assert_eq!((full, partial), (21, 1));
-    let usage = server
-        .usage()
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient,
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(usage.used, "150000.00");
     assert_eq!(usage.remaining, "0.00");
     assert_eq!(usage.settlement_count, 200);
@@ -72,15 +62,7 @@ async fn the_same_claim_sent_eight_times_at_once_settles_once() {
     }
     assert_eq!(answers.iter().filter(|(_, replayed)| !replayed).count(), 1);
     assert!(answers.iter().all(|(s, _)| *s == answers[0].0));
-    let usage = server
-        .usage()
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient,
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         (usage.used.as_str(), usage.settlement_count),
         ("7350.00", 1)

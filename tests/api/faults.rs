@@ -59,15 +59,7 @@ async fn faulty_server(plan: &Arc<FailOnce>) -> TestServer {
 }
 
 async fn usage(server: &TestServer, patient: &str) -> (String, i32) {
-    let usage = server
-        .usage()
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient.into(),
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(patient, 2026).await;
     (usage.used, usage.settlement_count)
 }
 

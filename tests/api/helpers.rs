@@ -131,6 +131,18 @@ impl TestServer {
         PolicyServiceClient::new(self.channel.clone())
     }
 
+    /// The patient's annual usage, which the test expects to exist.
+    pub async fn annual_usage(&self, patient_id: &str, year: i32) -> pb::AnnualUsage {
+        self.usage()
+            .get_annual_usage(pb::GetAnnualUsageRequest {
+                patient_id: patient_id.to_owned(),
+                year,
+            })
+            .await
+            .expect("the patient has an annual usage")
+            .into_inner()
+    }
+
     /// Puts a dibao member (enrolled since 2020, open-ended) on the roster
     /// in county 320602, and returns the resident ID.
     pub async fn enroll(&self, birth: &str, sequence: u16) -> String {

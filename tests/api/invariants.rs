@@ -109,15 +109,7 @@ async fn totals_equal_the_settlements_clients_were_told() {
     }
     let (mut used_everyone, mut told_everyone) = (0, 0);
     for patient in &patients {
-        let usage = server
-            .usage()
-            .get_annual_usage(pb::GetAnnualUsageRequest {
-                patient_id: patient.clone(),
-                year: 2026,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let usage = server.annual_usage(patient, 2026).await;
         let (told_fen, told_count) = told_by_patient
             .get(patient.as_str())
             .copied()
@@ -173,15 +165,7 @@ async fn the_same_reversal_sent_eight_times_at_once_reverses_once() {
     assert_eq!(answers.iter().filter(|(_, replayed)| !replayed).count(), 1);
     assert!(answers.iter().all(|(s, _)| *s == answers[0].0));
     assert_eq!(answers[0].0.status(), pb::SettlementStatus::Reversed);
-    let usage = server
-        .usage()
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient,
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         (usage.used.as_str(), usage.settlement_count),
         ("7000.00", 1)

@@ -180,15 +180,7 @@ async fn a_burst_above_the_limit_is_shed_not_queued() {
             .await,
     );
     assert!(!after.settlement_id.is_empty());
-    let usage = server
-        .usage()
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient,
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         usage.settlement_count, 5,
         "4 held + 1 after; the 12 refused left no trace"

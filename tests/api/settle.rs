@@ -5,13 +5,6 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-fn usage_request(patient_id: &str, year: i32) -> pb::GetAnnualUsageRequest {
-    pb::GetAnnualUsageRequest {
-        patient_id: patient_id.into(),
-        year,
-    }
-}
-
 /// Proves the worked example of DOMAIN.md end to end: the quote changes
 /// nothing, the settlement pays 7,350.00 and is readable by number and by key.
 #[tokio::test]
@@ -26,12 +19,7 @@ async fn the_worked_example_end_to_end() {
     assert_eq!(quote.settlement_id, "");
     assert_eq!(quote.settled_at, None);
     assert_eq!(quote.assistance_amount, "7350.00");
-    let usage = server
-        .usage()
-        .get_annual_usage(usage_request(&patient, 2026))
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         (usage.used.as_str(), usage.settlement_count),
         ("0.00", 0),
@@ -167,12 +155,7 @@ async fn replays_and_conflicting_replays() {
         status.message()
     );
 
-    let usage = server
-        .usage()
-        .get_annual_usage(usage_request(&patient, 2026))
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         (usage.used.as_str(), usage.settlement_count),
         ("7350.00", 1)
@@ -218,12 +201,7 @@ async fn reverse_and_reuse_of_the_cap() {
     );
     assert_eq!(reversed.settlement_id, a.settlement_id);
 
-    let usage = server
-        .usage()
-        .get_annual_usage(usage_request(&patient, 2026))
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(usage.used, "0.00");
     assert_eq!(usage.remaining, "150000.00");
     assert_eq!(
@@ -250,12 +228,7 @@ async fn reverse_and_reuse_of_the_cap() {
         settlements.reverse(unknown).await.unwrap_err().code(),
         Code::NotFound
     );
-    let usage = server
-        .usage()
-        .get_annual_usage(usage_request(&patient, 2026))
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!(
         (usage.used.as_str(), usage.settlement_count),
         ("7000.00", 2)
@@ -304,7 +277,10 @@ async fn a_patient_off_the_roster_is_settled_as_not_enrolled() {
     );
     let status = server
         .usage()
-        .get_annual_usage(usage_request(&stranger, 2026))
+        .get_annual_usage(pb::GetAnnualUsageRequest {
+            patient_id: stranger,
+            year: 2026,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -328,12 +304,7 @@ async fn no_qualifying_category_is_a_normal_settlement() {
     );
     assert_eq!(settlement.assistance_amount, "0.00");
     assert_eq!(settlement.annual_cap, "150000.00");
-    let usage = server
-        .usage()
-        .get_annual_usage(usage_request(&patient, 2026))
-        .await
-        .unwrap()
-        .into_inner();
+    let usage = server.annual_usage(&patient, 2026).await;
     assert_eq!((usage.used.as_str(), usage.settlement_count), ("0.00", 1));
 }
 

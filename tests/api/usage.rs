@@ -25,16 +25,8 @@ async fn usage_is_per_discharge_year() {
     let (b, _) = settled(server.settlements().settle(last_year).await);
     assert_eq!((b.year, b.used_before.as_str()), (2025, "0.00"));
 
-    let mut usage = server.usage();
     for year in [2025, 2026] {
-        let found = usage
-            .get_annual_usage(pb::GetAnnualUsageRequest {
-                patient_id: patient.clone(),
-                year,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let found = server.annual_usage(&patient, year).await;
         assert_eq!(found.used, "7000.00");
         assert_eq!(found.remaining, "143000.00");
         assert_eq!(found.annual_cap, "150000.00");
@@ -42,14 +34,7 @@ async fn usage_is_per_discharge_year() {
         assert_eq!(found.region_code, "320602");
         assert!(found.policy_id.starts_with("320600-"));
     }
-    let empty = usage
-        .get_annual_usage(pb::GetAnnualUsageRequest {
-            patient_id: patient.clone(),
-            year: 2024,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let empty = server.annual_usage(&patient, 2024).await;
     assert_eq!(
         (
             empty.used.as_str(),
