@@ -166,35 +166,49 @@ pub struct PhaseReport {
     pub errors: BTreeMap<String, u64>,
     /// Successful requests per second.
     pub throughput: f64,
-    /// Latency percentiles of successful requests, in microseconds.
-    pub p50_us: u64,
-    #[allow(missing_docs)]
-    pub p90_us: u64,
-    #[allow(missing_docs)]
-    pub p99_us: u64,
-    #[allow(missing_docs)]
-    pub p999_us: u64,
+    /// Latency of successful requests.
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Throughput divided by the same run's health ceiling.
     pub ratio_to_ceiling: f64,
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Latency {
+        Latency {
+            p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+        }
+    }
 }
 
 /// Medians of one scenario over all runs.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
-    #[allow(missing_docs)]
+    /// The scenario's name.
     pub scenario: String,
-    #[allow(missing_docs)]
+    /// Median successful requests per second.
     pub throughput: f64,
-    #[allow(missing_docs)]
+    /// Median ratio to the same run's ceiling.
     pub ratio_to_ceiling: f64,
-    #[allow(missing_docs)]
-    pub p50_us: u64,
-    #[allow(missing_docs)]
-    pub p90_us: u64,
-    #[allow(missing_docs)]
-    pub p99_us: u64,
-    #[allow(missing_docs)]
-    pub p999_us: u64,
+    /// Median of each percentile.
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Errors summed over all runs.
     pub errors: u64,
 }
@@ -202,17 +216,17 @@ pub struct Summary {
 /// The whole benchmark.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
-    #[allow(missing_docs)]
+    /// The server driven.
     pub target: String,
-    #[allow(missing_docs)]
+    /// HTTP/2 connections.
     pub connections: usize,
-    #[allow(missing_docs)]
+    /// Requests outstanding per connection.
     pub in_flight: usize,
-    #[allow(missing_docs)]
+    /// Measured seconds per phase.
     pub duration_s: f64,
-    #[allow(missing_docs)]
+    /// Patients on the roster.
     pub patients: usize,
-    #[allow(missing_docs)]
+    /// The hot spot, when all load went to the first few patients.
     pub hot_patients: Option<usize>,
     /// Every phase of every run.
     pub phases: Vec<PhaseReport>,
@@ -229,9 +243,9 @@ pub enum BenchError {
     /// The server could not be reached.
     #[error("cannot reach {target}: {message}")]
     Connect {
-        #[allow(missing_docs)]
+        /// The address asked for.
         target: String,
-        #[allow(missing_docs)]
+        /// What the transport said.
         message: String,
     },
     /// Loading the roster failed.
@@ -240,9 +254,9 @@ pub enum BenchError {
     /// The JSON report could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
-        #[allow(missing_docs)]
+        /// The file named by `--json`.
         path: PathBuf,
-        #[allow(missing_docs)]
+        /// What the system said.
         source: std::io::Error,
     },
 }
@@ -473,10 +487,7 @@ async fn phase(
         ok,
         errors,
         throughput,
-        p50_us: latencies.value_at_quantile(0.50),
-        p90_us: latencies.value_at_quantile(0.90),
-        p99_us: latencies.value_at_quantile(0.99),
-        p999_us: latencies.value_at_quantile(0.999),
+        latency: Latency::of(&latencies),
         ratio_to_ceiling: ceiling.map_or(1.0, |c| if c > 0.0 { throughput / c } else { 0.0 }),
     }
 }
@@ -513,10 +524,7 @@ async fn store_phase(
         ok: written,
         errors,
         throughput,
-        p50_us: latencies.value_at_quantile(0.50),
-        p90_us: latencies.value_at_quantile(0.90),
-        p99_us: latencies.value_at_quantile(0.99),
-        p999_us: latencies.value_at_quantile(0.999),
+        latency: Latency::of(&latencies),
         ratio_to_ceiling: ceiling.map_or(1.0, |c| if c > 0.0 { throughput / c } else { 0.0 }),
     }
 }
@@ -758,15 +766,17 @@ fn summarize(phases: &[PhaseReport]) -> Vec<Summary> {
         .into_iter()
         .map(|name| {
             let of: Vec<&PhaseReport> = phases.iter().filter(|p| p.scenario == name).collect();
-            let pick = |f: fn(&PhaseReport) -> u64| median(of.iter().map(|p| f(p)).collect());
+            let pick = |f: fn(&Latency) -> u64| median(of.iter().map(|p| f(&p.latency)).collect());
             Summary {
                 scenario: name.to_owned(),
                 throughput: median(of.iter().map(|p| p.throughput).collect()),
                 ratio_to_ceiling: median(of.iter().map(|p| p.ratio_to_ceiling).collect()),
-                p50_us: pick(|p| p.p50_us),
-                p90_us: pick(|p| p.p90_us),
-                p99_us: pick(|p| p.p99_us),
-                p999_us: pick(|p| p.p999_us),
+                latency: Latency {
+                    p50_us: pick(|l| l.p50_us),
+                    p90_us: pick(|l| l.p90_us),
+                    p99_us: pick(|l| l.p99_us),
+                    p999_us: pick(|l| l.p999_us),
+                },
                 errors: of.iter().flat_map(|p| p.errors.values()).sum(),
             }
         })
@@ -800,10 +810,10 @@ fn print_table(report: &BenchReport) {
             s.scenario,
             s.throughput,
             s.ratio_to_ceiling,
-            s.p50_us,
-            s.p90_us,
-            s.p99_us,
-            s.p999_us,
+            s.latency.p50_us,
+            s.latency.p90_us,
+            s.latency.p99_us,
+            s.latency.p999_us,
             s.errors
         );
     }

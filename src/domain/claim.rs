@@ -52,25 +52,25 @@ pub struct Claim {
 /// A claim as a caller sends it, before any check; field names are the wire's.
 #[derive(Clone, Debug, Default)]
 pub struct ClaimInput<'a> {
-    #[allow(missing_docs)]
+    /// The hospital's code.
     pub hospital_id: &'a str,
-    #[allow(missing_docs)]
+    /// The hospital's claim number.
     pub claim_id: &'a str,
-    #[allow(missing_docs)]
+    /// The resident ID number.
     pub patient_id: &'a str,
-    #[allow(missing_docs)]
+    /// `YYYY-MM-DD`.
     pub admission_date: &'a str,
-    #[allow(missing_docs)]
+    /// `YYYY-MM-DD`.
     pub discharge_date: &'a str,
-    #[allow(missing_docs)]
+    /// ICD-10 codes, in any order.
     pub diagnosis_codes: &'a [String],
-    #[allow(missing_docs)]
+    /// The whole bill, in yuan.
     pub total_cost: &'a str,
-    #[allow(missing_docs)]
+    /// The part insurance rules cover.
     pub in_scope_cost: &'a str,
-    #[allow(missing_docs)]
+    /// What basic insurance paid.
     pub basic_insurance_paid: &'a str,
-    #[allow(missing_docs)]
+    /// What critical-illness insurance paid.
     pub critical_illness_paid: &'a str,
 }
 
