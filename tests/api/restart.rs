@@ -118,3 +118,41 @@ async fn data_survives_a_restart() {
     assert_eq!(new.used_before, "7350.00");
     server.stop().await;
 }
+
+/// Proves a retry replays the stored settlement even after a restart under a
+/// policy file that no longer covers the patient's region and year: the key
+/// keeps its first answer whatever the configuration says now.
+#[tokio::test]
+async fn a_retry_replays_after_its_policy_is_gone() {
+    let server = TestServer::start().await;
+    let patient = server.enroll("1960-01-01", 62).await;
+    let request = worked_example(&patient, "P-GONE");
+    let (first, _) = settled(server.settlements().settle(request.clone()).await);
+    let dir = server.stop().await;
+
+    let only_later_years = Config::parse(
+        r#"
+        [[policy]]
+        region_code = "320600"
+        year = 2027
+        assistance_ratio = "0.70"
+        cap_fraction = "0.50"
+        basic_insurance_annual_cap = "300000.00"
+        "#,
+    )
+    .unwrap();
+    let server = TestServer::start_with(dir, only_later_years).await;
+    let (again, replayed) = settled(server.settlements().settle(request.clone()).await);
+    assert!(replayed);
+    assert_eq!(again, first);
+    let changed = pb::SettleRequest {
+        total_cost: "50000.01".into(),
+        ..request
+    };
+    let status = server.settlements().settle(changed).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
+    let new_claim = worked_example(&patient, "P-NEW");
+    let status = server.settlements().settle(new_claim).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    server.stop().await;
+}
