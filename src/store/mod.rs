@@ -14,6 +14,8 @@
 //! readers wait until the value they read is, so no caller ever sees a write
 //! that a crash could still take back.
 
+pub mod checkpoint;
+pub mod journal;
 mod sled_store;
 
 pub use sled_store::{SledOptions, SledStore};
@@ -44,8 +46,9 @@ pub struct Meta {
     pub next_settlement_id: SettlementId,
 }
 
-/// Everything one batch writes, applied all together or not at all.
-#[derive(Clone, Debug)]
+/// Everything one batch writes, applied all together or not at all. It is
+/// also the journal's record of the commit.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// This commit's number: one more than the last.
     pub commit: CommitNumber,

@@ -1,9 +1,27 @@
 //! The embedded store: one sled tree, one atomic transaction per applied
-//! batch, and sled's flush (which writes and fsyncs its log) to make them
-//! durable.
-
+//! batch, made durable by the journal before any answer, and by checkpoints
+//! in the background.
 //!
-//! Layout (all in one tree, so one transaction covers every write):
+//! sled 0.34 is not durable by itself: its flush writes the log with
+//! `sync_file_range` (no file metadata, no drive cache flush) and it never
+//! syncs the directory it creates files in. So:
+//!
+//! - `apply` writes the batch into sled (in memory, atomically) and stages
+//!   its encoded record in the [`Journal`];
+//! - `flush` writes the staged records with one `pwrite` and waits for one
+//!   `fdatasync`: the ledger answers only after it;
+//! - a checkpoint thread, about once a second, flushes sled, `fsync`s every
+//!   file and directory sled keeps, records the commit that covers in the
+//!   `checkpoint` file, and drops the journal segments it no longer needs;
+//! - opening recovers: sled must hold at least the checkpoint's commit
+//!   (else it lost acknowledged writes, and opening is refused), and the
+//!   journal's later commits are applied again (each carries its commit
+//!   number, so this is idempotent), followed by a checkpoint.
+//!
+//! Data directory: sled's own files (`db`, `conf`, `snap.*`, `blobs/`) at the
+//! top, `journal/` and `checkpoint` beside them.
+//!
+//! Layout of the tree (all in one tree, so one transaction covers every write):
 //!
 //! | key | value |
 //! |---|---|
@@ -18,8 +36,13 @@
 //! numeric order, so a patient-year's settlements scan oldest first.
 
 use std::{
-    path::Path,
-    sync::{Arc, OnceLock},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Condvar, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -27,6 +50,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
+    checkpoint::{self, sync_dir, sync_tree},
+    journal::{self, Journal, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
 };
 use crate::domain::{
     ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
@@ -37,55 +62,139 @@ const SCHEMA_VERSION: u32 = 1;
 const META_SCHEMA: &[u8] = b"Mschema";
 const META_COMMIT: &[u8] = b"Mcommit";
 const META_NEXT_ID: &[u8] = b"Mnext_settlement_id";
+/// The journal's directory inside the data directory.
+const JOURNAL_DIR: &str = "journal";
+/// What is not sled's in the data directory (and syncs itself).
+const NOT_SLEDS: &[&str] = &[JOURNAL_DIR, checkpoint::FILE_NAME, "checkpoint.tmp"];
 
 /// Tuning of the embedded store.
 #[derive(Clone, Copy, Debug)]
 pub struct SledOptions {
     /// Bytes of page cache sled may keep in memory.
     pub cache_bytes: u64,
+    /// Size of each journal segment file.
+    pub journal_segment_bytes: u64,
+    /// How often sled is checkpointed while commits arrive: the journal
+    /// holds about this much time of commits.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
         SledOptions {
             cache_bytes: 128 * 1024 * 1024,
+            journal_segment_bytes: SEGMENT_BYTES_DEFAULT,
+            checkpoint_interval: Duration::from_secs(1),
         }
+    }
+}
+
+/// The sled tree and the directory it lives in: what a checkpoint needs.
+#[derive(Clone)]
+struct Tree {
+    db: sled::Db,
+    dir: PathBuf,
+}
+
+impl Tree {
+    /// Makes sled durable up to `commit`, every commit at or below which it
+    /// already holds, then records that in the checkpoint file.
+    fn checkpoint(&self, commit: CommitNumber) -> Result<(), StoreError> {
+        self.db.flush().map_err(io)?;
+        sync_tree(&self.dir, NOT_SLEDS)?;
+        checkpoint::write(&self.dir, commit)
     }
 }
 
 /// The embedded store, on sled 0.34 (the stable line).
 pub struct SledStore {
     db: sled::Db,
-    /// Set when a commit failed after it may have changed the tree: from then
-    /// on nothing is read or written until the service restarts, so no one
-    /// sees (or builds on) a write that is not durable.
-    poisoned: OnceLock<String>,
+    journal: Arc<Journal>,
+    /// Set when a commit or a checkpoint failed after it may have changed the
+    /// tree: from then on nothing is read or written until the service
+    /// restarts, so no one sees (or builds on) a write that is not durable.
+    poisoned: Arc<OnceLock<String>>,
+    /// The last commit the journal holds durably; checkpoints cover up to it.
+    journaled: Arc<AtomicU64>,
+    checkpointer: Option<Checkpointer>,
     /// Injected failures, for tests only.
     faults: Option<Arc<dyn FaultPlan>>,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`, recovering from its log.
+    /// Opens (or creates) the store in `dir` and recovers it: sled from its
+    /// log, then the journal's commits that sled's last checkpoint does not
+    /// hold. Refuses a store that holds fewer commits than were acknowledged.
     pub fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            // Every commit flushes itself; a timer would only add noise.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|error| match error.to_string() {
-                locked if locked.contains("could not acquire lock") => {
-                    StoreError::Io(format!("{locked} (is the service still running?)"))
-                }
-                other => StoreError::Io(other),
-            })?;
-        let store = SledStore {
-            db,
-            poisoned: OnceLock::new(),
-            faults: None,
+        if options.journal_segment_bytes < SEGMENT_BYTES_MIN {
+            return Err(StoreError::Io(format!(
+                "journal segments must be at least {SEGMENT_BYTES_MIN} bytes"
+            )));
+        }
+        create_data_dir(dir)?;
+        let checkpointed = checkpoint::read(dir)?;
+        let journal_dir = dir.join(JOURNAL_DIR);
+        let had_journal = journal_dir.exists();
+        let tree = Tree {
+            db: open_sled(dir, options)?,
+            dir: dir.to_owned(),
         };
-        store.check_schema()?;
-        Ok(store)
+        // sled's own recovery may have rewritten files without syncing them.
+        sync_tree(dir, NOT_SLEDS)?;
+        check_schema(&tree.db)?;
+        let held = get_u64(&tree.db, META_COMMIT)?.unwrap_or(0);
+        match checkpointed {
+            Some(acknowledged) if held < acknowledged => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds commits up to {held}, but commits up to {acknowledged} were \
+                     made durable and acknowledged: sled's log is damaged and sled cut it \
+                     short. Do not serve from this directory: restore the last snapshot \
+                     (medassist snapshot restore) and run medassist verify",
+                    dir.display()
+                )));
+            }
+            None if had_journal => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} has a journal but no checkpoint file: the directory is damaged \
+                     or incomplete; restore the last snapshot",
+                    dir.display()
+                )));
+            }
+            None if held > 0 => tracing::info!(
+                commit = held,
+                "store written before the journal existed: taking its first checkpoint"
+            ),
+            _ => {}
+        }
+        let replayed = replay(&tree.db, held, journal::recover(&journal_dir)?)?;
+        let last = held.max(replayed.unwrap_or(0));
+        tree.checkpoint(last)?;
+        let journal = Arc::new(Journal::start(&journal_dir, options.journal_segment_bytes)?);
+        if let Some(through) = replayed {
+            tracing::info!(
+                from = held + 1,
+                through,
+                "recovered commits from the journal"
+            );
+        }
+        let poisoned = Arc::new(OnceLock::new());
+        let journaled = Arc::new(AtomicU64::new(last));
+        let checkpointer = Checkpointer::start(
+            tree,
+            Arc::clone(&journal),
+            Arc::clone(&journaled),
+            Arc::clone(&poisoned),
+            last,
+            options.checkpoint_interval,
+        )?;
+        Ok(SledStore {
+            db: checkpointer.tree.db.clone(),
+            journal,
+            poisoned,
+            journaled,
+            checkpointer: Some(checkpointer),
+            faults: None,
+        })
     }
 
     /// Opens the store with failures injected at chosen commit steps. For
@@ -95,10 +204,9 @@ impl SledStore {
         options: SledOptions,
         faults: Arc<dyn FaultPlan>,
     ) -> Result<SledStore, StoreError> {
-        Ok(SledStore {
-            faults: Some(faults),
-            ..SledStore::open(dir, options)?
-        })
+        let mut store = SledStore::open(dir, options)?;
+        store.faults = Some(faults);
+        Ok(store)
     }
 
     fn fails(&self, step: CommitStep) -> bool {
@@ -106,29 +214,7 @@ impl SledStore {
     }
 
     fn poison(&self, reason: String) -> StoreError {
-        let reason = self.poisoned.get_or_init(|| reason).clone();
-        tracing::error!(%reason, "store poisoned: restart the service to recover");
-        StoreError::Poisoned(reason)
-    }
-
-    fn check_schema(&self) -> Result<(), StoreError> {
-        match self.db.get(META_SCHEMA).map_err(io)? {
-            Some(bytes) => {
-                let version: u32 = decode(&bytes)?;
-                if version != SCHEMA_VERSION {
-                    return Err(StoreError::Corrupt(format!(
-                        "data directory has layout version {version}; this build reads {SCHEMA_VERSION}"
-                    )));
-                }
-            }
-            None => {
-                self.db
-                    .insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
-                    .map_err(io)?;
-                self.db.flush().map_err(io)?;
-            }
-        }
-        Ok(())
+        poison(&self.poisoned, reason)
     }
 
     fn healthy(&self) -> Result<(), StoreError> {
@@ -151,11 +237,7 @@ impl SledStore {
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
-        self.db
-            .get(key)
-            .map_err(io)?
-            .map(|bytes| be_u64(&bytes))
-            .transpose()
+        get_u64(&self.db, key)
     }
 
     /// Encodes every write of the batch before touching the tree, so an
@@ -264,6 +346,14 @@ impl Store for SledStore {
     fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         self.healthy()?;
         let writes = Self::writes_of(batch)?;
+        let record = encode(batch)?;
+        if record.len() > self.journal.payload_max() {
+            return Err(StoreError::Io(format!(
+                "commit {} is {} bytes, more than a journal record holds",
+                batch.commit,
+                record.len()
+            )));
+        }
         if self.fails(CommitStep::BeforeWrite) {
             return Err(StoreError::Io("injected failure before the write".into()));
         }
@@ -276,23 +366,41 @@ impl Store for SledStore {
             Ok(())
         });
         match applied {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // An aborted transaction wrote nothing.
-            Err(TransactionError::Abort(error)) => Err(error),
-            Err(TransactionError::Storage(error)) => Err(self.poison(error.to_string())),
+            Err(TransactionError::Abort(error)) => return Err(error),
+            Err(TransactionError::Storage(error)) => return Err(self.poison(error.to_string())),
         }
+        // The tree now holds the batch: if it cannot reach the journal, it
+        // must not be served.
+        self.journal
+            .stage(batch.commit, &record)
+            .map_err(|error| self.poison(error.to_string()))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.healthy()?;
-        let flushed = if self.fails(CommitStep::AtFlush) {
+        let synced = if self.fails(CommitStep::AtFlush) {
             Err("injected failure at the flush".to_owned())
         } else {
-            self.db.flush().map(drop).map_err(|e| e.to_string())
+            self.journal.sync().map_err(|e| e.to_string())
         };
-        // The tree may now hold writes that are not durable: stop serving
-        // them. Restarting recovers the last durable state from the log.
-        flushed.map_err(|reason| self.poison(reason))
+        // A failed sync leaves the tree holding writes that are not durable,
+        // and (as PostgreSQL learned) a retried fsync cannot be trusted: stop
+        // serving. Restarting recovers the last durable state.
+        if let Some(commit) = synced.map_err(|reason| self.poison(reason))? {
+            self.journaled.store(commit, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // The last checkpoint leaves nothing in the journal to replay.
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
     }
 }
 
@@ -374,6 +482,168 @@ fn patient_year_of(key: &[u8]) -> Result<(ResidentId, Year), StoreError> {
         ResidentId::parse(id).map_err(|_| damaged())?,
         Year::parse(i32::from(u16::from_be_bytes([year[0], year[1]]))).map_err(|_| damaged())?,
     ))
+}
+
+fn open_sled(dir: &Path, options: SledOptions) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        // Checkpoints flush; a timer would only add noise.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|error| match error.to_string() {
+            locked if locked.contains("could not acquire lock") => {
+                StoreError::Io(format!("{locked} (is the service still running?)"))
+            }
+            other => StoreError::Io(other),
+        })
+}
+
+/// Creates the data directory if needed, and makes its name durable.
+fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(parent)
+}
+
+fn check_schema(db: &sled::Db) -> Result<(), StoreError> {
+    match db.get(META_SCHEMA).map_err(io)? {
+        Some(bytes) => {
+            let version: u32 = decode(&bytes)?;
+            if version != SCHEMA_VERSION {
+                return Err(StoreError::Corrupt(format!(
+                    "data directory has layout version {version}; this build reads {SCHEMA_VERSION}"
+                )));
+            }
+        }
+        // Made durable by the checkpoint that ends opening.
+        None => drop(
+            db.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
+                .map_err(io)?,
+        ),
+    }
+    Ok(())
+}
+
+fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    db.get(key)
+        .map_err(io)?
+        .map(|bytes| be_u64(&bytes))
+        .transpose()
+}
+
+/// Applies the journal's commits that sled does not hold (those after
+/// `held`), in order; returns the last one applied.
+fn replay(
+    db: &sled::Db,
+    held: CommitNumber,
+    records: Vec<journal::JournalRecord>,
+) -> Result<Option<CommitNumber>, StoreError> {
+    let mut last = None;
+    for record in records.into_iter().filter(|r| r.commit > held) {
+        let expected = last.unwrap_or(held) + 1;
+        if record.commit != expected {
+            return Err(StoreError::Corrupt(format!(
+                "the journal resumes at commit {} but the store holds commits up to {}",
+                record.commit,
+                expected - 1
+            )));
+        }
+        let batch: Batch = decode(&record.payload)?;
+        if batch.commit != record.commit {
+            return Err(StoreError::Corrupt(format!(
+                "journal record {} holds commit {}",
+                record.commit, batch.commit
+            )));
+        }
+        let writes = SledStore::writes_of(&batch)?;
+        db.apply_batch(writes).map_err(io)?;
+        last = Some(record.commit);
+    }
+    Ok(last)
+}
+
+fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {
+    let reason = poisoned.get_or_init(|| reason).clone();
+    tracing::error!(%reason, "store poisoned: restart the service to recover");
+    StoreError::Poisoned(reason)
+}
+
+/// The background thread that checkpoints sled while commits arrive, and
+/// once more when the store closes.
+struct Checkpointer {
+    tree: Tree,
+    wake: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(
+        tree: Tree,
+        journal: Arc<Journal>,
+        journaled: Arc<AtomicU64>,
+        poisoned: Arc<OnceLock<String>>,
+        mut done: CommitNumber,
+        interval: Duration,
+    ) -> Result<Checkpointer, StoreError> {
+        let wake = Arc::new((Mutex::new(false), Condvar::new()));
+        let (signal, worker) = (Arc::clone(&wake), tree.clone());
+        let thread = std::thread::Builder::new()
+            .name("medassist-checkpoint".into())
+            .spawn(move || {
+                let (lock, condvar) = &*signal;
+                loop {
+                    let stopping = match lock.lock() {
+                        Ok(guard) => condvar
+                            .wait_timeout_while(guard, interval, |stop| !*stop)
+                            .map(|(guard, _)| *guard)
+                            .unwrap_or(true),
+                        Err(_) => true,
+                    };
+                    let commit = journaled.load(Ordering::Acquire);
+                    if commit > done && poisoned.get().is_none() {
+                        let made = worker
+                            .checkpoint(commit)
+                            .and_then(|()| journal.release_through(commit));
+                        match made {
+                            Ok(()) => done = commit,
+                            Err(error) => {
+                                poison(&poisoned, format!("checkpoint failed: {error}"));
+                                return;
+                            }
+                        }
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            tree,
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Takes a last checkpoint and ends the thread.
+    fn stop(mut self) {
+        if let Ok(mut stop) = self.wake.0.lock() {
+            *stop = true;
+        }
+        self.wake.1.notify_all();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the checkpoint thread panicked");
+        }
+    }
 }
 
 fn io(error: sled::Error) -> StoreError {
