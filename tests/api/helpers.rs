@@ -263,6 +263,9 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_medassist");
 /// line it logged.
 pub struct ServerProcess {
     child: Child,
+    /// The server's own pid: the child's, or the wrapper's child when the
+    /// binary runs under a wrapper such as strace.
+    server_pid: u32,
     pub channel: Channel,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -278,11 +281,37 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with a chosen `RUST_LOG` filter.
     pub async fn start_logging(data_dir: &Path, extra: &[&str], filter: &str) -> ServerProcess {
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        Self::serve_args(&mut command, data_dir, extra, filter);
+        Self::spawn(command, false).await
+    }
+
+    /// Like [`ServerProcess::start`], with the binary run by `wrapper` (a
+    /// program and its arguments, such as `strace -o FILE`), which must run
+    /// the command it is given as its only child and exit with its status.
+    /// [`ServerProcess::terminate`] then signals the server itself, so the
+    /// wrapper sees the whole graceful shutdown.
+    pub async fn start_wrapped(wrapper: &[&str], data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        let (program, args) = wrapper.split_first().expect("a wrapper program");
+        let mut command = Command::new(program);
+        command.args(args).arg(BINARY);
+        Self::serve_args(&mut command, data_dir, extra, "medassist::server=info,warn");
+        Self::spawn(command, true).await
+    }
+
+    /// The arguments and environment of `medassist serve` on port 0.
+    fn serve_args(command: &mut Command, data_dir: &Path, extra: &[&str], filter: &str) {
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", filter)
+            .env("RUST_LOG", filter);
+    }
+
+    /// Spawns `command`, whose stderr carries the server's log, and connects
+    /// once the server announced its address.
+    async fn spawn(mut command: Command, wrapped: bool) -> ServerProcess {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -309,6 +338,12 @@ impl ServerProcess {
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server announces its address");
+        // The server logged, so the wrapper has forked and exec'd it already.
+        let server_pid = if wrapped {
+            wrapped_child(child.id())
+        } else {
+            child.id()
+        };
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()
@@ -316,6 +351,7 @@ impl ServerProcess {
             .expect("connects");
         ServerProcess {
             child,
+            server_pid,
             channel,
             log,
             reader: Some(reader),
@@ -324,6 +360,9 @@ impl ServerProcess {
 
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(mut self) {
+        if self.server_pid != self.child.id() {
+            signal(self.server_pid, "-KILL");
+        }
         self.child.kill().expect("SIGKILL is delivered");
         self.child.wait().expect("the child is reaped");
     }
@@ -332,12 +371,7 @@ impl ServerProcess {
     /// log. The wait runs off the test's runtime thread, which must stay free
     /// to close the client's connection when the server asks.
     pub async fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
+        signal(self.server_pid, "-TERM");
         let (mut child, reader) = (self.child, self.reader.take());
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
@@ -352,5 +386,24 @@ impl ServerProcess {
                 .expect("the log reader ends");
         }
         std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`) to `pid` with kill(1).
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {signal} {pid} failed");
+}
+
+/// The one child of the wrapper process `pid`, from /proc: the server it ran.
+fn wrapped_child(pid: u32) -> u32 {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let children = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    match children.split_whitespace().collect::<Vec<_>>()[..] {
+        [only] => only.parse().expect("a pid"),
+        ref other => panic!("the wrapper {pid} should have one child, has {other:?}"),
     }
 }

@@ -17,5 +17,6 @@ mod roster;
 mod security;
 mod service;
 mod settle;
+mod syscalls;
 mod usage;
 mod validation;
