@@ -98,14 +98,21 @@ pub fn parse_trace(trace: &str) -> Result<Vec<Call>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let (first, rest) = line.split_once(' ').ok_or_else(|| bad("no timestamp"))?;
+        // strace pads the pid column, so fields may be parted by several spaces.
+        let field = |text: &str| {
+            text.trim_start()
+                .split_once(' ')
+                .map(|(head, tail)| (head.to_owned(), tail.trim_start().to_owned()))
+        };
+        let (first, rest) = field(line).ok_or_else(|| bad("no timestamp"))?;
         let (pid, stamp, rest) = if first.contains('.') {
             (0, first, rest)
         } else {
             let pid = first.parse().map_err(|_| bad("no pid"))?;
-            let (stamp, rest) = rest.split_once(' ').ok_or_else(|| bad("no timestamp"))?;
+            let (stamp, rest) = field(&rest).ok_or_else(|| bad("no timestamp"))?;
             (pid, stamp, rest)
         };
+        let (stamp, rest) = (stamp.as_str(), rest.as_str());
         let at = micros(stamp).ok_or_else(|| bad("bad timestamp"))?;
         let rest = rest.trim_start();
         if rest.starts_with("---") || rest.starts_with("+++") {
