@@ -485,6 +485,7 @@ fn patient_year_of(key: &[u8]) -> Result<(ResidentId, Year), StoreError> {
 }
 
 fn open_sled(dir: &Path, options: SledOptions) -> Result<sled::Db, StoreError> {
+    check_sled_settings(dir)?;
     sled::Config::new()
         .path(dir)
         .cache_capacity(options.cache_bytes)
@@ -495,8 +496,35 @@ fn open_sled(dir: &Path, options: SledOptions) -> Result<sled::Db, StoreError> {
             locked if locked.contains("could not acquire lock") => {
                 StoreError::Io(format!("{locked} (is the service still running?)"))
             }
-            other => StoreError::Io(other),
+            other => StoreError::Corrupt(format!(
+                "sled cannot open {}: {other}; its files are damaged or were written \
+                 with other settings: restore the last snapshot",
+                dir.display()
+            )),
         })
+}
+
+/// sled checksums its settings file (`conf`) but only warns when the sum
+/// fails, then reads settings that may be wrong; a damaged one is refused here.
+fn check_sled_settings(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join("conf");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(StoreError::Io(format!("{}: {error}", path.display()))),
+    };
+    // sled itself rewrites a settings file this short.
+    if bytes.len() <= 8 {
+        return Ok(());
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != sum {
+        return Err(StoreError::Corrupt(format!(
+            "{} is damaged: its checksum does not match; restore the last snapshot",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the data directory if needed, and makes its name durable.

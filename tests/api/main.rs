@@ -7,6 +7,7 @@ mod hostile;
 
 mod concurrency;
 mod crash;
+mod damage;
 mod durability;
 mod faults;
 mod invariants;

@@ -1,0 +1,189 @@
+//! Damage is loud, never a silent rollback.
+//!
+//! A store of 200 acknowledged settlements is shut down cleanly; then, trial
+//! after trial, one byte of a copy of its data directory is flipped, as a
+//! failing disk would: in half the trials somewhere in the last three
+//! quarters of sled's log (`db`), in the others anywhere in any file of the
+//! directory (sled's files, the journal, the checkpoint). Each trial must end
+//! one of two ways: opening refuses with a message saying the store is
+//! damaged, or every acknowledged settlement is there, identical, and
+//! `verify` finds the store consistent. Opening with fewer settlements and
+//! saying nothing is the outcome a fund can never have. The seed is
+//! `MEDASSIST_DAMAGE_SEED`; trials `MEDASSIST_DAMAGE_TRIALS` (default 60).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use medassist::{
+    config::Config,
+    domain::{Settlement, SettlementId},
+    store::{SledOptions, SledStore, Store},
+    verify::verify,
+};
+use tempfile::TempDir;
+
+use crate::helpers::*;
+
+const SETTLEMENTS: u64 = 200;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Every regular file under `dir`, with its size.
+fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(files(&entry.path()));
+        } else if kind.is_file() {
+            found.push((entry.path(), entry.metadata().unwrap().len()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A stopped server's directory holding `SETTLEMENTS` acknowledged ones,
+/// some reversed, and the settlements as acknowledged.
+async fn acknowledged_store() -> (Arc<TempDir>, Vec<Settlement>) {
+    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), Config::default()).await;
+    let mut patients = Vec::new();
+    for i in 0..20 {
+        patients.push(server.enroll("1960-05-06", 500 + i).await);
+    }
+    let mut client = server.settlements();
+    for n in 0..SETTLEMENTS {
+        let patient = &patients[n as usize % patients.len()];
+        let claim = format!("DMG-{n:04}");
+        settled(
+            client
+                .settle(claim_paying_7000(patient, &claim))
+                .await,
+        );
+        if n % 7 == 3 {
+            let reverse = medassist::grpc::pb::ReverseRequest {
+                hospital_id: "H001".into(),
+                claim_id: claim,
+                reason: "damage test".into(),
+            };
+            client.reverse(reverse).await.expect("reversed");
+        }
+    }
+    let dir = server.stop().await;
+    let store = SledStore::open(&data_dir(&dir), SledOptions::default()).unwrap();
+    let acknowledged = (1..=SETTLEMENTS)
+        .map(|id| {
+            store
+                .settlement(SettlementId::new(id))
+                .unwrap()
+                .expect("every settlement is stored")
+                .value
+        })
+        .collect();
+    drop(store);
+    (dir, acknowledged)
+}
+
+/// How one trial ended.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, PartialOrd, Ord)]
+enum Outcome {
+    /// Opening refused, saying why.
+    Refused,
+    /// Opened, and every acknowledged settlement is there, identical, and
+    /// `verify` is consistent.
+    Intact,
+}
+
+/// Opens the damaged copy and judges the trial; panics on a silent loss.
+fn judge(dir: &Path, acknowledged: &[Settlement], what: &str) -> Outcome {
+    let store = match SledStore::open(dir, SledOptions::default()) {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("damaged") || message.contains("orrupt"),
+                "{what}: refused without saying the store is damaged: {message}"
+            );
+            return Outcome::Refused;
+        }
+        Ok(store) => store,
+    };
+    for expected in acknowledged {
+        let found = store
+            .settlement(expected.id)
+            .unwrap_or_else(|e| panic!("{what}: opened, then settlement {} is unreadable: {e}", expected.id));
+        let found = found.unwrap_or_else(|| {
+            panic!(
+                "{what}: SILENT LOSS: opened without complaint, settlement {} is gone",
+                expected.id
+            )
+        });
+        assert_eq!(&found.value, expected, "{what}: settlement changed");
+    }
+    let report = verify(&store).expect("verify runs");
+    assert!(report.is_consistent(), "{what}: {report}");
+    assert_eq!(report.settlements, SETTLEMENTS, "{what}");
+    Outcome::Intact
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_is_refused_or_harmless_never_a_silent_rollback() {
+    let seed = env_number("MEDASSIST_DAMAGE_SEED", 20261201);
+    let trials = env_number("MEDASSIST_DAMAGE_TRIALS", 60);
+    let (golden, acknowledged) = acknowledged_store().await;
+    let golden = data_dir(&golden);
+    let names: Vec<(PathBuf, u64)> = files(&golden)
+        .into_iter()
+        .filter(|(_, size)| *size > 0)
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut outcomes = std::collections::BTreeMap::new();
+    for trial in 0..trials {
+        let scratch = TempDir::new().unwrap();
+        let copy = scratch.path().join("data");
+        copy_dir(&golden, &copy);
+        let (file, size) = if trial % 2 == 0 {
+            let db = golden.join("db");
+            let size = std::fs::metadata(&db).unwrap().len();
+            (db, size)
+        } else {
+            names[rng.usize(..names.len())].clone()
+        };
+        let at = if trial % 2 == 0 {
+            rng.u64(size / 4..size)
+        } else {
+            rng.u64(..size)
+        };
+        let target = copy.join(file.strip_prefix(&golden).unwrap());
+        let mut bytes = std::fs::read(&target).unwrap();
+        bytes[at as usize] ^= 1 << rng.u8(..8);
+        std::fs::write(&target, &bytes).unwrap();
+        let what = format!(
+            "trial {trial} (seed {seed}): byte {at} of {}",
+            file.strip_prefix(&golden).unwrap().display()
+        );
+        let outcome = judge(&copy, &acknowledged, &what);
+        *outcomes.entry(outcome).or_insert(0) += 1;
+    }
+    println!("damage trials (seed {seed}): {outcomes:?} of {trials}");
+}
