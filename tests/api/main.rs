@@ -12,6 +12,7 @@ mod faults;
 mod invariants;
 mod operations;
 mod policy;
+mod powercut;
 mod powerfs;
 mod restart;
 mod roster;

@@ -205,6 +205,24 @@ struct State {
     inodes: HashMap<u64, Inode>,
     next_ino: u64,
     off: bool,
+    /// Every write is durable at once: a cut loses nothing (the harness's
+    /// positive control).
+    ideal: bool,
+    calls: Calls,
+}
+
+/// How often the durability-relevant calls were made since the mount, so a
+/// failing test can say what the service did and did not ask for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Calls {
+    pub writes: u64,
+    pub fsyncs: u64,
+    pub fsyncdirs: u64,
+    pub creates: u64,
+    pub renames: u64,
+    pub unlinks: u64,
+    pub truncates: u64,
+    pub fallocates: u64,
 }
 
 impl State {
@@ -227,6 +245,8 @@ impl State {
             inodes: HashMap::from([(ROOT, root)]),
             next_ino: ROOT + 1,
             off: false,
+            ideal: false,
+            calls: Calls::default(),
         }
     }
 
@@ -312,6 +332,26 @@ impl State {
         });
         if !synced_somewhere {
             self.inodes.remove(&ino);
+        }
+    }
+
+    /// fsync or fdatasync of an open file or directory.
+    fn fsync(&mut self, ino: u64) -> Result<(), Errno> {
+        match self.inodes.get_mut(&ino).map(|i| &mut i.kind) {
+            Some(Kind::File(f)) => f.sync(),
+            Some(Kind::Dir(d)) => d.synced = d.current.clone(),
+            None => return Err(Errno::ENOENT),
+        }
+        Ok(())
+    }
+
+    /// Makes everything current synced, as an ideal disk would at a cut.
+    fn sync_everything(&mut self) {
+        for inode in self.inodes.values_mut() {
+            match &mut inode.kind {
+                Kind::File(f) => f.sync(),
+                Kind::Dir(d) => d.synced = d.current.clone(),
+            }
         }
     }
 
@@ -436,6 +476,7 @@ impl fuser::Filesystem for Ops {
     ) {
         let result = self.on().and_then(|mut s| {
             if let Some(size) = size {
+                s.calls.truncates += 1;
                 let inode = s.file_mut(ino.0)?;
                 if let Kind::File(f) = &mut inode.kind {
                     f.truncate(size);
@@ -474,7 +515,10 @@ impl fuser::Filesystem for Ops {
         }
         let perm = (mode & !umask & 0o7777) as u16;
         let inode = Inode::new(Kind::File(FileState::default()), perm, req);
-        self.entry(reply, |s| s.add(parent.0, name, inode));
+        self.entry(reply, |s| {
+            s.calls.creates += 1;
+            s.add(parent.0, name, inode)
+        });
     }
 
     fn mkdir(
@@ -493,6 +537,7 @@ impl fuser::Filesystem for Ops {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.empty(reply, |s| {
+            s.calls.unlinks += 1;
             if let Kind::Dir(_) = s.inodes[&s.child(parent.0, name)?].kind {
                 return Err(Errno::EISDIR);
             }
@@ -520,6 +565,7 @@ impl fuser::Filesystem for Ops {
         reply: ReplyEmpty,
     ) {
         self.empty(reply, |s| {
+            s.calls.renames += 1;
             if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
                 return Err(Errno::EINVAL);
             }
@@ -609,6 +655,7 @@ impl fuser::Filesystem for Ops {
         reply: ReplyWrite,
     ) {
         match self.on().and_then(|mut s| {
+            s.calls.writes += 1;
             let inode = s.file_mut(ino.0)?;
             if let Kind::File(f) = &mut inode.kind {
                 f.write(offset, data);
@@ -662,17 +709,8 @@ impl fuser::Filesystem for Ops {
         reply: ReplyEmpty,
     ) {
         self.empty(reply, |s| {
-            match s.inodes.get_mut(&ino.0).map(|i| &mut i.kind) {
-                Some(Kind::File(f)) => {
-                    f.sync();
-                    Ok(())
-                }
-                Some(Kind::Dir(d)) => {
-                    d.synced = d.current.clone();
-                    Ok(())
-                }
-                None => Err(Errno::ENOENT),
-            }
+            s.calls.fsyncs += 1;
+            s.fsync(ino.0)
         });
     }
 
@@ -730,6 +768,7 @@ impl fuser::Filesystem for Ops {
         reply: ReplyEmpty,
     ) {
         self.empty(reply, |s| {
+            s.calls.fsyncdirs += 1;
             let dir = s.dir_mut(ino.0)?;
             dir.synced = dir.current.clone();
             Ok(())
@@ -762,6 +801,7 @@ impl fuser::Filesystem for Ops {
         let perm = (mode & !umask & 0o7777) as u16;
         let inode = Inode::new(Kind::File(FileState::default()), perm, req);
         match self.on().and_then(|mut s| {
+            s.calls.creates += 1;
             let ino = s.add(parent.0, name, inode)?;
             let inode = s.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
             inode.open += 1;
@@ -789,6 +829,7 @@ impl fuser::Filesystem for Ops {
         reply: ReplyEmpty,
     ) {
         self.empty(reply, |s| {
+            s.calls.fallocates += 1;
             let inode = s.file_mut(ino.0)?;
             let Kind::File(f) = &mut inode.kind else {
                 return Err(Errno::EISDIR);
@@ -817,11 +858,26 @@ impl PowerFs {
     /// Mounts an empty file system, or panics saying why FUSE is unusable:
     /// a durability test that cannot run must fail, never pass silently.
     pub fn mount() -> PowerFs {
+        Self::mount_with(false)
+    }
+
+    /// Mounts an ideal disk, on which every write is durable as soon as it
+    /// is acknowledged: a cut loses nothing. Harnesses run on it to show
+    /// that what they report lost on [`PowerFs::mount`] is the service's
+    /// doing, not theirs.
+    pub fn mount_ideal() -> PowerFs {
+        Self::mount_with(true)
+    }
+
+    fn mount_with(ideal: bool) -> PowerFs {
         let dir = TempDir::new().expect("a temporary mount point");
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).expect("the mount point is created");
         let mut fs = PowerFs {
-            state: Arc::new(Mutex::new(State::new())),
+            state: Arc::new(Mutex::new(State {
+                ideal,
+                ..State::new()
+            })),
             session: None,
             mountpoint,
             _dir: dir,
@@ -857,7 +913,16 @@ impl PowerFs {
     /// The power goes off: from now on every operation fails with EIO and
     /// changes nothing.
     pub fn cut(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).off = true;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.ideal && !state.off {
+            state.sync_everything();
+        }
+        state.off = true;
+    }
+
+    /// The durability-relevant calls made since the mount.
+    pub fn calls(&self) -> Calls {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).calls
     }
 
     /// The power comes back: unmounts (no kernel cache survives), keeps only
