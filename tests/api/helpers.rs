@@ -358,6 +358,11 @@ impl ServerProcess {
         }
     }
 
+    /// The child's process ID, for a guard that must kill it on panic.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         if self.server_pid != self.child.id() {

@@ -13,6 +13,8 @@ mod faults;
 mod invariants;
 mod operations;
 mod policy;
+mod powercut;
+mod powerfs;
 mod restart;
 mod roster;
 mod security;
