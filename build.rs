@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "medassist/v1/usage.proto",
     "medassist/v1/roster.proto",
     "medassist/v1/policy.proto",
+    "medassist/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,6 +5,12 @@
 //! store (waiting until what it read is durable), applies the pure rules, and
 //! hands writes to the ledger. Errors say whether the caller sent something
 //! wrong or something broke; the transport maps them to status codes.
+//!
+//! The operators' use cases (snapshots) live in `app/admin.rs`.
+
+mod admin;
+
+pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
 
 use std::sync::Arc;
 
@@ -53,6 +59,10 @@ pub enum AppError {
     /// Stored data is damaged; an operator must look.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The service cannot do this in the way it is deployed (for example a
+    /// snapshot of a store that is backed up by other means).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<StoreError> for AppError {
@@ -60,6 +70,7 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Io(_) | StoreError::Poisoned(_) => AppError::Unavailable(error.to_string()),
             StoreError::Corrupt(_) => AppError::Internal(error.to_string()),
+            StoreError::Unsupported(why) => AppError::Unsupported(why),
         }
     }
 }

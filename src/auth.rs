@@ -12,6 +12,7 @@
 //! | `insurer` | read annual usage, list settlements, read policies |
 //! | `roster_admin` | write and read the roster |
 //! | `auditor` | every read: settlements of any hospital, usage, lists, roster, policies |
+//! | `operator` | the admin RPCs (snapshots), nothing else |
 
 use std::{
     fmt,
@@ -34,6 +35,8 @@ pub enum Role {
     RosterAdmin,
     /// Reads everything, changes nothing.
     Auditor,
+    /// Runs the service: the admin RPCs (snapshots), and nothing else.
+    Operator,
     /// Anyone, when the service runs without `[auth]` on a loopback address.
     Open,
 }
@@ -46,9 +49,10 @@ impl Role {
             "insurer" => Role::Insurer,
             "roster_admin" => Role::RosterAdmin,
             "auditor" => Role::Auditor,
+            "operator" => Role::Operator,
             other => {
                 return Err(format!(
-                    "unknown role {other:?}: hospital, insurer, roster_admin or auditor"
+                    "unknown role {other:?}: hospital, insurer, roster_admin, auditor or operator"
                 ));
             }
         })
@@ -61,6 +65,7 @@ impl Role {
             Role::Insurer => "insurer",
             Role::RosterAdmin => "roster_admin",
             Role::Auditor => "auditor",
+            Role::Operator => "operator",
             Role::Open => "open",
         }
     }
@@ -219,6 +224,8 @@ pub enum Action<'a> {
     WriteRoster,
     /// GetPerson.
     ReadRoster,
+    /// The admin RPCs: SaveSnapshot.
+    Administer,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -240,6 +247,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         }
         (Role::Insurer, ReadUsage | ListSettlements | ReadPolicy) => true,
         (Role::RosterAdmin, WriteRoster | ReadRoster) => true,
+        (Role::Operator, Administer) => true,
         (
             Role::Auditor,
             ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster,
@@ -269,6 +277,7 @@ impl Action<'_> {
             Action::ReadPolicy => "read policies",
             Action::WriteRoster => "change the roster",
             Action::ReadRoster => "read the roster",
+            Action::Administer => "call the admin RPCs",
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   with no subcommand;
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
+//! - `medassist snapshot save --target URL [--token T] FILE` and
+//!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
 //! - `medassist bench` (see [`crate::bench`]).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -14,10 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
+    client::{Client, ClientError, byte_progress},
     config::{Config, TlsFiles},
     domain::HospitalId,
+    grpc::pb::SaveSnapshotRequest,
     server::{Server, ServerConfig, shutdown_signal},
-    store::{SledOptions, SledStore},
+    store::{SledOptions, SledStore, snapshot},
     telemetry::LogFormat,
 };
 
@@ -48,6 +52,40 @@ enum Command {
     Verify(VerifyArgs),
     /// Drive a running server with load and report throughput and latency.
     Bench(BenchArgs),
+    /// Back up a running server, or make a new data directory from a backup.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Stream a consistent snapshot from a running server into FILE while it
+    /// keeps settling (role operator). FILE must not exist.
+    Save(SnapshotSaveArgs),
+    /// Check FILE whole, then make a new data directory from it and verify
+    /// it. A damaged or truncated file is refused and nothing is written.
+    Restore(SnapshotRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct SnapshotSaveArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// An operator's token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Where to write the snapshot.
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SnapshotRestoreArgs {
+    /// The snapshot file.
+    file: PathBuf,
+    /// The new data directory: missing or empty.
+    #[arg(long)]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +132,7 @@ enum TokenCommand {
 #[derive(Debug, Args)]
 struct TokenArgs {
     /// What the caller may do.
-    #[arg(long, value_parser = ["hospital", "insurer", "roster_admin", "auditor"])]
+    #[arg(long, value_parser = ["hospital", "insurer", "roster_admin", "auditor", "operator"])]
     role: String,
     /// The hospital a hospital token acts for.
     #[arg(long)]
@@ -158,6 +196,8 @@ impl Cli {
             Some(Command::Token(TokenCommand::New(args))) => token_new(args),
             Some(Command::Verify(args)) => verify(args),
             Some(Command::Bench(args)) => bench(args).await,
+            Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
+            Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
             None => serve(self.serve).await,
         }
     }
@@ -247,6 +287,87 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let store = SledStore::open(&args.data_dir, SledOptions::default())?;
     let report = crate::verify::verify(&store)?;
+    print!("{report}");
+    Ok(if report.is_consistent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn snapshot_save(args: SnapshotSaveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use std::io::Write as _;
+    if args.file.exists() {
+        return Err(format!(
+            "{} exists: choose a new name, backups are never overwritten",
+            args.file.display()
+        )
+        .into());
+    }
+    let started = std::time::Instant::now();
+    let client = Client::connect(&args.target, args.token.as_deref()).await?;
+    let partial = args.file.with_extension("partial");
+    let saved = async {
+        let mut file = std::fs::File::create(&partial)
+            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let mut chunks = client
+            .admin()
+            .save_snapshot(client.request(SaveSnapshotRequest {}))
+            .await
+            .map_err(ClientError::from)?
+            .into_inner();
+        let bar = byte_progress("saving snapshot");
+        while let Some(message) = chunks.message().await.map_err(ClientError::from)? {
+            file.write_all(&message.chunk)
+                .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+            bar.inc(message.chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        file.sync_all()
+            .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
+        // What arrived must be whole before it is called a backup.
+        let summary = snapshot::check(std::io::BufReader::new(std::fs::File::open(&partial)?))?;
+        std::fs::rename(&partial, &args.file)?;
+        let dir = args
+            .file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok::<_, Box<dyn std::error::Error>>(summary)
+    }
+    .await;
+    let summary = match saved {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    let bytes = std::fs::metadata(&args.file)?.len();
+    println!(
+        "saved {}: {bytes} bytes, {} entries, commit {} ({} commits during the copy), in {:.1} s",
+        args.file.display(),
+        summary.entries,
+        summary.last_commit,
+        summary.records,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn snapshot_restore(args: SnapshotRestoreArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
+    let summary = SledStore::restore_snapshot(&args.file, &args.data_dir, SledOptions::default())?;
+    let store = SledStore::open(&args.data_dir, SledOptions::default())?;
+    let report = crate::verify::verify(&store)?;
+    println!(
+        "restored {} into {}: commit {}, {} entries",
+        args.file.display(),
+        args.data_dir.display(),
+        summary.last_commit,
+        summary.entries
+    );
     print!("{report}");
     Ok(if report.is_consistent() {
         ExitCode::SUCCESS

@@ -16,7 +16,11 @@
 //!   categories apply, how much is paid, how the annual cap cuts it. No
 //!   clock, storage or network: plain unit and property tests cover it.
 //! - [`store`]: the [`store::Store`] trait and its embedded implementation on
-//!   sled. It only stores: atomic, durable batches and reads.
+//!   sled. It only stores: atomic, durable batches and reads. Durable means
+//!   fsync'd: each commit is one record of the store's journal, written and
+//!   `fdatasync`'d before any answer; sled is checkpointed and fsync'd in the
+//!   background (`store/journal.rs`, `store/checkpoint.rs`). Snapshots are
+//!   taken online (`store/snapshot.rs`).
 //! - [`ledger`]: the single writer. It orders every write, applies the cap in
 //!   that order, commits queued requests as one batch with one flush, and
 //!   answers only after the flush.
@@ -34,8 +38,10 @@
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
 //!   limits). [`server`]: start-up, TLS, health, reflection, metrics
 //!   endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
-//!   [`cli`]: the command line that `main.rs` calls. [`bench`](mod@bench): the load
-//!   generator. [`verify`]: the offline consistency check of a data directory.
+//!   [`cli`]: the command line that `main.rs` calls. [`client`]: what the
+//!   client subcommands share (connection, token, progress, errors).
+//!   [`bench`](mod@bench): the load generator. [`verify`]: the offline
+//!   consistency check of a data directory.
 
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
@@ -47,6 +53,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod grpc;

@@ -43,6 +43,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
     "/medassist.v1.PolicyService/GetPolicy",
+    "/medassist.v1.AdminService/SaveSnapshot",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

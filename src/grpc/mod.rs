@@ -1,8 +1,9 @@
-//! The gRPC transport: generated messages, the four services, the
+//! The gRPC transport: generated messages, the five services, the
 //! authentication interceptor, the request gate, and the error table. It only
 //! converts, authenticates and maps errors; the use cases (and the decision of
 //! who may do what) are in [`crate::app`].
 
+mod admin;
 mod convert;
 mod gate;
 mod status;

@@ -16,6 +16,7 @@ use crate::{app::AppError, domain::Violations};
 /// | no policy for the region | `FAILED_PRECONDITION` + `PreconditionFailure` | ask the fund to configure it |
 /// | storage failing, shutting down | `UNAVAILABLE` | retry the same request later |
 /// | stored data damaged | `INTERNAL` | call the operator |
+/// | not possible in this deployment | `FAILED_PRECONDITION` | do it the way the message says |
 pub fn to_status(error: AppError) -> Status {
     let message = error.to_string();
     match error {
@@ -31,6 +32,7 @@ pub fn to_status(error: AppError) -> Status {
         ),
         AppError::Unavailable(_) => Status::unavailable(message),
         AppError::Internal(_) => Status::internal(message),
+        AppError::Unsupported(_) => Status::failed_precondition(message),
     }
 }
 

@@ -416,6 +416,8 @@ struct Inner {
     /// Slots encoded and waiting for the next [`Journal::sync`].
     pending: Vec<u8>,
     pending_last: Option<CommitNumber>,
+    /// Commits after which a running snapshot still needs the records.
+    pins: Vec<CommitNumber>,
 }
 
 /// The journal being written: one segment at a time, the next one prepared.
@@ -455,6 +457,7 @@ impl Journal {
                 preparer: Some(Preparer::start(dir.to_owned(), number + 1, segment_bytes)),
                 pending: Vec::new(),
                 pending_last: None,
+                pins: Vec::new(),
             }),
         })
     }
@@ -552,6 +555,7 @@ impl Journal {
     pub fn release_through(&self, commit: CommitNumber) -> Result<(), StoreError> {
         let released: Vec<u64> = {
             let mut inner = self.lock()?;
+            let commit = inner.pins.iter().fold(commit, |c, pin| c.min(*pin));
             let (gone, kept) = std::mem::take(&mut inner.closed)
                 .into_iter()
                 .partition(|c| c.last_commit.is_none_or(|last| last <= commit));
@@ -566,6 +570,16 @@ impl Journal {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Keeps every record after `after` until the pin is dropped, for a
+    /// snapshot that will read them back.
+    pub fn pin(self: &Arc<Self>, after: CommitNumber) -> Result<JournalPin, StoreError> {
+        self.lock()?.pins.push(after);
+        Ok(JournalPin {
+            journal: Arc::clone(self),
+            after,
+        })
     }
 
     /// Reads back the records after `after` up to and including `through`,
@@ -595,6 +609,22 @@ impl Journal {
             )));
         }
         Ok(found)
+    }
+}
+
+/// Holds the journal's records after a commit (see [`Journal::pin`]).
+pub struct JournalPin {
+    journal: Arc<Journal>,
+    after: CommitNumber,
+}
+
+impl Drop for JournalPin {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.journal.inner.lock()
+            && let Some(at) = inner.pins.iter().position(|p| *p == self.after)
+        {
+            inner.pins.swap_remove(at);
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod journal;
 mod sled_store;
+pub mod snapshot;
 
 pub use sled_store::{SledOptions, SledStore};
 
@@ -94,6 +95,9 @@ pub enum StoreError {
     /// store recovers its last durable state from its log.
     #[error("storage failed ({0}); restart the service to recover")]
     Poisoned(String),
+    /// The store cannot do this at all (it is another backend's job).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A step of a commit at which a test can make it fail (see [`FaultPlan`]).
@@ -156,6 +160,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every batch applied so far durable; returns once it is.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent snapshot of the whole store to `out` while
+    /// writes go on (see [`snapshot`]); `taken_at_micros` is recorded in it.
+    fn save_snapshot(
+        &self,
+        out: &mut dyn std::io::Write,
+        taken_at_micros: i64,
+    ) -> Result<snapshot::SnapshotSummary, StoreError> {
+        let _ = (out, taken_at_micros);
+        Err(StoreError::Unsupported(
+            "this store does not take snapshots".into(),
+        ))
+    }
 }
 
 /// Reading everything, for the offline consistency check (`medassist verify`).

@@ -36,6 +36,7 @@
 //! numeric order, so a patient-year's settlements scan oldest first.
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     sync::{
         Arc, Condvar, Mutex, OnceLock,
@@ -52,6 +53,7 @@ use super::{
     Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
     checkpoint::{self, sync_dir, sync_tree},
     journal::{self, Journal, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
+    snapshot::{self, Item, SnapshotSummary, SnapshotWriter},
 };
 use crate::domain::{
     ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
@@ -116,6 +118,8 @@ pub struct SledStore {
     poisoned: Arc<OnceLock<String>>,
     /// The last commit the journal holds durably; checkpoints cover up to it.
     journaled: Arc<AtomicU64>,
+    /// The last commit applied to the tree (durable or not yet).
+    applied: AtomicU64,
     checkpointer: Option<Checkpointer>,
     /// Injected failures, for tests only.
     faults: Option<Arc<dyn FaultPlan>>,
@@ -192,6 +196,7 @@ impl SledStore {
             journal,
             poisoned,
             journaled,
+            applied: AtomicU64::new(last),
             checkpointer: Some(checkpointer),
             faults: None,
         })
@@ -371,11 +376,46 @@ impl Store for SledStore {
             Err(TransactionError::Abort(error)) => return Err(error),
             Err(TransactionError::Storage(error)) => return Err(self.poison(error.to_string())),
         }
+        self.applied.store(batch.commit, Ordering::Release);
         // The tree now holds the batch: if it cannot reach the journal, it
         // must not be served.
         self.journal
             .stage(batch.commit, &record)
             .map_err(|error| self.poison(error.to_string()))
+    }
+
+    fn save_snapshot(
+        &self,
+        out: &mut dyn Write,
+        taken_at_micros: i64,
+    ) -> Result<SnapshotSummary, StoreError> {
+        self.healthy()?;
+        let base = self.journaled.load(Ordering::Acquire);
+        let _kept = self.journal.pin(base)?;
+        let failed = |e: std::io::Error| StoreError::Io(format!("snapshot: {e}"));
+        let mut writer = SnapshotWriter::start(out, base, taken_at_micros).map_err(failed)?;
+        for entry in self.db.iter() {
+            let (key, value) = entry.map_err(io)?;
+            writer.entry(&key, &value).map_err(failed)?;
+        }
+        // Everything the copy saw was applied by now; once it is durable,
+        // the journal completes every commit the copy caught half-way.
+        let last = self.applied.load(Ordering::Acquire);
+        self.await_journaled(last)?;
+        for record in self.journal.read_range(base, last)? {
+            writer
+                .record(record.commit, &record.payload)
+                .map_err(failed)?;
+        }
+        let entries = writer.entries();
+        writer.finish(last).map_err(failed)?;
+        Ok(SnapshotSummary {
+            base_commit: base,
+            last_commit: last,
+            entries,
+            records: last - base,
+            taken_at_micros,
+        })
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -392,6 +432,87 @@ impl Store for SledStore {
             self.journaled.store(commit, Ordering::Release);
         }
         Ok(())
+    }
+}
+
+impl SledStore {
+    /// Waits (briefly: a commit takes milliseconds) until `commit` is durable.
+    fn await_journaled(&self, commit: CommitNumber) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.journaled.load(Ordering::Acquire) < commit {
+            self.healthy()?;
+            if std::time::Instant::now() > deadline {
+                return Err(StoreError::Io(format!(
+                    "commit {commit} did not become durable within 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Makes a new data directory `dir` from a snapshot file, after checking
+    /// the whole file: a damaged or truncated one is refused and nothing is
+    /// written. `dir` must be missing or empty. The restored store holds the
+    /// snapshot's last commit and opens like any other.
+    pub fn restore_snapshot(
+        file: &Path,
+        dir: &Path,
+        options: SledOptions,
+    ) -> Result<SnapshotSummary, StoreError> {
+        let open = || {
+            std::fs::File::open(file)
+                .map(std::io::BufReader::new)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", file.display())))
+        };
+        let summary = snapshot::check(open()?)?;
+        let occupied = std::fs::read_dir(dir).map(|mut entries| entries.next().is_some());
+        if occupied.unwrap_or(false) {
+            return Err(StoreError::Io(format!(
+                "{} is not empty: restore into a new directory",
+                dir.display()
+            )));
+        }
+        create_data_dir(dir)?;
+        let tree = Tree {
+            db: open_sled(dir, options)?,
+            dir: dir.to_owned(),
+        };
+        let mut entries = sled::Batch::default();
+        let mut queued = 0;
+        snapshot::read(open()?, |item| {
+            match item {
+                Item::Entry(key, value) => {
+                    entries.insert(key, value);
+                    queued += 1;
+                    if queued == 10_000 {
+                        tree.db
+                            .apply_batch(std::mem::take(&mut entries))
+                            .map_err(io)?;
+                        queued = 0;
+                    }
+                }
+                Item::Record(commit, payload) => {
+                    if queued > 0 {
+                        tree.db
+                            .apply_batch(std::mem::take(&mut entries))
+                            .map_err(io)?;
+                        queued = 0;
+                    }
+                    replay_one(&tree.db, commit, &payload)?;
+                }
+            }
+            Ok(())
+        })?;
+        tree.db.apply_batch(entries).map_err(io)?;
+        // The copy's own commit counter is fuzzy; the store holds the last.
+        tree.db
+            .insert(META_COMMIT, &summary.last_commit.to_be_bytes())
+            .map_err(io)?;
+        tree.checkpoint(summary.last_commit)?;
+        drop(tree);
+        drop(SledStore::open(dir, options)?);
+        Ok(summary)
     }
 }
 
@@ -583,18 +704,22 @@ fn replay(
                 expected - 1
             )));
         }
-        let batch: Batch = decode(&record.payload)?;
-        if batch.commit != record.commit {
-            return Err(StoreError::Corrupt(format!(
-                "journal record {} holds commit {}",
-                record.commit, batch.commit
-            )));
-        }
-        let writes = SledStore::writes_of(&batch)?;
-        db.apply_batch(writes).map_err(io)?;
+        replay_one(db, record.commit, &record.payload)?;
         last = Some(record.commit);
     }
     Ok(last)
+}
+
+/// Applies one journal record's batch to the tree, atomically.
+fn replay_one(db: &sled::Db, commit: CommitNumber, payload: &[u8]) -> Result<(), StoreError> {
+    let batch: Batch = decode(payload)?;
+    if batch.commit != commit {
+        return Err(StoreError::Corrupt(format!(
+            "journal record {commit} holds commit {}",
+            batch.commit
+        )));
+    }
+    db.apply_batch(SledStore::writes_of(&batch)?).map_err(io)
 }
 
 fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {

@@ -76,11 +76,7 @@ async fn acknowledged_store() -> (Arc<TempDir>, Vec<Settlement>) {
     for n in 0..SETTLEMENTS {
         let patient = &patients[n as usize % patients.len()];
         let claim = format!("DMG-{n:04}");
-        settled(
-            client
-                .settle(claim_paying_7000(patient, &claim))
-                .await,
-        );
+        settled(client.settle(claim_paying_7000(patient, &claim)).await);
         if n % 7 == 3 {
             let reverse = medassist::grpc::pb::ReverseRequest {
                 hospital_id: "H001".into(),
@@ -129,9 +125,12 @@ fn judge(dir: &Path, acknowledged: &[Settlement], what: &str) -> Outcome {
         Ok(store) => store,
     };
     for expected in acknowledged {
-        let found = store
-            .settlement(expected.id)
-            .unwrap_or_else(|e| panic!("{what}: opened, then settlement {} is unreadable: {e}", expected.id));
+        let found = store.settlement(expected.id).unwrap_or_else(|e| {
+            panic!(
+                "{what}: opened, then settlement {} is unreadable: {e}",
+                expected.id
+            )
+        });
         let found = found.unwrap_or_else(|| {
             panic!(
                 "{what}: SILENT LOSS: opened without complaint, settlement {} is gone",

@@ -20,6 +20,7 @@ mod roster;
 mod security;
 mod service;
 mod settle;
+mod snapshot;
 mod syscalls;
 mod usage;
 mod validation;

@@ -11,7 +11,7 @@ use medassist::{
     config::{Config, TlsFiles},
     domain::HospitalId,
     grpc::pb::{
-        self, policy_service_client::PolicyServiceClient,
+        self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
@@ -47,6 +47,7 @@ fn guarded_config() -> Config {
             token_entry("t-insurer", Role::Insurer, None),
             token_entry("t-roster", Role::RosterAdmin, None),
             token_entry("t-auditor", Role::Auditor, None),
+            token_entry("t-operator", Role::Operator, None),
         ]),
         ..Config::default()
     }
@@ -77,9 +78,10 @@ enum Rpc {
     UpsertPerson,
     GetPerson,
     GetPolicy,
+    SaveSnapshot,
 }
 
-const RPCS: [Rpc; 10] = [
+const RPCS: [Rpc; 11] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -90,6 +92,7 @@ const RPCS: [Rpc; 10] = [
     Rpc::UpsertPerson,
     Rpc::GetPerson,
     Rpc::GetPolicy,
+    Rpc::SaveSnapshot,
 ];
 
 /// What the matrix runs against: an enrolled patient, and one settlement
@@ -157,6 +160,7 @@ async fn call(
     let mut usage = UsageServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut policies = PolicyServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut admin = AdminServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
     let request = pb::SettleRequest {
         hospital_id: hospital.into(),
@@ -219,6 +223,20 @@ async fn call(
             })
             .await
             .map(drop),
+        // The whole stream must arrive: refusals come before the first chunk.
+        Rpc::SaveSnapshot => match admin.save_snapshot(pb::SaveSnapshotRequest {}).await {
+            Ok(response) => {
+                let mut chunks = response.into_inner();
+                loop {
+                    match chunks.message().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break Ok(()),
+                        Err(status) => break Err(status),
+                    }
+                }
+            }
+            Err(status) => Err(status),
+        },
     };
     match result {
         Ok(()) => Code::Ok,
@@ -238,6 +256,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
         "t-h001" => hospital_scoped && hospital == "H001",
         "t-insurer" => matches!(rpc, GetAnnualUsage | ListSettlements | GetPolicy),
         "t-roster" => matches!(rpc, UpsertPerson | GetPerson),
+        "t-operator" => matches!(rpc, SaveSnapshot),
         "t-auditor" => matches!(
             rpc,
             GetSettlementByKey
@@ -256,16 +275,17 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     }
 }
 
-/// Proves the whole matrix: 10 RPCs x 6 callers x own and other hospital,
-/// 120 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 11 RPCs x 7 callers x own and other hospital,
+/// 154 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
     let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), guarded_config()).await;
     let channel = server.channel();
     let fixtures = Fixtures::new(&channel).await;
-    let callers: [(&str, Option<&'static str>); 6] = [
+    let callers: [(&str, Option<&'static str>); 7] = [
         ("t-h001", Some("t-h001")),
+        ("t-operator", Some("t-operator")),
         ("t-insurer", Some("t-insurer")),
         ("t-roster", Some("t-roster")),
         ("t-auditor", Some("t-auditor")),
@@ -286,7 +306,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 120);
+    assert_eq!(checked, 154);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),

@@ -1,0 +1,33 @@
+//! The admin service: snapshots, streamed as the store produces them.
+
+use std::pin::Pin;
+
+use tonic::{
+    Request, Response, Status,
+    codegen::tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream},
+};
+
+use super::{Api, caller, pb, to_status};
+
+/// The chunks of one snapshot, as the wire sends them.
+pub type SnapshotStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SaveSnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for Api {
+    type SaveSnapshotStream = SnapshotStream;
+
+    async fn save_snapshot(
+        &self,
+        request: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        let by = caller(&request)?;
+        let chunks = self.app.save_snapshot(&by).map_err(to_status)?;
+        let stream = ReceiverStream::new(chunks).map(|chunk| {
+            chunk
+                .map(|chunk| pb::SaveSnapshotResponse { chunk })
+                .map_err(to_status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
