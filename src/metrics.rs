@@ -11,7 +11,7 @@
 //! | `medassist_reversals_total` | | settlements reversed |
 //! | `medassist_reversed_assistance_fen_total` | | assistance given back by reversals, in fen |
 //! | `medassist_store_apply_duration_seconds` | | applying one batch as an atomic transaction |
-//! | `medassist_store_flush_duration_seconds` | | one flush: the write and fsync that make batches durable |
+//! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
 //!
 //! RPC labels come from a fixed list, so random paths cannot grow the

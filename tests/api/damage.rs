@@ -8,8 +8,11 @@
 //! one of two ways: opening refuses with a message saying the store is
 //! damaged, or every acknowledged settlement is there, identical, and
 //! `verify` finds the store consistent. Opening with fewer settlements and
-//! saying nothing is the outcome a fund can never have. The seed is
-//! `MEDASSIST_DAMAGE_SEED`; trials `MEDASSIST_DAMAGE_TRIALS` (default 60).
+//! saying nothing is the outcome a fund can never have. It is tried on a
+//! store written in one run, and on one restarted half-way (so part of
+//! sled's log lies behind a start-up snapshot). The seed is
+//! `MEDASSIST_DAMAGE_SEED`; trials per store `MEDASSIST_DAMAGE_TRIALS`
+//! (default 40).
 
 use std::{
     path::{Path, PathBuf},
@@ -65,9 +68,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A stopped server's directory holding `SETTLEMENTS` acknowledged ones,
-/// some reversed, and the settlements as acknowledged.
-async fn acknowledged_store() -> (Arc<TempDir>, Vec<Settlement>) {
-    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), Config::default()).await;
+/// some reversed, and the settlements as acknowledged; restarted half-way
+/// when `restart` is set.
+async fn acknowledged_store(restart: bool) -> (Arc<TempDir>, Vec<Settlement>) {
+    let mut server =
+        TestServer::start_with(Arc::new(TempDir::new().unwrap()), Config::default()).await;
     let mut patients = Vec::new();
     for i in 0..20 {
         patients.push(server.enroll("1960-05-06", 500 + i).await);
@@ -77,6 +82,11 @@ async fn acknowledged_store() -> (Arc<TempDir>, Vec<Settlement>) {
         let patient = &patients[n as usize % patients.len()];
         let claim = format!("DMG-{n:04}");
         settled(client.settle(claim_paying_7000(patient, &claim)).await);
+        if restart && n == SETTLEMENTS / 2 {
+            let dir = server.stop().await;
+            server = TestServer::start_with(dir, Config::default()).await;
+            client = server.settlements();
+        }
         if n % 7 == 3 {
             let reverse = medassist::grpc::pb::ReverseRequest {
                 hospital_id: "H001".into(),
@@ -148,10 +158,22 @@ fn judge(dir: &Path, acknowledged: &[Settlement], what: &str) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_byte_is_refused_or_harmless_never_a_silent_rollback() {
     let seed = env_number("MEDASSIST_DAMAGE_SEED", 20261201);
-    let trials = env_number("MEDASSIST_DAMAGE_TRIALS", 60);
-    let (golden, acknowledged) = acknowledged_store().await;
-    let golden = data_dir(&golden);
-    let names: Vec<(PathBuf, u64)> = files(&golden)
+    let trials = env_number("MEDASSIST_DAMAGE_TRIALS", 40);
+    for restart in [false, true] {
+        let (golden, acknowledged) = acknowledged_store(restart).await;
+        let outcomes = flip_trials(&data_dir(&golden), &acknowledged, seed, trials);
+        println!("damage trials (seed {seed}, restarted: {restart}): {outcomes:?} of {trials}");
+    }
+}
+
+/// Flips one byte of a fresh copy of `golden` per trial and judges each.
+fn flip_trials(
+    golden: &Path,
+    acknowledged: &[Settlement],
+    seed: u64,
+    trials: u64,
+) -> std::collections::BTreeMap<Outcome, u64> {
+    let names: Vec<(PathBuf, u64)> = files(golden)
         .into_iter()
         .filter(|(_, size)| *size > 0)
         .collect();
@@ -160,7 +182,7 @@ async fn a_flipped_byte_is_refused_or_harmless_never_a_silent_rollback() {
     for trial in 0..trials {
         let scratch = TempDir::new().unwrap();
         let copy = scratch.path().join("data");
-        copy_dir(&golden, &copy);
+        copy_dir(golden, &copy);
         let (file, size) = if trial % 2 == 0 {
             let db = golden.join("db");
             let size = std::fs::metadata(&db).unwrap().len();
@@ -173,16 +195,17 @@ async fn a_flipped_byte_is_refused_or_harmless_never_a_silent_rollback() {
         } else {
             rng.u64(..size)
         };
-        let target = copy.join(file.strip_prefix(&golden).unwrap());
+        let target = copy.join(file.strip_prefix(golden).unwrap());
         let mut bytes = std::fs::read(&target).unwrap();
         bytes[at as usize] ^= 1 << rng.u8(..8);
         std::fs::write(&target, &bytes).unwrap();
         let what = format!(
             "trial {trial} (seed {seed}): byte {at} of {}",
-            file.strip_prefix(&golden).unwrap().display()
+            file.strip_prefix(golden).unwrap().display()
         );
-        let outcome = judge(&copy, &acknowledged, &what);
-        *outcomes.entry(outcome).or_insert(0) += 1;
+        *outcomes
+            .entry(judge(&copy, acknowledged, &what))
+            .or_insert(0) += 1;
     }
-    println!("damage trials (seed {seed}): {outcomes:?} of {trials}");
+    outcomes
 }
