@@ -32,8 +32,10 @@
 //!   request metrics), and the single table from errors to gRPC status codes.
 //! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
-//!   limits). [`server`]: start-up, TLS, health, reflection, metrics
-//!   endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
+//!   limits). [`edge`]: the accept loop and what holds before
+//!   authentication: the connection limit, TLS and HTTP/2 handshake
+//!   deadline, idle and write-stall timeouts. [`server`]: start-up, TLS,
+//!   health, reflection, metrics endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
 //!   [`cli`]: the command line that `main.rs` calls. [`bench`](mod@bench): the load
 //!   generator. [`verify`]: the offline consistency check of a data directory.
 
@@ -49,6 +51,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod edge;
 pub mod grpc;
 pub mod ledger;
 pub mod metrics;

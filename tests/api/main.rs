@@ -8,6 +8,7 @@ mod hostile;
 mod concurrency;
 mod crash;
 mod durability;
+mod edge;
 mod faults;
 mod invariants;
 mod operations;
