@@ -37,7 +37,8 @@
 //!   deadline, idle and write-stall timeouts. [`server`]: start-up, TLS,
 //!   health, reflection, metrics endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
 //!   [`cli`]: the command line that `main.rs` calls. [`bench`](mod@bench): the load
-//!   generator. [`verify`]: the offline consistency check of a data directory.
+//!   generator; [`soak`]: the long load with chaos that checks every
+//!   acknowledged write. [`verify`]: the offline consistency check of a data directory.
 
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
@@ -58,6 +59,7 @@ pub mod metrics;
 pub mod roster_cache;
 pub mod rules;
 pub mod server;
+pub mod soak;
 pub mod store;
 pub mod telemetry;
 pub mod verify;
