@@ -91,7 +91,7 @@ pub async fn run(options: SoakOptions) -> Result<SoakReport, String> {
     let endpoint = Endpoint::from_shared(options.target.clone()).map_err(|e| e.to_string())?;
     let first = connect(&endpoint).await?;
     let patients = Arc::new(patient_ids(options.patients));
-    preload(&[first.clone()], &patients, 8)
+    preload(std::slice::from_ref(&first), &patients, 8)
         .await
         .map_err(|e| e.to_string())?;
     let tag = format!("{:x}", chrono::Utc::now().timestamp_micros());
