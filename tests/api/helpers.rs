@@ -270,6 +270,7 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_medassist");
 /// line it logged.
 pub struct ServerProcess {
     child: Child,
+    pub addr: SocketAddr,
     pub channel: Channel,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -322,6 +323,7 @@ impl ServerProcess {
             .await
             .expect("connects");
         ServerProcess {
+            addr: addr.parse().expect("the announced address parses"),
             child,
             channel,
             log,
