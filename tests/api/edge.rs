@@ -421,7 +421,15 @@ async fn a_connection_flood_is_refused_and_real_clients_keep_working() {
         connects += c;
         refused += r;
     }
-    connections_become(&server, 1, Duration::from_secs(3)).await;
+    // Connections still in the accept queue when the attackers stopped are
+    // taken afterwards and close at their deadline; a loaded machine may
+    // take a few seconds to get there. The real client's own connection
+    // may have gone idle meanwhile, so at most it is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.edge.connections_open() > 1 {
+        assert!(Instant::now() < deadline, "flood connections are left");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let text = scrape(&server).await;
     let rejected = metric(
         &text,
@@ -658,11 +666,8 @@ async fn a_client_that_never_reads_is_cut_off() {
     });
     let mut health_ms = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !flooding.is_finished() || server.edge.connections_open() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the non-reader is still connected"
-        );
+    // At least one health check, however fast the cut-off comes.
+    loop {
         let started = Instant::now();
         health
             .check(HealthCheckRequest {
@@ -671,6 +676,13 @@ async fn a_client_that_never_reads_is_cut_off() {
             .await
             .expect("health answers a real client");
         health_ms.push(started.elapsed());
+        if flooding.is_finished() && server.edge.connections_open() <= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the non-reader is still connected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cut_after = since.elapsed();
