@@ -358,7 +358,7 @@ async fn connect(options: &BenchOptions) -> Result<Vec<Channel>, BenchError> {
 }
 
 /// Distinct valid resident IDs: birth dates from 1930 on, 1,000 per day.
-fn patient_ids(count: usize) -> Vec<String> {
+pub(crate) fn patient_ids(count: usize) -> Vec<String> {
     let region = RegionCode::parse("320602").unwrap_or_else(|_| unreachable!());
     let first = Date::from_ymd(1930, 1, 1).unwrap_or_else(|_| unreachable!());
     (0..count)
@@ -374,7 +374,7 @@ fn patient_ids(count: usize) -> Vec<String> {
         .collect()
 }
 
-async fn preload(
+pub(crate) async fn preload(
     channels: &[Channel],
     patients: &Arc<Vec<String>>,
     in_flight: usize,
@@ -420,7 +420,7 @@ fn bench_person(id: &str) -> pb::Person {
 }
 
 /// A uraemia stay worth 210.00 of assistance before the cap.
-fn bench_claim(patient_id: &str, claim_id: String) -> pb::SettleRequest {
+pub(crate) fn bench_claim(patient_id: &str, claim_id: String) -> pb::SettleRequest {
     pb::SettleRequest {
         hospital_id: BENCH_HOSPITAL.into(),
         claim_id,

@@ -7,7 +7,8 @@
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
 //! - `medassist snapshot save --target URL [--token T] FILE` and
 //!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
-//! - `medassist bench` (see [`crate::bench`]).
+//! - `medassist bench` (see [`crate::bench`]);
+//! - `medassist soak` (see [`crate::soak`]).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -52,6 +53,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Drive a running server with load and report throughput and latency.
     Bench(BenchArgs),
+    /// Long mixed load with cancels and dropped connections, then check that
+    /// every acknowledged settlement and reversal is stored. Exits 1 if not.
+    Soak(SoakArgs),
     /// Back up a running server, or make a new data directory from a backup.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -86,6 +90,28 @@ struct SnapshotRestoreArgs {
     /// The new data directory: missing or empty.
     #[arg(long)]
     data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// The server to drive.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// Clients, each on its own connection.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Requests a second, all clients together.
+    #[arg(long, default_value_t = 400)]
+    rate: u32,
+    /// How long to run, such as "10m".
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Patients loaded on the roster and drawn from.
+    #[arg(long, default_value_t = 2_000)]
+    patients: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +224,7 @@ impl Cli {
             Some(Command::Bench(args)) => bench(args).await,
             Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
             Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
+            Some(Command::Soak(args)) => soak(args).await,
             None => serve(self.serve).await,
         }
     }
@@ -397,6 +424,28 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         .any(|phase| phase.ok == 0 || !phase.errors.is_empty());
     if args.strict && failed {
         eprintln!("medassist bench: a phase had errors or completed nothing");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn soak(args: SoakArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
+    let report = crate::soak::run(crate::soak::SoakOptions {
+        target: args.target,
+        clients: args.clients,
+        rate: args.rate,
+        duration: args.duration,
+        patients: args.patients,
+    })
+    .await?;
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = args.json {
+        std::fs::write(path, &text)?;
+    }
+    if !report.missing.is_empty() || report.acknowledged_settlements == 0 {
+        eprintln!("medassist soak: acknowledged writes are missing, or nothing was acknowledged");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

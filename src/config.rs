@@ -33,7 +33,19 @@
 //! message_bytes_max = 65536
 //! concurrent_requests_max = 1024
 //! page_size_max = 500
+//! connections_max = 1024          # open connections; beyond it new ones are closed at once
+//! handshake_timeout = "10s"       # TLS and HTTP/2 preface must complete within it
+//! idle_timeout = "5m"             # a connection with no open stream is closed after it
+//! keepalive_interval = "60s"      # HTTP/2 PING after this long without a frame from the peer
+//! keepalive_timeout = "20s"       # no PING answer within it: the peer is dead, close
+//! write_stall_timeout = "30s"     # the peer reads nothing for this long: close
+//! streams_per_connection_max = 256
+//! header_list_bytes_max = 16384
 //! ```
+//!
+//! The connection limits act before authentication (see [`crate::edge`]):
+//! they are what stands between an unauthenticated peer and the server's
+//! memory and file descriptors.
 //!
 //! Numbers that are money or shares are strings, so no value ever passes
 //! through a floating-point number.
@@ -143,6 +155,30 @@ pub struct Limits {
     pub concurrent_requests_max: usize,
     /// Most settlements in one page of `ListSettlements`.
     pub page_size_max: usize,
+    /// Most connections open at once (TLS or not, handshaking or serving).
+    /// Beyond it a new connection is closed as soon as it is accepted, so a
+    /// flood cannot exhaust file descriptors or memory.
+    pub connections_max: usize,
+    /// Longest a new connection may take to complete its TLS handshake and
+    /// send the HTTP/2 client preface (magic and SETTINGS frame). A real
+    /// client needs a few round trips; a silent peer is closed at this point.
+    pub handshake_timeout: Duration,
+    /// Longest a connection may stay open with no request in progress. Its
+    /// close is invisible to gRPC clients, which reconnect on their next call.
+    pub idle_timeout: Duration,
+    /// How long the server waits without a frame from the peer before it
+    /// sends an HTTP/2 PING. Every HTTP/2 client answers pings on its own.
+    pub keepalive_interval: Duration,
+    /// How long the server waits for a PING's answer before it closes the
+    /// connection as dead.
+    pub keepalive_timeout: Duration,
+    /// Longest the server's writes to one connection may make no progress
+    /// (the peer reads nothing) before the connection is closed.
+    pub write_stall_timeout: Duration,
+    /// Most HTTP/2 streams (requests) one connection may have open at once.
+    pub streams_per_connection_max: u32,
+    /// Largest header list (all request headers, decoded) accepted, in bytes.
+    pub header_list_bytes_max: u32,
 }
 
 impl Default for Limits {
@@ -152,6 +188,14 @@ impl Default for Limits {
             message_bytes_max: 64 * 1024,
             concurrent_requests_max: 1024,
             page_size_max: 500,
+            connections_max: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            write_stall_timeout: Duration::from_secs(30),
+            streams_per_connection_max: 256,
+            header_list_bytes_max: 16 * 1024,
         }
     }
 }
@@ -209,6 +253,14 @@ struct LimitsShape {
     message_bytes_max: Option<usize>,
     concurrent_requests_max: Option<usize>,
     page_size_max: Option<usize>,
+    connections_max: Option<usize>,
+    handshake_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    keepalive_interval: Option<String>,
+    keepalive_timeout: Option<String>,
+    write_stall_timeout: Option<String>,
+    streams_per_connection_max: Option<usize>,
+    header_list_bytes_max: Option<usize>,
 }
 
 impl Config {
@@ -338,15 +390,28 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
                 )))
             }
         };
-    let request_timeout = match shape.request_timeout {
-        None => defaults.request_timeout,
-        Some(text) => humantime::parse_duration(&text)
-            .ok()
-            .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
-            .ok_or_else(|| refuse("request_timeout must be from \"100ms\" to \"10m\"".into()))?,
+    let duration =
+        |name: &str, value: Option<String>, default: Duration, (low, high): (&str, &str)| {
+            let Some(text) = value else {
+                return Ok(default);
+            };
+            let range = humantime::parse_duration(low).expect("a valid bound")
+                ..=humantime::parse_duration(high).expect("a valid bound");
+            humantime::parse_duration(&text)
+                .ok()
+                .filter(|d| range.contains(d))
+                .ok_or_else(|| refuse(format!("{name} must be from \"{low}\" to \"{high}\"")))
+        };
+    let small = |name: &str, value: Option<usize>, default: u32, range: RangeInclusive<usize>| {
+        within(name, value, default as usize, range).map(|v| v as u32)
     };
-    Ok(Limits {
-        request_timeout,
+    let limits = Limits {
+        request_timeout: duration(
+            "request_timeout",
+            shape.request_timeout,
+            defaults.request_timeout,
+            ("100ms", "10m"),
+        )?,
         message_bytes_max: within(
             "message_bytes_max",
             shape.message_bytes_max,
@@ -365,7 +430,63 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
             defaults.page_size_max,
             1..=10_000,
         )?,
-    })
+        connections_max: within(
+            "connections_max",
+            shape.connections_max,
+            defaults.connections_max,
+            1..=1_000_000,
+        )?,
+        handshake_timeout: duration(
+            "handshake_timeout",
+            shape.handshake_timeout,
+            defaults.handshake_timeout,
+            ("100ms", "1m"),
+        )?,
+        idle_timeout: duration(
+            "idle_timeout",
+            shape.idle_timeout,
+            defaults.idle_timeout,
+            ("1s", "24h"),
+        )?,
+        keepalive_interval: duration(
+            "keepalive_interval",
+            shape.keepalive_interval,
+            defaults.keepalive_interval,
+            ("1s", "2h"),
+        )?,
+        keepalive_timeout: duration(
+            "keepalive_timeout",
+            shape.keepalive_timeout,
+            defaults.keepalive_timeout,
+            ("1s", "10m"),
+        )?,
+        write_stall_timeout: duration(
+            "write_stall_timeout",
+            shape.write_stall_timeout,
+            defaults.write_stall_timeout,
+            ("1s", "10m"),
+        )?,
+        streams_per_connection_max: small(
+            "streams_per_connection_max",
+            shape.streams_per_connection_max,
+            defaults.streams_per_connection_max,
+            1..=10_000,
+        )?,
+        header_list_bytes_max: small(
+            "header_list_bytes_max",
+            shape.header_list_bytes_max,
+            defaults.header_list_bytes_max,
+            1024..=1024 * 1024,
+        )?,
+    };
+    // A request that may take longer than a connection may idle is fine; a
+    // handshake deadline beyond the idle timeout is a mistake.
+    if limits.handshake_timeout > limits.idle_timeout {
+        return Err(refuse(
+            "handshake_timeout must not exceed idle_timeout".into(),
+        ));
+    }
+    Ok(limits)
 }
 
 impl PolicyEntry {
@@ -575,5 +696,52 @@ mod more_tests {
         );
         assert!(error("[limits]\nrequest_timeout = \"forever\"").contains("request_timeout"));
         assert!(error("[limits]\nmessage_bytes_max = 10").contains("message_bytes_max"));
+        assert!(error("[limits]\nconnections_max = 0").contains("limits: connections_max must be"));
+        assert!(
+            error("[limits]\nhandshake_timeout = \"2m\"")
+                .contains("handshake_timeout must be from \"100ms\" to \"1m\"")
+        );
+        assert!(error("[limits]\nidle_timeout = \"0s\"").contains("idle_timeout"));
+        assert!(error("[limits]\nheader_list_bytes_max = 100").contains("header_list_bytes_max"));
+        assert!(
+            error("[limits]\nhandshake_timeout = \"30s\"\nidle_timeout = \"10s\"")
+                .contains("must not exceed idle_timeout")
+        );
+    }
+
+    /// Proves every connection limit is read with its unit, and that the
+    /// defaults leave room for a real client: a handshake of a few round
+    /// trips, a keepalive a live client always answers.
+    #[test]
+    fn reads_connection_limits() {
+        let config = Config::parse(
+            r#"
+            [limits]
+            connections_max = 20
+            handshake_timeout = "500ms"
+            idle_timeout = "1s"
+            keepalive_interval = "5s"
+            keepalive_timeout = "2s"
+            write_stall_timeout = "3s"
+            streams_per_connection_max = 8
+            header_list_bytes_max = 4096
+            "#,
+        )
+        .unwrap();
+        let limits = config.limits;
+        assert_eq!(limits.connections_max, 20);
+        assert_eq!(limits.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(1));
+        assert_eq!(limits.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(limits.keepalive_timeout, Duration::from_secs(2));
+        assert_eq!(limits.write_stall_timeout, Duration::from_secs(3));
+        assert_eq!(limits.streams_per_connection_max, 8);
+        assert_eq!(limits.header_list_bytes_max, 4096);
+        let defaults = Limits::default();
+        assert!(defaults.handshake_timeout >= Duration::from_secs(5));
+        assert!(
+            defaults.streams_per_connection_max >= 16,
+            "the bench's in-flight"
+        );
     }
 }

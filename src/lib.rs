@@ -36,12 +36,15 @@
 //!   request metrics), and the single table from errors to gRPC status codes.
 //! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
-//!   limits). [`server`]: start-up, TLS, health, reflection, metrics
-//!   endpoint, graceful shutdown. [`telemetry`]: logs, text or JSON.
-//!   [`cli`]: the command line that `main.rs` calls. [`client`]: what the
-//!   client subcommands share (connection, token, progress, errors).
-//!   [`bench`](mod@bench): the load generator. [`verify`]: the offline
-//!   consistency check of a data directory.
+//!   limits). [`edge`]: the accept loop and what holds before
+//!   authentication: the connection limit, TLS and HTTP/2 handshake
+//!   deadline, idle and write-stall timeouts. [`server`]: start-up, TLS,
+//!   health, reflection, metrics endpoint, graceful shutdown. [`telemetry`]:
+//!   logs, text or JSON. [`cli`]: the command line that `main.rs` calls.
+//!   [`client`]: what the client subcommands share (connection, token,
+//!   progress, errors). [`bench`](mod@bench): the load generator; [`soak`]:
+//!   the long load with chaos that checks every acknowledged write.
+//!   [`verify`]: the offline consistency check of a data directory.
 
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
@@ -56,12 +59,14 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod edge;
 pub mod grpc;
 pub mod ledger;
 pub mod metrics;
 pub mod roster_cache;
 pub mod rules;
 pub mod server;
+pub mod soak;
 pub mod store;
 pub mod telemetry;
 pub mod verify;

@@ -13,6 +13,10 @@
 //! | `medassist_store_apply_duration_seconds` | | applying one batch as an atomic transaction |
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
+//! | `medassist_connections_open` | | connections open now, handshaking or serving |
+//! | `medassist_connections_accepted_total` | | connections admitted under `connections_max` |
+//! | `medassist_connections_rejected_total` | `reason` | connections closed before serving: `limit` (over `connections_max`), `handshake_timeout`, `tls` (failed TLS handshake) |
+//! | `medassist_connections_closed_total` | `reason` | serving connections the server closed: `idle`, `write_stall`, `shutdown` |
 //!
 //! RPC labels come from a fixed list, so random paths cannot grow the
 //! number of series: anything else is counted as `unknown`.
@@ -62,6 +66,11 @@ struct RpcLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -81,6 +90,10 @@ pub struct Metrics {
     apply_seconds: Histogram,
     flush_seconds: Histogram,
     flush_requests: Histogram,
+    connections_open: Gauge,
+    connections_accepted: Counter,
+    connections_rejected: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -110,6 +123,10 @@ impl Metrics {
             apply_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 18)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             flush_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            connections_open: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_rejected: Family::default(),
+            connections_closed: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -166,6 +183,26 @@ impl Metrics {
             "store_flush_requests",
             "Requests answered per store flush",
             metrics.flush_requests.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Connections open now, handshaking or serving",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Connections admitted under the connection limit",
+            metrics.connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Connections closed before serving: over the limit, handshake deadline, TLS failure",
+            metrics.connections_rejected.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Serving connections the server closed: idle, write stall, shutdown",
+            metrics.connections_closed.clone(),
         );
         *metrics.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         metrics
@@ -229,6 +266,33 @@ impl Metrics {
     pub fn flushed(&self, seconds: f64, requests: usize) {
         self.flush_seconds.observe(seconds);
         self.flush_requests.observe(requests as f64);
+    }
+
+    /// Sets the number of connections open.
+    pub fn connections_open(&self, count: usize) {
+        self.connections_open
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection admitted under the connection limit.
+    pub fn connection_accepted(&self) {
+        self.connections_accepted.inc();
+    }
+
+    /// Counts a connection closed before it served: `limit`,
+    /// `handshake_timeout` or `tls`.
+    pub fn connection_rejected(&self, reason: &'static str) {
+        self.connections_rejected
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts a serving connection the server closed: `idle`, `write_stall`
+    /// or `shutdown`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// The text exposition format Prometheus scrapes.

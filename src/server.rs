@@ -11,15 +11,22 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Certificate, Identity, ServerTlsConfig, server::TcpIncoming},
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        self, RootCertStore,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    },
 };
+use tokio_stream::StreamExt as _;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::{
     app::App,
     auth::Access,
     config::{Config, Limits, TlsFiles},
+    edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
         pb::{
@@ -99,10 +106,10 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     app: Arc<App>,
     access: Arc<Access>,
-    tls: Option<ServerTlsConfig>,
     limits: Limits,
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
+    edge: Arc<Edge>,
 }
 
 impl Server {
@@ -126,7 +133,8 @@ impl Server {
             limits,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
-        let tls = tls.as_ref().map(tls_config).transpose()?;
+        let tls = tls.as_ref().map(tls_acceptor).transpose()?;
+        crate::edge::raise_open_files_limit(limits.connections_max);
         let listener = bind(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -134,16 +142,17 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::new());
         let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
+        let edge = Edge::new(limits, tls, Arc::clone(&metrics));
         let app = App::start(store, policies, Arc::clone(&metrics), limits.page_size_max)?;
         Ok(Server {
             listener,
             metrics_listener,
             app: Arc::new(app),
             access: Arc::new(access),
-            tls,
             limits,
             metrics,
             gate,
+            edge,
         })
     }
 
@@ -161,6 +170,12 @@ impl Server {
     /// requests are in progress.
     pub fn gate(&self) -> Arc<GateState> {
         Arc::clone(&self.gate)
+    }
+
+    /// The edge (connection limit and deadlines), for tests that count
+    /// open connections.
+    pub fn edge(&self) -> Arc<Edge> {
+        Arc::clone(&self.edge)
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests
@@ -191,18 +206,16 @@ impl Server {
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
         let bytes_max = self.limits.message_bytes_max;
-        let mut builder = tonic::transport::Server::builder().timeout(self.limits.request_timeout);
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls)?;
-        }
-        // Small answers must leave at once: without TCP_NODELAY, Nagle's
-        // algorithm holds the last frame of a response until the client's
-        // delayed ACK, about 40 ms later.
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let builder = http2_settings(&self.limits);
+        let edge = Arc::clone(&self.edge);
+        let incoming = tokio_stream::wrappers::ReceiverStream::new(edge.serve(self.listener))
+            .map(Ok::<_, std::io::Error>);
         tracing::info!(%addr, "serving");
         let mut stop_serving = stop_rx.clone();
         let (grace_tx, grace_rx) = tokio::sync::oneshot::channel::<()>();
+        let draining = Arc::clone(&edge);
         let served = builder
+            .layer(StreamTrackLayer)
             .layer(GateLayer(self.gate))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
@@ -232,6 +245,9 @@ impl Server {
                     () = shutdown => {},
                     _ = stop_serving.changed() => {},
                 }
+                // No new connections; idle ones close now, busy ones when
+                // their last request is answered.
+                draining.set_phase(Phase::Draining);
                 let _ = grace_tx.send(());
             });
         // In-flight requests may finish, but a client that keeps an idle
@@ -246,6 +262,7 @@ impl Server {
                 }
             } => {
                 tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+                edge.set_phase(Phase::Closed);
                 Ok(())
             }
         };
@@ -307,18 +324,74 @@ fn check_exposure(access: &Access, listen: SocketAddr, tls: bool) -> Result<(), 
     Ok(())
 }
 
-fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+/// HTTP/2 settings from the limits. Requests are unary and at most
+/// `message_bytes_max`, so a stream's flow-control window a little larger
+/// than that never slows a real client, and bounds what one stream can make
+/// the server buffer.
+fn http2_settings(limits: &Limits) -> tonic::transport::Server {
+    let stream_window = (limits.message_bytes_max + 16 * 1024).max(65_535);
+    let connection_window = stream_window.max(1024 * 1024);
+    tonic::transport::Server::builder()
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_concurrent_streams(limits.streams_per_connection_max)
+        .http2_max_header_list_size(limits.header_list_bytes_max)
+        .initial_stream_window_size(u32::try_from(stream_window).unwrap_or(u32::MAX))
+        .initial_connection_window_size(u32::try_from(connection_window).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): streams a client opens and resets
+        // before the server takes them; beyond this many pending, hyper
+        // answers GOAWAY and closes the connection.
+        .http2_max_pending_accept_reset_streams(Some(RESETS_PENDING_MAX))
+        // Streams the server itself had to reset for the client's errors.
+        .http2_max_local_error_reset_streams(Some(RESETS_LOCAL_ERROR_MAX))
+}
+
+/// Streams reset by the client before they were served, at once, per
+/// connection (hyper's default).
+const RESETS_PENDING_MAX: usize = 20;
+/// Streams reset by the server for a client's errors, per connection,
+/// before the connection is closed.
+const RESETS_LOCAL_ERROR_MAX: usize = 256;
+
+/// The TLS acceptor the edge runs the handshake with (HTTP/2 by ALPN; with
+/// `client_ca`, client certificates must chain to it).
+fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     let read = |path: &PathBuf| {
         std::fs::read(path)
             .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", path.display())))
     };
-    let mut config =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
-    if let Some(ca) = &files.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
-        tracing::info!(ca = %ca.display(), "clients must present certificates (mTLS)");
-    }
-    Ok(config)
+    let fail = |what: &str, e: &dyn std::fmt::Display| ServeError::Tls(format!("{what}: {e}"));
+    let certs = CertificateDer::pem_slice_iter(&read(&files.cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("server certificate", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| fail("server key", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail("protocol versions", &e))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&read(ca)?) {
+                roots
+                    .add(cert.map_err(|e| fail("client CA", &e))?)
+                    .map_err(|e| fail("client CA", &e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| fail("client CA", &e))?;
+            tracing::info!(ca = %ca.display(), "clients must present certificates (mTLS)");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| fail("server certificate and key", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Serves `/metrics` in the Prometheus text format until `stop` turns true.

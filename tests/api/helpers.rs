@@ -14,6 +14,7 @@ use std::{
 use medassist::{
     config::Config,
     domain::{Date, RegionCode, ResidentId},
+    edge::Edge,
     grpc::GateState,
     grpc::pb::{
         self, policy_service_client::PolicyServiceClient,
@@ -35,6 +36,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub gate: Arc<GateState>,
+    pub edge: Arc<Edge>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
     channel: Channel,
@@ -77,8 +79,12 @@ impl TestServer {
             None => Server::bind(config).await,
         }
         .expect("server starts");
-        let (addr, metrics_addr, gate) =
-            (server.local_addr(), server.metrics_addr(), server.gate());
+        let (addr, metrics_addr, gate, edge) = (
+            server.local_addr(),
+            server.metrics_addr(),
+            server.gate(),
+            server.edge(),
+        );
         let (shutdown, stop) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -96,6 +102,7 @@ impl TestServer {
             addr,
             metrics_addr,
             gate,
+            edge,
             shutdown: Some(shutdown),
             handle: Some(handle),
             channel,
@@ -266,6 +273,7 @@ pub struct ServerProcess {
     /// The server's own pid: the child's, or the wrapper's child when the
     /// binary runs under a wrapper such as strace.
     server_pid: u32,
+    pub addr: SocketAddr,
     pub channel: Channel,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -350,6 +358,7 @@ impl ServerProcess {
             .await
             .expect("connects");
         ServerProcess {
+            addr: addr.parse().expect("the announced address parses"),
             child,
             server_pid,
             channel,

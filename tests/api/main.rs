@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod damage;
 mod durability;
+mod edge;
 mod faults;
 mod invariants;
 mod operations;
