@@ -97,6 +97,11 @@ async fn acknowledged_store(restart: bool) -> (Arc<TempDir>, Vec<Settlement>) {
         }
     }
     let dir = server.stop().await;
+    // The trials damage this copy, as the server left it: opening a store
+    // changes it (sled writes a start-up snapshot), so the acknowledged
+    // settlements are read from the original afterwards.
+    let pristine = Arc::new(TempDir::new().unwrap());
+    copy_dir(&data_dir(&dir), &data_dir(&pristine));
     let store = SledStore::open(&data_dir(&dir), SledOptions::default()).unwrap();
     let acknowledged = (1..=SETTLEMENTS)
         .map(|id| {
@@ -108,7 +113,7 @@ async fn acknowledged_store(restart: bool) -> (Arc<TempDir>, Vec<Settlement>) {
         })
         .collect();
     drop(store);
-    (dir, acknowledged)
+    (pristine, acknowledged)
 }
 
 /// How one trial ended.
