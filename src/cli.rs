@@ -48,7 +48,8 @@ enum Command {
     /// Manage caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Check a data directory's consistency, with the service stopped.
+    /// Check a data directory's consistency, with the service stopped: it is
+    /// recovered as start-up would (a damaged one is refused), then checked.
     /// Exits 0 when consistent, 1 naming each discrepancy, 2 when it cannot run.
     Verify(VerifyArgs),
     /// Drive a running server with load and report throughput and latency.

@@ -115,8 +115,7 @@ pub struct Server {
 impl Server {
     /// Opens the embedded store in `config.data_dir` and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", config.data_dir.display())))?;
+        // The store creates the directory itself, and makes its name durable.
         let store = SledStore::open(&config.data_dir, config.store)?;
         Server::bind_with_store(config, Arc::new(store)).await
     }

@@ -648,17 +648,26 @@ fn check_sled_settings(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates the data directory if needed, and makes its name durable.
+/// Creates the data directory (and missing parents) if needed, and makes
+/// every name it created durable by syncing the directory that holds it.
 fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
-    if dir.is_dir() {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| !p.is_dir())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(parent)
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 fn check_schema(db: &sled::Db) -> Result<(), StoreError> {
