@@ -5,6 +5,7 @@ mod helpers;
 
 mod hostile;
 
+mod chaos;
 mod concurrency;
 mod crash;
 mod damage;

@@ -16,14 +16,9 @@
 //! number of acknowledgements.
 
 use std::{
-    collections::BTreeMap,
     fmt::Write as _,
     path::Path,
-    process::Command,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -31,10 +26,9 @@ use medassist::grpc::pb::{
     self, roster_service_client::RosterServiceClient,
     settlement_service_client::SettlementServiceClient, usage_service_client::UsageServiceClient,
 };
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 
-use crate::{helpers::*, powerfs::PowerFs};
+use crate::{chaos::*, helpers::*, powerfs::PowerFs};
 
 const WORKERS: usize = 6;
 const PATIENTS: u16 = 12;
@@ -43,139 +37,11 @@ const PATIENTS: u16 = 12;
 const NEAR_CAP: u16 = 4;
 /// 150,000.00, the built-in policy's annual cap, in fen.
 const CAP_FEN: i64 = 15_000_000;
-
-/// What clients were told, and what they sent without hearing back.
-#[derive(Default)]
-struct Model {
-    /// Persons the roster acknowledged.
-    persons: Vec<String>,
-    /// Acknowledged settle requests, by claim.
-    requests: BTreeMap<String, pb::SettleRequest>,
-    /// The latest acknowledged state of each settlement, by claim.
-    settlements: BTreeMap<String, pb::Settlement>,
-    lost_settles: Vec<pb::SettleRequest>,
-    lost_reversals: Vec<pb::ReverseRequest>,
-}
-
-fn reverse_of(claim_id: &str) -> pb::ReverseRequest {
-    pb::ReverseRequest {
-        hospital_id: "H001".into(),
-        claim_id: claim_id.into(),
-        reason: "power cut test".into(),
-    }
-}
-
-/// Mostly small claims, some large enough to reach the cap.
-fn claim(rng: &mut fastrand::Rng, patient: &str, claim_id: &str) -> pb::SettleRequest {
-    let amount = if rng.u8(0..10) == 0 {
-        rng.u32(20_000..80_000)
-    } else {
-        rng.u32(1..3_000)
-    };
-    let amount = format!("{amount}.{:02}", rng.u32(0..100));
-    pb::SettleRequest {
-        total_cost: amount.clone(),
-        in_scope_cost: amount,
-        basic_insurance_paid: "0".into(),
-        critical_illness_paid: "0".into(),
-        ..worked_example(patient, claim_id)
-    }
-}
-
-/// One cycle's shared state: acknowledgements so far, and when to stop.
-struct Cycle {
-    acknowledged: AtomicUsize,
-    /// Acknowledged settles and reversals (replays are not writes).
-    writes: AtomicUsize,
-    /// Signalled when `target` answers (writes or replays) have arrived: time to cut.
-    enough: Notify,
-    target: usize,
-    stop: AtomicBool,
-}
-
-/// One client: settles, reverses and retries acknowledged settles until the
-/// server dies. A request without an answer goes to the lost lists.
-async fn client(
-    channel: Channel,
-    model: Arc<Mutex<Model>>,
-    patients: Arc<Vec<String>>,
-    seed: u64,
-    cycle: Arc<Cycle>,
-) {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut settlements = SettlementServiceClient::new(channel);
-    let mut n = 0;
-    while !cycle.stop.load(Ordering::SeqCst) {
-        n += 1;
-        let roll = rng.u8(0..100);
-        let (retry, reverse) = {
-            let model = model.lock().unwrap();
-            let open: Vec<&pb::Settlement> = model
-                .settlements
-                .values()
-                .filter(|s| s.status() == pb::SettlementStatus::Settled)
-                .collect();
-            (
-                rng.choice(model.requests.values()).cloned(),
-                rng.choice(open).map(|s| s.claim_id.clone()),
-            )
-        };
-        let answered = match (roll, retry, reverse) {
-            (0..=9, Some(request), _) => match settlements.settle(request.clone()).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    assert!(answer.replayed, "a retry of an acknowledged settle replays");
-                    true
-                }
-                Err(_) => false,
-            },
-            (10..=29, _, Some(claim_id)) => {
-                let request = reverse_of(&claim_id);
-                match settlements.reverse(request.clone()).await {
-                    Ok(answer) => {
-                        let settlement = answer.into_inner().settlement.unwrap();
-                        assert_eq!(settlement.status(), pb::SettlementStatus::Reversed);
-                        cycle.writes.fetch_add(1, Ordering::SeqCst);
-                        let mut model = model.lock().unwrap();
-                        model.settlements.insert(claim_id, settlement);
-                        true
-                    }
-                    Err(_) => {
-                        model.lock().unwrap().lost_reversals.push(request);
-                        false
-                    }
-                }
-            }
-            _ => {
-                let patient = &patients[rng.usize(0..patients.len())];
-                let request = claim(&mut rng, patient, &format!("p{seed}-{n}"));
-                match settlements.settle(request.clone()).await {
-                    Ok(answer) => {
-                        let answer = answer.into_inner();
-                        assert!(!answer.replayed, "a new claim does not replay");
-                        cycle.writes.fetch_add(1, Ordering::SeqCst);
-                        let mut model = model.lock().unwrap();
-                        model
-                            .settlements
-                            .insert(request.claim_id.clone(), answer.settlement.unwrap());
-                        model.requests.insert(request.claim_id.clone(), request);
-                        true
-                    }
-                    Err(_) => {
-                        model.lock().unwrap().lost_settles.push(request);
-                        false
-                    }
-                }
-            }
-        };
-        if !answered {
-            return; // the power is off or the server is gone
-        }
-        if cycle.acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == cycle.target {
-            cycle.enough.notify_one();
-        }
-    }
-}
+/// A tenth of the requests retry, a fifth reverse.
+const MIX: Mix = Mix {
+    retries: 10,
+    reversals: 20,
+};
 
 /// Acknowledged writes a restarted server no longer has.
 #[derive(Default)]
@@ -309,84 +175,6 @@ async fn check_usage(channel: &Channel, patients: &[String]) {
     }
 }
 
-/// Retries the requests whose answer was lost: each settles exactly once
-/// (a second retry replays), each lost reversal succeeds. Returns how many.
-async fn resolve_lost(channel: &Channel, model: &mut Model) -> usize {
-    let mut settlements = SettlementServiceClient::new(channel.clone());
-    let lost_settles = std::mem::take(&mut model.lost_settles);
-    let lost_reversals = std::mem::take(&mut model.lost_reversals);
-    let resolved = lost_settles.len() + lost_reversals.len();
-    for request in lost_settles {
-        let before = settlements
-            .get_settlement(pb::GetSettlementRequest {
-                hospital_id: request.hospital_id.clone(),
-                claim_id: request.claim_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .ok()
-            .map(|s| s.into_inner());
-        let answer = settlements
-            .settle(request.clone())
-            .await
-            .expect("a lost settle succeeds when retried")
-            .into_inner();
-        let settlement = answer.settlement.unwrap();
-        if let Some(before) = before {
-            assert!(
-                answer.replayed,
-                "a settle that landed before the cut replays"
-            );
-            assert_eq!(settlement, before);
-        } else {
-            assert!(!answer.replayed, "a settle that never landed is new");
-        }
-        let again = settlements
-            .settle(request.clone())
-            .await
-            .expect("a second retry succeeds")
-            .into_inner();
-        assert!(again.replayed, "the second retry replays");
-        assert_eq!(again.settlement.as_ref(), Some(&settlement));
-        model
-            .settlements
-            .insert(request.claim_id.clone(), settlement);
-        model.requests.insert(request.claim_id.clone(), request);
-    }
-    for request in lost_reversals {
-        let settlement = settlements
-            .reverse(request.clone())
-            .await
-            .unwrap_or_else(|status| panic!("a lost reversal succeeds when retried: {status:?}"))
-            .into_inner()
-            .settlement
-            .unwrap();
-        assert_eq!(settlement.status(), pb::SettlementStatus::Reversed);
-        model
-            .settlements
-            .insert(request.claim_id.clone(), settlement);
-    }
-    resolved
-}
-
-/// Runs `medassist verify`, which must exit 0 and say `consistent`.
-fn verify_offline(data_dir: &Path) -> String {
-    let output = Command::new(BINARY)
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("verify runs");
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && report.contains("consistent"),
-        "verify failed after a power cut ({}):\n{report}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
-}
-
 /// What survived the cut, for the failure message: each file and its size.
 fn listing(root: &Path) -> String {
     let mut out = String::new();
@@ -475,59 +263,31 @@ async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
 
     let mut server = ServerProcess::start(&data_dir, &[]).await;
     let mut guard = KillOnPanic(Some(server.id()));
-    let mut patients = Vec::new();
-    let mut acknowledged_total = 0;
-    for n in 0..PATIENTS {
-        let id = resident_id("1956-06-06", 300 + n);
-        RosterServiceClient::new(server.channel.clone())
-            .upsert_person(pb::UpsertPersonRequest {
-                person: Some(dibao_person(&id)),
-            })
-            .await
-            .expect("the roster accepts the person");
-        model.lock().unwrap().persons.push(id.clone());
-        acknowledged_total += 1;
-        if n < NEAR_CAP {
-            // 0.70 x 207,142.86 rounds up to 145,000.01: little of the cap is left.
-            let big = pb::SettleRequest {
-                total_cost: "207142.86".into(),
-                in_scope_cost: "207142.86".into(),
-                basic_insurance_paid: "0".into(),
-                critical_illness_paid: "0".into(),
-                ..worked_example(&id, &format!("big-{n}"))
-            };
-            let answer = SettlementServiceClient::new(server.channel.clone())
-                .settle(big.clone())
-                .await
-                .expect("the near-cap claim settles")
-                .into_inner();
-            let mut model = model.lock().unwrap();
-            model
-                .settlements
-                .insert(big.claim_id.clone(), answer.settlement.unwrap());
-            model.requests.insert(big.claim_id.clone(), big);
-            acknowledged_total += 1;
-        }
-        patients.push(id);
-    }
+    let patients = enroll_patients(
+        &server.channel,
+        &model,
+        "1956-06-06",
+        300,
+        PATIENTS,
+        NEAR_CAP,
+    )
+    .await;
+    let mut acknowledged_total = {
+        let model = model.lock().unwrap();
+        model.persons.len() + model.settlements.len()
+    };
     let patients = Arc::new(patients);
 
     let mut resolved_total = 0;
     for cycle in 0..cycles {
         let target = rng.usize(20..150);
-        let shared = Arc::new(Cycle {
-            acknowledged: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-            enough: Notify::new(),
-            target,
-            stop: AtomicBool::new(false),
-        });
+        let shared = Cycle::new(target);
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
                 let seed = seed + (cycle * WORKERS + w) as u64;
                 let (channel, model, patients) =
                     (server.channel.clone(), model.clone(), patients.clone());
-                tokio::spawn(client(channel, model, patients, seed, shared.clone()))
+                tokio::spawn(client(channel, model, patients, seed, MIX, shared.clone()))
             })
             .collect();
         // Bounded, so a client that fails an assertion cannot hang the test.
@@ -546,7 +306,7 @@ async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
         fs.restore();
 
         let survived = listing(fs.path());
-        let report = verify_offline(&data_dir);
+        let report = verify_offline(&data_dir, "a power cut");
         server = ServerProcess::start(&data_dir, &[]).await;
         guard.0 = Some(server.id());
         // Owned while checking: no lock is held across an await.
@@ -587,7 +347,7 @@ async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
     check_usage(&server.channel, &patients).await;
     server.terminate().await;
     guard.0 = None;
-    verify_offline(&data_dir);
+    verify_offline(&data_dir, "the last run");
     println!(
         "power-cut test (seed {seed}): {cycles} cuts, {acknowledged_total} acknowledged writes kept, \
          {resolved_total} lost-answer retries settled exactly once, {:.1} s\n{:?}",
