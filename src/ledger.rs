@@ -3,7 +3,7 @@
 //! Every write (settle, reverse, roster change) goes through one thread. It
 //! takes whatever requests are queued, applies them one after another to the
 //! running totals (so two claims of one patient in the same batch see each
-//! other), commits the whole batch as one atomic transaction and one flush,
+//! other), commits the whole batch as one atomic write and one flush,
 //! and only then answers every request in it. Ordering all writes in one
 //! place is what makes "concurrent claims never pay past the cap" and "a key
 //! is used once" simple and exact; batching is what makes one flush per

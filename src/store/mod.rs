@@ -105,10 +105,11 @@ pub enum StoreError {
 pub enum CommitStep {
     /// After the batch is encoded, before anything is written.
     BeforeWrite,
-    /// Inside the transaction, after its writes: the transaction rolls back.
-    DuringTransaction,
-    /// After the transaction applied, instead of the flush: the writes are
-    /// in memory but not known durable.
+    /// When the batch is applied to the tree: the tree refuses it and
+    /// nothing is written.
+    AtApply,
+    /// After the batch applied, instead of the flush: the writes are in the
+    /// tree but not durable.
     AtFlush,
 }
 

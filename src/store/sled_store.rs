@@ -1,12 +1,12 @@
-//! The embedded store: one sled tree, one atomic transaction per applied
-//! batch, made durable by the journal before any answer, and by checkpoints
-//! in the background.
+//! The embedded store: one sled tree, one atomic sled batch per commit, made
+//! durable by the journal before any answer, and by checkpoints in the
+//! background.
 //!
 //! sled 0.34 is not durable by itself: its flush writes the log with
 //! `sync_file_range` (no file metadata, no drive cache flush) and it never
 //! syncs the directory it creates files in. So:
 //!
-//! - `apply` writes the batch into sled (in memory, atomically) and stages
+//! - `apply` writes the batch into sled (one atomic sled batch) and stages
 //!   its encoded record in the [`Journal`];
 //! - `flush` writes the staged records with one `pwrite` and waits for one
 //!   `fdatasync`: the ledger answers only after it;
@@ -21,7 +21,7 @@
 //! Data directory: sled's own files (`db`, `conf`, `snap.*`, `blobs/`) at the
 //! top, `journal/` and `checkpoint` beside them.
 //!
-//! Layout of the tree (all in one tree, so one transaction covers every write):
+//! Layout of the tree (all in one tree, so one batch covers every write):
 //!
 //! | key | value |
 //! |---|---|
@@ -47,7 +47,6 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
@@ -362,20 +361,15 @@ impl Store for SledStore {
         if self.fails(CommitStep::BeforeWrite) {
             return Err(StoreError::Io("injected failure before the write".into()));
         }
-        let applied = self.db.transaction(|tx| {
-            tx.apply_batch(&writes)?;
-            if self.fails(CommitStep::DuringTransaction) {
-                let injected = StoreError::Io("injected failure during the transaction".into());
-                return Err(ConflictableTransactionError::Abort(injected));
-            }
-            Ok(())
-        });
-        match applied {
-            Ok(()) => {}
-            // An aborted transaction wrote nothing.
-            Err(TransactionError::Abort(error)) => return Err(error),
-            Err(TransactionError::Storage(error)) => return Err(self.poison(error.to_string())),
+        if self.fails(CommitStep::AtApply) {
+            return Err(StoreError::Io("injected failure applying the batch".into()));
         }
+        // One sled batch: atomic for readers (it holds sled's write lock, as
+        // a transaction's commit would, without a transaction's read set and
+        // copies: there is one writer) and for sled's recovery.
+        self.db
+            .apply_batch(writes)
+            .map_err(|error| self.poison(error.to_string()))?;
         self.applied.store(batch.commit, Ordering::Release);
         // The tree now holds the batch: if it cannot reach the journal, it
         // must not be served.

@@ -30,7 +30,7 @@ struct FailOnce {
 
 const STEPS: [CommitStep; 3] = [
     CommitStep::BeforeWrite,
-    CommitStep::DuringTransaction,
+    CommitStep::AtApply,
     CommitStep::AtFlush,
 ];
 
@@ -228,7 +228,7 @@ async fn a_failed_roster_write_keeps_the_old_record() {
         name: "李四".into(),
         ..dibao_person(&patient)
     };
-    plan.arm(CommitStep::DuringTransaction);
+    plan.arm(CommitStep::AtApply);
     let status = server
         .roster()
         .upsert_person(pb::UpsertPersonRequest {
