@@ -22,7 +22,7 @@ use crate::{
     domain::HospitalId,
     grpc::pb::SaveSnapshotRequest,
     server::{Server, ServerConfig, shutdown_signal},
-    store::{SledOptions, SledStore, snapshot},
+    store::{SledOptions, SledStore, StoreError, snapshot},
     telemetry::LogFormat,
 };
 
@@ -386,7 +386,12 @@ async fn snapshot_save(args: SnapshotSaveArgs) -> Result<ExitCode, Box<dyn std::
 
 fn snapshot_restore(args: SnapshotRestoreArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    let summary = SledStore::restore_snapshot(&args.file, &args.data_dir, SledOptions::default())?;
+    // The store's messages name the file and what is wrong; no prefix needed.
+    let summary = SledStore::restore_snapshot(&args.file, &args.data_dir, SledOptions::default())
+        .map_err(|error| match error {
+        StoreError::Io(message) | StoreError::Corrupt(message) => message,
+        other => other.to_string(),
+    })?;
     let store = SledStore::open(&args.data_dir, SledOptions::default())?;
     let report = crate::verify::verify(&store)?;
     println!(
