@@ -582,33 +582,41 @@ impl Journal {
         })
     }
 
-    /// Reads back the records after `after` up to and including `through`,
-    /// all of which must be synced: for a snapshot taken while writes go on.
-    pub fn read_range(
+    /// Hands the records after `after` up to and including `through` to
+    /// `each`, in commit order, one segment in memory at a time; all of them
+    /// must be synced. For a snapshot taken while writes go on.
+    pub fn each_record(
         &self,
         after: CommitNumber,
         through: CommitNumber,
-    ) -> Result<Vec<JournalRecord>, StoreError> {
-        let mut found = Vec::new();
+        mut each: impl FnMut(JournalRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut next = after + 1;
         for (_, path) in list_segments(&self.dir)? {
+            if next > through {
+                break;
+            }
             let data = read_all(&path)?;
             let mut at = 0;
-            while let Slot::Record(record, next) = read_slot(&data, at) {
-                if record.commit > after && record.commit <= through {
-                    found.push(record);
+            while let Slot::Record(record, following) = read_slot(&data, at) {
+                at = following;
+                if record.commit < next {
+                    continue;
                 }
-                at = next;
+                if record.commit != next || record.commit > through {
+                    break;
+                }
+                next += 1;
+                each(record)?;
             }
         }
-        found.sort_by_key(|r| r.commit);
-        let expected = through.saturating_sub(after);
-        if found.len() as u64 != expected {
+        if next <= through {
             return Err(StoreError::Io(format!(
-                "the journal holds {} of the {expected} commits after {after}",
-                found.len()
+                "the journal no longer holds commit {next} (wanted {} to {through})",
+                after + 1
             )));
         }
-        Ok(found)
+        Ok(())
     }
 }
 

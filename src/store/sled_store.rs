@@ -396,11 +396,11 @@ impl Store for SledStore {
         // the journal completes every commit the copy caught half-way.
         let last = self.applied.load(Ordering::Acquire);
         self.await_journaled(last)?;
-        for record in self.journal.read_range(base, last)? {
+        self.journal.each_record(base, last, |record| {
             writer
                 .record(record.commit, &record.payload)
-                .map_err(failed)?;
-        }
+                .map_err(failed)
+        })?;
         let entries = writer.entries();
         writer.finish(last).map_err(failed)?;
         Ok(SnapshotSummary {
