@@ -65,6 +65,10 @@ const META_COMMIT: &[u8] = b"Mcommit";
 const META_NEXT_ID: &[u8] = b"Mnext_settlement_id";
 /// The journal's directory inside the data directory.
 const JOURNAL_DIR: &str = "journal";
+/// Entries a restore writes into the tree at once.
+const RESTORE_BATCH: usize = 256;
+/// Entries a restore writes between two flushes of sled.
+const RESTORE_FLUSH_EVERY: usize = 8_192;
 /// What is not sled's in the data directory (and syncs itself).
 const NOT_SLEDS: &[&str] = &[JOURNAL_DIR, checkpoint::FILE_NAME, "checkpoint.tmp"];
 
@@ -473,17 +477,23 @@ impl SledStore {
             dir: dir.to_owned(),
         };
         let mut entries = sled::Batch::default();
-        let mut queued = 0;
+        let (mut queued, mut loaded) = (0, 0);
         snapshot::read(open()?, |item| {
             match item {
                 Item::Entry(key, value) => {
                     entries.insert(key, value);
                     queued += 1;
-                    if queued == 10_000 {
+                    if queued == RESTORE_BATCH {
                         tree.db
                             .apply_batch(std::mem::take(&mut entries))
                             .map_err(io)?;
                         queued = 0;
+                        loaded += RESTORE_BATCH;
+                        // sled keeps unwritten pages in memory; writing them
+                        // out as the load goes keeps a restore's memory flat.
+                        if loaded % RESTORE_FLUSH_EVERY == 0 {
+                            tree.db.flush().map_err(io)?;
+                        }
                     }
                 }
                 Item::Record(commit, payload) => {
