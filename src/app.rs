@@ -6,11 +6,16 @@
 //! hands writes to the ledger. Errors say whether the caller sent something
 //! wrong or something broke; the transport maps them to status codes.
 //!
-//! The operators' use cases (snapshots) live in `app/admin.rs`.
+//! The operators' use cases (snapshots) live in `app/admin.rs`; roster
+//! exchange (bulk import and export) in `app/roster.rs`.
 
 mod admin;
+mod roster;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use roster::{
+    IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
+};
 
 use std::sync::Arc;
 

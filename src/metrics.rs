@@ -46,6 +46,8 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.UsageService/ListSettlements",
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
+    "/medassist.v1.RosterService/ImportPersons",
+    "/medassist.v1.RosterService/ExportPersons",
     "/medassist.v1.PolicyService/GetPolicy",
     "/medassist.v1.AdminService/SaveSnapshot",
     "/grpc.health.v1.Health/Check",

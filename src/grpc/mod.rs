@@ -6,6 +6,7 @@
 mod admin;
 mod convert;
 mod gate;
+mod roster;
 mod status;
 
 use std::sync::Arc;
@@ -212,6 +213,22 @@ fn list_request(request: &pb::ListSettlementsRequest) -> Result<ListRequest, Vio
 
 #[tonic::async_trait]
 impl pb::roster_service_server::RosterService for Api {
+    type ExportPersonsStream = roster::ExportStream;
+
+    async fn import_persons(
+        &self,
+        request: Request<tonic::Streaming<pb::UpsertPersonRequest>>,
+    ) -> Result<Response<pb::ImportPersonsResponse>, Status> {
+        roster::import(self, request).await
+    }
+
+    async fn export_persons(
+        &self,
+        request: Request<pb::ExportPersonsRequest>,
+    ) -> Result<Response<roster::ExportStream>, Status> {
+        roster::export(self, request)
+    }
+
     async fn upsert_person(
         &self,
         request: Request<pb::UpsertPersonRequest>,
