@@ -7,6 +7,9 @@
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
 //! - `medassist snapshot save --target URL [--token T] FILE` and
 //!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
+//! - `medassist roster import FILE --target URL [--token T] [--encoding utf-8|gbk]` and
+//!   `medassist roster export --target URL [--token T] [--region CODE] [--output FILE]`
+//!   (see [`crate::client::roster`]);
 //! - `medassist bench` (see [`crate::bench`]);
 //! - `medassist soak` (see [`crate::soak`]).
 
@@ -17,7 +20,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
-    client::{Client, ClientError, byte_progress},
+    client::{
+        Client, ClientError, byte_progress,
+        roster::{self, Encoding, ExportOptions, ImportOptions},
+    },
     config::{Config, TlsFiles},
     domain::HospitalId,
     grpc::pb::SaveSnapshotRequest,
@@ -59,6 +65,72 @@ enum Command {
     /// Back up a running server, or make a new data directory from a backup.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Exchange the roster with civil affairs as a CSV file.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Load a roster CSV file into a running server (role roster_admin).
+    /// Exits 0 when every row was accepted, 1 when some were rejected (each
+    /// listed by line and column; the rest are in), 2 when nothing could be
+    /// done. Importing a file again is safe.
+    Import(RosterImportArgs),
+    /// Write the roster as the same CSV layout, ordered by patient ID (role
+    /// roster_admin or auditor).
+    Export(RosterExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct RosterImportArgs {
+    /// The CSV file (layout in the README).
+    file: PathBuf,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// A roster_admin token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The file's encoding.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+    encoding: EncodingArg,
+}
+
+#[derive(Debug, Args)]
+struct RosterExportArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// A roster_admin or auditor token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Only this region: a county, or a city code (ending in 00) for its counties.
+    #[arg(long)]
+    region: Option<String>,
+    /// Where to write (standard output if not given).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The encoding to write (gbk writes GB 18030, which GBK systems read).
+    #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+    encoding: EncodingArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    #[value(name = "gbk", alias = "gb18030")]
+    Gbk,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(arg: EncodingArg) -> Encoding {
+        match arg {
+            EncodingArg::Utf8 => Encoding::Utf8,
+            EncodingArg::Gbk => Encoding::Gbk,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +297,25 @@ impl Cli {
             Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
             Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
             Some(Command::Soak(args)) => soak(args).await,
+            Some(Command::Roster(RosterCommand::Import(args))) => {
+                roster::import(ImportOptions {
+                    target: args.target,
+                    token: args.token,
+                    file: args.file,
+                    encoding: args.encoding.into(),
+                })
+                .await
+            }
+            Some(Command::Roster(RosterCommand::Export(args))) => {
+                roster::export(ExportOptions {
+                    target: args.target,
+                    token: args.token,
+                    region: args.region,
+                    output: args.output,
+                    encoding: args.encoding.into(),
+                })
+                .await
+            }
             None => serve(self.serve).await,
         }
     }

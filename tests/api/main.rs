@@ -18,6 +18,7 @@ mod powercut;
 mod powerfs;
 mod restart;
 mod roster;
+mod roster_cli;
 mod roster_exchange;
 mod security;
 mod service;
