@@ -27,7 +27,7 @@ use crate::{
     config::{Config, TlsFiles},
     domain::HospitalId,
     grpc::pb::SaveSnapshotRequest,
-    server::{Server, ServerConfig, shutdown_signal},
+    server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
     store::{SledOptions, SledStore, snapshot},
     telemetry::LogFormat,
 };
@@ -326,24 +326,40 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => {
-            tracing::info!("no --config: serving the built-in policy (region 320600)");
-            Config::default()
-        }
-    };
-    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
-        config.tls = Some(TlsFiles {
+    // --tls-* override the file's [tls], at start-up and at every reload.
+    let tls_override = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
             cert,
             key,
             client_ca: args.tls_client_ca,
-        });
-    }
+        }),
+        _ => None,
+    };
+    let load = args.config.clone().map(|path| -> LoadConfig {
+        let tls_override = tls_override.clone();
+        Box::new(move || {
+            let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+            if let Some(tls) = &tls_override {
+                config.tls = Some(tls.clone());
+            }
+            Ok(config)
+        })
+    });
+    let config = match &load {
+        Some(load) => load()?,
+        None => {
+            tracing::info!("no --config: serving the built-in policy (region 320600)");
+            Config {
+                tls: tls_override,
+                ..Config::default()
+            }
+        }
+    };
     let mut server_config = ServerConfig::new(args.listen, args.data_dir);
     server_config.config = config;
     server_config.metrics_listen = args.metrics_listen;
     let server = Server::bind(server_config).await?;
+    reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -392,7 +408,7 @@ fn token_instructions(
     Ok(format!(
         "Token (give it to the caller over a safe channel; it is shown once and stored nowhere):\n\n\
          \x20 {token}\n\n\
-         Add to the configuration file, then restart medassist:\n\n\
+         Add to the configuration file, then send medassist SIGHUP (or restart it):\n\n\
          [[auth.tokens]]\n{}",
         toml::to_string(&entry)?
     ))

@@ -11,6 +11,7 @@ mod status;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tonic::{Request, Response, Status, service::Interceptor};
 
 use crate::{
@@ -23,9 +24,10 @@ pub use gate::{GateLayer, GateState};
 pub use status::to_status;
 
 /// Authenticates every call of the services it wraps (health and reflection
-/// are not wrapped) and hands the caller to the handler.
+/// are not wrapped) and hands the caller to the handler. The tokens are read
+/// once per call, so a configuration reload applies from the next call on.
 #[derive(Clone)]
-pub struct Authenticator(pub Arc<Access>);
+pub struct Authenticator(pub Arc<ArcSwap<Access>>);
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -35,6 +37,7 @@ impl Interceptor for Authenticator {
             .map(|value| value.as_bytes());
         let principal = self
             .0
+            .load()
             .authenticate(header)
             .map_err(|refusal| Status::unauthenticated(refusal.to_string()))?;
         request.extensions_mut().insert(principal);
@@ -275,7 +278,7 @@ impl pb::policy_service_server::PolicyService for Api {
         let request = request.get_ref();
         let (region, year) = checked(convert::region_year(&request.region_code, request.year))?;
         match self.app.policy(region, year, &by) {
-            Ok(policy) => Ok(Response::new(convert::policy(policy))),
+            Ok(policy) => Ok(Response::new(convert::policy(&policy))),
             // Here the missing policy is the very thing asked for.
             Err(error @ AppError::NoPolicy { .. }) => Err(Status::not_found(error.to_string())),
             Err(error) => Err(to_status(error)),

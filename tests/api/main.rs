@@ -16,6 +16,7 @@ mod operations;
 mod policy;
 mod powercut;
 mod powerfs;
+mod reload;
 mod restart;
 mod roster;
 mod roster_cli;

@@ -366,23 +366,23 @@ async fn open_mode_refuses_to_listen_off_loopback() {
 }
 
 /// A CA, and certificates it signs.
-struct Pki {
+pub struct Pki {
     dir: TempDir,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         Pki {
             dir: TempDir::new().unwrap(),
         }
     }
 
-    fn path(&self, name: &str) -> std::path::PathBuf {
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
 
     /// Writes `<name>-ca.pem` and returns the issuer to sign with.
-    fn ca(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    pub fn ca(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -394,7 +394,7 @@ impl Pki {
     }
 
     /// Writes `<name>.pem` and `<name>.key`, signed by `ca`, for `localhost`.
-    fn leaf(&self, name: &str, ca: &CertifiedIssuer<'static, KeyPair>) {
+    pub fn leaf(&self, name: &str, ca: &CertifiedIssuer<'static, KeyPair>) {
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(vec!["localhost".to_owned()])
             .unwrap()
@@ -404,12 +404,12 @@ impl Pki {
         std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
     }
 
-    fn read(&self, name: &str) -> Vec<u8> {
+    pub fn read(&self, name: &str) -> Vec<u8> {
         std::fs::read(self.path(name)).unwrap()
     }
 
     /// A TLS channel trusting `ca`, presenting `identity` (a leaf name) if any.
-    async fn channel(
+    pub async fn channel(
         &self,
         server: &TestServer,
         ca: &str,
