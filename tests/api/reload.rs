@@ -304,3 +304,73 @@ async fn a_rotated_certificate_is_served_to_the_next_connection() {
     assert!(refused.contains("missing.pem"), "{refused}");
     assert!(pki.channel(&server, "new-ca.pem", None).await.is_ok());
 }
+
+/// Proves a request in flight finishes under the configuration it started
+/// with: an import whose token is revoked midway completes, and the next
+/// call with that token is refused.
+#[tokio::test]
+async fn a_request_in_flight_finishes_under_the_old_tokens() {
+    let roster = ("roster", "roster_admin", None);
+    let other = ("other", "roster_admin", None);
+    let config = |tokens: &[(&str, &str, Option<&str>)]| {
+        Config::parse(&config_text(tokens, &[CITY])).unwrap()
+    };
+    let dir = Arc::new(TempDir::new().unwrap());
+    let server = TestServer::start_with(dir, config(&[roster, other])).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let mut client = pb::roster_service_client::RosterServiceClient::new(server.channel());
+    let call = tokio::spawn(async move {
+        client
+            .import_persons(with_token(
+                "roster",
+                tokio_stream::wrappers::ReceiverStream::new(receiver),
+            ))
+            .await
+    });
+    let record = |i: u16| pb::UpsertPersonRequest {
+        person: Some(dibao_person(&resident_id(
+            &format!("{}-01-01", 1970 + i / 900),
+            i % 900 + 1,
+        ))),
+    };
+    // A first batch (512 records) committed proves the call is past its
+    // authentication and being served.
+    for i in 0..512 {
+        sender.send(record(i)).await.unwrap();
+    }
+    let first_batch_in = || async {
+        pb::roster_service_client::RosterServiceClient::new(server.channel())
+            .get_person(with_token(
+                "other",
+                pb::GetPersonRequest {
+                    patient_id: record(511).person.unwrap().patient_id,
+                },
+            ))
+            .await
+            .is_ok()
+    };
+    eventually("the first batch is committed", first_batch_in).await;
+    server.reloader.reload(Ok(config(&[other]))).unwrap();
+    sender.send(record(512)).await.unwrap();
+    drop(sender);
+    let summary = call
+        .await
+        .unwrap()
+        .expect("the import started before the reload")
+        .into_inner();
+    assert_eq!(
+        (summary.received, summary.created),
+        (513, 513),
+        "{summary:?}"
+    );
+    let refused = pb::roster_service_client::RosterServiceClient::new(server.channel())
+        .get_person(with_token(
+            "roster",
+            pb::GetPersonRequest {
+                patient_id: record(0).person.unwrap().patient_id,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
