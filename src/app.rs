@@ -6,13 +6,20 @@
 //! hands writes to the ledger. Errors say whether the caller sent something
 //! wrong or something broke; the transport maps them to status codes.
 //!
-//! The operators' use cases (snapshots) live in `app/admin.rs`.
+//! The operators' use cases (snapshots) live in `app/admin.rs`; roster
+//! exchange (bulk import and export) in `app/roster.rs`.
 
 mod admin;
+mod roster;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use roster::{
+    IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
+};
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::{
     auth::{Action, Principal, Refusal, authorize},
@@ -145,7 +152,9 @@ pub struct SettlementPage {
 /// The application: store, policies and ledger, and the use cases over them.
 pub struct App {
     store: Arc<dyn Store>,
-    policies: PolicyBook,
+    /// Read once per request; a configuration reload swaps the whole book,
+    /// so a request in flight finishes under the policies it started with.
+    policies: ArcSwap<PolicyBook>,
     ledger: Ledger,
     roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
@@ -169,7 +178,7 @@ impl App {
         )?;
         Ok(App {
             store,
-            policies,
+            policies: ArcSwap::from_pointee(policies),
             ledger,
             roster,
             metrics,
@@ -299,7 +308,8 @@ impl App {
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
         let person = self.read_person(&patient_id).await?;
-        let policy = self.policy_for(person.region(), year)?;
+        let book = self.policies.load();
+        let policy = policy_for(&book, person.region(), year)?;
         let usage = match self.store.usage(&patient_id, year)? {
             Some(read) => self.ledger.durable(read).await?,
             None => Default::default(),
@@ -378,9 +388,14 @@ impl App {
         region: RegionCode,
         year: Year,
         by: &Principal,
-    ) -> Result<&Policy, AppError> {
+    ) -> Result<Policy, AppError> {
         authorize(by, Action::ReadPolicy)?;
-        self.policy_for(region, year)
+        policy_for(&self.policies.load(), region, year).cloned()
+    }
+
+    /// Serves `policies` to requests that start from now on.
+    pub fn set_policies(&self, policies: PolicyBook) {
+        self.policies.store(Arc::new(policies));
     }
 
     /// A roster record, from the cache when it holds one.
@@ -403,20 +418,20 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("patient {id} is not on the roster")))
     }
 
-    fn policy_for(&self, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
-        self.policies
-            .lookup(region, year)
-            .ok_or(AppError::NoPolicy { region, year })
-    }
-
     async fn assess(&self, claim: &Claim) -> Result<rules::Assessment, AppError> {
         let person = self.find_person(claim.patient_id()).await?;
+        let book = self.policies.load();
         let roster = match &person {
-            Some(person) => Some((&**person, self.policy_for(person.region(), claim.year())?)),
+            Some(person) => Some((&**person, policy_for(&book, person.region(), claim.year())?)),
             None => None,
         };
         Ok(rules::assess(claim, roster))
     }
+}
+
+fn policy_for(book: &PolicyBook, region: RegionCode, year: Year) -> Result<&Policy, AppError> {
+    book.lookup(region, year)
+        .ok_or(AppError::NoPolicy { region, year })
 }
 
 /// The log target of audit events: one per settlement, reversal and roster

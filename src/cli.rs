@@ -7,6 +7,9 @@
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
 //! - `medassist snapshot save --target URL [--token T] FILE` and
 //!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
+//! - `medassist roster import FILE --target URL [--token T] [--encoding utf-8|gbk]` and
+//!   `medassist roster export --target URL [--token T] [--region CODE] [--output FILE]`
+//!   (see [`crate::client::roster`]);
 //! - `medassist bench` (see [`crate::bench`]);
 //! - `medassist soak` (see [`crate::soak`]).
 
@@ -17,11 +20,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
-    client::{Client, ClientError, byte_progress},
+    client::{
+        Client, ClientError, byte_progress,
+        roster::{self, Encoding, ExportOptions, ImportOptions},
+    },
     config::{Config, TlsFiles},
     domain::HospitalId,
     grpc::pb::SaveSnapshotRequest,
-    server::{Server, ServerConfig, shutdown_signal},
+    server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
     store::{SledOptions, SledStore, StoreError, snapshot},
     telemetry::LogFormat,
 };
@@ -60,6 +66,72 @@ enum Command {
     /// Back up a running server, or make a new data directory from a backup.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Exchange the roster with civil affairs as a CSV file.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Load a roster CSV file into a running server (role roster_admin).
+    /// Exits 0 when every row was accepted, 1 when some were rejected (each
+    /// listed by line and column; the rest are in), 2 when nothing could be
+    /// done. Importing a file again is safe.
+    Import(RosterImportArgs),
+    /// Write the roster as the same CSV layout, ordered by patient ID (role
+    /// roster_admin or auditor).
+    Export(RosterExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct RosterImportArgs {
+    /// The CSV file (layout in the README).
+    file: PathBuf,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// A roster_admin token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The file's encoding.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+    encoding: EncodingArg,
+}
+
+#[derive(Debug, Args)]
+struct RosterExportArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// A roster_admin or auditor token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Only this region: a county, or a city code (ending in 00) for its counties.
+    #[arg(long)]
+    region: Option<String>,
+    /// Where to write (standard output if not given).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The encoding to write (gbk writes GB 18030, which GBK systems read).
+    #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+    encoding: EncodingArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    #[value(name = "gbk", alias = "gb18030")]
+    Gbk,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(arg: EncodingArg) -> Encoding {
+        match arg {
+            EncodingArg::Utf8 => Encoding::Utf8,
+            EncodingArg::Gbk => Encoding::Gbk,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +298,25 @@ impl Cli {
             Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
             Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
             Some(Command::Soak(args)) => soak(args).await,
+            Some(Command::Roster(RosterCommand::Import(args))) => {
+                roster::import(ImportOptions {
+                    target: args.target,
+                    token: args.token,
+                    file: args.file,
+                    encoding: args.encoding.into(),
+                })
+                .await
+            }
+            Some(Command::Roster(RosterCommand::Export(args))) => {
+                roster::export(ExportOptions {
+                    target: args.target,
+                    token: args.token,
+                    region: args.region,
+                    output: args.output,
+                    encoding: args.encoding.into(),
+                })
+                .await
+            }
             None => serve(self.serve).await,
         }
     }
@@ -236,24 +327,40 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => {
-            tracing::info!("no --config: serving the built-in policy (region 320600)");
-            Config::default()
-        }
-    };
-    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
-        config.tls = Some(TlsFiles {
+    // --tls-* override the file's [tls], at start-up and at every reload.
+    let tls_override = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
             cert,
             key,
             client_ca: args.tls_client_ca,
-        });
-    }
+        }),
+        _ => None,
+    };
+    let load = args.config.clone().map(|path| -> LoadConfig {
+        let tls_override = tls_override.clone();
+        Box::new(move || {
+            let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+            if let Some(tls) = &tls_override {
+                config.tls = Some(tls.clone());
+            }
+            Ok(config)
+        })
+    });
+    let config = match &load {
+        Some(load) => load()?,
+        None => {
+            tracing::info!("no --config: serving the built-in policy (region 320600)");
+            Config {
+                tls: tls_override,
+                ..Config::default()
+            }
+        }
+    };
     let mut server_config = ServerConfig::new(args.listen, args.data_dir);
     server_config.config = config;
     server_config.metrics_listen = args.metrics_listen;
     let server = Server::bind(server_config).await?;
+    reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -302,7 +409,7 @@ fn token_instructions(
     Ok(format!(
         "Token (give it to the caller over a safe channel; it is shown once and stored nowhere):\n\n\
          \x20 {token}\n\n\
-         Add to the configuration file, then restart medassist:\n\n\
+         Add to the configuration file, then send medassist SIGHUP (or restart it):\n\n\
          [[auth.tokens]]\n{}",
         toml::to_string(&entry)?
     ))

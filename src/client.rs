@@ -1,5 +1,6 @@
 //! The command-line tools that talk to a running server (`medassist
-//! snapshot save`, and the other client subcommands as they come): one way
+//! snapshot save`, `medassist roster import` and `export` in
+//! [`roster`], and the other client subcommands as they come): one way
 //! to connect and present a token, one way to show progress, and errors that
 //! fit on one line, so scripts and operators get the same clear answer.
 
@@ -11,7 +12,11 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::grpc::pb::admin_service_client::AdminServiceClient;
+use crate::grpc::pb::{
+    admin_service_client::AdminServiceClient, roster_service_client::RosterServiceClient,
+};
+
+pub mod roster;
 
 /// How long connecting may take before the tool gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,6 +98,11 @@ impl Client {
         request
     }
 
+    /// The roster service.
+    pub fn roster(&self) -> RosterServiceClient<Channel> {
+        RosterServiceClient::new(self.channel.clone())
+    }
+
     /// The admin service.
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
@@ -121,6 +131,19 @@ pub fn byte_progress(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A progress line counting records, drawn only when standard error is a
+/// terminal.
+pub fn count_progress(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec}) {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message(what.to_owned());

@@ -41,6 +41,7 @@ use std::{
     time::Duration,
 };
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -81,8 +82,10 @@ pub enum Phase {
 
 /// The edge's shared state: limits, permits, counters and the phase.
 pub struct Edge {
-    limits: Limits,
-    tls: Option<TlsAcceptor>,
+    /// Read once per new connection; a configuration reload swaps it.
+    limits: ArcSwap<Limits>,
+    /// Read once per new connection; a reload swaps in a new certificate.
+    tls: ArcSwapOption<TlsAcceptor>,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     phase: watch::Sender<Phase>,
@@ -96,12 +99,25 @@ impl Edge {
         let (phase, _) = watch::channel(Phase::Serving);
         Arc::new(Edge {
             permits: Arc::new(Semaphore::new(limits.connections_max)),
-            limits,
-            tls,
+            limits: ArcSwap::from_pointee(limits),
+            tls: ArcSwapOption::from_pointee(tls),
             metrics,
             phase,
             open: AtomicUsize::new(0),
         })
+    }
+
+    /// Applies reloaded deadlines and TLS to connections accepted from now
+    /// on; open connections keep what they started with. The connection
+    /// limit is sized at start-up and stays.
+    pub fn reload(&self, limits: Limits, tls: Option<TlsAcceptor>) {
+        self.limits.store(Arc::new(limits));
+        self.tls.store(tls.map(Arc::new));
+    }
+
+    /// True when the edge serves TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.load().is_some()
     }
 
     /// The number of connections open now, handshaking or serving.
@@ -170,9 +186,10 @@ impl Edge {
         guard: OpenGuard,
         handoff: mpsc::Sender<EdgeIo>,
     ) {
-        let deadline = Instant::now() + self.limits.handshake_timeout;
+        let deadline = Instant::now() + self.limits.load().handshake_timeout;
         let local = tcp.local_addr().ok();
-        let io: Box<dyn Io> = match &self.tls {
+        let tls = self.tls.load_full();
+        let io: Box<dyn Io> = match tls.as_deref() {
             None => Box::new(tcp),
             Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Box::new(tls),
@@ -341,7 +358,7 @@ impl EdgeIo {
                 need: PREFACE_MAGIC_LEN + FRAME_HEADER_LEN,
                 header: [0; FRAME_HEADER_LEN],
             },
-            limits: edge.limits,
+            limits: **edge.limits.load(),
             metrics: Arc::clone(&edge.metrics),
             read_timer: Box::pin(tokio::time::sleep_until(deadline)),
             write_timer: None,

@@ -37,7 +37,11 @@ use crate::{
 };
 
 /// Most requests one commit takes: bounds the work (and the wait) of a batch.
+/// A request that writes many roster records counts as that many.
 pub const BATCH_MAX: usize = 1024;
+/// Most roster records one [`Ledger::put_persons`] may carry, so one import
+/// batch fits in one commit.
+pub const PUT_PERSONS_MAX: usize = 512;
 /// Most requests that may wait for the ledger; senders wait beyond that.
 pub const QUEUE_MAX: usize = 8192;
 /// Longest a reader waits for the commit that wrote what it read.
@@ -50,6 +54,17 @@ pub struct Recorded {
     pub settlement: Settlement,
     /// True when the request repeated one already recorded, and nothing changed.
     pub replayed: bool,
+}
+
+/// What writing one roster record of an import changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// No record had this patient ID.
+    Created,
+    /// A different record was replaced.
+    Updated,
+    /// The stored record was already identical; nothing was written.
+    Unchanged,
 }
 
 /// Why the ledger did not record a request.
@@ -93,7 +108,21 @@ enum Command {
         person: Box<Person>,
         reply: oneshot::Sender<Result<(), LedgerError>>,
     },
+    PutPersons {
+        persons: Vec<Person>,
+        reply: oneshot::Sender<Result<Vec<PutOutcome>, LedgerError>>,
+    },
     Stop,
+}
+
+impl Command {
+    /// How much of a batch the command takes (see [`BATCH_MAX`]).
+    fn weight(&self) -> usize {
+        match self {
+            Command::PutPersons { persons, .. } => persons.len().max(1),
+            _ => 1,
+        }
+    }
 }
 
 /// The handle async code uses to reach the ledger thread.
@@ -170,6 +199,35 @@ impl Ledger {
         .await
     }
 
+    /// Creates or replaces up to [`PUT_PERSONS_MAX`] roster records (with
+    /// distinct patient IDs) in one commit, skipping those already stored
+    /// identical; answers, record by record, what changed, once durable.
+    pub async fn put_persons(&self, persons: Vec<Person>) -> Result<Vec<PutOutcome>, LedgerError> {
+        self.submit_persons(persons).await?.outcomes().await
+    }
+
+    /// Like [`Ledger::put_persons`], but returns once the ledger has the
+    /// records, with the receiver of its answer: an import hands over the
+    /// next batch while the previous one commits.
+    pub async fn submit_persons(&self, persons: Vec<Person>) -> Result<PersonsAnswer, LedgerError> {
+        assert!(
+            persons.len() <= PUT_PERSONS_MAX,
+            "an import batch is cut at PUT_PERSONS_MAX"
+        );
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::PutPersons { persons, reply })
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        Ok(PersonsAnswer(answer))
+    }
+
+    /// A view of how far commits are durable, for readers that run off the
+    /// async runtime (a streamed export).
+    pub fn durability(&self) -> DurableView {
+        DurableView(self.durable.clone())
+    }
+
     async fn ask<T>(
         &self,
         command: Command,
@@ -185,21 +243,8 @@ impl Ledger {
     /// Returns a value read from the store once the commit that wrote it is
     /// durable: readers never see a write a crash could still take back.
     pub async fn durable<T>(&self, read: Versioned<T>) -> Result<T, LedgerError> {
-        let covered = |durability: &Durability| match durability {
-            Durability::UpTo(commit) => *commit >= read.commit,
-            Durability::Failed => true,
-        };
-        let mut durable = self.durable.clone();
-        let reached = tokio::time::timeout(DURABLE_WAIT_MAX, durable.wait_for(covered)).await;
-        match reached.map(|state| state.map(|s| *s)) {
-            Ok(Ok(Durability::UpTo(_))) => Ok(read.value),
-            Ok(Ok(Durability::Failed)) => Err(StoreError::Poisoned(
-                "a commit failed before this read was durable".into(),
-            )
-            .into()),
-            Ok(Err(_)) => Err(LedgerError::Stopped),
-            Err(_) => Err(StoreError::Io("timed out waiting for the disk".into()).into()),
-        }
+        self.durability().reached(read.commit).await?;
+        Ok(read.value)
     }
 
     /// Completes with `true` when a commit fails in a way that leaves the
@@ -220,6 +265,42 @@ impl Ledger {
             if !matches!(joined, Ok(Ok(()))) {
                 tracing::error!("the ledger thread panicked");
             }
+        }
+    }
+}
+
+/// The answer to [`Ledger::submit_persons`], once its commit is durable.
+pub struct PersonsAnswer(oneshot::Receiver<Result<Vec<PutOutcome>, LedgerError>>);
+
+impl PersonsAnswer {
+    /// What each record did, in the order given.
+    pub async fn outcomes(self) -> Result<Vec<PutOutcome>, LedgerError> {
+        self.0.await.map_err(|_| LedgerError::Stopped)?
+    }
+}
+
+/// How far commits are durable, as the ledger publishes it.
+#[derive(Clone)]
+pub struct DurableView(watch::Receiver<Durability>);
+
+impl DurableView {
+    /// Completes once `commit` is durable, or fails if commits failed, the
+    /// ledger stopped, or the disk takes too long.
+    pub async fn reached(&self, commit: CommitNumber) -> Result<(), LedgerError> {
+        let covered = |durability: &Durability| match durability {
+            Durability::UpTo(done) => *done >= commit,
+            Durability::Failed => true,
+        };
+        let mut durable = self.0.clone();
+        let reached = tokio::time::timeout(DURABLE_WAIT_MAX, durable.wait_for(covered)).await;
+        match reached.map(|state| state.map(|s| *s)) {
+            Ok(Ok(Durability::UpTo(_))) => Ok(()),
+            Ok(Ok(Durability::Failed)) => Err(StoreError::Poisoned(
+                "a commit failed before this read was durable".into(),
+            )
+            .into()),
+            Ok(Err(_)) => Err(LedgerError::Stopped),
+            Err(_) => Err(StoreError::Io("timed out waiting for the disk".into()).into()),
         }
     }
 }
@@ -264,6 +345,10 @@ enum Waiting {
         Result<Recorded, LedgerError>,
     ),
     Person(oneshot::Sender<Result<(), LedgerError>>),
+    Persons(
+        oneshot::Sender<Result<Vec<PutOutcome>, LedgerError>>,
+        Vec<PutOutcome>,
+    ),
 }
 
 impl Writer {
@@ -273,10 +358,14 @@ impl Writer {
             let Some(first) = queue.blocking_recv() else {
                 break;
             };
+            let mut weight = first.weight();
             let mut commands = vec![first];
-            while commands.len() < BATCH_MAX {
+            while weight < BATCH_MAX {
                 match queue.try_recv() {
-                    Ok(command) => commands.push(command),
+                    Ok(command) => {
+                        weight += command.weight();
+                        commands.push(command);
+                    }
                     Err(_) => break,
                 }
             }
@@ -302,8 +391,15 @@ impl Writer {
                 } => (reply, pending.settle(*claim, &assessment)),
                 Command::Reverse { key, reason, reply } => (reply, pending.reverse(&key, reason)),
                 Command::PutPerson { person, reply } => {
-                    pending.batch.persons.push(*person);
+                    pending.put_person(*person);
                     waiting.push(Waiting::Person(reply));
+                    continue;
+                }
+                Command::PutPersons { persons, reply } => {
+                    match pending.put_persons(persons) {
+                        Ok(outcomes) => waiting.push(Waiting::Persons(reply, outcomes)),
+                        Err(error) => drop(reply.send(Err(error.into()))),
+                    }
                     continue;
                 }
                 Command::Stop => {
@@ -332,6 +428,7 @@ impl Writer {
             match answer {
                 Waiting::Recorded(reply, result) => drop(reply.send(failed.and(result))),
                 Waiting::Person(reply) => drop(reply.send(failed)),
+                Waiting::Persons(reply, outcomes) => drop(reply.send(failed.map(|()| outcomes))),
             }
         }
         stopping
@@ -405,6 +502,8 @@ struct Pending<'a> {
     written: HashMap<ClaimKey, usize>,
     /// Running totals changed in this batch (index into `batch.usages`).
     usages: HashMap<PatientYearKey, usize>,
+    /// Roster records written in this batch (index into `batch.persons`).
+    persons: HashMap<ResidentId, usize>,
 }
 
 impl<'a> Pending<'a> {
@@ -421,6 +520,7 @@ impl<'a> Pending<'a> {
             now,
             written: HashMap::new(),
             usages: HashMap::new(),
+            persons: HashMap::new(),
         }
     }
 
@@ -471,6 +571,49 @@ impl<'a> Pending<'a> {
                 self.batch.settlements.push(settlement);
             }
         }
+    }
+
+    /// Writes a roster record; a later write of the same person in this
+    /// batch replaces it, so the batch holds each person once.
+    fn put_person(&mut self, person: Person) {
+        match self.persons.get(person.id()) {
+            Some(&i) => self.batch.persons[i] = person,
+            None => {
+                self.persons
+                    .insert(person.id().clone(), self.batch.persons.len());
+                self.batch.persons.push(person);
+            }
+        }
+    }
+
+    /// Writes the records that differ from what is stored (or written
+    /// earlier in this batch) and says what each did. Every read comes
+    /// first, so a failed read writes nothing.
+    fn put_persons(&mut self, persons: Vec<Person>) -> Result<Vec<PutOutcome>, StoreError> {
+        let mut stored = Vec::with_capacity(persons.len());
+        for person in &persons {
+            stored.push(match self.persons.contains_key(person.id()) {
+                true => None,
+                false => self.store.person(person.id())?.map(|read| read.value),
+            });
+        }
+        let mut outcomes = Vec::with_capacity(persons.len());
+        for (person, stored) in persons.into_iter().zip(stored) {
+            let before = match self.persons.get(person.id()) {
+                Some(&i) => Some(&self.batch.persons[i]),
+                None => stored.as_ref(),
+            };
+            let outcome = match before {
+                None => PutOutcome::Created,
+                Some(before) if *before == person => PutOutcome::Unchanged,
+                Some(_) => PutOutcome::Updated,
+            };
+            if outcome != PutOutcome::Unchanged {
+                self.put_person(person);
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
     }
 
     /// An answer about an existing settlement: at once if it is durable,

@@ -46,6 +46,8 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.UsageService/ListSettlements",
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
+    "/medassist.v1.RosterService/ImportPersons",
+    "/medassist.v1.RosterService/ExportPersons",
     "/medassist.v1.PolicyService/GetPolicy",
     "/medassist.v1.AdminService/SaveSnapshot",
     "/grpc.health.v1.Health/Check",
@@ -68,6 +70,11 @@ struct RpcLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +101,7 @@ pub struct Metrics {
     connections_accepted: Counter,
     connections_rejected: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -127,6 +135,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             connections_rejected: Family::default(),
             connections_closed: Family::default(),
+            config_reloads: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -204,6 +213,11 @@ impl Metrics {
             "Serving connections the server closed: idle, write stall, shutdown",
             metrics.connections_closed.clone(),
         );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads on SIGHUP, by result: ok, or failed (nothing changed)",
+            metrics.config_reloads.clone(),
+        );
         *metrics.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         metrics
     }
@@ -279,8 +293,16 @@ impl Metrics {
         self.connections_accepted.inc();
     }
 
-    /// Counts a connection closed before it served: `limit`,
-    /// `handshake_timeout` or `tls`.
+    /// Counts a configuration reload, applied (`ok`) or refused (`failed`).
+    pub fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Counts a connection closed before serving: `limit`, `tls` or
+    /// `handshake_timeout`.
     pub fn connection_rejected(&self, reason: &'static str) {
         self.connections_rejected
             .get_or_create(&ReasonLabels { reason })

@@ -10,6 +10,7 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
+use arc_swap::ArcSwap;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::{
     TlsAcceptor,
@@ -105,7 +106,7 @@ pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     app: Arc<App>,
-    access: Arc<Access>,
+    access: Arc<ArcSwap<Access>>,
     limits: Limits,
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
@@ -147,7 +148,7 @@ impl Server {
             listener,
             metrics_listener,
             app: Arc::new(app),
-            access: Arc::new(access),
+            access: Arc::new(ArcSwap::from_pointee(access)),
             limits,
             metrics,
             gate,
@@ -169,6 +170,19 @@ impl Server {
     /// requests are in progress.
     pub fn gate(&self) -> Arc<GateState> {
         Arc::clone(&self.gate)
+    }
+
+    /// What applies a reloaded configuration to this server (see
+    /// [`reload_on_hangup`]).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            listen: self.local_addr(),
+            access: Arc::clone(&self.access),
+            app: Arc::clone(&self.app),
+            edge: Arc::clone(&self.edge),
+            metrics: Arc::clone(&self.metrics),
+            limits: self.limits,
+        }
     }
 
     /// The edge (connection limit and deadlines), for tests that count
@@ -277,6 +291,108 @@ impl Server {
         tracing::info!("stopped");
         Ok(served?)
     }
+}
+
+/// Applies a reloaded configuration: tokens, policies, the edge's deadlines
+/// and the TLS certificate, to requests and connections that start after
+/// it. Requests in flight finish under what they started with (each reads
+/// the tokens and policies once). A configuration that cannot be applied
+/// changes nothing.
+#[derive(Clone)]
+pub struct Reloader {
+    listen: SocketAddr,
+    access: Arc<ArcSwap<Access>>,
+    app: Arc<App>,
+    edge: Arc<Edge>,
+    metrics: Arc<Metrics>,
+    /// The limits the server started with: those sized at start-up (the
+    /// connection and request limits, HTTP/2 settings) stay until a restart.
+    limits: Limits,
+}
+
+impl Reloader {
+    /// Applies `loaded` (the configuration file as just read, or why it did
+    /// not load), logs the result (`error` when refused) and counts it in
+    /// `medassist_config_reloads_total{result}`.
+    pub fn reload(&self, loaded: Result<Config, String>) -> Result<(), String> {
+        let applied = loaded.and_then(|config| self.apply(config).map_err(|e| e.to_string()));
+        self.metrics.config_reloaded(applied.is_ok());
+        match &applied {
+            Ok(()) => tracing::info!("configuration reloaded: new requests and connections use it"),
+            Err(error) => tracing::error!(
+                %error,
+                "configuration reload refused; the previous configuration still serves"
+            ),
+        }
+        applied
+    }
+
+    fn apply(&self, config: Config) -> Result<(), ServeError> {
+        let Config {
+            policies,
+            access,
+            tls,
+            limits,
+        } = config;
+        if tls.is_some() != self.edge.serves_tls() {
+            return Err(ServeError::Tls(
+                "turning TLS on or off needs a restart; a reload can only rotate the certificate"
+                    .into(),
+            ));
+        }
+        check_exposure(&access, self.listen, tls.is_some())?;
+        // Everything that can fail is done before anything is swapped.
+        let tls = tls.as_ref().map(tls_acceptor).transpose()?;
+        let fixed = Limits {
+            handshake_timeout: limits.handshake_timeout,
+            idle_timeout: limits.idle_timeout,
+            write_stall_timeout: limits.write_stall_timeout,
+            ..self.limits
+        };
+        if fixed != limits {
+            tracing::warn!(
+                "[limits] other than the connection deadlines changed: they apply at the next restart"
+            );
+        }
+        self.edge.reload(fixed, tls);
+        self.access.store(Arc::new(access));
+        self.app.set_policies(policies);
+        Ok(())
+    }
+}
+
+/// Reads the configuration file again, for [`reload_on_hangup`].
+pub type LoadConfig = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// From now on, reloads the configuration with `load` on every SIGHUP, until
+/// the process ends. The signal is caught before this returns (so a SIGHUP
+/// right after start-up cannot end the service, which is the signal's
+/// default action); without a configuration file it is only logged.
+pub fn reload_on_hangup(reloader: Reloader, load: Option<LoadConfig>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload by restarting");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                match &load {
+                    Some(load) => {
+                        let _ = reloader.reload(load());
+                    }
+                    None => tracing::warn!("SIGHUP ignored: the server runs without --config"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (reloader, load);
 }
 
 /// How long a shutdown waits for open connections once asked to stop.

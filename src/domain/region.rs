@@ -37,6 +37,17 @@ impl RegionCode {
         RegionCode(city)
     }
 
+    /// True when `other` lies in this region: a county covers itself, a
+    /// city (`xxxx00`) its counties, a province (`xx0000`) its cities.
+    pub fn covers(self, other: RegionCode) -> bool {
+        let prefix = match self.0 {
+            [_, _, b'0', b'0', b'0', b'0'] => 2,
+            [_, _, _, _, b'0', b'0'] => 4,
+            _ => 6,
+        };
+        self.0[..prefix] == other.0[..prefix]
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.
@@ -65,6 +76,11 @@ mod tests {
         let county = RegionCode::parse("320602").unwrap();
         assert_eq!(county.city().to_string(), "320600");
         assert_eq!(county.city().city(), county.city());
+        let code = |text| RegionCode::parse(text).unwrap();
+        assert!(code("320600").covers(county) && county.covers(county));
+        assert!(code("320000").covers(county) && code("320000").covers(code("321102")));
+        assert!(!county.covers(code("320603")) && !code("320600").covers(code("321102")));
+        assert!(!county.covers(code("320600")));
         for bad in ["", "32060", "3206020", "32060a", "020602", "３20602"] {
             assert!(RegionCode::parse(bad).is_err(), "{bad:?} should be refused");
         }

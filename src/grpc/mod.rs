@@ -6,10 +6,12 @@
 mod admin;
 mod convert;
 mod gate;
+mod roster;
 mod status;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tonic::{Request, Response, Status, service::Interceptor};
 
 use crate::{
@@ -22,9 +24,10 @@ pub use gate::{GateLayer, GateState};
 pub use status::to_status;
 
 /// Authenticates every call of the services it wraps (health and reflection
-/// are not wrapped) and hands the caller to the handler.
+/// are not wrapped) and hands the caller to the handler. The tokens are read
+/// once per call, so a configuration reload applies from the next call on.
 #[derive(Clone)]
-pub struct Authenticator(pub Arc<Access>);
+pub struct Authenticator(pub Arc<ArcSwap<Access>>);
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -34,6 +37,7 @@ impl Interceptor for Authenticator {
             .map(|value| value.as_bytes());
         let principal = self
             .0
+            .load()
             .authenticate(header)
             .map_err(|refusal| Status::unauthenticated(refusal.to_string()))?;
         request.extensions_mut().insert(principal);
@@ -212,6 +216,22 @@ fn list_request(request: &pb::ListSettlementsRequest) -> Result<ListRequest, Vio
 
 #[tonic::async_trait]
 impl pb::roster_service_server::RosterService for Api {
+    type ExportPersonsStream = roster::ExportStream;
+
+    async fn import_persons(
+        &self,
+        request: Request<tonic::Streaming<pb::UpsertPersonRequest>>,
+    ) -> Result<Response<pb::ImportPersonsResponse>, Status> {
+        roster::import(self, request).await
+    }
+
+    async fn export_persons(
+        &self,
+        request: Request<pb::ExportPersonsRequest>,
+    ) -> Result<Response<roster::ExportStream>, Status> {
+        roster::export(self, request)
+    }
+
     async fn upsert_person(
         &self,
         request: Request<pb::UpsertPersonRequest>,
@@ -258,7 +278,7 @@ impl pb::policy_service_server::PolicyService for Api {
         let request = request.get_ref();
         let (region, year) = checked(convert::region_year(&request.region_code, request.year))?;
         match self.app.policy(region, year, &by) {
-            Ok(policy) => Ok(Response::new(convert::policy(policy))),
+            Ok(policy) => Ok(Response::new(convert::policy(&policy))),
             // Here the missing policy is the very thing asked for.
             Err(error @ AppError::NoPolicy { .. }) => Err(Status::not_found(error.to_string())),
             Err(error) => Err(to_status(error)),

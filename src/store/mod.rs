@@ -162,6 +162,14 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every batch applied so far durable; returns once it is.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// Every roster record, ordered by patient ID, read as it streams (a
+    /// record written during the scan may or may not be in it).
+    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
+        Box::new(std::iter::once(Err(StoreError::Unsupported(
+            "this store cannot list the roster".into(),
+        ))))
+    }
+
     /// Writes a consistent snapshot of the whole store to `out` while
     /// writes go on (see [`snapshot`]); `taken_at_micros` is recorded in it.
     fn save_snapshot(

@@ -291,6 +291,10 @@ impl Store for SledStore {
         self.get_versioned(&person_key(id))
     }
 
+    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
+        self.scan_persons()
+    }
+
     fn settlement(&self, id: SettlementId) -> Result<Option<Versioned<Settlement>>, StoreError> {
         self.get_versioned(&settlement_key(id))
     }

@@ -22,7 +22,7 @@ use medassist::{
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
     },
-    server::{Server, ServerConfig},
+    server::{Reloader, Server, ServerConfig},
     store::{SledOptions, SledStore, Store},
     verify::{VerifyReport, verify},
 };
@@ -37,6 +37,7 @@ pub struct TestServer {
     pub metrics_addr: Option<SocketAddr>,
     pub gate: Arc<GateState>,
     pub edge: Arc<Edge>,
+    pub reloader: Reloader,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
     channel: Channel,
@@ -79,11 +80,12 @@ impl TestServer {
             None => Server::bind(config).await,
         }
         .expect("server starts");
-        let (addr, metrics_addr, gate, edge) = (
+        let (addr, metrics_addr, gate, edge, reloader) = (
             server.local_addr(),
             server.metrics_addr(),
             server.gate(),
             server.edge(),
+            server.reloader(),
         );
         let (shutdown, stop) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -103,6 +105,7 @@ impl TestServer {
             metrics_addr,
             gate,
             edge,
+            reloader,
             shutdown: Some(shutdown),
             handle: Some(handle),
             channel,
@@ -365,6 +368,30 @@ impl ServerProcess {
             log,
             reader: Some(reader),
         }
+    }
+
+    /// True when a line the server logged so far contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+
+    /// How many lines the server logged so far contain `text`.
+    pub fn logged_count(&self, text: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    /// Sends SIGHUP: reload the configuration file.
+    pub fn hang_up(&self) {
+        signal(self.server_pid, "-HUP");
     }
 
     /// The child's process ID, for a guard that must kill it on panic.

@@ -16,7 +16,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::helpers::*;
 
 /// Fetches `/metrics` with a plain HTTP/1.1 request.
-async fn scrape(addr: std::net::SocketAddr) -> String {
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n\r\n")
