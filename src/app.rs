@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use crate::{
     auth::{Action, Principal, Refusal, authorize},
+    clock::Clock,
     domain::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
-        ResidentId, Settlement, SettlementId, Violations, Year,
+        ResidentId, Settlement, SettlementId, UtcOffset, Violations, Year,
     },
     ledger::{Ledger, LedgerError, Recorded},
     metrics::Metrics,
@@ -154,18 +155,23 @@ pub struct App {
 
 impl App {
     /// Starts the ledger on `store`, to settle under `policies`; lists hold
-    /// at most `page_size_max` settlements.
+    /// at most `page_size_max` settlements. Commits are stamped by `clock`
+    /// and fall on business days in the zone `offset`.
     pub fn start(
         store: Arc<dyn Store>,
         policies: PolicyBook,
         metrics: Arc<Metrics>,
         page_size_max: usize,
+        clock: Arc<dyn Clock>,
+        offset: UtcOffset,
     ) -> Result<App, StoreError> {
         let roster = Arc::new(RosterCache::new());
         let ledger = Ledger::start(
             Arc::clone(&store),
             Arc::clone(&metrics),
             Arc::clone(&roster),
+            clock,
+            offset,
         )?;
         Ok(App {
             store,
@@ -214,7 +220,10 @@ impl App {
             }
             Err(error) => return Err(error),
         };
-        let recorded = self.ledger.settle(claim, assessment).await?;
+        let recorded = self
+            .ledger
+            .settle(claim, assessment, by.recorded_name())
+            .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
             audit_settlement("settle", &recorded.settlement, by);
@@ -247,7 +256,7 @@ impl App {
         by: &Principal,
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::Reverse(&key.hospital_id))?;
-        let recorded = self.ledger.reverse(key, reason).await?;
+        let recorded = self.ledger.reverse(key, reason, by.recorded_name()).await?;
         if !recorded.replayed {
             self.metrics
                 .reversed(recorded.settlement.outcome.assistance);

@@ -93,6 +93,17 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// The name kept on the records this caller makes (`settled_by`,
+    /// `reversed_by`): the token's configured name, `open` in open mode.
+    pub fn recorded_name(&self) -> String {
+        match self.role {
+            Role::Open => "open".to_owned(),
+            _ => self.name.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)

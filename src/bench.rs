@@ -617,6 +617,8 @@ fn store_alone(
                 claim,
                 outcome,
                 settled_at: Timestamp::from_unix_micros(0),
+                settled_day: crate::domain::BusinessDay::from_days_since_epoch(0),
+                settled_by: "preload".into(),
                 reversal: None,
             });
             next_id = next_id.next();

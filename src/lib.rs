@@ -45,6 +45,7 @@
 //!   progress, errors). [`bench`](mod@bench): the load generator; [`soak`]:
 //!   the long load with chaos that checks every acknowledged write.
 //!   [`verify`]: the offline consistency check of a data directory.
+//!   [`clock`]: the time the ledger stamps commits with (settable in tests).
 
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
@@ -57,6 +58,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod edge;

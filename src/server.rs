@@ -25,6 +25,7 @@ use tonic::service::interceptor::InterceptedService;
 use crate::{
     app::App,
     auth::Access,
+    clock::Clock,
     config::{Config, Limits, TlsFiles},
     edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
+    /// What commits are stamped with: the system clock, or a test's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServerConfig {
@@ -65,6 +68,7 @@ impl ServerConfig {
             config: Config::default(),
             metrics_listen: None,
             store: SledOptions::default(),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -117,7 +121,11 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", config.data_dir.display())))?;
-        let store = SledStore::open(&config.data_dir, config.store)?;
+        let options = SledOptions {
+            utc_offset: config.config.reconciliation.utc_offset,
+            ..config.store
+        };
+        let store = SledStore::open(&config.data_dir, options)?;
         Server::bind_with_store(config, Arc::new(store)).await
     }
 
@@ -131,6 +139,7 @@ impl Server {
             access,
             tls,
             limits,
+            reconciliation,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
         let tls = tls.as_ref().map(tls_acceptor).transpose()?;
@@ -143,7 +152,14 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
         let edge = Edge::new(limits, tls, Arc::clone(&metrics));
-        let app = App::start(store, policies, Arc::clone(&metrics), limits.page_size_max)?;
+        let app = App::start(
+            store,
+            policies,
+            Arc::clone(&metrics),
+            limits.page_size_max,
+            config.clock,
+            reconciliation.utc_offset,
+        )?;
         Ok(Server {
             listener,
             metrics_listener,

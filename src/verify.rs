@@ -4,7 +4,9 @@
 //! promises of the ledger from the stored data alone:
 //!
 //! - every claim key points to exactly one settlement, and that settlement
-//!   back to it; every settlement is in its patient-year index;
+//!   back to it; every settlement is in its patient-year index, and in the
+//!   day index (by hospital and for all) under each of its business days,
+//!   and nowhere else;
 //! - every running total equals the sum of its year's settled (not
 //!   reversed) settlements, and its count their number;
 //! - no total exceeds the cap of the policy recorded on its settlements, and
@@ -35,6 +37,8 @@ pub struct VerifyReport {
     pub claim_keys: u64,
     /// Patient-year index entries read.
     pub index_entries: u64,
+    /// Day index entries read (by hospital and for all hospitals).
+    pub day_entries: u64,
     /// Running totals read.
     pub patient_years: u64,
     /// Roster records read.
@@ -65,11 +69,12 @@ impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "checked {} settlements ({} reversed), {} claim keys, {} index entries, {} patient-years, {} roster records",
+            "checked {} settlements ({} reversed), {} claim keys, {} index entries, {} day index entries, {} patient-years, {} roster records",
             self.settlements,
             self.reversed,
             self.claim_keys,
             self.index_entries,
+            self.day_entries,
             self.patient_years,
             self.persons
         )?;
@@ -122,6 +127,7 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
     }
     let mut expected: HashMap<(ResidentId, Year), Expected> = HashMap::new();
     let (mut id_max, mut commit_max) = (0, 0);
+    let mut day_entries_expected = 0u64;
     for read in store.scan_settlements() {
         report.settlements += 1;
         let read = match read {
@@ -135,6 +141,8 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         id_max = id_max.max(settlement.id.get());
         commit_max = commit_max.max(read.commit);
         check_settlement(store, settlement, &indexed, &mut report)?;
+        // An `H` and a `D` entry for each of its days.
+        day_entries_expected += 2 * settlement.business_days().count() as u64;
         let key = (
             settlement.claim.patient_id().clone(),
             settlement.claim.year(),
@@ -156,6 +164,15 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         }
     }
     check_claim_index(store, &mut report)?;
+    check_day_index(store, &mut report)?;
+    // Every entry read was found to belong to a day of its settlement, and
+    // keys are unique: equal counts mean every expected entry is there.
+    if report.day_entries != day_entries_expected {
+        report.found(format!(
+            "{} day index entries, but the settlements' days call for {day_entries_expected}",
+            report.day_entries
+        ));
+    }
     check_usages(store, expected, &mut commit_max, &mut report);
     for person in store.scan_persons() {
         report.persons += 1;
@@ -283,6 +300,42 @@ fn check_claim_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(), 
     Ok(())
 }
 
+fn check_day_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(), StoreError> {
+    for entry in store.scan_day_index() {
+        report.day_entries += 1;
+        let (hospital, day, id) = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                report.found(format!("day index: {error}"));
+                continue;
+            }
+        };
+        let settlement = match store.settlement(id) {
+            Ok(Some(found)) => found.value,
+            Ok(None) => {
+                report.found(format!("day {day} points to missing settlement {id}"));
+                continue;
+            }
+            Err(StoreError::Corrupt(error)) => {
+                report.found(format!("settlement {id}: {error}"));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let own = &settlement.claim.key().hospital_id;
+        if hospital.as_ref().is_some_and(|h| h != own) {
+            report.found(format!(
+                "settlement {id} of hospital {own} is indexed under another hospital"
+            ));
+        } else if !settlement.business_days().any(|d| d == day) {
+            report.found(format!(
+                "settlement {id} is indexed under day {day}, which is not one of its days"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_usages(
     store: &dyn Scan,
     mut expected: HashMap<(ResidentId, Year), Expected>,
@@ -336,8 +389,8 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            Claim, ClaimInput, Person, PolicyBook, RegionCode, Settlement, SettlementId, Timestamp,
-            Usage,
+            BusinessDay, Claim, ClaimInput, Person, PolicyBook, RegionCode, Settlement,
+            SettlementId, Timestamp, Usage, UtcOffset,
         },
         rules,
         store::{Batch, SledOptions, SledStore, Store},
@@ -391,6 +444,8 @@ mod tests {
             claim,
             outcome,
             settled_at: Timestamp::from_unix_micros(0),
+            settled_day: BusinessDay::of(Timestamp::from_unix_micros(0), UtcOffset::CHINA),
+            settled_by: "test".into(),
             reversal: None,
         }
     }

@@ -8,6 +8,7 @@
 
 mod claim;
 pub mod date;
+mod day;
 mod diagnosis;
 mod money;
 mod person;
@@ -20,6 +21,7 @@ mod validation;
 
 pub use claim::{Claim, ClaimInput, ClaimKey, DIAGNOSIS_CODES_MAX};
 pub use date::{Date, Year};
+pub use day::{BusinessDay, UtcOffset};
 pub use diagnosis::{CodePattern, DiagnosisCode};
 pub use money::Money;
 pub use person::{

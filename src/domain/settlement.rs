@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Claim, Money, ParseError, PolicyId, Reason, RegionCode, Year};
+use super::{BusinessDay, Claim, Money, ParseError, PolicyId, Reason, RegionCode, Year};
 
 /// The service's number for a recorded settlement: assigned in commit order,
 /// so it also orders a patient's settlements oldest first.
@@ -159,6 +159,11 @@ pub struct Reversal {
     pub at: Timestamp,
     /// Why, as the hospital said.
     pub reason: Reason,
+    /// The business day of `at` in the fund's zone, fixed when recorded.
+    pub day: BusinessDay,
+    /// The configured name of the token that reversed it (`open` in open
+    /// mode; empty for reversals recorded before names were kept).
+    pub by: String,
 }
 
 /// Whether a recorded settlement still counts against the cap.
@@ -181,6 +186,12 @@ pub struct Settlement {
     pub outcome: Outcome,
     /// When it was recorded.
     pub settled_at: Timestamp,
+    /// The business day of `settled_at` in the fund's zone, fixed when
+    /// recorded: the day it is reconciled on.
+    pub settled_day: BusinessDay,
+    /// The configured name of the token that settled it (`open` in open
+    /// mode; empty for settlements recorded before names were kept).
+    pub settled_by: String,
     /// Its cancellation, if it was reversed.
     pub reversal: Option<Reversal>,
 }
@@ -192,6 +203,17 @@ impl Settlement {
             Some(_) => SettlementStatus::Reversed,
             None => SettlementStatus::Settled,
         }
+    }
+
+    /// The business days it belongs to: the day it was settled, and the day
+    /// it was reversed when that is another one.
+    pub fn business_days(&self) -> impl Iterator<Item = BusinessDay> + use<> {
+        let reversed = self
+            .reversal
+            .as_ref()
+            .map(|r| r.day)
+            .filter(|day| *day != self.settled_day);
+        std::iter::once(self.settled_day).chain(reversed)
     }
 
     /// What this settlement charges to its year now: its assistance while
