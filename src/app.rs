@@ -6,11 +6,15 @@
 //! hands writes to the ledger. Errors say whether the caller sent something
 //! wrong or something broke; the transport maps them to status codes.
 //!
-//! The operators' use cases (snapshots) live in `app/admin.rs`.
+//! The operators' use cases (snapshots) live in `app/admin.rs`; the fund
+//! office's (reconciliation by hospital and day, export) in
+//! `app/reconciliation.rs`.
 
 mod admin;
+mod reconciliation;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 
 use std::sync::Arc;
 
@@ -147,7 +151,7 @@ pub struct SettlementPage {
 pub struct App {
     store: Arc<dyn Store>,
     policies: PolicyBook,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
     page_size_max: usize,
@@ -176,7 +180,7 @@ impl App {
         Ok(App {
             store,
             policies,
-            ledger,
+            ledger: Arc::new(ledger),
             roster,
             metrics,
             page_size_max,

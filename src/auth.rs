@@ -237,6 +237,10 @@ pub enum Action<'a> {
     ReadRoster,
     /// The admin RPCs: SaveSnapshot.
     Administer,
+    /// ReconcileDay and ListDaySettlements of this hospital.
+    Reconcile(&'a HospitalId),
+    /// ExportSettlements.
+    Export,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -244,7 +248,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
     use Action::*;
     let allowed = match (principal.role, action) {
         (Role::Open, _) => true,
-        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h)) => {
+        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h) | Reconcile(h)) => {
             if principal.hospital_id.as_ref() != Some(h) {
                 return Err(Refusal::PermissionDenied(format!(
                     "{principal} acts for hospital {}, not {h}",
@@ -261,7 +265,8 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (Role::Operator, Administer) => true,
         (
             Role::Auditor,
-            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster,
+            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
+            | Reconcile(_) | Export,
         ) => true,
         _ => false,
     };
@@ -289,6 +294,8 @@ impl Action<'_> {
             Action::WriteRoster => "change the roster",
             Action::ReadRoster => "read the roster",
             Action::Administer => "call the admin RPCs",
+            Action::Reconcile(_) => "reconcile a hospital's day",
+            Action::Export => "export settlements",
         }
     }
 }

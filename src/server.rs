@@ -32,6 +32,7 @@ use crate::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
         pb::{
             admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
+            reconciliation_service_server::ReconciliationServiceServer,
             roster_service_server::RosterServiceServer,
             settlement_service_server::SettlementServiceServer,
             usage_service_server::UsageServiceServer,
@@ -212,6 +213,9 @@ impl Server {
         health.set_serving::<RosterServiceServer<Api>>().await;
         health.set_serving::<PolicyServiceServer<Api>>().await;
         health.set_serving::<AdminServiceServer<Api>>().await;
+        health
+            .set_serving::<ReconciliationServiceServer<Api>>()
+            .await;
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
         let reflection = || {
@@ -253,7 +257,11 @@ impl Server {
                 auth.clone(),
             ))
             .add_service(InterceptedService::new(
-                AdminServiceServer::new(api).max_decoding_message_size(bytes_max),
+                AdminServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                ReconciliationServiceServer::new(api).max_decoding_message_size(bytes_max),
                 auth.clone(),
             ))
             .serve_with_incoming_shutdown(incoming, async move {
@@ -457,6 +465,9 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
     health.set_not_serving::<RosterServiceServer<Api>>().await;
     health.set_not_serving::<PolicyServiceServer<Api>>().await;
     health.set_not_serving::<AdminServiceServer<Api>>().await;
+    health
+        .set_not_serving::<ReconciliationServiceServer<Api>>()
+        .await;
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;

@@ -191,6 +191,8 @@ pub fn settlement(settlement: &Settlement) -> pb::Settlement {
         reverse_reason: reversal
             .map(|r| r.reason.as_str().to_owned())
             .unwrap_or_default(),
+        settled_by: settlement.settled_by.clone(),
+        reversed_by: reversal.map(|r| r.by.clone()).unwrap_or_default(),
         ..settlement_of(&settlement.claim, &settlement.outcome, status)
     }
 }

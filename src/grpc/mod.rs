@@ -1,4 +1,4 @@
-//! The gRPC transport: generated messages, the five services, the
+//! The gRPC transport: generated messages, the six services, the
 //! authentication interceptor, the request gate, and the error table. It only
 //! converts, authenticates and maps errors; the use cases (and the decision of
 //! who may do what) are in [`crate::app`].
@@ -6,6 +6,7 @@
 mod admin;
 mod convert;
 mod gate;
+mod reconciliation;
 mod status;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ mod operations;
 mod policy;
 mod powercut;
 mod powerfs;
+mod reconciliation;
 mod restart;
 mod roster;
 mod security;

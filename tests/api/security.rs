@@ -12,6 +12,7 @@ use medassist::{
     domain::HospitalId,
     grpc::pb::{
         self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
+        reconciliation_service_client::ReconciliationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
@@ -79,9 +80,12 @@ enum Rpc {
     GetPerson,
     GetPolicy,
     SaveSnapshot,
+    ReconcileDay,
+    ListDaySettlements,
+    ExportSettlements,
 }
 
-const RPCS: [Rpc; 11] = [
+const RPCS: [Rpc; 14] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -93,6 +97,9 @@ const RPCS: [Rpc; 11] = [
     Rpc::GetPerson,
     Rpc::GetPolicy,
     Rpc::SaveSnapshot,
+    Rpc::ReconcileDay,
+    Rpc::ListDaySettlements,
+    Rpc::ExportSettlements,
 ];
 
 /// What the matrix runs against: an enrolled patient, and one settlement
@@ -161,6 +168,8 @@ async fn call(
     let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut policies = PolicyServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut admin = AdminServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut reconciliation =
+        ReconciliationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
     let request = pb::SettleRequest {
         hospital_id: hospital.into(),
@@ -237,6 +246,48 @@ async fn call(
             }
             Err(status) => Err(status),
         },
+        Rpc::ReconcileDay => reconciliation
+            .reconcile_day(pb::ReconcileDayRequest {
+                hospital_id: hospital.into(),
+                date: "2026-12-01".into(),
+                hospital_totals: Some(pb::DayTotals {
+                    settled_count: 0,
+                    assistance_total: "0".into(),
+                    reversed_count: 0,
+                    reversed_total: "0".into(),
+                }),
+            })
+            .await
+            .map(drop),
+        Rpc::ListDaySettlements => reconciliation
+            .list_day_settlements(pb::ListDaySettlementsRequest {
+                hospital_id: hospital.into(),
+                date: "2026-12-01".into(),
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(drop),
+        Rpc::ExportSettlements => {
+            let request = pb::ExportSettlementsRequest {
+                from_date: "2026-01-01".into(),
+                to_date: "2026-12-31".into(),
+                hospital_id: hospital.into(),
+            };
+            match reconciliation.export_settlements(request).await {
+                Ok(response) => {
+                    let mut settlements = response.into_inner();
+                    loop {
+                        match settlements.message().await {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => break Ok(()),
+                            Err(status) => break Err(status),
+                        }
+                    }
+                }
+                Err(status) => Err(status),
+            }
+        }
     };
     match result {
         Ok(()) => Code::Ok,
@@ -249,7 +300,13 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     use Rpc::*;
     let hospital_scoped = matches!(
         rpc,
-        PreSettle | Settle | Reverse | GetSettlementByKey | GetSettlementById
+        PreSettle
+            | Settle
+            | Reverse
+            | GetSettlementByKey
+            | GetSettlementById
+            | ReconcileDay
+            | ListDaySettlements
     );
     let allowed = match caller {
         "none" | "bad" => return Code::Unauthenticated,
@@ -265,6 +322,9 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | ListSettlements
                 | GetPerson
                 | GetPolicy
+                | ReconcileDay
+                | ListDaySettlements
+                | ExportSettlements
         ),
         other => panic!("unknown caller {other}"),
     };
@@ -275,8 +335,8 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     }
 }
 
-/// Proves the whole matrix: 11 RPCs x 7 callers x own and other hospital,
-/// 154 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 14 RPCs x 7 callers x own and other hospital,
+/// 196 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -306,7 +366,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 154);
+    assert_eq!(checked, 196);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
