@@ -542,3 +542,44 @@ async fn mtls_requires_a_certificate_from_the_configured_ca() {
         assert!(refused, "client certificate {identity:?} must be refused");
     }
 }
+
+/// Proves a settlement records who made it and who reversed it: the
+/// configured name of each caller's token, kept on the record and shown to
+/// whoever may read it (here the auditor).
+#[tokio::test]
+async fn settlements_record_the_name_of_the_token() {
+    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), guarded_config()).await;
+    let channel = server.channel();
+    let fixtures = Fixtures::new(&channel).await;
+    let mut hospital =
+        SettlementServiceClient::with_interceptor(channel.clone(), bearer(Some("t-h001")));
+    hospital
+        .reverse(pb::ReverseRequest {
+            hospital_id: "H001".into(),
+            claim_id: "FIX".into(),
+            reason: "wrong patient".into(),
+        })
+        .await
+        .unwrap();
+    let mut auditor = SettlementServiceClient::with_interceptor(channel, bearer(Some("t-auditor")));
+    let read = auditor
+        .get_settlement(pb::GetSettlementRequest {
+            settlement_id: fixtures.settlement_id_of("H001"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.settled_by, "test t-h001");
+    assert_eq!(read.reversed_by, "test t-h001");
+    let other = auditor
+        .get_settlement(pb::GetSettlementRequest {
+            settlement_id: fixtures.settlement_id_of("H002"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.settled_by, "test t-h002");
+    assert_eq!(other.reversed_by, "", "not reversed");
+}
