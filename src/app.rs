@@ -32,6 +32,9 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// Most patients one `BatchGetAnnualUsage` asks about.
+pub const BATCH_PATIENTS_MAX: usize = 500;
+
 /// Settlements per page when the caller does not say.
 pub const PAGE_SIZE_DEFAULT: usize = 50;
 
@@ -312,6 +315,34 @@ impl App {
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
         let person = self.read_person(&patient_id).await?;
+        self.usage_of(patient_id, &person, year).await
+    }
+
+    /// The annual usage of many patients, in the order asked; those not on
+    /// the roster are returned apart, in the order asked.
+    pub async fn batch_annual_usage(
+        &self,
+        patient_ids: Vec<ResidentId>,
+        year: Year,
+        by: &Principal,
+    ) -> Result<(Vec<AnnualUsage>, Vec<ResidentId>), AppError> {
+        authorize(by, Action::ReadUsage)?;
+        let (mut usages, mut not_found) = (Vec::new(), Vec::new());
+        for patient_id in patient_ids {
+            match self.find_person(&patient_id).await? {
+                Some(person) => usages.push(self.usage_of(patient_id, &person, year).await?),
+                None => not_found.push(patient_id),
+            }
+        }
+        Ok((usages, not_found))
+    }
+
+    async fn usage_of(
+        &self,
+        patient_id: ResidentId,
+        person: &Person,
+        year: Year,
+    ) -> Result<AnnualUsage, AppError> {
         let policy = self.policy_for(person.region(), year)?;
         let usage = match self.store.usage(&patient_id, year)? {
             Some(read) => self.ledger.durable(read).await?,

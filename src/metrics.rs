@@ -44,6 +44,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.SettlementService/GetSettlement",
     "/medassist.v1.UsageService/GetAnnualUsage",
     "/medassist.v1.UsageService/ListSettlements",
+    "/medassist.v1.UsageService/BatchGetAnnualUsage",
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
     "/medassist.v1.PolicyService/GetPolicy",

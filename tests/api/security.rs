@@ -76,6 +76,7 @@ enum Rpc {
     GetSettlementById,
     GetAnnualUsage,
     ListSettlements,
+    BatchGetAnnualUsage,
     UpsertPerson,
     GetPerson,
     GetPolicy,
@@ -85,7 +86,7 @@ enum Rpc {
     ExportSettlements,
 }
 
-const RPCS: [Rpc; 14] = [
+const RPCS: [Rpc; 15] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -93,6 +94,7 @@ const RPCS: [Rpc; 14] = [
     Rpc::GetSettlementById,
     Rpc::GetAnnualUsage,
     Rpc::ListSettlements,
+    Rpc::BatchGetAnnualUsage,
     Rpc::UpsertPerson,
     Rpc::GetPerson,
     Rpc::GetPolicy,
@@ -213,6 +215,13 @@ async fn call(
             })
             .await
             .map(drop),
+        Rpc::BatchGetAnnualUsage => usage
+            .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+                patient_ids: vec![fixtures.patient.clone()],
+                year: 2026,
+            })
+            .await
+            .map(drop),
         Rpc::UpsertPerson => roster
             .upsert_person(pb::UpsertPersonRequest {
                 person: Some(dibao_person(&fixtures.patient)),
@@ -311,7 +320,10 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     let allowed = match caller {
         "none" | "bad" => return Code::Unauthenticated,
         "t-h001" => hospital_scoped && hospital == "H001",
-        "t-insurer" => matches!(rpc, GetAnnualUsage | ListSettlements | GetPolicy),
+        "t-insurer" => matches!(
+            rpc,
+            GetAnnualUsage | ListSettlements | BatchGetAnnualUsage | GetPolicy
+        ),
         "t-roster" => matches!(rpc, UpsertPerson | GetPerson),
         "t-operator" => matches!(rpc, SaveSnapshot),
         "t-auditor" => matches!(
@@ -320,6 +332,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | GetSettlementById
                 | GetAnnualUsage
                 | ListSettlements
+                | BatchGetAnnualUsage
                 | GetPerson
                 | GetPolicy
                 | ReconcileDay
@@ -335,8 +348,8 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     }
 }
 
-/// Proves the whole matrix: 14 RPCs x 7 callers x own and other hospital,
-/// 196 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 15 RPCs x 7 callers x own and other hospital,
+/// 210 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -366,7 +379,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 196);
+    assert_eq!(checked, 210);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
