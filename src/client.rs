@@ -11,7 +11,12 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::grpc::pb::admin_service_client::AdminServiceClient;
+pub mod export;
+
+use crate::grpc::pb::{
+    admin_service_client::AdminServiceClient,
+    reconciliation_service_client::ReconciliationServiceClient,
+};
 
 /// How long connecting may take before the tool gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,6 +102,11 @@ impl Client {
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
     }
+
+    /// The reconciliation service.
+    pub fn reconciliation(&self) -> ReconciliationServiceClient<Channel> {
+        ReconciliationServiceClient::new(self.channel.clone())
+    }
 }
 
 /// An error and its causes, on one line.
@@ -109,6 +119,19 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A progress line counting items (`exporting 12,345 settlements`), drawn
+/// only when standard error is a terminal.
+pub fn count_progress(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 /// A progress line counting bytes, drawn only when standard error is a

@@ -11,6 +11,7 @@ mod damage;
 mod durability;
 mod edge;
 mod faults;
+mod fund_cli;
 mod invariants;
 mod operations;
 mod policy;
