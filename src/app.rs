@@ -12,6 +12,7 @@
 
 mod admin;
 mod reconciliation;
+mod referrals;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
@@ -139,6 +140,8 @@ pub struct AnnualUsage {
     pub remaining: Money,
     /// Settlements that are not reversed, zero amounts included.
     pub settlement_count: u32,
+    /// What the patient paid over the settlements that are not reversed.
+    pub patient_pays_total: Money,
 }
 
 /// One page of a patient-year's settlements.
@@ -205,12 +208,22 @@ impl App {
     pub async fn pre_settle(&self, claim: Claim, by: &Principal) -> Result<Quote, AppError> {
         authorize(by, Action::Quote(&claim.key().hospital_id))?;
         let assessment = self.assess(&claim).await?;
-        let used = match self.store.usage(claim.patient_id(), claim.year())? {
-            Some(read) => self.ledger.durable(read).await?.used,
-            None => Money::ZERO,
+        let usage = match self.store.usage(claim.patient_id(), claim.year())? {
+            Some(read) => self.ledger.durable(read).await?,
+            None => Default::default(),
         };
-        let outcome = rules::apply_cap(&claim, &assessment, used);
-        Ok(Quote { claim, outcome })
+        let outcome = rules::apply_cap(&claim, &assessment, usage.used);
+        // What Settle would decide, were nothing else settled first.
+        let paid_total = usage
+            .patient_pays
+            .checked_add(outcome.patient_pays)
+            .unwrap_or(Money::MAX);
+        let referral = rules::referral(assessment.cap.as_ref(), &outcome, paid_total);
+        Ok(Quote {
+            claim,
+            outcome,
+            referral,
+        })
     }
 
     /// Settles a claim once: records it and charges the cap, or replays the
@@ -233,6 +246,9 @@ impl App {
             .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
+            if let Some(reason) = recorded.settlement.referral {
+                self.metrics.referred(reason);
+            }
             audit_settlement("settle", &recorded.settlement, by);
         }
         Ok(recorded)
@@ -357,6 +373,7 @@ impl App {
             used: usage.used,
             remaining: policy.annual_cap().saturating_sub(usage.used),
             settlement_count: usage.settlement_count,
+            patient_pays_total: usage.patient_pays,
         })
     }
 

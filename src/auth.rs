@@ -241,6 +241,8 @@ pub enum Action<'a> {
     Reconcile(&'a HospitalId),
     /// ExportSettlements.
     Export,
+    /// ListReferrals.
+    ListReferrals,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -261,12 +263,12 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
             true
         }
         (Role::Insurer, ReadUsage | ListSettlements | ReadPolicy) => true,
-        (Role::RosterAdmin, WriteRoster | ReadRoster) => true,
+        (Role::RosterAdmin, WriteRoster | ReadRoster | ListReferrals) => true,
         (Role::Operator, Administer) => true,
         (
             Role::Auditor,
             ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
-            | Reconcile(_) | Export,
+            | Reconcile(_) | Export | ListReferrals,
         ) => true,
         _ => false,
     };
@@ -296,6 +298,7 @@ impl Action<'_> {
             Action::Administer => "call the admin RPCs",
             Action::Reconcile(_) => "reconcile a hospital's day",
             Action::Export => "export settlements",
+            Action::ListReferrals => "list referrals",
         }
     }
 }

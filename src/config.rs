@@ -12,6 +12,7 @@
 //! basic_insurance_annual_cap = "300000.00"
 //! gradual_exit_grace_months = 3   # optional, default 3
 //! left_poverty_grace_months = 24  # optional, default 24
+//! referral_threshold = "10000.00" # optional: patient payments in a year that refer to temporary assistance
 //!
 //! [[policy.disease]]              # optional: default is the seed catalogue
 //! name = "malignant tumour"
@@ -66,7 +67,8 @@ use crate::{
     auth::{Access, Principal, Role, TokenDigest, TokenEntry},
     domain::{
         CodePattern, Disease, GracePeriods, HospitalId, Money, ParseError, Policy, PolicyBook,
-        PolicyTerms, Ratio, RegionCode, UtcOffset, Year, builtin_catalogue,
+        PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
+        builtin_catalogue,
     },
 };
 
@@ -241,6 +243,7 @@ struct PolicyEntry {
     basic_insurance_annual_cap: String,
     gradual_exit_grace_months: Option<u32>,
     left_poverty_grace_months: Option<u32>,
+    referral_threshold: Option<String>,
     disease: Option<Vec<DiseaseEntry>>,
 }
 
@@ -563,6 +566,10 @@ impl PolicyEntry {
                     .unwrap_or(defaults.left_poverty_months),
             },
             diseases,
+            referral_threshold: match &self.referral_threshold {
+                None => REFERRAL_THRESHOLD_DEFAULT,
+                Some(text) => Money::parse(text).map_err(|e| field("referral_threshold", e))?,
+            },
         };
         Policy::new(terms).map_err(|e| e.to_string())
     }
@@ -629,6 +636,35 @@ mod tests {
         let small_cap = CITY_AND_COUNTY.replace("\"0.60\"", "\"0.45\"");
         assert!(error_of(&small_cap).contains("policy[1]"));
         assert!(error_of(&small_cap).contains("cap_fraction 0.45"));
+    }
+
+    #[test]
+    fn reads_the_referral_threshold() {
+        let with = CITY_AND_COUNTY.replacen(
+            "year = 2025",
+            "year = 2025\nreferral_threshold = \"5000.5\"",
+            1,
+        );
+        let config = Config::parse(&with).unwrap();
+        let region = RegionCode::parse("320600").unwrap();
+        let policy = config
+            .policies
+            .lookup(region, Year::parse(2025).unwrap())
+            .unwrap();
+        assert_eq!(policy.terms().referral_threshold.to_string(), "5000.50");
+        let default = Config::parse(CITY_AND_COUNTY).unwrap();
+        let policy = default
+            .policies
+            .lookup(region, Year::parse(2025).unwrap())
+            .unwrap();
+        assert_eq!(policy.terms().referral_threshold.to_string(), "10000.00");
+        let zero =
+            CITY_AND_COUNTY.replacen("year = 2025", "year = 2025\nreferral_threshold = \"0\"", 1);
+        assert!(
+            error_of(&zero).contains("referral_threshold"),
+            "{}",
+            error_of(&zero)
+        );
     }
 
     #[test]

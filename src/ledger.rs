@@ -556,9 +556,11 @@ impl<'a> Pending<'a> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
         let usage = self.usage(&patient, year)?;
         let outcome = rules::apply_cap(&claim, assessment, usage.used);
-        let charged = usage.charge(outcome.assistance).ok_or_else(|| {
+        let charged = usage.charge(&outcome).ok_or_else(|| {
             StoreError::Corrupt(format!("running total of {patient} in {year} overflows"))
         })?;
+        // Decided once, here, on the year as this commit leaves it.
+        let referral = rules::referral(assessment.cap.as_ref(), &outcome, charged.patient_pays);
         let settlement = Settlement {
             id: self.batch.next_settlement_id,
             claim,
@@ -566,6 +568,7 @@ impl<'a> Pending<'a> {
             settled_at: self.now.at,
             settled_day: self.now.day,
             settled_by: by,
+            referral,
             reversal: None,
         };
         self.batch.next_settlement_id = settlement.id.next();
@@ -597,7 +600,7 @@ impl<'a> Pending<'a> {
             settlement.claim.year(),
         );
         let refunded = self.usage(&patient, year).and_then(|usage| {
-            usage.refund(settlement.outcome.assistance).ok_or_else(|| {
+            usage.refund(&settlement.outcome).ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "running total of {patient} in {year} does not hold settlement {}",
                     settlement.id

@@ -34,7 +34,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::domain::{IneligibleReason, Money, Outcome};
+use crate::domain::{IneligibleReason, Money, Outcome, ReferralReason};
 
 /// The RPC paths that get their own label.
 pub const KNOWN_RPCS: &[&str] = &[
@@ -47,6 +47,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.UsageService/BatchGetAnnualUsage",
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
+    "/medassist.v1.RosterService/ListReferrals",
     "/medassist.v1.PolicyService/GetPolicy",
     "/medassist.v1.AdminService/SaveSnapshot",
     "/medassist.v1.ReconciliationService/ReconcileDay",
@@ -98,6 +99,7 @@ pub struct Metrics {
     connections_accepted: Counter,
     connections_rejected: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
+    referrals: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -131,6 +133,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             connections_rejected: Family::default(),
             connections_closed: Family::default(),
+            referrals: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -162,6 +165,11 @@ impl Metrics {
             "assistance_fen",
             "Assistance paid by new settlements, in fen, by outcome",
             metrics.assistance_fen.clone(),
+        );
+        registry.register(
+            "referrals",
+            "New settlements referred to temporary assistance, by reason",
+            metrics.referrals.clone(),
         );
         registry.register(
             "reversals",
@@ -253,6 +261,15 @@ impl Metrics {
         self.assistance_fen
             .get_or_create(&label)
             .inc_by(fen(outcome.assistance));
+    }
+
+    /// Counts a settlement referred to temporary assistance.
+    pub fn referred(&self, reason: ReferralReason) {
+        self.referrals
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Counts a reversal and the assistance it gave back.

@@ -47,6 +47,8 @@ pub const COLUMNS: &[&str] = &[
     "basic_insurance_paid",
     "critical_illness_paid",
     "region_code",
+    "referred",
+    "referral_reason",
     "settled_by",
     "reversed_by",
 ];
@@ -138,6 +140,8 @@ fn values(s: &pb::Settlement) -> Vec<Value> {
         text(&s.basic_insurance_paid),
         text(&s.critical_illness_paid),
         text(&s.region_code),
+        Value::Bool(s.referred),
+        text(s.referral_reason().as_str_name()),
         text(&s.settled_by),
         text(&s.reversed_by),
     ]

@@ -30,13 +30,13 @@ pub use person::{
 };
 pub use policy::{
     ASSISTANCE_RATIO_FLOOR, CAP_FRACTION_FLOOR, Disease, GracePeriods, Policy, PolicyBook,
-    PolicyError, PolicyId, PolicyTerms, Ratio, builtin_catalogue,
+    PolicyError, PolicyId, PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, builtin_catalogue,
 };
 pub use region::RegionCode;
 pub use resident_id::ResidentId;
 pub use settlement::{
-    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, Reversal, Settlement,
-    SettlementId, SettlementStatus, Timestamp, Usage,
+    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, ReferralReason, Reversal,
+    Settlement, SettlementId, SettlementStatus, Timestamp, Usage,
 };
 pub use text::{ClaimId, HospitalId, PersonName, Reason};
 pub use validation::{FieldViolation, ParseError, Violations};

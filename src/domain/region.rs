@@ -37,6 +37,12 @@ impl RegionCode {
         RegionCode(city)
     }
 
+    /// True when a query for this code takes in `other`: the same code, or
+    /// (for a city code `xxxx00`) one of the city's counties.
+    pub fn covers(self, other: RegionCode) -> bool {
+        self == other || (self == self.city() && self.0[..4] == other.0[..4])
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.

@@ -298,6 +298,23 @@ impl pb::roster_service_server::RosterService for Api {
         let id = checked(violations.finish(|| id))?;
         answered(self.app.person(&id, &by).await, convert::person_message)
     }
+
+    async fn list_referrals(
+        &self,
+        request: Request<pb::ListReferralsRequest>,
+    ) -> Result<Response<pb::ListReferralsResponse>, Status> {
+        let by = caller(&request)?;
+        let (region, from, to, page_size, after) =
+            checked(reconciliation::referrals_request(request.get_ref()))?;
+        let page = self
+            .app
+            .list_referrals(region, from, to, page_size, after, &by)
+            .await;
+        answered(page, |page| pb::ListReferralsResponse {
+            settlements: page.settlements.iter().map(convert::settlement).collect(),
+            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        })
+    }
 }
 
 #[tonic::async_trait]

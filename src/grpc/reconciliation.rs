@@ -11,7 +11,9 @@ use tonic::{
 use super::{Api, answered, caller, checked, convert, pb, to_status};
 use crate::{
     app::{DayTotals, EXPORT_DAYS_MAX},
-    domain::{BusinessDay, Date, HospitalId, Money, ParseError, SettlementId, Violations},
+    domain::{
+        BusinessDay, Date, HospitalId, Money, ParseError, RegionCode, SettlementId, Violations,
+    },
 };
 
 /// The settlements of an export, as the wire sends them.
@@ -156,6 +158,48 @@ fn list_day_request(request: &pb::ListDaySettlementsRequest) -> Result<ListDayRe
             .map(Some),
     };
     violations.finish(|| Some((hospital?, date?, page_size?, after?)))
+}
+
+fn page_token(violations: &mut Violations, token: &str) -> Option<Option<SettlementId>> {
+    match token {
+        "" => Some(None),
+        token => violations
+            .check(
+                "page_token",
+                SettlementId::parse(token)
+                    .map_err(|_| ParseError::new("is not a token this service gave out")),
+            )
+            .map(Some),
+    }
+}
+
+type ReferralsRequest = (
+    RegionCode,
+    BusinessDay,
+    BusinessDay,
+    usize,
+    Option<SettlementId>,
+);
+
+/// Checks a `ListReferrals` request (the RPC is the roster service's; its
+/// fields are days and pages, as here).
+pub(super) fn referrals_request(
+    request: &pb::ListReferralsRequest,
+) -> Result<ReferralsRequest, Violations> {
+    let mut violations = Violations::new();
+    let region = violations.check("region_code", RegionCode::parse(&request.region_code));
+    let from = day(&mut violations, "from_date", &request.from_date);
+    let to = day(&mut violations, "to_date", &request.to_date);
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        violations.add("to_date", "must not be before from_date");
+    }
+    let page_size = usize::try_from(request.page_size)
+        .map_err(|_| violations.add("page_size", "may not be negative"))
+        .ok();
+    let after = page_token(&mut violations, &request.page_token);
+    violations.finish(|| Some((region?, from?, to?, page_size?, after?)))
 }
 
 type ExportRequest = (BusinessDay, BusinessDay, Option<HospitalId>);

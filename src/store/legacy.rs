@@ -1,8 +1,9 @@
 //! The layout before business days and names (schema version 1), kept only
 //! to read an older store once and bring it up to date.
 //!
-//! Version 1 stored `Settlement` without `settled_day`, `settled_by` and the
-//! reversal's `day` and `by`, and had no day index. postcard is not
+//! Version 1 stored `Settlement` without `settled_day`, `settled_by`,
+//! `referral` and the reversal's `day` and `by`, `Usage` without
+//! `patient_pays`, and had no day or referral index. postcard is not
 //! self-describing, so those records cannot be read with today's types: at
 //! start-up, an older store first replays its journal in the old encoding
 //! (writing what version 1 wrote), then every settlement is rewritten in the
@@ -13,8 +14,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    BusinessDay, Claim, Outcome, Person, Reason, ResidentId, Reversal, Settlement, SettlementId,
-    Timestamp, Usage, UtcOffset, Year,
+    BusinessDay, Claim, Money, Outcome, Person, Reason, ResidentId, Reversal, Settlement,
+    SettlementId, Timestamp, Usage, UtcOffset, Year,
 };
 
 use super::CommitNumber;
@@ -56,9 +57,30 @@ pub struct BatchV1 {
     /// Settlements written.
     pub settlements: Vec<SettlementV1>,
     /// Running totals written.
-    pub usages: Vec<(ResidentId, Year, Usage)>,
+    pub usages: Vec<(ResidentId, Year, UsageV1)>,
     /// Roster records written.
     pub persons: Vec<Person>,
+}
+
+/// A running total as version 1 stored it: without what the patient paid.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct UsageV1 {
+    /// Assistance of the settlements that are not reversed.
+    pub used: Money,
+    /// Their number.
+    pub settlement_count: u32,
+}
+
+impl UsageV1 {
+    /// The total in today's form, given what the patient paid over the
+    /// settlements that are not reversed.
+    pub fn upgrade(self, patient_pays: Money) -> Usage {
+        Usage {
+            used: self.used,
+            settlement_count: self.settlement_count,
+            patient_pays,
+        }
+    }
 }
 
 impl SettlementV1 {
@@ -71,6 +93,8 @@ impl SettlementV1 {
             settled_at: self.settled_at,
             settled_day: BusinessDay::of(self.settled_at, offset),
             settled_by: String::new(),
+            // Referral did not exist: an old settlement is not referred.
+            referral: None,
             reversal: self.reversal.map(|r| Reversal {
                 at: r.at,
                 reason: r.reason,
@@ -128,6 +152,7 @@ mod tests {
         };
         let bytes = postcard::to_stdvec(&(3u64, &old)).unwrap();
         let (commit, read): (u64, SettlementV1) = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.clone().upgrade(UtcOffset::CHINA).referral, None);
         assert_eq!(commit, 3);
         let new = read.upgrade(UtcOffset::CHINA);
         assert_eq!(new.settled_day.to_string(), "2025-12-01");

@@ -28,7 +28,8 @@ pub type ScanIter<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
 use std::ops::RangeInclusive;
 
 use crate::domain::{
-    BusinessDay, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
+    BusinessDay, ClaimKey, HospitalId, Person, RegionCode, ResidentId, Settlement, SettlementId,
+    Usage, Year,
 };
 
 /// The number of one atomic commit; commits are numbered 1, 2, 3, ... in order.
@@ -171,6 +172,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
 
+    /// Up to `limit` settlements referred to temporary assistance and not
+    /// reversed, of `region` (a city takes in its counties), settled on the
+    /// business days `days`, oldest first, starting after `after`.
+    fn referrals(
+        &self,
+        region: RegionCode,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
+
     /// Writes the whole batch atomically: afterwards every read sees all of
     /// it, and on failure none of it. Not yet durable.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
@@ -207,4 +219,6 @@ pub trait Scan: Store {
     fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>>;
     /// Every entry of the day index: of one hospital, or (`None`) of all.
     fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)>;
+    /// Every entry of the referral index: day settled, settlement, region.
+    fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)>;
 }

@@ -32,6 +32,7 @@
 //! | `R` resident ID (18) | commit, roster record |
 //! | `H` hospital length (1), hospital, day (4), settlement number (8) | nothing: the hospital-day index |
 //! | `D` day (4), settlement number (8) | nothing: the day index, every hospital |
+//! | `F` day settled (4), settlement number (8) | region (6): referred and not reversed |
 //! | `M` name | schema version, last commit, next settlement number |
 //!
 //! Values are postcard-encoded. Big-endian numbers make key order equal
@@ -65,7 +66,7 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::legacy::{self, BatchV1, SettlementV1};
+use super::legacy::{self, BatchV1, SettlementV1, UsageV1};
 use super::{
     Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
     checkpoint::{self, sync_dir, sync_tree},
@@ -73,16 +74,17 @@ use super::{
     snapshot::{self, Item, SnapshotSummary, SnapshotWriter},
 };
 use crate::domain::{
-    BusinessDay, ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId,
-    Usage, UtcOffset, Year,
+    BusinessDay, ClaimId, ClaimKey, HospitalId, Money, Person, RegionCode, ResidentId, Settlement,
+    SettlementId, Usage, UtcOffset, Year,
 };
 
 /// The layout version this code reads and writes.
 const SCHEMA_VERSION: u32 = 2;
-/// While a version 1 store is being brought up to date: the last settlement
-/// rewritten, so an interrupted migration resumes where it stopped.
+/// While a version 1 store is being brought up to date: the key of the last
+/// running total rewritten, so an interrupted migration resumes after it.
 const META_MIGRATING: &[u8] = b"Mmigrating_v2";
-/// Settlements rewritten per atomic step of the migration.
+/// Records rewritten per atomic step of the migration (a patient-year is
+/// never split).
 const MIGRATE_CHUNK: usize = 10_000;
 const META_SCHEMA: &[u8] = b"Mschema";
 const META_COMMIT: &[u8] = b"Mcommit";
@@ -293,6 +295,14 @@ impl SledStore {
             for key in day_keys(settlement) {
                 writes.insert(key, &[]);
             }
+            // Referred and not reversed: listed; reversed: no longer.
+            if let (Some(_), Some(cap)) = (settlement.referral, &settlement.outcome.cap) {
+                let key = referral_key(settlement.settled_day, settlement.id);
+                match settlement.reversal {
+                    None => writes.insert(key, cap.region.as_str().as_bytes()),
+                    Some(_) => writes.remove(key),
+                }
+            }
         }
         for (patient, year, usage) in &batch.usages {
             writes.insert(usage_key(patient, *year), encode(&(batch.commit, usage))?);
@@ -425,6 +435,46 @@ impl Store for SledStore {
             }
             let settlement = self.settlement(SettlementId::new(id))?.ok_or_else(|| {
                 StoreError::Corrupt(format!("day index points to missing settlement {id}"))
+            })?;
+            found.push(settlement);
+        }
+        Ok(found)
+    }
+
+    fn referrals(
+        &self,
+        region: RegionCode,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        self.healthy()?;
+        let mut start = referral_key(*days.start(), SettlementId::new(0));
+        if let Some(after) = after {
+            // Resume just after the last one answered, even if it has since
+            // been reversed and left the index.
+            if let Some(last) = self.settlement(after)? {
+                start = start.max(referral_key(last.value.settled_day, after.next()));
+            }
+        }
+        let end = referral_key(days.end().next(), SettlementId::new(0));
+        let mut found = Vec::new();
+        for entry in self.db.range(start..end) {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(io)?;
+            let damaged = || StoreError::Corrupt("malformed referral index entry".into());
+            let of = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| RegionCode::parse(text).ok())
+                .ok_or_else(damaged)?;
+            if !region.covers(of) {
+                continue;
+            }
+            let id = be_u64(key.get(5..).ok_or_else(damaged)?)?;
+            let settlement = self.settlement(SettlementId::new(id))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("referral index points to missing settlement {id}"))
             })?;
             found.push(settlement);
         }
@@ -688,6 +738,20 @@ impl Scan for SledStore {
         });
         Box::new(every.chain(by_hospital))
     }
+
+    fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)> {
+        self.scan(b"F", |key, value| {
+            let damaged = || StoreError::Corrupt("malformed referral index entry".into());
+            let day = key.get(..4).ok_or_else(damaged)?;
+            let day = BusinessDay::from_key_bytes([day[0], day[1], day[2], day[3]]);
+            let id = SettlementId::new(be_u64(&key[4..])?);
+            let region = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| RegionCode::parse(text).ok())
+                .ok_or_else(damaged)?;
+            Ok((day, id, region))
+        })
+    }
 }
 
 /// A cursor over one day's index entries, from a settlement number on.
@@ -824,50 +888,80 @@ fn stored_schema(db: &sled::Db) -> Result<u32, StoreError> {
     }
 }
 
-/// Brings a version 1 store up to date: rewrites every settlement with its
-/// business days (in the zone `offset`) and builds the day index, in atomic
-/// steps that record how far they got, then marks the store version 2. The
-/// journal was replayed (in the old encoding) before, so every settlement is
-/// in the tree. Called once, at start-up.
+/// Brings a version 1 store up to date: for each patient-year, rewrites its
+/// settlements with their business days (in the zone `offset`) and their
+/// day index entries, and its running total with what the patient paid;
+/// in atomic steps that record the last patient-year done, so an interrupted
+/// migration resumes there. Then marks the store version 2. The journal was
+/// replayed (in the old encoding) before, so every commit is in the tree,
+/// and every settlement has its patient-year's running total. Called once,
+/// at start-up.
 fn migrate_v1(db: &sled::Db, offset: UtcOffset) -> Result<(), StoreError> {
-    let resumed = get_u64(db, META_MIGRATING)?;
-    let mut next = resumed.map_or(SettlementId::FIRST, |id| SettlementId::new(id).next());
+    let resumed = db.get(META_MIGRATING).map_err(io)?;
+    let mut start = match &resumed {
+        // Just after the last patient-year done.
+        Some(last) => [last.as_ref(), &[0]].concat(),
+        None => b"U".to_vec(),
+    };
     tracing::warn!(
-        resumed_after = resumed,
+        resumed = resumed.is_some(),
         %offset,
         "store written with layout version 1: rewriting settlements with their business \
-         days and building the hospital-day index (once)"
+         days and totals with what patients paid, and building the hospital-day index (once)"
     );
     let started = std::time::Instant::now();
-    let mut rewritten = 0u64;
+    let (mut settlements, mut patient_years) = (0u64, 0u64);
     loop {
         let mut writes = sled::Batch::default();
-        let mut last = None;
-        for entry in db.range(settlement_key(next)..).take(MIGRATE_CHUNK) {
+        let (mut last, mut in_step) = (None, 0);
+        for entry in db.range(start.clone()..) {
             let (key, value) = entry.map_err(io)?;
-            if !key.starts_with(b"S") {
+            if !key.starts_with(b"U") || in_step >= MIGRATE_CHUNK {
                 break;
             }
-            let (commit, old): (CommitNumber, SettlementV1) = decode(&value)?;
-            let settlement = old.upgrade(offset);
-            writes.insert(key, encode(&(commit, &settlement))?);
-            for index in day_keys(&settlement) {
-                writes.insert(index, &[]);
+            let (patient, year) = patient_year_of(&key[1..])?;
+            let (commit, old): (CommitNumber, UsageV1) = decode(&value)?;
+            let mut paid = Money::ZERO;
+            let prefix = patient_year_key(&patient, year);
+            for index in db.scan_prefix(&prefix) {
+                let (index, _) = index.map_err(io)?;
+                let id = SettlementId::new(be_u64(&index[prefix.len()..])?);
+                let stored = db.get(settlement_key(id)).map_err(io)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("patient-year index points to missing {id}"))
+                })?;
+                let (commit, old): (CommitNumber, SettlementV1) = decode(&stored)?;
+                let settlement = old.upgrade(offset);
+                if settlement.reversal.is_none() {
+                    paid = paid
+                        .checked_add(settlement.outcome.patient_pays)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("payments of {patient} in {year} overflow"))
+                        })?;
+                }
+                writes.insert(settlement_key(id), encode(&(commit, &settlement))?);
+                for index in day_keys(&settlement) {
+                    writes.insert(index, &[]);
+                }
+                settlements += 1;
+                in_step += 1;
             }
-            last = Some(settlement.id);
-            rewritten += 1;
+            writes.insert(key.clone(), encode(&(commit, old.upgrade(paid)))?);
+            patient_years += 1;
+            in_step += 1;
+            last = Some(key);
         }
         let Some(last) = last else { break };
-        writes.insert(META_MIGRATING, &last.get().to_be_bytes());
+        writes.insert(META_MIGRATING, last.as_ref());
         db.apply_batch(writes).map_err(io)?;
-        next = last.next();
+        start = [last.as_ref(), &[0]].concat();
     }
     let mut done = sled::Batch::default();
     done.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?);
     done.remove(META_MIGRATING);
     db.apply_batch(done).map_err(io)?;
     tracing::warn!(
-        rewritten,
+        settlements,
+        patient_years,
         seconds = started.elapsed().as_secs_f64(),
         "store brought up to layout version 2; the day index is built"
     );
@@ -1095,6 +1189,15 @@ fn day_prefix(hospital: Option<&HospitalId>, day: BusinessDay) -> Vec<u8> {
     key
 }
 
+/// The referral index key of a settlement settled on `day`.
+fn referral_key(day: BusinessDay, id: SettlementId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(13);
+    key.push(b'F');
+    key.extend_from_slice(&day.key_bytes());
+    key.extend_from_slice(&id.get().to_be_bytes());
+    key
+}
+
 /// The day-index keys of a settlement: `H` and `D` for each of its days.
 fn day_keys(settlement: &Settlement) -> impl Iterator<Item = Vec<u8>> + '_ {
     let hospital = &settlement.claim.key().hospital_id;
@@ -1171,9 +1274,14 @@ mod tests {
     fn batch(commit: u64, settlements: Vec<SettlementV1>) -> BatchV1 {
         let usages = settlements
             .iter()
-            .filter(|s| s.reversal.is_none())
             .map(|s| {
-                let usage = Usage::default().charge(s.outcome.assistance).unwrap();
+                let usage = match s.reversal {
+                    None => UsageV1 {
+                        used: s.outcome.assistance,
+                        settlement_count: 1,
+                    },
+                    Some(_) => UsageV1::default(),
+                };
                 (s.claim.patient_id().clone(), s.claim.year(), usage)
             })
             .collect();
@@ -1250,6 +1358,19 @@ mod tests {
         assert_eq!(report.day_entries, 8);
         let second = store.settlement(SettlementId::new(2)).unwrap().unwrap();
         assert_eq!(second.value.settled_by, "", "names were never recorded");
+        let first = &store
+            .settlement(SettlementId::new(1))
+            .unwrap()
+            .unwrap()
+            .value;
+        let total = store
+            .usage(first.claim.patient_id(), first.claim.year())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            total.value.patient_pays, first.outcome.patient_pays,
+            "what the patient paid is worked out from the settlements"
+        );
         drop(store);
 
         let db = open_sled(dir.path(), options).unwrap();

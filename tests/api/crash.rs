@@ -279,6 +279,7 @@ fn compare_with_model(
                 status: acknowledged.status,
                 reversed_at: None,
                 reverse_reason: String::new(),
+                reversed_by: String::new(),
                 ..found.clone()
             };
             assert_eq!(&unreversed, acknowledged, "{claim_id}");

@@ -288,7 +288,7 @@ async fn random_bytes_as_every_rpc_body() {
                 && !p.ends_with("/ExportSettlements")
         })
         .collect();
-    assert_eq!(rpcs.len(), 12);
+    assert_eq!(rpcs.len(), 13);
     for path in rpcs.iter().copied() {
         for round in 0..150 {
             let length = match round {

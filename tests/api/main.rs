@@ -18,6 +18,7 @@ mod policy;
 mod powercut;
 mod powerfs;
 mod reconciliation;
+mod referrals;
 mod restart;
 mod roster;
 mod security;

@@ -79,6 +79,7 @@ enum Rpc {
     BatchGetAnnualUsage,
     UpsertPerson,
     GetPerson,
+    ListReferrals,
     GetPolicy,
     SaveSnapshot,
     ReconcileDay,
@@ -86,7 +87,7 @@ enum Rpc {
     ExportSettlements,
 }
 
-const RPCS: [Rpc; 15] = [
+const RPCS: [Rpc; 16] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -97,6 +98,7 @@ const RPCS: [Rpc; 15] = [
     Rpc::BatchGetAnnualUsage,
     Rpc::UpsertPerson,
     Rpc::GetPerson,
+    Rpc::ListReferrals,
     Rpc::GetPolicy,
     Rpc::SaveSnapshot,
     Rpc::ReconcileDay,
@@ -234,6 +236,16 @@ async fn call(
             })
             .await
             .map(drop),
+        Rpc::ListReferrals => roster
+            .list_referrals(pb::ListReferralsRequest {
+                region_code: "320600".into(),
+                from_date: "2026-01-01".into(),
+                to_date: "2026-12-31".into(),
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(drop),
         Rpc::GetPolicy => policies
             .get_policy(pb::GetPolicyRequest {
                 region_code: "320602".into(),
@@ -324,7 +336,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
             rpc,
             GetAnnualUsage | ListSettlements | BatchGetAnnualUsage | GetPolicy
         ),
-        "t-roster" => matches!(rpc, UpsertPerson | GetPerson),
+        "t-roster" => matches!(rpc, UpsertPerson | GetPerson | ListReferrals),
         "t-operator" => matches!(rpc, SaveSnapshot),
         "t-auditor" => matches!(
             rpc,
@@ -334,6 +346,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | ListSettlements
                 | BatchGetAnnualUsage
                 | GetPerson
+                | ListReferrals
                 | GetPolicy
                 | ReconcileDay
                 | ListDaySettlements
@@ -348,8 +361,8 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     }
 }
 
-/// Proves the whole matrix: 15 RPCs x 7 callers x own and other hospital,
-/// 210 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 16 RPCs x 7 callers x own and other hospital,
+/// 224 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -379,7 +392,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 210);
+    assert_eq!(checked, 224);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
