@@ -26,9 +26,11 @@
 //!   answers only after the flush.
 //! - [`roster_cache`]: a bounded cache of roster records that the ledger
 //!   keeps coherent with every committed roster write.
-//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy)
-//!   over store, ledger and rules, with errors that separate "you sent
-//!   something wrong" from "something broke".
+//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy,
+//!   and the fund office's reconciliation by hospital and business day,
+//!   export and referrals to temporary assistance) over store, ledger and
+//!   rules, with errors that separate "you sent something wrong" from
+//!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
 //!   the permission table of the four roles; the app consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the

@@ -123,7 +123,7 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", config.data_dir.display())))?;
         let options = SledOptions {
-            utc_offset: config.config.reconciliation.utc_offset,
+            utc_offset: Some(config.config.reconciliation.utc_offset),
             ..config.store
         };
         let store = SledStore::open(&config.data_dir, options)?;

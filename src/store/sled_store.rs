@@ -105,8 +105,11 @@ pub struct SledOptions {
     /// holds about this much time of commits.
     pub checkpoint_interval: Duration,
     /// The fund's zone, used only to work out the business days of the
-    /// settlements of a store written before days were recorded.
-    pub utc_offset: UtcOffset,
+    /// settlements of a store written before days were recorded. `None`
+    /// (tools that do not read the configuration, such as `verify`) refuses
+    /// to open such a store rather than guess the zone: the server, which
+    /// knows it, brings the store up to date when it starts.
+    pub utc_offset: Option<UtcOffset>,
 }
 
 impl Default for SledOptions {
@@ -115,7 +118,7 @@ impl Default for SledOptions {
             cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: SEGMENT_BYTES_DEFAULT,
             checkpoint_interval: Duration::from_secs(1),
-            utc_offset: UtcOffset::CHINA,
+            utc_offset: None,
         }
     }
 }
@@ -199,10 +202,19 @@ impl SledStore {
             ),
             _ => {}
         }
+        if schema == legacy::VERSION && options.utc_offset.is_none() {
+            return Err(StoreError::Unsupported(format!(
+                "{} was written by an older version (layout {}): start medassist serve on it \
+                 once, with its configuration, to bring it up to date (this uses the fund's \
+                 [reconciliation] utc_offset, which this command does not read)",
+                dir.display(),
+                legacy::VERSION
+            )));
+        }
         let replayed = replay(&tree.db, held, journal::recover(&journal_dir)?, schema)?;
         let last = held.max(replayed.unwrap_or(0));
-        if schema == legacy::VERSION {
-            migrate_v1(&tree.db, options.utc_offset)?;
+        if let (legacy::VERSION, Some(offset)) = (schema, options.utc_offset) {
+            migrate_v1(&tree.db, offset)?;
         }
         tree.checkpoint(last)?;
         let journal = Arc::new(Journal::start(&journal_dir, options.journal_segment_bytes)?);
@@ -1319,7 +1331,10 @@ mod tests {
     #[test]
     fn a_version_1_store_is_migrated_once_at_start_up() {
         let dir = tempfile::TempDir::new().unwrap();
-        let options = SledOptions::default();
+        let options = SledOptions {
+            utc_offset: Some(UtcOffset::CHINA),
+            ..SledOptions::default()
+        };
         drop(SledStore::open(dir.path(), options).unwrap());
         {
             let db = open_sled(dir.path(), options).unwrap();
@@ -1348,6 +1363,11 @@ mod tests {
             journal.sync().unwrap();
         }
 
+        let refused = SledStore::open(dir.path(), SledOptions::default()).err();
+        assert!(
+            matches!(&refused, Some(StoreError::Unsupported(why)) if why.contains("medassist serve")),
+            "without the fund's zone an older store is not guessed at: {refused:?}"
+        );
         let store = SledStore::open(dir.path(), options).unwrap();
         assert_eq!(store.meta().unwrap().last_commit, 2, "the journal replayed");
         assert_eq!(days(&store, "2025-11-30"), [1]);
