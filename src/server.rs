@@ -474,26 +474,32 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
 }
 
 /// Completes on SIGINT or SIGTERM: the signals that ask the service to stop.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM is listened for from the call on, not from the first poll: a
+/// SIGTERM that arrives while the server starts (after it said it is
+/// serving, before its shutdown future was first polled) must stop it
+/// gracefully, not kill it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
-                let _ = interrupt.await;
-                return;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate = match terminate {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = interrupt => {},
+                _ = terminate.recv() => {},
             }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
         }
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+        tracing::info!("shutdown requested");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested");
 }
