@@ -661,6 +661,35 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Writes a new data directory `dir` as version 1 of this service did:
+    /// the commits of `in_tree` in sled, those of `in_journal` only in the
+    /// journal (as when the service stopped before sled's checkpoint). Only
+    /// for tests of the migration of older stores; the service never calls it.
+    #[doc(hidden)]
+    pub fn write_version_1(
+        dir: &Path,
+        in_tree: &[BatchV1],
+        in_journal: &[BatchV1],
+    ) -> Result<(), StoreError> {
+        let options = SledOptions::default();
+        drop(SledStore::open(dir, options)?);
+        let db = open_sled(dir, options)?;
+        db.insert(META_SCHEMA, encode(&legacy::VERSION)?)
+            .map_err(io)?;
+        for batch in in_tree {
+            db.apply_batch(writes_of_v1(batch)?).map_err(io)?;
+        }
+        db.flush().map_err(io)?;
+        let journal = Journal::start(&dir.join(JOURNAL_DIR), SEGMENT_BYTES_MIN)?;
+        for batch in in_journal {
+            journal.stage(batch.commit, &encode(batch)?)?;
+        }
+        journal.sync()?;
+        Ok(())
+    }
+}
+
 impl Drop for SledStore {
     fn drop(&mut self) {
         // The last checkpoint leaves nothing in the journal to replay.
@@ -1335,11 +1364,7 @@ mod tests {
             utc_offset: Some(UtcOffset::CHINA),
             ..SledOptions::default()
         };
-        drop(SledStore::open(dir.path(), options).unwrap());
         {
-            let db = open_sled(dir.path(), options).unwrap();
-            db.insert(META_SCHEMA, encode(&legacy::VERSION).unwrap())
-                .unwrap();
             let first = batch(
                 1,
                 vec![
@@ -1352,15 +1377,11 @@ mod tests {
                     ),
                 ],
             );
-            db.apply_batch(writes_of_v1(&first).unwrap()).unwrap();
-            db.flush().unwrap();
-            let journal = Journal::start(&dir.path().join(JOURNAL_DIR), SEGMENT_BYTES_MIN).unwrap();
             let second = batch(
                 2,
                 vec![old(3, claim("C-3", 3), "2025-12-01T02:00:00Z", None)],
             );
-            journal.stage(2, &encode(&second).unwrap()).unwrap();
-            journal.sync().unwrap();
+            SledStore::write_version_1(dir.path(), &[first], &[second]).unwrap();
         }
 
         let refused = SledStore::open(dir.path(), SledOptions::default()).err();

@@ -13,6 +13,7 @@ mod edge;
 mod faults;
 mod fund_cli;
 mod invariants;
+mod migration;
 mod operations;
 mod policy;
 mod powercut;
