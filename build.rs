@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "medassist/v1/roster.proto",
     "medassist/v1/policy.proto",
     "medassist/v1/admin.proto",
+    "medassist/v1/reconciliation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

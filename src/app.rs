@@ -7,12 +7,17 @@
 //! wrong or something broke; the transport maps them to status codes.
 //!
 //! The operators' use cases (snapshots) live in `app/admin.rs`; roster
-//! exchange (bulk import and export) in `app/roster.rs`.
+//! exchange (bulk import and export) in `app/roster.rs`; the fund office's
+//! (reconciliation by hospital and day, export) in `app/reconciliation.rs`
+//! and referrals to temporary assistance in `app/referrals.rs`.
 
 mod admin;
+mod reconciliation;
+mod referrals;
 mod roster;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
 };
@@ -23,9 +28,10 @@ use arc_swap::ArcSwap;
 
 use crate::{
     auth::{Action, Principal, Refusal, authorize},
+    clock::Clock,
     domain::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
-        ResidentId, Settlement, SettlementId, Violations, Year,
+        ResidentId, Settlement, SettlementId, UtcOffset, Violations, Year,
     },
     ledger::{Ledger, LedgerError, Recorded},
     metrics::Metrics,
@@ -33,6 +39,9 @@ use crate::{
     rules,
     store::{Store, StoreError},
 };
+
+/// Most patients one `BatchGetAnnualUsage` asks about.
+pub const BATCH_PATIENTS_MAX: usize = 500;
 
 /// Settlements per page when the caller does not say.
 pub const PAGE_SIZE_DEFAULT: usize = 50;
@@ -138,6 +147,8 @@ pub struct AnnualUsage {
     pub remaining: Money,
     /// Settlements that are not reversed, zero amounts included.
     pub settlement_count: u32,
+    /// What the patient paid over the settlements that are not reversed.
+    pub patient_pays_total: Money,
 }
 
 /// One page of a patient-year's settlements.
@@ -155,7 +166,7 @@ pub struct App {
     /// Read once per request; a configuration reload swaps the whole book,
     /// so a request in flight finishes under the policies it started with.
     policies: ArcSwap<PolicyBook>,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
     page_size_max: usize,
@@ -163,23 +174,28 @@ pub struct App {
 
 impl App {
     /// Starts the ledger on `store`, to settle under `policies`; lists hold
-    /// at most `page_size_max` settlements.
+    /// at most `page_size_max` settlements. Commits are stamped by `clock`
+    /// and fall on business days in the zone `offset`.
     pub fn start(
         store: Arc<dyn Store>,
         policies: PolicyBook,
         metrics: Arc<Metrics>,
         page_size_max: usize,
+        clock: Arc<dyn Clock>,
+        offset: UtcOffset,
     ) -> Result<App, StoreError> {
         let roster = Arc::new(RosterCache::new());
         let ledger = Ledger::start(
             Arc::clone(&store),
             Arc::clone(&metrics),
             Arc::clone(&roster),
+            clock,
+            offset,
         )?;
         Ok(App {
             store,
             policies: ArcSwap::from_pointee(policies),
-            ledger,
+            ledger: Arc::new(ledger),
             roster,
             metrics,
             page_size_max,
@@ -201,12 +217,22 @@ impl App {
     pub async fn pre_settle(&self, claim: Claim, by: &Principal) -> Result<Quote, AppError> {
         authorize(by, Action::Quote(&claim.key().hospital_id))?;
         let assessment = self.assess(&claim).await?;
-        let used = match self.store.usage(claim.patient_id(), claim.year())? {
-            Some(read) => self.ledger.durable(read).await?.used,
-            None => Money::ZERO,
+        let usage = match self.store.usage(claim.patient_id(), claim.year())? {
+            Some(read) => self.ledger.durable(read).await?,
+            None => Default::default(),
         };
-        let outcome = rules::apply_cap(&claim, &assessment, used);
-        Ok(Quote { claim, outcome })
+        let outcome = rules::apply_cap(&claim, &assessment, usage.used);
+        // What Settle would decide, were nothing else settled first.
+        let paid_total = usage
+            .patient_pays
+            .checked_add(outcome.patient_pays)
+            .unwrap_or(Money::MAX);
+        let referral = rules::referral(assessment.cap.as_ref(), &outcome, paid_total);
+        Ok(Quote {
+            claim,
+            outcome,
+            referral,
+        })
     }
 
     /// Settles a claim once: records it and charges the cap, or replays the
@@ -223,9 +249,15 @@ impl App {
             }
             Err(error) => return Err(error),
         };
-        let recorded = self.ledger.settle(claim, assessment).await?;
+        let recorded = self
+            .ledger
+            .settle(claim, assessment, by.recorded_name())
+            .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
+            if let Some(reason) = recorded.settlement.referral {
+                self.metrics.referred(reason);
+            }
             audit_settlement("settle", &recorded.settlement, by);
         }
         Ok(recorded)
@@ -256,7 +288,7 @@ impl App {
         by: &Principal,
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::Reverse(&key.hospital_id))?;
-        let recorded = self.ledger.reverse(key, reason).await?;
+        let recorded = self.ledger.reverse(key, reason, by.recorded_name()).await?;
         if !recorded.replayed {
             self.metrics
                 .reversed(recorded.settlement.outcome.assistance);
@@ -308,6 +340,34 @@ impl App {
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
         let person = self.read_person(&patient_id).await?;
+        self.usage_of(patient_id, &person, year).await
+    }
+
+    /// The annual usage of many patients, in the order asked; those not on
+    /// the roster are returned apart, in the order asked.
+    pub async fn batch_annual_usage(
+        &self,
+        patient_ids: Vec<ResidentId>,
+        year: Year,
+        by: &Principal,
+    ) -> Result<(Vec<AnnualUsage>, Vec<ResidentId>), AppError> {
+        authorize(by, Action::ReadUsage)?;
+        let (mut usages, mut not_found) = (Vec::new(), Vec::new());
+        for patient_id in patient_ids {
+            match self.find_person(&patient_id).await? {
+                Some(person) => usages.push(self.usage_of(patient_id, &person, year).await?),
+                None => not_found.push(patient_id),
+            }
+        }
+        Ok((usages, not_found))
+    }
+
+    async fn usage_of(
+        &self,
+        patient_id: ResidentId,
+        person: &Person,
+        year: Year,
+    ) -> Result<AnnualUsage, AppError> {
         let book = self.policies.load();
         let policy = policy_for(&book, person.region(), year)?;
         let usage = match self.store.usage(&patient_id, year)? {
@@ -323,6 +383,7 @@ impl App {
             used: usage.used,
             remaining: policy.annual_cap().saturating_sub(usage.used),
             settlement_count: usage.settlement_count,
+            patient_pays_total: usage.patient_pays,
         })
     }
 

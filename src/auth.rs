@@ -93,6 +93,17 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// The name kept on the records this caller makes (`settled_by`,
+    /// `reversed_by`): the token's configured name, `open` in open mode.
+    pub fn recorded_name(&self) -> String {
+        match self.role {
+            Role::Open => "open".to_owned(),
+            _ => self.name.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
@@ -226,6 +237,12 @@ pub enum Action<'a> {
     ReadRoster,
     /// The admin RPCs: SaveSnapshot.
     Administer,
+    /// ReconcileDay and ListDaySettlements of this hospital.
+    Reconcile(&'a HospitalId),
+    /// ExportSettlements.
+    Export,
+    /// ListReferrals.
+    ListReferrals,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -233,7 +250,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
     use Action::*;
     let allowed = match (principal.role, action) {
         (Role::Open, _) => true,
-        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h)) => {
+        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h) | Reconcile(h)) => {
             if principal.hospital_id.as_ref() != Some(h) {
                 return Err(Refusal::PermissionDenied(format!(
                     "{principal} acts for hospital {}, not {h}",
@@ -246,11 +263,12 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
             true
         }
         (Role::Insurer, ReadUsage | ListSettlements | ReadPolicy) => true,
-        (Role::RosterAdmin, WriteRoster | ReadRoster) => true,
+        (Role::RosterAdmin, WriteRoster | ReadRoster | ListReferrals) => true,
         (Role::Operator, Administer) => true,
         (
             Role::Auditor,
-            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster,
+            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
+            | Reconcile(_) | Export | ListReferrals,
         ) => true,
         _ => false,
     };
@@ -278,6 +296,9 @@ impl Action<'_> {
             Action::WriteRoster => "change the roster",
             Action::ReadRoster => "read the roster",
             Action::Administer => "call the admin RPCs",
+            Action::Reconcile(_) => "reconcile a hospital's day",
+            Action::Export => "export settlements",
+            Action::ListReferrals => "list referrals",
         }
     }
 }

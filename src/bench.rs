@@ -608,7 +608,7 @@ fn store_alone(
                 &crate::rules::assess(&claim, Some((&person, policy))),
                 usage.used,
             );
-            *usage = usage.charge(outcome.assistance).unwrap_or(*usage);
+            *usage = usage.charge(&outcome).unwrap_or(*usage);
             batch
                 .usages
                 .push((claim.patient_id().clone(), claim.year(), *usage));
@@ -617,6 +617,9 @@ fn store_alone(
                 claim,
                 outcome,
                 settled_at: Timestamp::from_unix_micros(0),
+                settled_day: crate::domain::BusinessDay::from_days_since_epoch(0),
+                settled_by: "preload".into(),
+                referral: None,
                 reversal: None,
             });
             next_id = next_id.next();

@@ -10,6 +10,10 @@
 //! - `medassist roster import FILE --target URL [--token T] [--encoding utf-8|gbk]` and
 //!   `medassist roster export --target URL [--token T] [--region CODE] [--output FILE]`
 //!   (see [`crate::client::roster`]);
+//! - `medassist export --target URL [--token T] --from DATE --to DATE [--hospital ID]
+//!   [--format csv|jsonl] [--output FILE]` and `medassist reconcile --target URL [--token T]
+//!   --hospital ID --date DATE --settled-count N --assistance-total X --reversed-count N
+//!   --reversed-total X` (the fund office's; see [`crate::client::export`]);
 //! - `medassist bench` (see [`crate::bench`]);
 //! - `medassist soak` (see [`crate::soak`]).
 
@@ -21,12 +25,13 @@ use crate::{
     auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
     client::{
-        Client, ClientError, byte_progress,
+        Client, ClientError, byte_progress, count_progress,
+        export::{ExportWriter, Format},
         roster::{self, Encoding, ExportOptions, ImportOptions},
     },
     config::{Config, TlsFiles},
     domain::HospitalId,
-    grpc::pb::SaveSnapshotRequest,
+    grpc::pb::{self, SaveSnapshotRequest},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
     store::{SledOptions, SledStore, StoreError, snapshot},
     telemetry::LogFormat,
@@ -69,6 +74,12 @@ enum Command {
     /// Exchange the roster with civil affairs as a CSV file.
     #[command(subcommand)]
     Roster(RosterCommand),
+    /// Write every settlement settled or reversed in a range of business
+    /// days as CSV or JSON lines (role auditor).
+    Export(ExportArgs),
+    /// Compare a hospital's totals of one business day with the fund's
+    /// (3201). Exits 0 when they match, 1 when they do not, 2 on error.
+    Reconcile(ReconcileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +143,67 @@ impl From<EncodingArg> for Encoding {
             EncodingArg::Gbk => Encoding::Gbk,
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExportFormat {
+    /// One header row, one row per settlement.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// An auditor's token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The first business day (YYYY-MM-DD), included.
+    #[arg(long)]
+    from: String,
+    /// The last business day, included; at most 366 days in all.
+    #[arg(long)]
+    to: String,
+    /// One hospital; all when absent.
+    #[arg(long)]
+    hospital: Option<String>,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    format: ExportFormat,
+    /// Where to write; standard output when absent.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReconcileArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// The hospital's or an auditor's token (or set MEDASSIST_TOKEN).
+    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The hospital.
+    #[arg(long)]
+    hospital: String,
+    /// The business day (YYYY-MM-DD).
+    #[arg(long)]
+    date: String,
+    /// The hospital's count of settlements recorded that day.
+    #[arg(long)]
+    settled_count: i32,
+    /// The hospital's sum of their assistance (yuan).
+    #[arg(long)]
+    assistance_total: String,
+    /// The hospital's count of settlements reversed that day.
+    #[arg(long)]
+    reversed_count: i32,
+    /// The hospital's sum of the reversed settlements' assistance (yuan).
+    #[arg(long)]
+    reversed_total: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +389,8 @@ impl Cli {
                 })
                 .await
             }
+            Some(Command::Export(args)) => export(args).await,
+            Some(Command::Reconcile(args)) => reconcile(args).await,
             None => serve(self.serve).await,
         }
     }
@@ -514,6 +588,133 @@ fn snapshot_restore(args: SnapshotRestoreArgs) -> Result<ExitCode, Box<dyn std::
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn export(args: ExportArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = Client::connect(&args.target, args.token.as_deref()).await?;
+    let request = pb::ExportSettlementsRequest {
+        from_date: args.from,
+        to_date: args.to,
+        hospital_id: args.hospital.unwrap_or_default(),
+    };
+    let mut settlements = client
+        .reconciliation()
+        .export_settlements(client.request(request))
+        .await
+        .map_err(ClientError::from)?
+        .into_inner();
+    let out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let format = match args.format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Jsonl => Format::JsonLines,
+    };
+    let written = |e: std::io::Error| format!("cannot write the export: {e}");
+    let mut writer = ExportWriter::start(std::io::BufWriter::new(out), format).map_err(written)?;
+    let bar = count_progress("exporting settlements");
+    while let Some(settlement) = settlements.message().await.map_err(ClientError::from)? {
+        writer.write(&settlement).map_err(written)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    writer.finish().map_err(written)?;
+    eprintln!("exported {} settlements", bar.position());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(args: ReconcileArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = Client::connect(&args.target, args.token.as_deref()).await?;
+    let theirs = pb::DayTotals {
+        settled_count: args.settled_count,
+        assistance_total: args.assistance_total,
+        reversed_count: args.reversed_count,
+        reversed_total: args.reversed_total,
+    };
+    let request = pb::ReconcileDayRequest {
+        hospital_id: args.hospital.clone(),
+        date: args.date.clone(),
+        hospital_totals: Some(theirs.clone()),
+    };
+    let answer = client
+        .reconciliation()
+        .reconcile_day(client.request(request))
+        .await
+        .map_err(ClientError::from)?
+        .into_inner();
+    let fund = answer.fund_totals.unwrap_or_default();
+    print!(
+        "{}",
+        reconciliation_table(
+            &args.hospital,
+            &args.date,
+            &theirs,
+            &fund,
+            &answer.differing_fields
+        )
+    );
+    Ok(if answer.matched {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What `medassist reconcile` prints: both sides of each figure, the
+/// differing ones marked, and the verdict.
+fn reconciliation_table(
+    hospital: &str,
+    date: &str,
+    theirs: &pb::DayTotals,
+    fund: &pb::DayTotals,
+    differing: &[String],
+) -> String {
+    let rows = [
+        (
+            "settled_count",
+            theirs.settled_count.to_string(),
+            fund.settled_count.to_string(),
+        ),
+        (
+            "assistance_total",
+            theirs.assistance_total.clone(),
+            fund.assistance_total.clone(),
+        ),
+        (
+            "reversed_count",
+            theirs.reversed_count.to_string(),
+            fund.reversed_count.to_string(),
+        ),
+        (
+            "reversed_total",
+            theirs.reversed_total.clone(),
+            fund.reversed_total.clone(),
+        ),
+    ];
+    let mut text = format!(
+        "hospital {hospital}, business day {date}\n{:<18} {:>20} {:>20}\n",
+        "figure", "hospital", "fund"
+    );
+    for (name, hospital_side, fund_side) in rows {
+        let mark = if differing.iter().any(|d| d == name) {
+            "  DIFFERS"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "{name:<18} {hospital_side:>20} {fund_side:>20}{mark}\n"
+        ));
+    }
+    text.push_str(if differing.is_empty() {
+        "MATCHED\n"
+    } else {
+        "NOT MATCHED\n"
+    });
+    text
 }
 
 async fn bench(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -12,11 +12,14 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::grpc::pb::{
-    admin_service_client::AdminServiceClient, roster_service_client::RosterServiceClient,
-};
-
+pub mod export;
 pub mod roster;
+
+use crate::grpc::pb::{
+    admin_service_client::AdminServiceClient,
+    reconciliation_service_client::ReconciliationServiceClient,
+    roster_service_client::RosterServiceClient,
+};
 
 /// How long connecting may take before the tool gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,6 +110,11 @@ impl Client {
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
     }
+
+    /// The reconciliation service.
+    pub fn reconciliation(&self) -> ReconciliationServiceClient<Channel> {
+        ReconciliationServiceClient::new(self.channel.clone())
+    }
 }
 
 /// An error and its causes, on one line.
@@ -125,12 +133,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// A progress line counting bytes, drawn only when standard error is a
-/// terminal (scripts and logs get the final summary only).
-pub fn byte_progress(what: &str) -> ProgressBar {
+/// A progress line counting items (`exporting 12,345 settlements`), drawn
+/// only when standard error is a terminal.
+pub fn count_progress(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec}) {elapsed}")
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} ({per_sec}) {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message(what.to_owned());
@@ -138,12 +146,12 @@ pub fn byte_progress(what: &str) -> ProgressBar {
     bar
 }
 
-/// A progress line counting records, drawn only when standard error is a
-/// terminal.
-pub fn count_progress(what: &str) -> ProgressBar {
+/// A progress line counting bytes, drawn only when standard error is a
+/// terminal (scripts and logs get the final summary only).
+pub fn byte_progress(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec}) {elapsed}")
+        ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec}) {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message(what.to_owned());

@@ -12,6 +12,7 @@
 //! basic_insurance_annual_cap = "300000.00"
 //! gradual_exit_grace_months = 3   # optional, default 3
 //! left_poverty_grace_months = 24  # optional, default 24
+//! referral_threshold = "10000.00" # optional: patient payments in a year that refer to temporary assistance
 //!
 //! [[policy.disease]]              # optional: default is the seed catalogue
 //! name = "malignant tumour"
@@ -41,6 +42,9 @@
 //! write_stall_timeout = "30s"     # the peer reads nothing for this long: close
 //! streams_per_connection_max = 256
 //! header_list_bytes_max = 16384
+//!
+//! [reconciliation]
+//! utc_offset = "+08:00"           # the fund's zone: business days turn at its midnight
 //! ```
 //!
 //! The connection limits act before authentication (see [`crate::edge`]):
@@ -63,7 +67,8 @@ use crate::{
     auth::{Access, Principal, Role, TokenDigest, TokenEntry},
     domain::{
         CodePattern, Disease, GracePeriods, HospitalId, Money, ParseError, Policy, PolicyBook,
-        PolicyTerms, Ratio, RegionCode, Year, builtin_catalogue,
+        PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
+        builtin_catalogue,
     },
 };
 
@@ -118,6 +123,16 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Limits on what callers can make the server do.
     pub limits: Limits,
+    /// How settlements are assigned to business days.
+    pub reconciliation: Reconciliation,
+}
+
+/// The `[reconciliation]` section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// The fund's zone: a settlement belongs to the day of its `settled_at`
+    /// there, a reversal to the day of its `reversed_at`.
+    pub utc_offset: UtcOffset,
 }
 
 impl Default for Config {
@@ -128,6 +143,7 @@ impl Default for Config {
             access: Access::Open,
             tls: None,
             limits: Limits::default(),
+            reconciliation: Reconciliation::default(),
         }
     }
 }
@@ -208,6 +224,13 @@ struct FileShape {
     auth: Option<AuthShape>,
     tls: Option<TlsFiles>,
     limits: Option<LimitsShape>,
+    reconciliation: Option<ReconciliationShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconciliationShape {
+    utc_offset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +243,7 @@ struct PolicyEntry {
     basic_insurance_annual_cap: String,
     gradual_exit_grace_months: Option<u32>,
     left_poverty_grace_months: Option<u32>,
+    referral_threshold: Option<String>,
     disease: Option<Vec<DiseaseEntry>>,
 }
 
@@ -290,8 +314,22 @@ impl Config {
             },
             tls: file.tls,
             limits: file.limits.map(limits).transpose()?.unwrap_or_default(),
+            reconciliation: file
+                .reconciliation
+                .map(reconciliation)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
+}
+
+fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigError> {
+    let utc_offset = match shape.utc_offset {
+        None => UtcOffset::default(),
+        Some(text) => UtcOffset::parse(&text)
+            .map_err(|e| ConfigError::File(format!("reconciliation.utc_offset {text:?} {e}")))?,
+    };
+    Ok(Reconciliation { utc_offset })
 }
 
 /// The policies of the file, or the built-in one when it lists none.
@@ -528,6 +566,10 @@ impl PolicyEntry {
                     .unwrap_or(defaults.left_poverty_months),
             },
             diseases,
+            referral_threshold: match &self.referral_threshold {
+                None => REFERRAL_THRESHOLD_DEFAULT,
+                Some(text) => Money::parse(text).map_err(|e| field("referral_threshold", e))?,
+            },
         };
         Policy::new(terms).map_err(|e| e.to_string())
     }
@@ -594,6 +636,45 @@ mod tests {
         let small_cap = CITY_AND_COUNTY.replace("\"0.60\"", "\"0.45\"");
         assert!(error_of(&small_cap).contains("policy[1]"));
         assert!(error_of(&small_cap).contains("cap_fraction 0.45"));
+    }
+
+    #[test]
+    fn reads_the_referral_threshold() {
+        let with = CITY_AND_COUNTY.replacen(
+            "year = 2025",
+            "year = 2025\nreferral_threshold = \"5000.5\"",
+            1,
+        );
+        let config = Config::parse(&with).unwrap();
+        let region = RegionCode::parse("320600").unwrap();
+        let policy = config
+            .policies
+            .lookup(region, Year::parse(2025).unwrap())
+            .unwrap();
+        assert_eq!(policy.terms().referral_threshold.to_string(), "5000.50");
+        let default = Config::parse(CITY_AND_COUNTY).unwrap();
+        let policy = default
+            .policies
+            .lookup(region, Year::parse(2025).unwrap())
+            .unwrap();
+        assert_eq!(policy.terms().referral_threshold.to_string(), "10000.00");
+        let zero =
+            CITY_AND_COUNTY.replacen("year = 2025", "year = 2025\nreferral_threshold = \"0\"", 1);
+        assert!(
+            error_of(&zero).contains("referral_threshold"),
+            "{}",
+            error_of(&zero)
+        );
+    }
+
+    #[test]
+    fn reads_the_funds_zone() {
+        let config = Config::parse("[reconciliation]\nutc_offset = \"-05:30\"").unwrap();
+        assert_eq!(config.reconciliation.utc_offset.to_string(), "-05:30");
+        let default = Config::parse("").unwrap();
+        assert_eq!(default.reconciliation.utc_offset.to_string(), "+08:00");
+        let bad = error_of("[reconciliation]\nutc_offset = \"8\"");
+        assert!(bad.contains("reconciliation.utc_offset"), "{bad}");
     }
 
     #[test]

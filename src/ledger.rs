@@ -27,8 +27,10 @@ use std::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
+    clock::Clock,
     domain::{
-        Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp, Usage, Year,
+        BusinessDay, Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp,
+        Usage, UtcOffset, Year,
     },
     metrics::Metrics,
     roster_cache::RosterCache,
@@ -97,11 +99,13 @@ enum Command {
     Settle {
         claim: Box<Claim>,
         assessment: Box<Assessment>,
+        by: String,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
     Reverse {
         key: ClaimKey,
         reason: Reason,
+        by: String,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
     PutPerson {
@@ -133,11 +137,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Reads where the store left off and starts the writer thread.
+    /// Reads where the store left off and starts the writer thread, which
+    /// stamps each commit with `clock` and dates it in the zone `offset`.
     pub fn start(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         roster: Arc<RosterCache>,
+        clock: Arc<dyn Clock>,
+        offset: UtcOffset,
     ) -> Result<Ledger, StoreError> {
         let meta = store.meta()?;
         let (commands, queue) = mpsc::channel(QUEUE_MAX);
@@ -151,6 +158,8 @@ impl Ledger {
                     durable: durable_tx,
                     metrics,
                     roster,
+                    clock,
+                    offset,
                     usages: HashMap::new(),
                 }
                 .run(queue)
@@ -163,27 +172,40 @@ impl Ledger {
         })
     }
 
-    /// Records a settlement of an assessed claim, or replays the one recorded
-    /// under its key.
+    /// Records a settlement of an assessed claim made by `by`, or replays
+    /// the one recorded under its key.
     pub async fn settle(
         &self,
         claim: Claim,
         assessment: Assessment,
+        by: String,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Settle {
             claim: Box::new(claim),
             assessment: Box::new(assessment),
+            by,
             reply,
         };
         self.ask(command, answer).await
     }
 
-    /// Reverses the settlement under `key`, or replays an earlier reversal.
-    pub async fn reverse(&self, key: ClaimKey, reason: Reason) -> Result<Recorded, LedgerError> {
+    /// Reverses the settlement under `key` on behalf of `by`, or replays an
+    /// earlier reversal.
+    pub async fn reverse(
+        &self,
+        key: ClaimKey,
+        reason: Reason,
+        by: String,
+    ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
-        self.ask(Command::Reverse { key, reason, reply }, answer)
-            .await
+        let command = Command::Reverse {
+            key,
+            reason,
+            by,
+            reply,
+        };
+        self.ask(command, answer).await
     }
 
     /// Creates or replaces a roster record.
@@ -314,6 +336,10 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// Told of every committed roster write, so its readers never go stale.
     roster: Arc<RosterCache>,
+    /// What each commit is stamped with.
+    clock: Arc<dyn Clock>,
+    /// The fund's zone, which fixes each commit's business day.
+    offset: UtcOffset,
     /// Running totals as committed. The ledger is the only writer, so the
     /// cache cannot go stale; it saves a read of the store per settlement.
     usages: HashMap<PatientYearKey, Usage>,
@@ -378,8 +404,12 @@ impl Writer {
     /// failures) leave at once; the rest after the commit. Returns true when
     /// asked to stop.
     fn process(&mut self, commands: Vec<Command>) -> bool {
-        let now = Timestamp::from(chrono::Utc::now());
-        let mut pending = Pending::new(self.store.as_ref(), &self.usages, self.meta, now);
+        let now = self.clock.now();
+        let stamp = Stamp {
+            at: now,
+            day: BusinessDay::of(now, self.offset),
+        };
+        let mut pending = Pending::new(self.store.as_ref(), &self.usages, self.meta, stamp);
         let mut waiting = Vec::with_capacity(commands.len());
         let mut stopping = false;
         for command in commands {
@@ -387,9 +417,15 @@ impl Writer {
                 Command::Settle {
                     claim,
                     assessment,
+                    by,
                     reply,
-                } => (reply, pending.settle(*claim, &assessment)),
-                Command::Reverse { key, reason, reply } => (reply, pending.reverse(&key, reason)),
+                } => (reply, pending.settle(*claim, &assessment, by)),
+                Command::Reverse {
+                    key,
+                    reason,
+                    by,
+                    reply,
+                } => (reply, pending.reverse(&key, reason, by)),
                 Command::PutPerson { person, reply } => {
                     pending.put_person(*person);
                     waiting.push(Waiting::Person(reply));
@@ -483,6 +519,13 @@ impl Writer {
     }
 }
 
+/// The moment a batch is stamped with, and its business day.
+#[derive(Clone, Copy)]
+struct Stamp {
+    at: Timestamp,
+    day: BusinessDay,
+}
+
 /// What a command's answer rests on.
 enum Answer {
     /// Data already durable (or nothing at all): answer at once.
@@ -497,7 +540,7 @@ struct Pending<'a> {
     /// Totals as committed before this batch.
     committed: &'a HashMap<PatientYearKey, Usage>,
     batch: Batch,
-    now: Timestamp,
+    now: Stamp,
     /// Settlements written in this batch, by claim key (index into `batch.settlements`).
     written: HashMap<ClaimKey, usize>,
     /// Running totals changed in this batch (index into `batch.usages`).
@@ -511,7 +554,7 @@ impl<'a> Pending<'a> {
         store: &'a dyn Store,
         committed: &'a HashMap<PatientYearKey, Usage>,
         meta: Meta,
-        now: Timestamp,
+        now: Stamp,
     ) -> Self {
         Pending {
             store,
@@ -627,7 +670,7 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn settle(&mut self, claim: Claim, assessment: &Assessment) -> Answer {
+    fn settle(&mut self, claim: Claim, assessment: &Assessment, by: String) -> Answer {
         match self.find(claim.key()) {
             Err(error) => Answer::Now(Err(error.into())),
             Ok(Some((existing, in_batch))) if existing.claim == claim => Pending::about(
@@ -640,25 +683,35 @@ impl<'a> Pending<'a> {
             Ok(Some((existing, in_batch))) => {
                 Pending::about(in_batch, Err(LedgerError::Conflict(Box::new(existing))))
             }
-            Ok(None) => match self.record(claim, assessment) {
+            Ok(None) => match self.record(claim, assessment, by) {
                 Ok(recorded) => Answer::AfterCommit(Ok(recorded)),
                 Err(error) => Answer::Now(Err(error)),
             },
         }
     }
 
-    fn record(&mut self, claim: Claim, assessment: &Assessment) -> Result<Recorded, LedgerError> {
+    fn record(
+        &mut self,
+        claim: Claim,
+        assessment: &Assessment,
+        by: String,
+    ) -> Result<Recorded, LedgerError> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
         let usage = self.usage(&patient, year)?;
         let outcome = rules::apply_cap(&claim, assessment, usage.used);
-        let charged = usage.charge(outcome.assistance).ok_or_else(|| {
+        let charged = usage.charge(&outcome).ok_or_else(|| {
             StoreError::Corrupt(format!("running total of {patient} in {year} overflows"))
         })?;
+        // Decided once, here, on the year as this commit leaves it.
+        let referral = rules::referral(assessment.cap.as_ref(), &outcome, charged.patient_pays);
         let settlement = Settlement {
             id: self.batch.next_settlement_id,
             claim,
             outcome,
-            settled_at: self.now,
+            settled_at: self.now.at,
+            settled_day: self.now.day,
+            settled_by: by,
+            referral,
             reversal: None,
         };
         self.batch.next_settlement_id = settlement.id.next();
@@ -670,7 +723,7 @@ impl<'a> Pending<'a> {
         })
     }
 
-    fn reverse(&mut self, key: &ClaimKey, reason: Reason) -> Answer {
+    fn reverse(&mut self, key: &ClaimKey, reason: Reason, by: String) -> Answer {
         let (mut settlement, in_batch) = match self.find(key) {
             Err(error) => return Answer::Now(Err(error.into())),
             Ok(None) => return Answer::Now(Err(LedgerError::NotFound)),
@@ -690,7 +743,7 @@ impl<'a> Pending<'a> {
             settlement.claim.year(),
         );
         let refunded = self.usage(&patient, year).and_then(|usage| {
-            usage.refund(settlement.outcome.assistance).ok_or_else(|| {
+            usage.refund(&settlement.outcome).ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "running total of {patient} in {year} does not hold settlement {}",
                     settlement.id
@@ -701,8 +754,10 @@ impl<'a> Pending<'a> {
             Err(error) => Answer::Now(Err(error.into())),
             Ok(usage) => {
                 settlement.reversal = Some(Reversal {
-                    at: self.now,
+                    at: self.now.at,
                     reason,
+                    day: self.now.day,
+                    by,
                 });
                 self.set_usage(&patient, year, usage);
                 self.write(settlement.clone());

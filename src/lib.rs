@@ -26,9 +26,11 @@
 //!   answers only after the flush.
 //! - [`roster_cache`]: a bounded cache of roster records that the ledger
 //!   keeps coherent with every committed roster write.
-//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy)
-//!   over store, ledger and rules, with errors that separate "you sent
-//!   something wrong" from "something broke".
+//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy,
+//!   and the fund office's reconciliation by hospital and business day,
+//!   export and referrals to temporary assistance) over store, ledger and
+//!   rules, with errors that separate "you sent something wrong" from
+//!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
 //!   the permission table of the four roles; the app consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
@@ -45,6 +47,7 @@
 //!   progress, errors). [`bench`](mod@bench): the load generator; [`soak`]:
 //!   the long load with chaos that checks every acknowledged write.
 //!   [`verify`]: the offline consistency check of a data directory.
+//!   [`clock`]: the time the ledger stamps commits with (settable in tests).
 
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
@@ -57,6 +60,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod edge;

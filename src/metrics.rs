@@ -34,7 +34,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::domain::{IneligibleReason, Money, Outcome};
+use crate::domain::{IneligibleReason, Money, Outcome, ReferralReason};
 
 /// The RPC paths that get their own label.
 pub const KNOWN_RPCS: &[&str] = &[
@@ -44,12 +44,17 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.SettlementService/GetSettlement",
     "/medassist.v1.UsageService/GetAnnualUsage",
     "/medassist.v1.UsageService/ListSettlements",
+    "/medassist.v1.UsageService/BatchGetAnnualUsage",
     "/medassist.v1.RosterService/UpsertPerson",
     "/medassist.v1.RosterService/GetPerson",
     "/medassist.v1.RosterService/ImportPersons",
     "/medassist.v1.RosterService/ExportPersons",
+    "/medassist.v1.RosterService/ListReferrals",
     "/medassist.v1.PolicyService/GetPolicy",
     "/medassist.v1.AdminService/SaveSnapshot",
+    "/medassist.v1.ReconciliationService/ReconcileDay",
+    "/medassist.v1.ReconciliationService/ListDaySettlements",
+    "/medassist.v1.ReconciliationService/ExportSettlements",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -102,6 +107,7 @@ pub struct Metrics {
     connections_rejected: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
+    referrals: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -136,6 +142,7 @@ impl Metrics {
             connections_rejected: Family::default(),
             connections_closed: Family::default(),
             config_reloads: Family::default(),
+            referrals: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -167,6 +174,11 @@ impl Metrics {
             "assistance_fen",
             "Assistance paid by new settlements, in fen, by outcome",
             metrics.assistance_fen.clone(),
+        );
+        registry.register(
+            "referrals",
+            "New settlements referred to temporary assistance, by reason",
+            metrics.referrals.clone(),
         );
         registry.register(
             "reversals",
@@ -263,6 +275,15 @@ impl Metrics {
         self.assistance_fen
             .get_or_create(&label)
             .inc_by(fen(outcome.assistance));
+    }
+
+    /// Counts a settlement referred to temporary assistance.
+    pub fn referred(&self, reason: ReferralReason) {
+        self.referrals
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Counts a reversal and the assistance it gave back.

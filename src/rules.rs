@@ -9,7 +9,7 @@
 
 use crate::domain::{
     CapState, Category, Claim, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
-    Money, Outcome, Person, Policy, PolicyId, RegionCode,
+    Money, Outcome, Person, Policy, PolicyId, ReferralReason, RegionCode,
 };
 
 /// Age (full years) from which a patient qualifies by age, on the discharge date.
@@ -26,6 +26,8 @@ pub struct CapTerms {
     pub policy_id: PolicyId,
     /// That policy's annual cap.
     pub annual_cap: Money,
+    /// That policy's referral threshold for the patient's yearly payments.
+    pub referral_threshold: Money,
 }
 
 /// What a claim is worth before the annual cap: decided from the claim, the
@@ -90,7 +92,32 @@ pub fn assess(claim: &Claim, roster: Option<(&Person, &Policy)>) -> Assessment {
             region: person.region(),
             policy_id: policy.id().clone(),
             annual_cap: policy.annual_cap(),
+            referral_threshold: policy.terms().referral_threshold,
         }),
+    }
+}
+
+/// Whether a settled claim is referred to temporary assistance, and why
+/// (三(一)2 last paragraph, 三(一)3): the patient was enrolled on some day of
+/// the stay, and either the cap reduced the payment (`CapReached`, which wins
+/// when both hold) or `patient_pays_total` (what the patient paid over the
+/// year's settlements that are not reversed, this one included) reaches the
+/// policy's threshold (`HighOutOfPocket`).
+pub fn referral(
+    terms: Option<&CapTerms>,
+    outcome: &Outcome,
+    patient_pays_total: Money,
+) -> Option<ReferralReason> {
+    let terms = terms?;
+    if outcome.ineligible_reason == Some(IneligibleReason::NotEnrolled) {
+        return None;
+    }
+    if outcome.capped {
+        Some(ReferralReason::CapReached)
+    } else if patient_pays_total >= terms.referral_threshold {
+        Some(ReferralReason::HighOutOfPocket)
+    } else {
+        None
     }
 }
 

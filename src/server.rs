@@ -26,12 +26,14 @@ use tonic::service::interceptor::InterceptedService;
 use crate::{
     app::App,
     auth::Access,
-    config::{Config, Limits, TlsFiles},
+    clock::Clock,
+    config::{Config, Limits, Reconciliation, TlsFiles},
     edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
         pb::{
             admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
+            reconciliation_service_server::ReconciliationServiceServer,
             roster_service_server::RosterServiceServer,
             settlement_service_server::SettlementServiceServer,
             usage_service_server::UsageServiceServer,
@@ -54,6 +56,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
+    /// What commits are stamped with: the system clock, or a test's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServerConfig {
@@ -66,6 +70,7 @@ impl ServerConfig {
             config: Config::default(),
             metrics_listen: None,
             store: SledOptions::default(),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Server {
     app: Arc<App>,
     access: Arc<ArcSwap<Access>>,
     limits: Limits,
+    reconciliation: Reconciliation,
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
     edge: Arc<Edge>,
@@ -117,7 +123,11 @@ impl Server {
     /// Opens the embedded store in `config.data_dir` and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
         // The store creates the directory itself, and makes its name durable.
-        let store = SledStore::open(&config.data_dir, config.store)?;
+        let options = SledOptions {
+            utc_offset: Some(config.config.reconciliation.utc_offset),
+            ..config.store
+        };
+        let store = SledStore::open(&config.data_dir, options)?;
         Server::bind_with_store(config, Arc::new(store)).await
     }
 
@@ -131,6 +141,7 @@ impl Server {
             access,
             tls,
             limits,
+            reconciliation,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
         let tls = tls.as_ref().map(tls_acceptor).transpose()?;
@@ -143,13 +154,21 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
         let edge = Edge::new(limits, tls, Arc::clone(&metrics));
-        let app = App::start(store, policies, Arc::clone(&metrics), limits.page_size_max)?;
+        let app = App::start(
+            store,
+            policies,
+            Arc::clone(&metrics),
+            limits.page_size_max,
+            config.clock,
+            reconciliation.utc_offset,
+        )?;
         Ok(Server {
             listener,
             metrics_listener,
             app: Arc::new(app),
             access: Arc::new(ArcSwap::from_pointee(access)),
             limits,
+            reconciliation,
             metrics,
             gate,
             edge,
@@ -182,6 +201,7 @@ impl Server {
             edge: Arc::clone(&self.edge),
             metrics: Arc::clone(&self.metrics),
             limits: self.limits,
+            reconciliation: self.reconciliation,
         }
     }
 
@@ -209,6 +229,9 @@ impl Server {
         health.set_serving::<RosterServiceServer<Api>>().await;
         health.set_serving::<PolicyServiceServer<Api>>().await;
         health.set_serving::<AdminServiceServer<Api>>().await;
+        health
+            .set_serving::<ReconciliationServiceServer<Api>>()
+            .await;
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
         let reflection = || {
@@ -250,7 +273,11 @@ impl Server {
                 auth.clone(),
             ))
             .add_service(InterceptedService::new(
-                AdminServiceServer::new(api).max_decoding_message_size(bytes_max),
+                AdminServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                ReconciliationServiceServer::new(api).max_decoding_message_size(bytes_max),
                 auth.clone(),
             ))
             .serve_with_incoming_shutdown(incoming, async move {
@@ -308,6 +335,9 @@ pub struct Reloader {
     /// The limits the server started with: those sized at start-up (the
     /// connection and request limits, HTTP/2 settings) stay until a restart.
     limits: Limits,
+    /// The fund's zone the server started with: days already stamped on the
+    /// records follow it, so a change waits for a restart.
+    reconciliation: Reconciliation,
 }
 
 impl Reloader {
@@ -333,7 +363,11 @@ impl Reloader {
             access,
             tls,
             limits,
+            reconciliation,
         } = config;
+        if reconciliation != self.reconciliation {
+            tracing::warn!("[reconciliation] changed: it applies at the next restart");
+        }
         if tls.is_some() != self.edge.serves_tls() {
             return Err(ServeError::Tls(
                 "turning TLS on or off needs a restart; a reload can only rotate the certificate"
@@ -557,31 +591,40 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
     health.set_not_serving::<PolicyServiceServer<Api>>().await;
     health.set_not_serving::<AdminServiceServer<Api>>().await;
     health
+        .set_not_serving::<ReconciliationServiceServer<Api>>()
+        .await;
+    health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
 }
 
 /// Completes on SIGINT or SIGTERM: the signals that ask the service to stop.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM is listened for from the call on, not from the first poll: a
+/// SIGTERM that arrives while the server starts (after it said it is
+/// serving, before its shutdown future was first polled) must stop it
+/// gracefully, not kill it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
-                let _ = interrupt.await;
-                return;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate = match terminate {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = interrupt => {},
+                _ = terminate.recv() => {},
             }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
         }
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+        tracing::info!("shutdown requested");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested");
 }

@@ -4,7 +4,10 @@
 //! promises of the ledger from the stored data alone:
 //!
 //! - every claim key points to exactly one settlement, and that settlement
-//!   back to it; every settlement is in its patient-year index;
+//!   back to it; every settlement is in its patient-year index, and in the
+//!   day index (by hospital and for all) under each of its business days,
+//!   and nowhere else; every referred settlement that is not reversed is in
+//!   the referral index under its day and region, and nothing else is;
 //! - every running total equals the sum of its year's settled (not
 //!   reversed) settlements, and its count their number;
 //! - no total exceeds the cap of the policy recorded on its settlements, and
@@ -35,6 +38,10 @@ pub struct VerifyReport {
     pub claim_keys: u64,
     /// Patient-year index entries read.
     pub index_entries: u64,
+    /// Day index entries read (by hospital and for all hospitals).
+    pub day_entries: u64,
+    /// Referral index entries read.
+    pub referral_entries: u64,
     /// Running totals read.
     pub patient_years: u64,
     /// Roster records read.
@@ -65,11 +72,12 @@ impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "checked {} settlements ({} reversed), {} claim keys, {} index entries, {} patient-years, {} roster records",
+            "checked {} settlements ({} reversed), {} claim keys, {} index entries, {} day index entries, {} patient-years, {} roster records",
             self.settlements,
             self.reversed,
             self.claim_keys,
             self.index_entries,
+            self.day_entries,
             self.patient_years,
             self.persons
         )?;
@@ -100,6 +108,7 @@ impl std::fmt::Display for VerifyReport {
 struct Expected {
     used: Money,
     count: u32,
+    patient_pays: Money,
     /// The largest cap recorded on the year's settled claims: a cap may be
     /// lowered by a later policy, never so that earlier payments break it.
     cap: Option<Money>,
@@ -122,6 +131,8 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
     }
     let mut expected: HashMap<(ResidentId, Year), Expected> = HashMap::new();
     let (mut id_max, mut commit_max) = (0, 0);
+    let mut day_entries_expected = 0u64;
+    let mut referrals_expected = 0u64;
     for read in store.scan_settlements() {
         report.settlements += 1;
         let read = match read {
@@ -135,6 +146,11 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         id_max = id_max.max(settlement.id.get());
         commit_max = commit_max.max(read.commit);
         check_settlement(store, settlement, &indexed, &mut report)?;
+        // An `H` and a `D` entry for each of its days.
+        day_entries_expected += 2 * settlement.business_days().count() as u64;
+        if settlement.referral.is_some() && settlement.reversal.is_none() {
+            referrals_expected += 1;
+        }
         let key = (
             settlement.claim.patient_id().clone(),
             settlement.claim.year(),
@@ -143,6 +159,11 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         if settlement.status() == SettlementStatus::Settled {
             sum.count += 1;
             sum.used = add(sum.used, settlement.outcome.assistance, &mut report);
+            sum.patient_pays = add(
+                sum.patient_pays,
+                settlement.outcome.patient_pays,
+                &mut report,
+            );
             report.assistance_total = add(
                 report.assistance_total,
                 settlement.outcome.assistance,
@@ -156,6 +177,22 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         }
     }
     check_claim_index(store, &mut report)?;
+    check_day_index(store, &mut report)?;
+    check_referral_index(store, &mut report)?;
+    if report.referral_entries != referrals_expected {
+        report.found(format!(
+            "{} referral index entries for {referrals_expected} referred settlements not reversed",
+            report.referral_entries
+        ));
+    }
+    // Every entry read was found to belong to a day of its settlement, and
+    // keys are unique: equal counts mean every expected entry is there.
+    if report.day_entries != day_entries_expected {
+        report.found(format!(
+            "{} day index entries, but the settlements' days call for {day_entries_expected}",
+            report.day_entries
+        ));
+    }
     check_usages(store, expected, &mut commit_max, &mut report);
     for person in store.scan_persons() {
         report.persons += 1;
@@ -283,6 +320,78 @@ fn check_claim_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(), 
     Ok(())
 }
 
+fn check_day_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(), StoreError> {
+    for entry in store.scan_day_index() {
+        report.day_entries += 1;
+        let (hospital, day, id) = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                report.found(format!("day index: {error}"));
+                continue;
+            }
+        };
+        let settlement = match store.settlement(id) {
+            Ok(Some(found)) => found.value,
+            Ok(None) => {
+                report.found(format!("day {day} points to missing settlement {id}"));
+                continue;
+            }
+            Err(StoreError::Corrupt(error)) => {
+                report.found(format!("settlement {id}: {error}"));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let own = &settlement.claim.key().hospital_id;
+        if hospital.as_ref().is_some_and(|h| h != own) {
+            report.found(format!(
+                "settlement {id} of hospital {own} is indexed under another hospital"
+            ));
+        } else if !settlement.business_days().any(|d| d == day) {
+            report.found(format!(
+                "settlement {id} is indexed under day {day}, which is not one of its days"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_referral_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(), StoreError> {
+    for entry in store.scan_referral_index() {
+        report.referral_entries += 1;
+        let (day, id, region) = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                report.found(format!("referral index: {error}"));
+                continue;
+            }
+        };
+        let settlement = match store.settlement(id) {
+            Ok(Some(found)) => found.value,
+            Ok(None) => {
+                report.found(format!("referral index points to missing settlement {id}"));
+                continue;
+            }
+            Err(StoreError::Corrupt(error)) => {
+                report.found(format!("settlement {id}: {error}"));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let listed = settlement.referral.is_some()
+            && settlement.reversal.is_none()
+            && settlement.settled_day == day
+            && settlement.outcome.cap.as_ref().map(|c| c.region) == Some(region);
+        if !listed {
+            report.found(format!(
+                "settlement {id} is in the referral index under {day} and {region}, but is \
+                 not a referral of that day and region that stands"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_usages(
     store: &dyn Scan,
     mut expected: HashMap<(ResidentId, Year), Expected>,
@@ -307,6 +416,12 @@ fn check_usages(
             report.found(format!(
                 "{patient} in {year}: running total {} over {} settlements, but the settlements hold {} over {}",
                 usage.used, usage.settlement_count, sum.used, sum.count
+            ));
+        }
+        if usage.patient_pays != sum.patient_pays {
+            report.found(format!(
+                "{patient} in {year}: the patient paid {} by the running total, {} by the settlements",
+                usage.patient_pays, sum.patient_pays
             ));
         }
         if usage.used > sum.cap.unwrap_or(Money::ZERO) {
@@ -336,8 +451,8 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            Claim, ClaimInput, Person, PolicyBook, RegionCode, Settlement, SettlementId, Timestamp,
-            Usage,
+            BusinessDay, Claim, ClaimInput, Person, PolicyBook, RegionCode, Settlement,
+            SettlementId, Timestamp, Usage, UtcOffset,
         },
         rules,
         store::{Batch, SledOptions, SledStore, Store},
@@ -391,6 +506,9 @@ mod tests {
             claim,
             outcome,
             settled_at: Timestamp::from_unix_micros(0),
+            settled_day: BusinessDay::of(Timestamp::from_unix_micros(0), UtcOffset::CHINA),
+            settled_by: "test".into(),
+            referral: None,
             reversal: None,
         }
     }
@@ -427,9 +545,9 @@ mod tests {
         let second = settle(2, claim(&patient(), "B"), first.outcome.assistance);
         let (id, year) = (first.claim.patient_id().clone(), first.claim.year());
         let usage = Usage::default()
-            .charge(first.outcome.assistance)
+            .charge(&first.outcome)
             .unwrap()
-            .charge(second.outcome.assistance)
+            .charge(&second.outcome)
             .unwrap();
         commit(store, vec![first, second], vec![(id.clone(), year, usage)]);
         (id, year)
@@ -461,6 +579,7 @@ mod tests {
         let wrong = Usage {
             used: Money::parse("7350").unwrap(),
             settlement_count: 2,
+            patient_pays: Money::parse("22300").unwrap(),
         };
         commit(&store, Vec::new(), vec![(id, year, wrong)]);
         let report = verify(&store).unwrap();
@@ -483,6 +602,7 @@ mod tests {
         let usage = Usage {
             used: Money::parse("22050").unwrap(),
             settlement_count: 3,
+            ..Usage::default()
         };
         commit(&store, vec![again], vec![(id, year, usage)]);
         let report = verify(&store).unwrap();
@@ -500,6 +620,7 @@ mod tests {
         let usage = Usage {
             used: Money::parse("150001").unwrap(),
             settlement_count: 1,
+            ..Usage::default()
         };
         commit(&store, vec![overpaid], vec![(id, year, usage)]);
         let mut rewind = Batch::after(store.meta().unwrap());

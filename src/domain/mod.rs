@@ -8,6 +8,7 @@
 
 mod claim;
 pub mod date;
+mod day;
 mod diagnosis;
 mod money;
 mod person;
@@ -20,6 +21,7 @@ mod validation;
 
 pub use claim::{Claim, ClaimInput, ClaimKey, DIAGNOSIS_CODES_MAX};
 pub use date::{Date, Year};
+pub use day::{BusinessDay, UtcOffset};
 pub use diagnosis::{CodePattern, DiagnosisCode};
 pub use money::Money;
 pub use person::{
@@ -28,13 +30,13 @@ pub use person::{
 };
 pub use policy::{
     ASSISTANCE_RATIO_FLOOR, CAP_FRACTION_FLOOR, Disease, GracePeriods, Policy, PolicyBook,
-    PolicyError, PolicyId, PolicyTerms, Ratio, builtin_catalogue,
+    PolicyError, PolicyId, PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, builtin_catalogue,
 };
 pub use region::RegionCode;
 pub use resident_id::ResidentId;
 pub use settlement::{
-    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, Reversal, Settlement,
-    SettlementId, SettlementStatus, Timestamp, Usage,
+    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, ReferralReason, Reversal,
+    Settlement, SettlementId, SettlementStatus, Timestamp, Usage,
 };
 pub use text::{ClaimId, HospitalId, PersonName, Reason};
 pub use validation::{FieldViolation, ParseError, Violations};

@@ -28,6 +28,8 @@ impl Default for Money {
 impl Money {
     /// Nothing.
     pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
+    /// 10,000.00 yuan.
+    pub const TEN_THOUSAND: Money = Money(Decimal::from_parts(1_000_000, 0, 0, false, 2));
     /// The largest amount `numeric(16,2)` holds: 99,999,999,999,999.99.
     pub const MAX: Money = Money(Decimal::from_parts(
         (FEN_MAX & 0xFFFF_FFFF) as u32,

@@ -127,7 +127,16 @@ pub struct PolicyTerms {
     pub grace: GracePeriods,
     /// The major disease catalogue.
     pub diseases: Vec<Disease>,
+    /// A settled claim of an enrolled patient is referred to temporary
+    /// assistance when the patient's payments over the year's settlements
+    /// reach this (三(一)3). It decides referral, not payment, so it is not
+    /// part of the policy ID.
+    pub referral_threshold: Money,
 }
+
+/// The referral threshold of the built-in policy, and of any policy that
+/// does not set one: 10,000.00 yuan.
+pub const REFERRAL_THRESHOLD_DEFAULT: Money = Money::TEN_THOUSAND;
 
 /// A checked policy: terms at or above the city's floors, and the annual cap
 /// they give.
@@ -165,6 +174,9 @@ impl Policy {
             return Err(PolicyError(
                 "basic_insurance_annual_cap must be more than 0".into(),
             ));
+        }
+        if terms.referral_threshold == Money::ZERO {
+            return Err(PolicyError("referral_threshold must be more than 0".into()));
         }
         let grace = terms.grace;
         if grace.gradual_exit_months.max(grace.left_poverty_months) > GRACE_MONTHS_MAX {
@@ -295,6 +307,7 @@ impl PolicyBook {
             basic_insurance_annual_cap: Money::from_fen(30_000_000).unwrap_or_default(),
             grace: GracePeriods::default(),
             diseases: builtin_catalogue(),
+            referral_threshold: REFERRAL_THRESHOLD_DEFAULT,
         };
         let policy = Policy::new(terms).unwrap_or_else(|e| unreachable!("built-in policy: {e}"));
         PolicyBook::new(vec![policy]).unwrap_or_else(|e| unreachable!("built-in policy: {e}"))
@@ -361,6 +374,7 @@ mod tests {
             basic_insurance_annual_cap: Money::parse("300000").unwrap(),
             grace: GracePeriods::default(),
             diseases: builtin_catalogue(),
+            referral_threshold: REFERRAL_THRESHOLD_DEFAULT,
         }
     }
 
@@ -425,6 +439,11 @@ mod tests {
             ..terms("320602", 2025)
         };
         assert!(Policy::new(no_cap).is_err());
+        let no_threshold = PolicyTerms {
+            referral_threshold: Money::ZERO,
+            ..terms("320602", 2025)
+        };
+        assert!(Policy::new(no_threshold).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Claim, Money, ParseError, PolicyId, Reason, RegionCode, Year};
+use super::{BusinessDay, Claim, Money, ParseError, PolicyId, Reason, RegionCode, Year};
 
 /// The service's number for a recorded settlement: assigned in commit order,
 /// so it also orders a patient's settlements oldest first.
@@ -106,6 +106,27 @@ pub enum IneligibleReason {
     NoQualifyingCategory,
 }
 
+/// Why a settled claim is referred to temporary assistance (三(一)2 last
+/// paragraph, 三(一)3): the patient still cannot pay after insurance and
+/// assistance.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum ReferralReason {
+    /// The annual cap reduced this claim's payment.
+    CapReached,
+    /// The patient's payments over the year reached the policy's threshold.
+    HighOutOfPocket,
+}
+
+impl ReferralReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferralReason::CapReached => "cap_reached",
+            ReferralReason::HighOutOfPocket => "high_out_of_pocket",
+        }
+    }
+}
+
 /// Where the patient's annual cap stood around this claim. Absent when the
 /// patient is not on the roster, so no region or policy applies.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -150,6 +171,8 @@ pub struct Quote {
     pub claim: Claim,
     /// What the rules decided.
     pub outcome: Outcome,
+    /// Whether settling now would refer the patient, and why.
+    pub referral: Option<ReferralReason>,
 }
 
 /// The cancellation of a settlement, kept on its record.
@@ -159,6 +182,11 @@ pub struct Reversal {
     pub at: Timestamp,
     /// Why, as the hospital said.
     pub reason: Reason,
+    /// The business day of `at` in the fund's zone, fixed when recorded.
+    pub day: BusinessDay,
+    /// The configured name of the token that reversed it (`open` in open
+    /// mode; empty for reversals recorded before names were kept).
+    pub by: String,
 }
 
 /// Whether a recorded settlement still counts against the cap.
@@ -181,6 +209,14 @@ pub struct Settlement {
     pub outcome: Outcome,
     /// When it was recorded.
     pub settled_at: Timestamp,
+    /// The business day of `settled_at` in the fund's zone, fixed when
+    /// recorded: the day it is reconciled on.
+    pub settled_day: BusinessDay,
+    /// The configured name of the token that settled it (`open` in open
+    /// mode; empty for settlements recorded before names were kept).
+    pub settled_by: String,
+    /// Referred to temporary assistance, and why; decided once, when settled.
+    pub referral: Option<ReferralReason>,
     /// Its cancellation, if it was reversed.
     pub reversal: Option<Reversal>,
 }
@@ -192,6 +228,17 @@ impl Settlement {
             Some(_) => SettlementStatus::Reversed,
             None => SettlementStatus::Settled,
         }
+    }
+
+    /// The business days it belongs to: the day it was settled, and the day
+    /// it was reversed when that is another one.
+    pub fn business_days(&self) -> impl Iterator<Item = BusinessDay> + use<> {
+        let reversed = self
+            .reversal
+            .as_ref()
+            .map(|r| r.day)
+            .filter(|day| *day != self.settled_day);
+        std::iter::once(self.settled_day).chain(reversed)
     }
 
     /// What this settlement charges to its year now: its assistance while
@@ -212,23 +259,27 @@ pub struct Usage {
     pub used: Money,
     /// Settlements that are not reversed, zero amounts included.
     pub settlement_count: u32,
+    /// What the patient paid over the settlements that are not reversed.
+    pub patient_pays: Money,
 }
 
 impl Usage {
-    /// The total after a new settlement of `assistance`; `None` on overflow.
-    pub fn charge(self, assistance: Money) -> Option<Usage> {
+    /// The total after a new settlement of `outcome`; `None` on overflow.
+    pub fn charge(self, outcome: &Outcome) -> Option<Usage> {
         Some(Usage {
-            used: self.used.checked_add(assistance)?,
+            used: self.used.checked_add(outcome.assistance)?,
             settlement_count: self.settlement_count.checked_add(1)?,
+            patient_pays: self.patient_pays.checked_add(outcome.patient_pays)?,
         })
     }
 
-    /// The total after a settlement of `assistance` is reversed; `None` when
+    /// The total after a settlement of `outcome` is reversed; `None` when
     /// the total does not hold it, which would mean the ledger is corrupt.
-    pub fn refund(self, assistance: Money) -> Option<Usage> {
+    pub fn refund(self, outcome: &Outcome) -> Option<Usage> {
         Some(Usage {
-            used: self.used.checked_sub(assistance)?,
+            used: self.used.checked_sub(outcome.assistance)?,
             settlement_count: self.settlement_count.checked_sub(1)?,
+            patient_pays: self.patient_pays.checked_sub(outcome.patient_pays)?,
         })
     }
 }
@@ -263,11 +314,22 @@ mod tests {
     #[test]
     fn usage_charges_and_refunds_exactly() {
         let amount = Money::parse("7350.00").unwrap();
-        let charged = Usage::default().charge(amount).unwrap();
+        let outcome = Outcome {
+            eligible: true,
+            categories: Vec::new(),
+            ineligible_reason: None,
+            in_scope_out_of_pocket: amount,
+            assistance: amount,
+            patient_pays: Money::parse("11150.00").unwrap(),
+            capped: false,
+            cap: None,
+        };
+        let charged = Usage::default().charge(&outcome).unwrap();
         assert_eq!(charged.used, amount);
         assert_eq!(charged.settlement_count, 1);
-        assert_eq!(charged.refund(amount).unwrap(), Usage::default());
-        assert_eq!(Usage::default().refund(amount), None);
+        assert_eq!(charged.patient_pays.to_string(), "11150.00");
+        assert_eq!(charged.refund(&outcome).unwrap(), Usage::default());
+        assert_eq!(Usage::default().refund(&outcome), None);
     }
 
     #[test]

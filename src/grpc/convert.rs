@@ -7,8 +7,8 @@ use crate::{
     app::{AnnualUsage, SettlementRef},
     domain::{
         CapState, Category, Claim, ClaimInput, ClaimKey, EnrollmentInput, EnrollmentKind, ExitKind,
-        IneligibleReason, Outcome, Person, PersonInput, Policy, Quote, RegionCode, ResidentId,
-        Settlement, SettlementId, SettlementStatus, Timestamp, Violations, Year,
+        IneligibleReason, Outcome, Person, PersonInput, Policy, Quote, ReferralReason, RegionCode,
+        ResidentId, Settlement, SettlementId, SettlementStatus, Timestamp, Violations, Year,
     },
 };
 
@@ -172,9 +172,26 @@ fn settlement_of(claim: &Claim, outcome: &Outcome, status: pb::SettlementStatus)
     }
 }
 
+/// The referral fields of a settlement or quote.
+fn with_referral(message: pb::Settlement, referral: Option<ReferralReason>) -> pb::Settlement {
+    pb::Settlement {
+        referred: referral.is_some(),
+        referral_reason: match referral {
+            None => pb::ReferralReason::Unspecified,
+            Some(ReferralReason::CapReached) => pb::ReferralReason::CapReached,
+            Some(ReferralReason::HighOutOfPocket) => pb::ReferralReason::HighOutOfPocket,
+        }
+        .into(),
+        ..message
+    }
+}
+
 /// A quote on the wire: status QUOTE, no number, no time.
 pub fn quote(quote: &Quote) -> pb::Settlement {
-    settlement_of(&quote.claim, &quote.outcome, pb::SettlementStatus::Quote)
+    with_referral(
+        settlement_of(&quote.claim, &quote.outcome, pb::SettlementStatus::Quote),
+        quote.referral,
+    )
 }
 
 /// A recorded settlement on the wire.
@@ -191,7 +208,12 @@ pub fn settlement(settlement: &Settlement) -> pb::Settlement {
         reverse_reason: reversal
             .map(|r| r.reason.as_str().to_owned())
             .unwrap_or_default(),
-        ..settlement_of(&settlement.claim, &settlement.outcome, status)
+        settled_by: settlement.settled_by.clone(),
+        reversed_by: reversal.map(|r| r.by.clone()).unwrap_or_default(),
+        ..with_referral(
+            settlement_of(&settlement.claim, &settlement.outcome, status),
+            settlement.referral,
+        )
     }
 }
 
@@ -240,6 +262,7 @@ pub fn policy(policy: &Policy) -> pb::Policy {
         annual_cap: policy.annual_cap().to_string(),
         gradual_exit_grace_months: terms.grace.gradual_exit_months as i32,
         left_poverty_grace_months: terms.grace.left_poverty_months as i32,
+        referral_threshold: terms.referral_threshold.to_string(),
         diseases: terms
             .diseases
             .iter()
@@ -262,5 +285,6 @@ pub fn annual_usage(usage: &AnnualUsage) -> pb::AnnualUsage {
         remaining: usage.remaining.to_string(),
         settlement_count: i32::try_from(usage.settlement_count).unwrap_or(i32::MAX),
         policy_id: usage.policy_id.to_string(),
+        patient_pays_total: usage.patient_pays_total.to_string(),
     }
 }

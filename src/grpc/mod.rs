@@ -1,4 +1,4 @@
-//! The gRPC transport: generated messages, the five services, the
+//! The gRPC transport: generated messages, the six services, the
 //! authentication interceptor, the request gate, and the error table. It only
 //! converts, authenticates and maps errors; the use cases (and the decision of
 //! who may do what) are in [`crate::app`].
@@ -6,6 +6,7 @@
 mod admin;
 mod convert;
 mod gate;
+mod reconciliation;
 mod roster;
 mod status;
 
@@ -180,6 +181,57 @@ impl pb::usage_service_server::UsageService for Api {
             next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
         })
     }
+
+    async fn batch_get_annual_usage(
+        &self,
+        request: Request<pb::BatchGetAnnualUsageRequest>,
+    ) -> Result<Response<pb::BatchGetAnnualUsageResponse>, Status> {
+        let by = caller(&request)?;
+        let (patients, year) = checked(batch_usage_request(request.get_ref()))?;
+        let found = self.app.batch_annual_usage(patients, year, &by).await;
+        answered(found, |(usages, not_found)| {
+            pb::BatchGetAnnualUsageResponse {
+                usages: usages.iter().map(convert::annual_usage).collect(),
+                not_found: not_found.iter().map(|id| id.as_str().to_owned()).collect(),
+            }
+        })
+    }
+}
+
+fn batch_usage_request(
+    request: &pb::BatchGetAnnualUsageRequest,
+) -> Result<(Vec<crate::domain::ResidentId>, crate::domain::Year), Violations> {
+    let mut violations = Violations::new();
+    let count = request.patient_ids.len();
+    if count == 0 || count > crate::app::BATCH_PATIENTS_MAX {
+        violations.add(
+            "patient_ids",
+            format!(
+                "must hold 1 to {} resident IDs, not {count}",
+                crate::app::BATCH_PATIENTS_MAX
+            ),
+        );
+    }
+    let year = violations.check("year", crate::domain::Year::parse(request.year));
+    let mut patients = Vec::with_capacity(count.min(crate::app::BATCH_PATIENTS_MAX));
+    let mut seen = std::collections::HashMap::new();
+    // Past the limit the request is refused anyway: no need to read further.
+    for (i, text) in request
+        .patient_ids
+        .iter()
+        .enumerate()
+        .take(crate::app::BATCH_PATIENTS_MAX)
+    {
+        let field = format!("patient_ids[{i}]");
+        let Some(id) = violations.check(&field, crate::domain::ResidentId::parse(text)) else {
+            continue;
+        };
+        match seen.insert(id.clone(), i) {
+            Some(first) => violations.add(field, format!("repeats patient_ids[{first}]")),
+            None => patients.push(id),
+        }
+    }
+    violations.finish(|| Some((patients, year?)))
 }
 
 type ListRequest = (
@@ -265,6 +317,23 @@ impl pb::roster_service_server::RosterService for Api {
         );
         let id = checked(violations.finish(|| id))?;
         answered(self.app.person(&id, &by).await, convert::person_message)
+    }
+
+    async fn list_referrals(
+        &self,
+        request: Request<pb::ListReferralsRequest>,
+    ) -> Result<Response<pb::ListReferralsResponse>, Status> {
+        let by = caller(&request)?;
+        let (region, from, to, page_size, after) =
+            checked(reconciliation::referrals_request(request.get_ref()))?;
+        let page = self
+            .app
+            .list_referrals(region, from, to, page_size, after, &by)
+            .await;
+        answered(page, |page| pb::ListReferralsResponse {
+            settlements: page.settlements.iter().map(convert::settlement).collect(),
+            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        })
     }
 }
 

@@ -650,24 +650,81 @@ proptest! {
             let amount = Money::from_fen(*fen).unwrap().to_string();
             let claim = claim(Bill { total: &amount, in_scope: &amount, basic: "0", critical: "0", ..Bill::default() });
             let outcome = apply_cap(&claim, &assess(&claim, Some((&person, &policy))), usage.used);
-            usage = usage.charge(outcome.assistance).unwrap();
+            usage = usage.charge(&outcome).unwrap();
             prop_assert!(usage.used <= policy.annual_cap());
-            paid.push(outcome.assistance);
+            paid.push(outcome);
         }
         let mut still_settled = Money::ZERO;
-        for (assistance, reverse) in paid.iter().zip(&reversed) {
+        for (outcome, reverse) in paid.iter().zip(&reversed) {
             if *reverse {
-                usage = usage.refund(*assistance).unwrap();
+                usage = usage.refund(outcome).unwrap();
             } else {
-                still_settled = still_settled.checked_add(*assistance).unwrap();
+                still_settled = still_settled.checked_add(outcome.assistance).unwrap();
             }
         }
         prop_assert_eq!(usage.used, still_settled);
-        for (assistance, reverse) in paid.iter().zip(&reversed) {
+        for (outcome, reverse) in paid.iter().zip(&reversed) {
             if !*reverse {
-                usage = usage.refund(*assistance).unwrap();
+                usage = usage.refund(outcome).unwrap();
             }
         }
         prop_assert_eq!(usage, Usage::default());
     }
+}
+
+/// Proves the referral rule: an enrolled patient is referred by the cap
+/// (which wins when both apply) or by yearly payments reaching the
+/// threshold (reaching is enough); a patient not enrolled on any day of the
+/// stay, or off the roster, never is; no qualifying category still counts.
+#[test]
+fn referral_by_cap_by_threshold_and_never_when_not_enrolled() {
+    let policy = policy();
+    let person = dibao("");
+    let claim = claim(Bill::default());
+    let assessment = assess(&claim, Some((&person, &policy)));
+    let terms = assessment.cap.as_ref();
+    assert_eq!(terms.map(|t| t.referral_threshold), Some(money("10000.00")));
+    let below = apply_cap(&claim, &assessment, Money::ZERO);
+    assert_eq!(referral(terms, &below, money("9999.99")), None);
+    assert_eq!(
+        referral(terms, &below, money("10000.00")),
+        Some(ReferralReason::HighOutOfPocket)
+    );
+    let capped = apply_cap(&claim, &assessment, money("149000.00"));
+    assert!(capped.capped);
+    assert_eq!(
+        referral(terms, &capped, Money::ZERO),
+        Some(ReferralReason::CapReached)
+    );
+    assert_eq!(
+        referral(terms, &capped, money("50000.00")),
+        Some(ReferralReason::CapReached),
+        "both: the cap wins"
+    );
+
+    let not_enrolled = person_with("", Vec::new(), 0, false);
+    let unenrolled = assess(&claim, Some((&not_enrolled, &policy)));
+    let outcome = apply_cap(&claim, &unenrolled, Money::ZERO);
+    assert_eq!(
+        referral(unenrolled.cap.as_ref(), &outcome, money("99999.00")),
+        None
+    );
+    let off_roster = assess(&claim, None);
+    let outcome = apply_cap(&claim, &off_roster, Money::ZERO);
+    assert_eq!(
+        referral(off_roster.cap.as_ref(), &outcome, money("99999.00")),
+        None
+    );
+
+    let no_category = self::claim(Bill {
+        codes: &["J18.9"],
+        ..Bill::default()
+    });
+    let enrolled_only = assess(&no_category, Some((&person, &policy)));
+    let outcome = apply_cap(&no_category, &enrolled_only, Money::ZERO);
+    assert_eq!(
+        referral(enrolled_only.cap.as_ref(), &outcome, money("18500.00")),
+        Some(ReferralReason::HighOutOfPocket),
+        "enrolled without a category: still helped further"
+    );
 }

@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod journal;
+pub mod legacy;
 mod sled_store;
 pub mod snapshot;
 
@@ -24,7 +25,12 @@ pub use sled_store::{SledOptions, SledStore};
 /// Items of a full scan; each may fail on its own (a damaged record).
 pub type ScanIter<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
 
-use crate::domain::{ClaimKey, Person, ResidentId, Settlement, SettlementId, Usage, Year};
+use std::ops::RangeInclusive;
+
+use crate::domain::{
+    BusinessDay, ClaimKey, HospitalId, Person, RegionCode, ResidentId, Settlement, SettlementId,
+    Usage, Year,
+};
 
 /// The number of one atomic commit; commits are numbered 1, 2, 3, ... in order.
 pub type CommitNumber = u64;
@@ -155,6 +161,29 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
 
+    /// Up to `limit` settlements settled or reversed on the business days
+    /// `days` (of one hospital, or of all when `hospital` is `None`), in
+    /// number order, each once, starting after `after`. Reads the day index:
+    /// the cost follows the days and the settlements returned, not the store.
+    fn settlements_on_days(
+        &self,
+        hospital: Option<&HospitalId>,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
+
+    /// Up to `limit` settlements referred to temporary assistance and not
+    /// reversed, of `region` (a city takes in its counties), settled on the
+    /// business days `days`, oldest first, starting after `after`.
+    fn referrals(
+        &self,
+        region: RegionCode,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError>;
+
     /// Writes the whole batch atomically: afterwards every read sees all of
     /// it, and on failure none of it. Not yet durable.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
@@ -197,4 +226,8 @@ pub trait Scan: Store {
     fn scan_usages(&self) -> ScanIter<'_, (ResidentId, Year, Versioned<Usage>)>;
     /// Every roster record.
     fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>>;
+    /// Every entry of the day index: of one hospital, or (`None`) of all.
+    fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)>;
+    /// Every entry of the referral index: day settled, settlement, region.
+    fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)>;
 }

@@ -30,13 +30,30 @@
 //! | `P` resident ID (18), year (2), settlement number (8) | nothing: the patient-year index |
 //! | `U` resident ID (18), year (2) | commit, running total |
 //! | `R` resident ID (18) | commit, roster record |
+//! | `H` hospital length (1), hospital, day (4), settlement number (8) | nothing: the hospital-day index |
+//! | `D` day (4), settlement number (8) | nothing: the day index, every hospital |
+//! | `F` day settled (4), settlement number (8) | region (6): referred and not reversed |
 //! | `M` name | schema version, last commit, next settlement number |
 //!
 //! Values are postcard-encoded. Big-endian numbers make key order equal
 //! numeric order, so a patient-year's settlements scan oldest first.
+//!
+//! A day is a business day ([`BusinessDay`], days since 1970 with the sign
+//! bit flipped so keys sort as days do). A settlement has `H` and `D` entries
+//! for the day it was settled and, once reversed on another day, for that day
+//! too: the index of reconciliation (3201/3202) and export, which therefore
+//! never scan every settlement. The days are on the settlement record, fixed
+//! by the ledger when it commits, so the index is a function of the batch.
+//!
+//! Schema version 2 added the days and names to the settlement record and the
+//! `H`/`D` index; a version 1 store is brought up to date once when opened
+//! (see [`super::legacy`]).
 
 use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
     io::Write,
+    ops::RangeInclusive,
     path::{Path, PathBuf},
     sync::{
         Arc, Condvar, Mutex, OnceLock,
@@ -48,6 +65,7 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::legacy::{self, BatchV1, SettlementV1, UsageV1};
 use super::{
     Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
     checkpoint::{self, sync_dir, sync_tree},
@@ -55,11 +73,20 @@ use super::{
     snapshot::{self, Item, SnapshotSummary, SnapshotWriter},
 };
 use crate::domain::{
-    ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
+    BusinessDay, ClaimId, ClaimKey, HospitalId, Money, Person, RegionCode, ResidentId, Settlement,
+    SettlementId, Usage, UtcOffset, Year,
 };
 
 /// The layout version this code reads and writes.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
+/// While a version 1 store is being brought up to date: the key of the last
+/// running total rewritten, so an interrupted migration resumes after it.
+const META_MIGRATING: &[u8] = b"Mmigrating_v2";
+/// Records rewritten per atomic step of the migration (a patient-year is
+/// never split).
+const MIGRATE_CHUNK: usize = 256;
+/// Migration steps between two flushes of sled.
+const MIGRATE_FLUSH_STEPS: usize = 32;
 const META_SCHEMA: &[u8] = b"Mschema";
 const META_COMMIT: &[u8] = b"Mcommit";
 const META_NEXT_ID: &[u8] = b"Mnext_settlement_id";
@@ -82,6 +109,12 @@ pub struct SledOptions {
     /// How often sled is checkpointed while commits arrive: the journal
     /// holds about this much time of commits.
     pub checkpoint_interval: Duration,
+    /// The fund's zone, used only to work out the business days of the
+    /// settlements of a store written before days were recorded. `None`
+    /// (tools that do not read the configuration, such as `verify`) refuses
+    /// to open such a store rather than guess the zone: the server, which
+    /// knows it, brings the store up to date when it starts.
+    pub utc_offset: Option<UtcOffset>,
 }
 
 impl Default for SledOptions {
@@ -90,6 +123,7 @@ impl Default for SledOptions {
             cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: SEGMENT_BYTES_DEFAULT,
             checkpoint_interval: Duration::from_secs(1),
+            utc_offset: None,
         }
     }
 }
@@ -148,7 +182,7 @@ impl SledStore {
         };
         // sled's own recovery may have rewritten files without syncing them.
         sync_tree(dir, NOT_SLEDS)?;
-        check_schema(&tree.db)?;
+        let schema = check_schema(&tree.db)?;
         let held = get_u64(&tree.db, META_COMMIT)?.unwrap_or(0);
         match checkpointed {
             Some(acknowledged) if held < acknowledged => {
@@ -173,8 +207,20 @@ impl SledStore {
             ),
             _ => {}
         }
-        let replayed = replay(&tree.db, held, journal::recover(&journal_dir)?)?;
+        if schema == legacy::VERSION && options.utc_offset.is_none() {
+            return Err(StoreError::Unsupported(format!(
+                "{} was written by an older version (layout {}): start medassist serve on it \
+                 once, with its configuration, to bring it up to date (this uses the fund's \
+                 [reconciliation] utc_offset, which this command does not read)",
+                dir.display(),
+                legacy::VERSION
+            )));
+        }
+        let replayed = replay(&tree.db, held, journal::recover(&journal_dir)?, schema)?;
         let last = held.max(replayed.unwrap_or(0));
+        if let (legacy::VERSION, Some(offset)) = (schema, options.utc_offset) {
+            migrate_v1(&tree.db, offset)?;
+        }
         tree.checkpoint(last)?;
         let journal = Arc::new(Journal::start(&journal_dir, options.journal_segment_bytes)?);
         if let Some(through) = replayed {
@@ -263,6 +309,17 @@ impl SledStore {
                 patient_year_key(settlement.claim.patient_id(), settlement.claim.year());
             index.extend_from_slice(&id);
             writes.insert(index, &[]);
+            for key in day_keys(settlement) {
+                writes.insert(key, &[]);
+            }
+            // Referred and not reversed: listed; reversed: no longer.
+            if let (Some(_), Some(cap)) = (settlement.referral, &settlement.outcome.cap) {
+                let key = referral_key(settlement.settled_day, settlement.id);
+                match settlement.reversal {
+                    None => writes.insert(key, cap.region.as_str().as_bytes()),
+                    Some(_) => writes.remove(key),
+                }
+            }
         }
         for (patient, year, usage) in &batch.usages {
             writes.insert(usage_key(patient, *year), encode(&(batch.commit, usage))?);
@@ -349,6 +406,96 @@ impl Store for SledStore {
                 StoreError::Corrupt(format!(
                     "patient-year index points to missing settlement {id}"
                 ))
+            })?;
+            found.push(settlement);
+        }
+        Ok(found)
+    }
+
+    fn settlements_on_days(
+        &self,
+        hospital: Option<&HospitalId>,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        self.healthy()?;
+        let from = after
+            .map_or(0, |id| id.get().saturating_add(1))
+            .to_be_bytes();
+        // One cursor per day, merged by settlement number: memory grows with
+        // the number of days (at most a year's), never with the settlements.
+        let mut cursors = Vec::new();
+        let mut heads = BinaryHeap::new();
+        let mut day = *days.start();
+        while day <= *days.end() {
+            let prefix = day_prefix(hospital, day);
+            let mut start = prefix.clone();
+            start.extend_from_slice(&from);
+            let mut cursor = DayCursor {
+                entries: self.db.range(start..),
+                prefix,
+            };
+            if let Some(id) = cursor.next_id()? {
+                heads.push(Reverse((id, cursors.len())));
+            }
+            cursors.push(cursor);
+            day = day.next();
+        }
+        let mut found: Vec<Versioned<Settlement>> = Vec::new();
+        while found.len() < limit {
+            let Some(Reverse((id, i))) = heads.pop() else {
+                break;
+            };
+            if let Some(next) = cursors[i].next_id()? {
+                heads.push(Reverse((next, i)));
+            }
+            // Settled on one day of the range and reversed on another.
+            if found.last().is_some_and(|s| s.value.id.get() == id) {
+                continue;
+            }
+            let settlement = self.settlement(SettlementId::new(id))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("day index points to missing settlement {id}"))
+            })?;
+            found.push(settlement);
+        }
+        Ok(found)
+    }
+
+    fn referrals(
+        &self,
+        region: RegionCode,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        self.healthy()?;
+        let mut start = referral_key(*days.start(), SettlementId::new(0));
+        if let Some(after) = after {
+            // Resume just after the last one answered, even if it has since
+            // been reversed and left the index.
+            if let Some(last) = self.settlement(after)? {
+                start = start.max(referral_key(last.value.settled_day, after.next()));
+            }
+        }
+        let end = referral_key(days.end().next(), SettlementId::new(0));
+        let mut found = Vec::new();
+        for entry in self.db.range(start..end) {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(io)?;
+            let damaged = || StoreError::Corrupt("malformed referral index entry".into());
+            let of = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| RegionCode::parse(text).ok())
+                .ok_or_else(damaged)?;
+            if !region.covers(of) {
+                continue;
+            }
+            let id = be_u64(key.get(5..).ok_or_else(damaged)?)?;
+            let settlement = self.settlement(SettlementId::new(id))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("referral index points to missing settlement {id}"))
             })?;
             found.push(settlement);
         }
@@ -507,7 +654,7 @@ impl SledStore {
                             .map_err(io)?;
                         queued = 0;
                     }
-                    replay_one(&tree.db, commit, &payload)?;
+                    replay_one(&tree.db, commit, &payload, stored_schema(&tree.db)?)?;
                 }
             }
             Ok(())
@@ -521,6 +668,35 @@ impl SledStore {
         drop(tree);
         drop(SledStore::open(dir, options)?);
         Ok(summary)
+    }
+}
+
+impl SledStore {
+    /// Writes a new data directory `dir` as version 1 of this service did:
+    /// the commits of `in_tree` in sled, those of `in_journal` only in the
+    /// journal (as when the service stopped before sled's checkpoint). Only
+    /// for tests of the migration of older stores; the service never calls it.
+    #[doc(hidden)]
+    pub fn write_version_1(
+        dir: &Path,
+        in_tree: &[BatchV1],
+        in_journal: &[BatchV1],
+    ) -> Result<(), StoreError> {
+        let options = SledOptions::default();
+        drop(SledStore::open(dir, options)?);
+        let db = open_sled(dir, options)?;
+        db.insert(META_SCHEMA, encode(&legacy::VERSION)?)
+            .map_err(io)?;
+        for batch in in_tree {
+            db.apply_batch(writes_of_v1(batch)?).map_err(io)?;
+        }
+        db.flush().map_err(io)?;
+        let journal = Journal::start(&dir.join(JOURNAL_DIR), SEGMENT_BYTES_MIN)?;
+        for batch in in_journal {
+            journal.stage(batch.commit, &encode(batch)?)?;
+        }
+        journal.sync()?;
+        Ok(())
     }
 }
 
@@ -586,6 +762,68 @@ impl Scan for SledStore {
 
     fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>> {
         self.scan(b"R", |_, value| versioned(value))
+    }
+
+    fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)> {
+        let damaged = || StoreError::Corrupt("malformed day index entry".into());
+        let day_and_id = move |rest: &[u8]| {
+            let day = rest.get(..4).ok_or_else(damaged)?;
+            let day = BusinessDay::from_key_bytes([day[0], day[1], day[2], day[3]]);
+            Ok::<_, StoreError>((day, SettlementId::new(be_u64(&rest[4..])?)))
+        };
+        let every = self.scan(b"D", move |key, _| {
+            let (day, id) = day_and_id(key)?;
+            Ok((None, day, id))
+        });
+        let by_hospital = self.scan(b"H", move |key, _| {
+            let (&len, rest) = key.split_first().ok_or_else(damaged)?;
+            let (hospital, rest) = rest
+                .split_at_checked(usize::from(len))
+                .ok_or_else(damaged)?;
+            let hospital = std::str::from_utf8(hospital)
+                .ok()
+                .and_then(|text| HospitalId::parse(text).ok())
+                .ok_or_else(damaged)?;
+            let (day, id) = day_and_id(rest)?;
+            Ok((Some(hospital), day, id))
+        });
+        Box::new(every.chain(by_hospital))
+    }
+
+    fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)> {
+        self.scan(b"F", |key, value| {
+            let damaged = || StoreError::Corrupt("malformed referral index entry".into());
+            let day = key.get(..4).ok_or_else(damaged)?;
+            let day = BusinessDay::from_key_bytes([day[0], day[1], day[2], day[3]]);
+            let id = SettlementId::new(be_u64(&key[4..])?);
+            let region = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| RegionCode::parse(text).ok())
+                .ok_or_else(damaged)?;
+            Ok((day, id, region))
+        })
+    }
+}
+
+/// A cursor over one day's index entries, from a settlement number on.
+struct DayCursor {
+    entries: sled::Iter,
+    prefix: Vec<u8>,
+}
+
+impl DayCursor {
+    /// The next settlement number of the day, if any.
+    fn next_id(&mut self) -> Result<Option<u64>, StoreError> {
+        match self.entries.next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, _) = entry.map_err(io)?;
+                match key.strip_prefix(self.prefix.as_slice()) {
+                    Some(id) => be_u64(id).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
     }
 }
 
@@ -678,23 +916,162 @@ fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn check_schema(db: &sled::Db) -> Result<(), StoreError> {
+/// The store's layout version: a new store gets this build's; version 1 is
+/// read to be migrated; anything else is refused.
+fn check_schema(db: &sled::Db) -> Result<u32, StoreError> {
     match db.get(META_SCHEMA).map_err(io)? {
         Some(bytes) => {
             let version: u32 = decode(&bytes)?;
-            if version != SCHEMA_VERSION {
+            if version != SCHEMA_VERSION && version != legacy::VERSION {
                 return Err(StoreError::Corrupt(format!(
-                    "data directory has layout version {version}; this build reads {SCHEMA_VERSION}"
+                    "data directory has layout version {version}; this build reads \
+                     {} and {SCHEMA_VERSION}",
+                    legacy::VERSION
                 )));
             }
+            Ok(version)
         }
         // Made durable by the checkpoint that ends opening.
-        None => drop(
+        None => {
             db.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
-                .map_err(io)?,
-        ),
+                .map_err(io)?;
+            Ok(SCHEMA_VERSION)
+        }
     }
+}
+
+/// The layout version of what a tree holds so far (a new one: this build's).
+fn stored_schema(db: &sled::Db) -> Result<u32, StoreError> {
+    match db.get(META_SCHEMA).map_err(io)? {
+        Some(bytes) => decode(&bytes),
+        None => Ok(SCHEMA_VERSION),
+    }
+}
+
+/// Brings a version 1 store up to date: for each patient-year, rewrites its
+/// settlements with their business days (in the zone `offset`) and their
+/// day index entries, and its running total with what the patient paid;
+/// in atomic steps that record the last patient-year done, so an interrupted
+/// migration resumes there. Then marks the store version 2. The journal was
+/// replayed (in the old encoding) before, so every commit is in the tree,
+/// and every settlement has its patient-year's running total. Called once,
+/// at start-up.
+fn migrate_v1(db: &sled::Db, offset: UtcOffset) -> Result<(), StoreError> {
+    migrate_v1_steps(db, offset, MIGRATE_CHUNK, None)
+}
+
+/// The migration in steps of about `chunk` records; with `steps_max`, it
+/// stops after that many steps as if interrupted (for tests of resuming).
+fn migrate_v1_steps(
+    db: &sled::Db,
+    offset: UtcOffset,
+    chunk: usize,
+    steps_max: Option<usize>,
+) -> Result<(), StoreError> {
+    let resumed = db.get(META_MIGRATING).map_err(io)?;
+    let mut start = match &resumed {
+        // Just after the last patient-year done.
+        Some(last) => [last.as_ref(), &[0]].concat(),
+        None => b"U".to_vec(),
+    };
+    tracing::warn!(
+        resumed = resumed.is_some(),
+        %offset,
+        "store written with layout version 1: rewriting settlements with their business \
+         days and totals with what patients paid, and building the hospital-day index (once)"
+    );
+    let started = std::time::Instant::now();
+    let (mut settlements, mut patient_years, mut steps) = (0u64, 0u64, 0usize);
+    loop {
+        if steps_max == Some(steps) {
+            return Ok(());
+        }
+        steps += 1;
+        let mut writes = sled::Batch::default();
+        let (mut last, mut in_step) = (None, 0);
+        for entry in db.range(start.clone()..) {
+            let (key, value) = entry.map_err(io)?;
+            if !key.starts_with(b"U") || in_step >= chunk {
+                break;
+            }
+            let (patient, year) = patient_year_of(&key[1..])?;
+            let (commit, old): (CommitNumber, UsageV1) = decode(&value)?;
+            let mut paid = Money::ZERO;
+            let prefix = patient_year_key(&patient, year);
+            for index in db.scan_prefix(&prefix) {
+                let (index, _) = index.map_err(io)?;
+                let id = SettlementId::new(be_u64(&index[prefix.len()..])?);
+                let stored = db.get(settlement_key(id)).map_err(io)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("patient-year index points to missing {id}"))
+                })?;
+                let (commit, old): (CommitNumber, SettlementV1) = decode(&stored)?;
+                let settlement = old.upgrade(offset);
+                if settlement.reversal.is_none() {
+                    paid = paid
+                        .checked_add(settlement.outcome.patient_pays)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("payments of {patient} in {year} overflow"))
+                        })?;
+                }
+                writes.insert(settlement_key(id), encode(&(commit, &settlement))?);
+                for index in day_keys(&settlement) {
+                    writes.insert(index, &[]);
+                }
+                settlements += 1;
+                in_step += 1;
+            }
+            writes.insert(key.clone(), encode(&(commit, old.upgrade(paid)))?);
+            patient_years += 1;
+            in_step += 1;
+            last = Some(key);
+        }
+        let Some(last) = last else { break };
+        writes.insert(META_MIGRATING, last.as_ref());
+        db.apply_batch(writes).map_err(io)?;
+        // sled keeps unwritten pages in memory (see the restore): writing
+        // them out as the migration goes keeps it flat on a large store.
+        if steps % MIGRATE_FLUSH_STEPS == 0 {
+            db.flush().map_err(io)?;
+        }
+        start = [last.as_ref(), &[0]].concat();
+    }
+    let mut done = sled::Batch::default();
+    done.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?);
+    done.remove(META_MIGRATING);
+    db.apply_batch(done).map_err(io)?;
+    tracing::warn!(
+        settlements,
+        patient_years,
+        seconds = started.elapsed().as_secs_f64(),
+        "store brought up to layout version 2; the day index is built"
+    );
     Ok(())
+}
+
+/// What version 1 wrote for a commit: replayed from an older journal before
+/// the migration rewrites it.
+fn writes_of_v1(batch: &BatchV1) -> Result<sled::Batch, StoreError> {
+    let mut writes = sled::Batch::default();
+    for settlement in &batch.settlements {
+        let id = settlement.id.get().to_be_bytes();
+        writes.insert(
+            settlement_key(settlement.id),
+            encode(&(batch.commit, settlement))?,
+        );
+        writes.insert(claim_key(settlement.claim.key()), &id);
+        let mut index = patient_year_key(settlement.claim.patient_id(), settlement.claim.year());
+        index.extend_from_slice(&id);
+        writes.insert(index, &[]);
+    }
+    for (patient, year, usage) in &batch.usages {
+        writes.insert(usage_key(patient, *year), encode(&(batch.commit, usage))?);
+    }
+    for person in &batch.persons {
+        writes.insert(person_key(person.id()), encode(&(batch.commit, person))?);
+    }
+    writes.insert(META_COMMIT, &batch.commit.to_be_bytes());
+    writes.insert(META_NEXT_ID, &batch.next_settlement_id.get().to_be_bytes());
+    Ok(writes)
 }
 
 fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -710,6 +1087,7 @@ fn replay(
     db: &sled::Db,
     held: CommitNumber,
     records: Vec<journal::JournalRecord>,
+    schema: u32,
 ) -> Result<Option<CommitNumber>, StoreError> {
     let mut last = None;
     for record in records.into_iter().filter(|r| r.commit > held) {
@@ -721,22 +1099,33 @@ fn replay(
                 expected - 1
             )));
         }
-        replay_one(db, record.commit, &record.payload)?;
+        replay_one(db, record.commit, &record.payload, schema)?;
         last = Some(record.commit);
     }
     Ok(last)
 }
 
-/// Applies one journal record's batch to the tree, atomically.
-fn replay_one(db: &sled::Db, commit: CommitNumber, payload: &[u8]) -> Result<(), StoreError> {
-    let batch: Batch = decode(payload)?;
-    if batch.commit != commit {
+/// Applies one journal record's batch to the tree, atomically. `schema` is
+/// the layout the record was written in: the tree's.
+fn replay_one(
+    db: &sled::Db,
+    commit: CommitNumber,
+    payload: &[u8],
+    schema: u32,
+) -> Result<(), StoreError> {
+    let (held, writes) = if schema == legacy::VERSION {
+        let batch: BatchV1 = decode(payload)?;
+        (batch.commit, writes_of_v1(&batch)?)
+    } else {
+        let batch: Batch = decode(payload)?;
+        (batch.commit, SledStore::writes_of(&batch)?)
+    };
+    if held != commit {
         return Err(StoreError::Corrupt(format!(
-            "journal record {commit} holds commit {}",
-            batch.commit
+            "journal record {commit} holds commit {held}"
         )));
     }
-    db.apply_batch(SledStore::writes_of(&batch)?).map_err(io)
+    db.apply_batch(writes).map_err(io)
 }
 
 fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {
@@ -862,9 +1251,263 @@ fn usage_key(patient: &ResidentId, year: Year) -> Vec<u8> {
     key
 }
 
+/// The start of the day-index keys of one day: of one hospital (`H`) or of
+/// every hospital (`D`).
+fn day_prefix(hospital: Option<&HospitalId>, day: BusinessDay) -> Vec<u8> {
+    let mut key = Vec::with_capacity(78);
+    match hospital {
+        Some(hospital) => {
+            let hospital = hospital.as_str().as_bytes();
+            key.push(b'H');
+            // At most 64 bytes, as in the claim key.
+            key.push(hospital.len() as u8);
+            key.extend_from_slice(hospital);
+        }
+        None => key.push(b'D'),
+    }
+    key.extend_from_slice(&day.key_bytes());
+    key
+}
+
+/// The referral index key of a settlement settled on `day`.
+fn referral_key(day: BusinessDay, id: SettlementId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(13);
+    key.push(b'F');
+    key.extend_from_slice(&day.key_bytes());
+    key.extend_from_slice(&id.get().to_be_bytes());
+    key
+}
+
+/// The day-index keys of a settlement: `H` and `D` for each of its days.
+fn day_keys(settlement: &Settlement) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let hospital = &settlement.claim.key().hospital_id;
+    settlement.business_days().flat_map(move |day| {
+        [Some(hospital), None].map(|which| {
+            let mut key = day_prefix(which, day);
+            key.extend_from_slice(&settlement.id.get().to_be_bytes());
+            key
+        })
+    })
+}
+
 fn person_key(id: &ResidentId) -> Vec<u8> {
     let mut key = Vec::with_capacity(19);
     key.push(b'R');
     key.extend_from_slice(id.as_str().as_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    //! The migration of a version 1 store, built the way version 1 wrote it:
+    //! records in the tree and one more commit only in the journal.
+
+    use super::*;
+    use crate::{
+        domain::{Claim, ClaimInput, Date, Money, Reason, RegionCode, Timestamp},
+        rules,
+        store::legacy::ReversalV1,
+        verify::verify,
+    };
+
+    fn claim(claim_id: &str, sequence: u16) -> Claim {
+        let codes = vec!["N18".to_owned()];
+        let patient = ResidentId::compose(
+            RegionCode::parse("320602").unwrap(),
+            Date::parse("1960-01-01").unwrap(),
+            sequence,
+        );
+        Claim::parse(&ClaimInput {
+            hospital_id: "H001",
+            claim_id,
+            patient_id: patient.as_str(),
+            admission_date: "2025-11-01",
+            discharge_date: "2025-11-20",
+            diagnosis_codes: &codes,
+            total_cost: "50000",
+            in_scope_cost: "42000",
+            basic_insurance_paid: "25200",
+            critical_illness_paid: "6300",
+        })
+        .unwrap()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::from(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+    }
+
+    fn old(id: u64, claim: Claim, settled: &str, reversed: Option<&str>) -> SettlementV1 {
+        let outcome = rules::apply_cap(&claim, &rules::assess(&claim, None), Money::ZERO);
+        SettlementV1 {
+            id: SettlementId::new(id),
+            claim,
+            outcome,
+            settled_at: at(settled),
+            reversal: reversed.map(|r| ReversalV1 {
+                at: at(r),
+                reason: Reason::parse("duplicate").unwrap(),
+            }),
+        }
+    }
+
+    /// A commit of settlements of distinct patients, with their totals.
+    fn batch(commit: u64, settlements: Vec<SettlementV1>) -> BatchV1 {
+        let usages = settlements
+            .iter()
+            .map(|s| {
+                let usage = match s.reversal {
+                    None => UsageV1 {
+                        used: s.outcome.assistance,
+                        settlement_count: 1,
+                    },
+                    Some(_) => UsageV1::default(),
+                };
+                (s.claim.patient_id().clone(), s.claim.year(), usage)
+            })
+            .collect();
+        BatchV1 {
+            commit,
+            next_settlement_id: SettlementId::new(settlements.last().unwrap().id.get() + 1),
+            settlements,
+            usages,
+            persons: Vec::new(),
+        }
+    }
+
+    fn days(store: &SledStore, day: &str) -> Vec<u64> {
+        let day = BusinessDay::from_date(Date::parse(day).unwrap());
+        let hospital = HospitalId::parse("H001").unwrap();
+        let by_hospital: Vec<u64> = store
+            .settlements_on_days(Some(&hospital), day..=day, None, 100)
+            .unwrap()
+            .iter()
+            .map(|s| s.value.id.get())
+            .collect();
+        let every: Vec<u64> = store
+            .settlements_on_days(None, day..=day, None, 100)
+            .unwrap()
+            .iter()
+            .map(|s| s.value.id.get())
+            .collect();
+        assert_eq!(by_hospital, every, "one hospital: both indexes agree");
+        by_hospital
+    }
+
+    /// Proves that opening a version 1 store replays its journal in the old
+    /// encoding, rewrites every settlement with its business days, builds
+    /// the day index (which `verify` then finds complete), and does it once.
+    #[test]
+    fn a_version_1_store_is_migrated_once_at_start_up() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let options = SledOptions {
+            utc_offset: Some(UtcOffset::CHINA),
+            ..SledOptions::default()
+        };
+        {
+            let first = batch(
+                1,
+                vec![
+                    old(1, claim("C-1", 1), "2025-11-30T15:59:59Z", None),
+                    old(
+                        2,
+                        claim("C-2", 2),
+                        "2025-11-30T16:00:00Z",
+                        Some("2025-12-02T01:00:00Z"),
+                    ),
+                ],
+            );
+            let second = batch(
+                2,
+                vec![old(3, claim("C-3", 3), "2025-12-01T02:00:00Z", None)],
+            );
+            SledStore::write_version_1(dir.path(), &[first], &[second]).unwrap();
+        }
+
+        let refused = SledStore::open(dir.path(), SledOptions::default()).err();
+        assert!(
+            matches!(&refused, Some(StoreError::Unsupported(why)) if why.contains("medassist serve")),
+            "without the fund's zone an older store is not guessed at: {refused:?}"
+        );
+        let store = SledStore::open(dir.path(), options).unwrap();
+        assert_eq!(store.meta().unwrap().last_commit, 2, "the journal replayed");
+        assert_eq!(days(&store, "2025-11-30"), [1]);
+        assert_eq!(days(&store, "2025-12-01"), [2, 3]);
+        assert_eq!(days(&store, "2025-12-02"), [2], "reversed on a later day");
+        let report = verify(&store).unwrap();
+        assert!(report.is_consistent(), "{report}");
+        assert_eq!(report.day_entries, 8);
+        let second = store.settlement(SettlementId::new(2)).unwrap().unwrap();
+        assert_eq!(second.value.settled_by, "", "names were never recorded");
+        let first = &store
+            .settlement(SettlementId::new(1))
+            .unwrap()
+            .unwrap()
+            .value;
+        let total = store
+            .usage(first.claim.patient_id(), first.claim.year())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            total.value.patient_pays, first.outcome.patient_pays,
+            "what the patient paid is worked out from the settlements"
+        );
+        drop(store);
+
+        let db = open_sled(dir.path(), options).unwrap();
+        assert_eq!(stored_schema(&db).unwrap(), SCHEMA_VERSION);
+        assert_eq!(db.get(META_MIGRATING).unwrap(), None);
+        drop(db);
+        let again = SledStore::open(dir.path(), options).unwrap();
+        assert!(verify(&again).unwrap().is_consistent());
+    }
+
+    /// Proves an interrupted migration resumes where it stopped: one step
+    /// of one patient-year is made (settlements rewritten, marker set), the
+    /// store is closed, and opening finishes the rest without touching (or
+    /// misreading) what was already rewritten.
+    #[test]
+    fn an_interrupted_migration_resumes_after_the_last_step() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let options = SledOptions {
+            utc_offset: Some(UtcOffset::CHINA),
+            ..SledOptions::default()
+        };
+        let commit = batch(
+            1,
+            vec![
+                old(1, claim("M-1", 11), "2025-11-30T01:00:00Z", None),
+                old(2, claim("M-2", 12), "2025-11-30T02:00:00Z", None),
+                old(3, claim("M-3", 13), "2025-12-01T02:00:00Z", None),
+            ],
+        );
+        SledStore::write_version_1(dir.path(), &[commit], &[]).unwrap();
+        {
+            let db = open_sled(dir.path(), options).unwrap();
+            migrate_v1_steps(&db, UtcOffset::CHINA, 1, Some(1)).unwrap();
+            assert!(
+                db.get(META_MIGRATING).unwrap().is_some(),
+                "stopped half-way"
+            );
+            assert_eq!(stored_schema(&db).unwrap(), legacy::VERSION);
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), options).unwrap();
+        assert_eq!(days(&store, "2025-11-30"), [1, 2]);
+        assert_eq!(days(&store, "2025-12-01"), [3]);
+        let report = verify(&store).unwrap();
+        assert!(report.is_consistent(), "{report}");
+        assert_eq!(report.day_entries, 6);
+        for id in 1..=3 {
+            let s = store
+                .settlement(SettlementId::new(id))
+                .unwrap()
+                .unwrap()
+                .value;
+            let total = store
+                .usage(s.claim.patient_id(), s.claim.year())
+                .unwrap()
+                .unwrap();
+            assert_eq!(total.value.patient_pays, s.outcome.patient_pays);
+        }
+    }
 }

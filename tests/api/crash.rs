@@ -94,6 +94,7 @@ fn compare_with_model(known: &Model, stored: &HashMap<String, pb::Settlement>) {
                 status: acknowledged.status,
                 reversed_at: None,
                 reverse_reason: String::new(),
+                reversed_by: String::new(),
                 ..found.clone()
             };
             assert_eq!(&unreversed, acknowledged, "{claim_id}");

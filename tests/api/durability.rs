@@ -62,6 +62,24 @@ impl Store for Recording {
     ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
         self.inner.settlements_of(patient, year, after, limit)
     }
+    fn settlements_on_days(
+        &self,
+        hospital: Option<&medassist::domain::HospitalId>,
+        days: std::ops::RangeInclusive<medassist::domain::BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        self.inner.settlements_on_days(hospital, days, after, limit)
+    }
+    fn referrals(
+        &self,
+        region: medassist::domain::RegionCode,
+        days: std::ops::RangeInclusive<medassist::domain::BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        self.inner.referrals(region, days, after, limit)
+    }
     fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         self.inner.apply(batch)?;
         // Noted only once applied: a flush that takes the note began after

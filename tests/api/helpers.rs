@@ -12,12 +12,14 @@ use std::{
 };
 
 use medassist::{
+    clock::ManualClock,
     config::Config,
-    domain::{Date, RegionCode, ResidentId},
+    domain::{Date, RegionCode, ResidentId, Timestamp},
     edge::Edge,
     grpc::GateState,
     grpc::pb::{
         self, policy_service_client::PolicyServiceClient,
+        reconciliation_service_client::ReconciliationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
@@ -61,6 +63,14 @@ impl TestServer {
     pub async fn start_with_store(dir: Arc<TempDir>, store: Arc<dyn Store>) -> TestServer {
         let server_config = Self::config_for(&dir);
         Self::launch(dir, server_config, Some(store)).await
+    }
+
+    /// A server on a fresh directory whose commits are stamped by `clock`.
+    pub async fn start_with_clock(clock: Arc<ManualClock>) -> TestServer {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let mut config = Self::config_for(&dir);
+        config.clock = clock;
+        Self::launch(dir, config, None).await
     }
 
     /// The configuration of a test server on `dir`: port 0, defaults otherwise.
@@ -141,6 +151,10 @@ impl TestServer {
         PolicyServiceClient::new(self.channel.clone())
     }
 
+    pub fn reconciliation(&self) -> ReconciliationServiceClient<Channel> {
+        ReconciliationServiceClient::new(self.channel.clone())
+    }
+
     /// The patient's annual usage, which the test expects to exist.
     pub async fn annual_usage(&self, patient_id: &str, year: i32) -> pb::AnnualUsage {
         self.usage()
@@ -165,6 +179,14 @@ impl TestServer {
             .expect("roster accepts the person");
         id
     }
+}
+
+/// A moment written in RFC 3339 (`2026-11-30T15:59:59Z`), for a test clock.
+pub fn at(text: &str) -> Timestamp {
+    Timestamp::from(
+        text.parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("an RFC 3339 moment"),
+    )
 }
 
 /// Where a test server keeps its store inside its temporary directory.

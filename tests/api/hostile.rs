@@ -278,18 +278,23 @@ async fn random_bytes_as_every_rpc_body() {
     let mut grpc = tonic::client::Grpc::new(server.channel());
     let mut tried = 0;
     // Every unary RPC of our services (health and reflection are tonic's
-    // own; SaveSnapshot, ImportPersons and ExportPersons stream).
+    // own; SaveSnapshot, ImportPersons, ExportPersons and ExportSettlements stream).
     let rpcs: Vec<&'static str> = KNOWN_RPCS
         .iter()
         .copied()
         .filter(|p| {
             p.starts_with("/medassist.")
-                && !["/SaveSnapshot", "/ImportPersons", "/ExportPersons"]
-                    .iter()
-                    .any(|streaming| p.ends_with(streaming))
+                && ![
+                    "/SaveSnapshot",
+                    "/ImportPersons",
+                    "/ExportPersons",
+                    "/ExportSettlements",
+                ]
+                .iter()
+                .any(|streaming| p.ends_with(streaming))
         })
         .collect();
-    assert_eq!(rpcs.len(), 9);
+    assert_eq!(rpcs.len(), 13);
     for path in rpcs.iter().copied() {
         for round in 0..150 {
             let length = match round {

@@ -67,6 +67,8 @@ async fn metrics_show_the_calls_made() {
         r#"medassist_settlements_total{outcome="paid"} 1"#,
         r#"medassist_assistance_fen_total{outcome="paid"} 735000"#,
         "medassist_reversals_total 1",
+        // 11,150.00 left to pay reaches the 10,000.00 threshold.
+        r#"medassist_referrals_total{reason="high_out_of_pocket"} 1"#,
         "medassist_reversed_assistance_fen_total 735000",
         "medassist_store_apply_duration_seconds_count 3",
         "medassist_store_flush_duration_seconds_count 3",

@@ -111,6 +111,7 @@ async fn losses(channel: &Channel, model: &Model) -> Losses {
                 status: acknowledged.status,
                 reversed_at: None,
                 reverse_reason: String::new(),
+                reversed_by: String::new(),
                 ..found.clone()
             }
         } else {

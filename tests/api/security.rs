@@ -12,6 +12,7 @@ use medassist::{
     domain::HospitalId,
     grpc::pb::{
         self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
+        reconciliation_service_client::ReconciliationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
@@ -75,15 +76,20 @@ enum Rpc {
     GetSettlementById,
     GetAnnualUsage,
     ListSettlements,
+    BatchGetAnnualUsage,
     UpsertPerson,
     GetPerson,
+    ListReferrals,
     GetPolicy,
     SaveSnapshot,
     ImportPersons,
     ExportPersons,
+    ReconcileDay,
+    ListDaySettlements,
+    ExportSettlements,
 }
 
-const RPCS: [Rpc; 13] = [
+const RPCS: [Rpc; 18] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -91,12 +97,17 @@ const RPCS: [Rpc; 13] = [
     Rpc::GetSettlementById,
     Rpc::GetAnnualUsage,
     Rpc::ListSettlements,
+    Rpc::BatchGetAnnualUsage,
     Rpc::UpsertPerson,
     Rpc::GetPerson,
+    Rpc::ListReferrals,
     Rpc::GetPolicy,
     Rpc::SaveSnapshot,
     Rpc::ImportPersons,
     Rpc::ExportPersons,
+    Rpc::ReconcileDay,
+    Rpc::ListDaySettlements,
+    Rpc::ExportSettlements,
 ];
 
 /// What the matrix runs against: an enrolled patient, and one settlement
@@ -165,6 +176,8 @@ async fn call(
     let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut policies = PolicyServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut admin = AdminServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut reconciliation =
+        ReconciliationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
     let request = pb::SettleRequest {
         hospital_id: hospital.into(),
@@ -208,6 +221,13 @@ async fn call(
             })
             .await
             .map(drop),
+        Rpc::BatchGetAnnualUsage => usage
+            .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+                patient_ids: vec![fixtures.patient.clone()],
+                year: 2026,
+            })
+            .await
+            .map(drop),
         Rpc::UpsertPerson => roster
             .upsert_person(pb::UpsertPersonRequest {
                 person: Some(dibao_person(&fixtures.patient)),
@@ -217,6 +237,16 @@ async fn call(
         Rpc::GetPerson => roster
             .get_person(pb::GetPersonRequest {
                 patient_id: fixtures.patient.clone(),
+            })
+            .await
+            .map(drop),
+        Rpc::ListReferrals => roster
+            .list_referrals(pb::ListReferralsRequest {
+                region_code: "320600".into(),
+                from_date: "2026-01-01".into(),
+                to_date: "2026-12-31".into(),
+                page_size: 10,
+                page_token: String::new(),
             })
             .await
             .map(drop),
@@ -267,6 +297,48 @@ async fn call(
             }
             Err(status) => Err(status),
         },
+        Rpc::ReconcileDay => reconciliation
+            .reconcile_day(pb::ReconcileDayRequest {
+                hospital_id: hospital.into(),
+                date: "2026-12-01".into(),
+                hospital_totals: Some(pb::DayTotals {
+                    settled_count: 0,
+                    assistance_total: "0".into(),
+                    reversed_count: 0,
+                    reversed_total: "0".into(),
+                }),
+            })
+            .await
+            .map(drop),
+        Rpc::ListDaySettlements => reconciliation
+            .list_day_settlements(pb::ListDaySettlementsRequest {
+                hospital_id: hospital.into(),
+                date: "2026-12-01".into(),
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(drop),
+        Rpc::ExportSettlements => {
+            let request = pb::ExportSettlementsRequest {
+                from_date: "2026-01-01".into(),
+                to_date: "2026-12-31".into(),
+                hospital_id: hospital.into(),
+            };
+            match reconciliation.export_settlements(request).await {
+                Ok(response) => {
+                    let mut settlements = response.into_inner();
+                    loop {
+                        match settlements.message().await {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => break Ok(()),
+                            Err(status) => break Err(status),
+                        }
+                    }
+                }
+                Err(status) => Err(status),
+            }
+        }
     };
     match result {
         Ok(()) => Code::Ok,
@@ -279,15 +351,24 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     use Rpc::*;
     let hospital_scoped = matches!(
         rpc,
-        PreSettle | Settle | Reverse | GetSettlementByKey | GetSettlementById
+        PreSettle
+            | Settle
+            | Reverse
+            | GetSettlementByKey
+            | GetSettlementById
+            | ReconcileDay
+            | ListDaySettlements
     );
     let allowed = match caller {
         "none" | "bad" => return Code::Unauthenticated,
         "t-h001" => hospital_scoped && hospital == "H001",
-        "t-insurer" => matches!(rpc, GetAnnualUsage | ListSettlements | GetPolicy),
+        "t-insurer" => matches!(
+            rpc,
+            GetAnnualUsage | ListSettlements | BatchGetAnnualUsage | GetPolicy
+        ),
         "t-roster" => matches!(
             rpc,
-            UpsertPerson | GetPerson | ImportPersons | ExportPersons
+            UpsertPerson | GetPerson | ImportPersons | ExportPersons | ListReferrals
         ),
         "t-operator" => matches!(rpc, SaveSnapshot),
         "t-auditor" => matches!(
@@ -296,9 +377,14 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | GetSettlementById
                 | GetAnnualUsage
                 | ListSettlements
+                | BatchGetAnnualUsage
                 | GetPerson
+                | ListReferrals
                 | GetPolicy
                 | ExportPersons
+                | ReconcileDay
+                | ListDaySettlements
+                | ExportSettlements
         ),
         other => panic!("unknown caller {other}"),
     };
@@ -309,8 +395,8 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     }
 }
 
-/// Proves the whole matrix: 13 RPCs x 7 callers x own and other hospital,
-/// 182 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 18 RPCs x 7 callers x own and other hospital,
+/// 252 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -340,7 +426,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 182);
+    assert_eq!(checked, 252);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -515,4 +601,45 @@ async fn mtls_requires_a_certificate_from_the_configured_ca() {
         };
         assert!(refused, "client certificate {identity:?} must be refused");
     }
+}
+
+/// Proves a settlement records who made it and who reversed it: the
+/// configured name of each caller's token, kept on the record and shown to
+/// whoever may read it (here the auditor).
+#[tokio::test]
+async fn settlements_record_the_name_of_the_token() {
+    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), guarded_config()).await;
+    let channel = server.channel();
+    let fixtures = Fixtures::new(&channel).await;
+    let mut hospital =
+        SettlementServiceClient::with_interceptor(channel.clone(), bearer(Some("t-h001")));
+    hospital
+        .reverse(pb::ReverseRequest {
+            hospital_id: "H001".into(),
+            claim_id: "FIX".into(),
+            reason: "wrong patient".into(),
+        })
+        .await
+        .unwrap();
+    let mut auditor = SettlementServiceClient::with_interceptor(channel, bearer(Some("t-auditor")));
+    let read = auditor
+        .get_settlement(pb::GetSettlementRequest {
+            settlement_id: fixtures.settlement_id_of("H001"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.settled_by, "test t-h001");
+    assert_eq!(read.reversed_by, "test t-h001");
+    let other = auditor
+        .get_settlement(pb::GetSettlementRequest {
+            settlement_id: fixtures.settlement_id_of("H002"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.settled_by, "test t-h002");
+    assert_eq!(other.reversed_by, "", "not reversed");
 }

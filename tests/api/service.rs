@@ -22,6 +22,7 @@ async fn health_reports_serving() {
         "medassist.v1.UsageService",
         "medassist.v1.RosterService",
         "medassist.v1.PolicyService",
+        "medassist.v1.ReconciliationService",
     ] {
         let status = health
             .check(HealthCheckRequest {
@@ -59,6 +60,8 @@ async fn reflection_lists_every_service() {
         "medassist.v1.UsageService",
         "medassist.v1.RosterService",
         "medassist.v1.PolicyService",
+        "medassist.v1.AdminService",
+        "medassist.v1.ReconciliationService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -141,3 +141,78 @@ async fn usage_of_a_patient_off_the_roster_is_not_found() {
         "the message masks the resident ID"
     );
 }
+
+/// Proves BatchGetAnnualUsage answers each patient as GetAnnualUsage does,
+/// in request order, lists those off the roster apart (in request order),
+/// and refuses an empty list, more than 500, a bad ID and a repeat, naming
+/// each.
+#[tokio::test]
+async fn many_patients_at_once() {
+    let server = TestServer::start().await;
+    let first = server.enroll("1960-01-01", 31).await;
+    let second = server.enroll("1961-01-01", 32).await;
+    settled(
+        server
+            .settlements()
+            .settle(claim_paying_7000(&second, "B-1"))
+            .await,
+    );
+    let stranger = resident_id("1970-01-01", 33);
+    let other_stranger = resident_id("1971-01-01", 34);
+    let answer = server
+        .usage()
+        .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+            patient_ids: vec![
+                second.clone(),
+                stranger.clone(),
+                first.clone(),
+                other_stranger.clone(),
+            ],
+            year: 2026,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.usages,
+        [
+            server.annual_usage(&second, 2026).await,
+            server.annual_usage(&first, 2026).await
+        ]
+    );
+    assert_eq!(answer.usages[0].used, "7000.00");
+    assert_eq!(answer.not_found, [stranger, other_stranger]);
+
+    let refused = |ids: Vec<String>| {
+        let mut usage = server.usage();
+        async move {
+            let status = usage
+                .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+                    patient_ids: ids,
+                    year: 2026,
+                })
+                .await
+                .unwrap_err();
+            bad_fields(&status)
+        }
+    };
+    assert_eq!(refused(Vec::new()).await, ["patient_ids"]);
+    assert_eq!(refused(vec![first.clone(); 501]).await[0], "patient_ids");
+    assert_eq!(
+        refused(vec![first.clone(), "123".into(), first.clone()]).await,
+        ["patient_ids[1]", "patient_ids[2]"]
+    );
+    let five_hundred: Vec<String> = (0..500)
+        .map(|n| resident_id("1980-01-01", 100 + n))
+        .collect();
+    let all = server
+        .usage()
+        .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+            patient_ids: five_hundred,
+            year: 2026,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.not_found.len(), 500, "500 is allowed");
+}

@@ -1,0 +1,42 @@
+//! Referral to temporary assistance (三(一)2 last paragraph, 三(一)3 摆渡机制,
+//! 早发现、早介入): the list of settled claims whose patients still cannot
+//! pay, for the offices that act on them. The rule itself is pure
+//! ([`crate::rules::referral`]); the ledger decides it once, when settling.
+
+use super::{App, AppError, PAGE_SIZE_DEFAULT, SettlementPage};
+use crate::{
+    auth::{Action, Principal, authorize},
+    domain::{BusinessDay, RegionCode, SettlementId},
+};
+
+impl App {
+    /// A page of the referred settlements that are not reversed, of
+    /// `region` (a city takes in its counties), settled on the business
+    /// days `from..=to`, oldest first.
+    pub async fn list_referrals(
+        &self,
+        region: RegionCode,
+        from: BusinessDay,
+        to: BusinessDay,
+        page_size: usize,
+        after: Option<SettlementId>,
+        by: &Principal,
+    ) -> Result<SettlementPage, AppError> {
+        authorize(by, Action::ListReferrals)?;
+        let limit = match page_size {
+            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
+            n => n.min(self.page_size_max),
+        };
+        let reads = self.store.referrals(region, from..=to, after, limit + 1)?;
+        let more = reads.len() > limit;
+        let mut settlements = Vec::with_capacity(reads.len().min(limit));
+        for read in reads.into_iter().take(limit) {
+            settlements.push(self.ledger.durable(read).await?);
+        }
+        let next_after = more.then(|| settlements.last().map(|s| s.id)).flatten();
+        Ok(SettlementPage {
+            settlements,
+            next_after,
+        })
+    }
+}

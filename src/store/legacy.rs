@@ -1,0 +1,163 @@
+//! The layout before business days and names (schema version 1), kept only
+//! to read an older store once and bring it up to date.
+//!
+//! Version 1 stored `Settlement` without `settled_day`, `settled_by`,
+//! `referral` and the reversal's `day` and `by`, `Usage` without
+//! `patient_pays`, and had no day or referral index. postcard is not
+//! self-describing, so those records cannot be read with today's types: at
+//! start-up, an older store first replays its journal in the old encoding
+//! (writing what version 1 wrote), then every settlement is rewritten in the
+//! new encoding with its days worked out from `settled_at` and `reversed_at`
+//! in the configured zone, and the day index is built. Names were never
+//! recorded before, so they stay empty.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    BusinessDay, Claim, Money, Outcome, Person, Reason, ResidentId, Reversal, Settlement,
+    SettlementId, Timestamp, Usage, UtcOffset, Year,
+};
+
+use super::CommitNumber;
+
+/// The schema version this module reads.
+pub const VERSION: u32 = 1;
+
+/// A settlement as version 1 stored it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SettlementV1 {
+    /// The settlement's number.
+    pub id: SettlementId,
+    /// The claim.
+    pub claim: Claim,
+    /// What the rules decided.
+    pub outcome: Outcome,
+    /// When it was recorded.
+    pub settled_at: Timestamp,
+    /// Its cancellation.
+    pub reversal: Option<ReversalV1>,
+}
+
+/// A reversal as version 1 stored it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReversalV1 {
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A journal record of version 1.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchV1 {
+    /// The commit's number.
+    pub commit: CommitNumber,
+    /// The settlement counter after it.
+    pub next_settlement_id: SettlementId,
+    /// Settlements written.
+    pub settlements: Vec<SettlementV1>,
+    /// Running totals written.
+    pub usages: Vec<(ResidentId, Year, UsageV1)>,
+    /// Roster records written.
+    pub persons: Vec<Person>,
+}
+
+/// A running total as version 1 stored it: without what the patient paid.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct UsageV1 {
+    /// Assistance of the settlements that are not reversed.
+    pub used: Money,
+    /// Their number.
+    pub settlement_count: u32,
+}
+
+impl UsageV1 {
+    /// The total in today's form, given what the patient paid over the
+    /// settlements that are not reversed.
+    pub fn upgrade(self, patient_pays: Money) -> Usage {
+        Usage {
+            used: self.used,
+            settlement_count: self.settlement_count,
+            patient_pays,
+        }
+    }
+}
+
+impl SettlementV1 {
+    /// The settlement in today's form: its days in the zone `offset`, no names.
+    pub fn upgrade(self, offset: UtcOffset) -> Settlement {
+        Settlement {
+            id: self.id,
+            claim: self.claim,
+            outcome: self.outcome,
+            settled_at: self.settled_at,
+            settled_day: BusinessDay::of(self.settled_at, offset),
+            settled_by: String::new(),
+            // Referral did not exist: an old settlement is not referred.
+            referral: None,
+            reversal: self.reversal.map(|r| Reversal {
+                at: r.at,
+                reason: r.reason,
+                day: BusinessDay::of(r.at, offset),
+                by: String::new(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves an old record decodes with these types and upgrades with its
+    /// days in the fund's zone, by encoding one the way version 1 did.
+    #[test]
+    fn a_version_1_record_upgrades_with_its_days() {
+        let codes = vec!["N18".to_owned()];
+        let patient = ResidentId::compose(
+            crate::domain::RegionCode::parse("320602").unwrap(),
+            crate::domain::Date::parse("1960-01-01").unwrap(),
+            11,
+        );
+        let claim = Claim::parse(&crate::domain::ClaimInput {
+            hospital_id: "H001",
+            claim_id: "C-1",
+            patient_id: patient.as_str(),
+            admission_date: "2026-03-01",
+            discharge_date: "2026-03-20",
+            diagnosis_codes: &codes,
+            total_cost: "50000",
+            in_scope_cost: "42000",
+            basic_insurance_paid: "25200",
+            critical_illness_paid: "6300",
+        })
+        .unwrap();
+        let outcome = crate::rules::apply_cap(
+            &claim,
+            &crate::rules::assess(&claim, None),
+            crate::domain::Money::ZERO,
+        );
+        // 2025-11-30T16:00:00Z is 2025-12-01 in Beijing; reversed 8 hours later.
+        let at = Timestamp::from_unix_micros(1_764_518_400_000_000);
+        let later = Timestamp::from_unix_micros(1_764_518_400_000_000 + 8 * 3_600_000_000);
+        let old = SettlementV1 {
+            id: SettlementId::new(7),
+            claim,
+            outcome,
+            settled_at: at,
+            reversal: Some(ReversalV1 {
+                at: later,
+                reason: Reason::parse("duplicate bill").unwrap(),
+            }),
+        };
+        let bytes = postcard::to_stdvec(&(3u64, &old)).unwrap();
+        let (commit, read): (u64, SettlementV1) = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.clone().upgrade(UtcOffset::CHINA).referral, None);
+        assert_eq!(commit, 3);
+        let new = read.upgrade(UtcOffset::CHINA);
+        assert_eq!(new.settled_day.to_string(), "2025-12-01");
+        let reversal = new.reversal.as_ref().unwrap();
+        assert_eq!(reversal.day.to_string(), "2025-12-01");
+        assert_eq!((new.settled_by.as_str(), reversal.by.as_str()), ("", ""));
+    }
+}
