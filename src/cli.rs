@@ -1,7 +1,7 @@
 //! The command line:
 //!
 //! - `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE] [--tls-cert PEM --tls-key PEM
-//!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--log-format text|json]`, also the default
+//!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--log-format text|json] [--drain 5s]`, also the default
 //!   with no subcommand;
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
@@ -141,6 +141,10 @@ struct ServeArgs {
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     log_format: LogFormatArg,
+    /// On SIGTERM or SIGINT, report NOT_SERVING at once but keep serving new
+    /// requests this long (such as "5s", "0s"), then stop.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    drain: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -252,6 +256,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let mut server_config = ServerConfig::new(args.listen, args.data_dir);
     server_config.config = config;
     server_config.metrics_listen = args.metrics_listen;
+    server_config.drain_period = args.drain;
     let server = Server::bind(server_config).await?;
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -455,6 +460,18 @@ async fn soak(args: SoakArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 mod tests {
     use super::*;
     use crate::auth::Access;
+
+    /// Proves `serve` drains for the documented default unless told otherwise.
+    #[test]
+    fn serve_drains_for_the_default_period() {
+        let cli = Cli::parse_from(["medassist"]);
+        assert_eq!(cli.serve.drain, crate::server::DRAIN_DEFAULT);
+        let cli = Cli::parse_from(["medassist", "serve", "--drain", "0s"]);
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.drain, Duration::ZERO);
+    }
 
     /// Proves the printed lines, pasted into a configuration file, admit the
     /// printed token with the chosen role and hospital.

@@ -8,7 +8,7 @@
 //! in-flight requests finish, then drains the ledger so every acknowledged
 //! write is on disk before it returns.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::{
@@ -53,11 +53,16 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
+    /// How long the server keeps serving new requests after it was asked to
+    /// stop, with health already `NOT_SERVING`, so load balancers move
+    /// traffic away before connections close.
+    pub drain_period: Duration,
 }
 
 impl ServerConfig {
     /// The defaults of `medassist serve` on `listen` and `data_dir`: the
-    /// built-in policy, open (loopback only), no TLS, no metrics.
+    /// built-in policy, open (loopback only), no TLS, no metrics; no drain
+    /// period (the command line's `--drain` defaults to [`DRAIN_DEFAULT`]).
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         ServerConfig {
             listen,
@@ -65,6 +70,7 @@ impl ServerConfig {
             config: Config::default(),
             metrics_listen: None,
             store: SledOptions::default(),
+            drain_period: Duration::ZERO,
         }
     }
 }
@@ -110,6 +116,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
     edge: Arc<Edge>,
+    drain_period: Duration,
 }
 
 impl Server {
@@ -153,6 +160,7 @@ impl Server {
             metrics,
             gate,
             edge,
+            drain_period: config.drain_period,
         })
     }
 
@@ -196,12 +204,16 @@ impl Server {
         health.set_serving::<RosterServiceServer<Api>>().await;
         health.set_serving::<PolicyServiceServer<Api>>().await;
         health.set_serving::<AdminServiceServer<Api>>().await;
+        let shutdown = drain_then(shutdown, health.clone(), self.drain_period);
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
+        // The error details (google.rpc.BadRequest, PreconditionFailure) are
+        // published too, so grpcurl prints their reasons instead of base64.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
@@ -427,6 +439,29 @@ async fn serve_metrics(
     }
 }
 
+/// The default drain period of `medassist serve`: long enough for a load
+/// balancer that checks health every second or two to see `NOT_SERVING`.
+pub const DRAIN_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Completes `drain_period` after `shutdown` does. At `shutdown` health turns
+/// `NOT_SERVING` for every service (Check and Watch), while new requests are
+/// still served; then the stop proceeds as before.
+async fn drain_then(
+    shutdown: impl Future<Output = ()> + Send,
+    health: tonic_health::server::HealthReporter,
+    drain_period: Duration,
+) {
+    shutdown.await;
+    report_not_serving(&health).await;
+    if !drain_period.is_zero() {
+        tracing::info!(
+            drain = %humantime::format_duration(drain_period),
+            "health reports NOT_SERVING; still serving new requests while load balancers react"
+        );
+        tokio::time::sleep(drain_period).await;
+    }
+}
+
 /// Marks every service NOT_SERVING once the store has failed beyond
 /// recovery, so load balancers stop sending traffic until a restart.
 async fn report_store_failure(app: Arc<App>, health: tonic_health::server::HealthReporter) {
@@ -434,6 +469,11 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
         return;
     }
     tracing::error!("storage failed: reporting NOT_SERVING until the service is restarted");
+    report_not_serving(&health).await;
+}
+
+/// Every service, and the server as a whole (""), reports NOT_SERVING.
+async fn report_not_serving(health: &tonic_health::server::HealthReporter) {
     health
         .set_not_serving::<SettlementServiceServer<Api>>()
         .await;

@@ -307,13 +307,17 @@ impl ServerProcess {
         Self::spawn(command, true).await
     }
 
-    /// The arguments and environment of `medassist serve` on port 0.
+    /// The arguments and environment of `medassist serve` on port 0. Tests
+    /// stop at once (`--drain 0s`) unless `extra` asks for a drain period.
     fn serve_args(command: &mut Command, data_dir: &Path, extra: &[&str], filter: &str) {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", filter);
+        if !extra.contains(&"--drain") {
+            command.args(["--drain", "0s"]);
+        }
     }
 
     /// Spawns `command`, whose stderr carries the server's log, and connects
@@ -384,8 +388,18 @@ impl ServerProcess {
     /// Stops the server with SIGTERM and waits for a clean exit; returns its
     /// log. The wait runs off the test's runtime thread, which must stay free
     /// to close the client's connection when the server asks.
-    pub async fn terminate(mut self) -> Vec<String> {
+    pub async fn terminate(self) -> Vec<String> {
+        self.ask_to_stop();
+        self.wait_for_exit().await
+    }
+
+    /// Sends SIGTERM and returns at once, so a test can watch the drain.
+    pub fn ask_to_stop(&self) {
         signal(self.server_pid, "-TERM");
+    }
+
+    /// Waits for the server asked to stop to exit cleanly; returns its log.
+    pub async fn wait_for_exit(mut self) -> Vec<String> {
         let (mut child, reader) = (self.child, self.reader.take());
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
