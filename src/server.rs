@@ -20,7 +20,7 @@ use tokio_rustls::{
     },
 };
 use tokio_stream::StreamExt as _;
-use tonic::service::interceptor::InterceptedService;
+use tower::Layer as _;
 
 use crate::{
     app::App,
@@ -28,7 +28,7 @@ use crate::{
     config::{Config, Limits, TlsFiles},
     edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
-        Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
+        Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
         pb::{
             admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
             roster_service_server::RosterServiceServer,
@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub config: Config,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the HTTP/JSON API and `/openapi.json`, if anywhere.
+    pub http_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
     /// How long the server keeps serving new requests after it was asked to
@@ -69,6 +71,7 @@ impl ServerConfig {
             data_dir,
             config: Config::default(),
             metrics_listen: None,
+            http_listen: None,
             store: SledOptions::default(),
             drain_period: Duration::ZERO,
         }
@@ -101,6 +104,9 @@ pub enum ServeError {
     /// The reflection service could not read the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP/JSON routes could not be read from the descriptors.
+    #[error(transparent)]
+    Gateway(#[from] crate::grpc::transcode::GatewayError),
     /// The transport failed while serving.
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -110,6 +116,7 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
     app: Arc<App>,
     access: Arc<Access>,
     limits: Limits,
@@ -140,10 +147,18 @@ impl Server {
             limits,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
+        if let Some(http_listen) = config.http_listen {
+            // The HTTP/JSON listener has no TLS of its own.
+            check_exposure(&access, http_listen, false)?;
+        }
         let tls = tls.as_ref().map(tls_acceptor).transpose()?;
         crate::edge::raise_open_files_limit(limits.connections_max);
         let listener = bind(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let http_listener = match config.http_listen {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
@@ -154,6 +169,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
+            http_listener,
             app: Arc::new(app),
             access: Arc::new(access),
             limits,
@@ -172,6 +188,11 @@ impl Server {
     /// The metrics address actually bound, when metrics are served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().map(bound_addr)
+    }
+
+    /// The HTTP/JSON address actually bound, when HTTP/JSON is served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener.as_ref().map(bound_addr)
     }
 
     /// The request gate, for tests and tools that must know how many
@@ -217,7 +238,25 @@ impl Server {
         };
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
-        let bytes_max = self.limits.message_bytes_max;
+        let routes = api_routes(&api, &auth, self.limits.message_bytes_max);
+        let (http_stop_tx, http_stop_rx) = watch::channel(false);
+        let http_server = match self.http_listener {
+            Some(listener) => {
+                let grpc = GateLayer(Arc::clone(&self.gate)).layer(routes.clone());
+                let gateway = Gateway::new(
+                    grpc,
+                    self.limits.message_bytes_max,
+                    self.limits.request_timeout,
+                )?;
+                Some(tokio::spawn(serve_http(
+                    listener,
+                    Arc::new(gateway),
+                    self.limits.connections_max,
+                    http_stop_rx,
+                )))
+            }
+            None => None,
+        };
         let builder = http2_settings(&self.limits);
         let edge = Arc::clone(&self.edge);
         let incoming = tokio_stream::wrappers::ReceiverStream::new(edge.serve(self.listener))
@@ -229,29 +268,10 @@ impl Server {
         let served = builder
             .layer(StreamTrackLayer)
             .layer(GateLayer(self.gate))
+            .add_routes(routes)
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(InterceptedService::new(
-                SettlementServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                UsageServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                RosterServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                PolicyServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                AdminServiceServer::new(api).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
             .serve_with_incoming_shutdown(incoming, async move {
                 tokio::select! {
                     () = shutdown => {},
@@ -260,6 +280,7 @@ impl Server {
                 // No new connections; idle ones close now, busy ones when
                 // their last request is answered.
                 draining.set_phase(Phase::Draining);
+                let _ = http_stop_tx.send(true);
                 let _ = grace_tx.send(());
             });
         // In-flight requests may finish, but a client that keeps an idle
@@ -278,6 +299,15 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(http_server) = http_server {
+            // Its open requests finish within the same grace.
+            if tokio::time::timeout(SHUTDOWN_GRACE, http_server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("HTTP/JSON requests still open after the grace period");
+            }
+        }
         let _ = stop_tx.send(true);
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
@@ -459,6 +489,30 @@ async fn drain_then(
             "health reports NOT_SERVING; still serving new requests while load balancers react"
         );
         tokio::time::sleep(drain_period).await;
+    }
+}
+
+/// Serves the HTTP/JSON API and `/openapi.json` until `stop` turns true, with
+/// at most `connections_max` connections open (more are closed at once).
+async fn serve_http(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    connections_max: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let addr = bound_addr(&listener);
+    for route in gateway.route_table() {
+        tracing::debug!(%route, "HTTP/JSON route");
+    }
+    tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
+    let listener = crate::edge::LimitedListener::new(listener, connections_max);
+    let served = axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the HTTP/JSON endpoint failed");
     }
 }
 

@@ -35,6 +35,7 @@ pub struct TestServer {
     pub dir: Arc<TempDir>,
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     pub gate: Arc<GateState>,
     pub edge: Arc<Edge>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -79,9 +80,10 @@ impl TestServer {
             None => Server::bind(config).await,
         }
         .expect("server starts");
-        let (addr, metrics_addr, gate, edge) = (
+        let (addr, metrics_addr, http_addr, gate, edge) = (
             server.local_addr(),
             server.metrics_addr(),
+            server.http_addr(),
             server.gate(),
             server.edge(),
         );
@@ -101,6 +103,7 @@ impl TestServer {
             dir,
             addr,
             metrics_addr,
+            http_addr,
             gate,
             edge,
             shutdown: Some(shutdown),
@@ -175,7 +178,7 @@ pub fn verify_dir(dir: &TempDir) -> VerifyReport {
     verify(&store).expect("the check runs")
 }
 
-fn local() -> SocketAddr {
+pub fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
