@@ -490,7 +490,12 @@ fn status_json(status_type: &MessageDescriptor, status: &Status) -> Json {
     if !status.details().is_empty()
         && let Ok(message) = DynamicMessage::decode(status_type.clone(), status.details())
     {
-        let mut json = to_json(&message);
+        // Unlike answers, details leave out what is unset (a violation's
+        // empty `reason`), as Google's APIs write them.
+        let options = SerializeOptions::new();
+        let mut json = message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .unwrap_or_else(|_| json!({}));
         // The details carry the code and message too; the live ones win.
         json["code"] = json!(status.code() as i32);
         json["message"] = json!(status.message());
