@@ -165,7 +165,18 @@ fn descriptor_pool() -> Result<DescriptorPool, String> {
     Ok(pool)
 }
 
+/// Answers one request within the request timeout, body reading included,
+/// so a client that trickles its body cannot hold a request forever.
 async fn transcode(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    match tokio::time::timeout(gateway.request_timeout, answer(&gateway, request)).await {
+        Ok(response) => response,
+        Err(_) => gateway.error(&Status::cancelled(
+            "the request took longer than its timeout",
+        )),
+    }
+}
+
+async fn answer(gateway: &Gateway, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let (route, bound) = match gateway.find(&parts.method, parts.uri.path()) {
         Ok(found) => found,
@@ -187,13 +198,7 @@ async fn transcode(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         Ok(message) => message,
         Err(status) => return gateway.error(&status),
     };
-    let call = gateway.call(route, &parts.headers, message);
-    match tokio::time::timeout(gateway.request_timeout, call).await {
-        Ok(response) => response,
-        Err(_) => gateway.error(&Status::cancelled(
-            "the request took longer than its timeout",
-        )),
-    }
+    gateway.call(route, &parts.headers, message).await
 }
 
 /// The request message from path variables, query parameters and body, as

@@ -400,3 +400,34 @@ async fn openapi_has_every_annotated_rpc() {
     }
     assert!(checked >= 11, "only {checked} bindings");
 }
+
+/// Proves a client that never finishes its body is answered CANCELLED (499)
+/// once the request timeout passes, like a slow gRPC call, instead of
+/// holding the request open: the body is read under the timeout.
+#[tokio::test]
+async fn an_unfinished_body_is_cut_at_the_request_timeout() {
+    let mut config = Config::default();
+    config.limits.request_timeout = std::time::Duration::from_millis(500);
+    let (_server, http_addr) = http_server(config).await;
+    let mut stream = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/settlements:settle HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"hospital",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered within 10 s")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 499"), "{answer}");
+    assert!(answer.contains(r#""code":1"#), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+}
