@@ -681,8 +681,8 @@ pub fn raise_open_files_limit(connections_max: usize) {
 
 /// The HTTP/JSON port's listener: at most `connections_max` connections open
 /// at once (its own count, beside the gRPC port's); beyond it a connection is
-/// closed as soon as it is accepted. The gRPC port's handshake, idle and
-/// write-stall deadlines are not applied here (see the README).
+/// closed as soon as it is accepted. The header-read deadline is hyper's
+/// (see `serve_http` in [`crate::server`]); there is no write-stall deadline.
 pub struct LimitedListener {
     listener: TcpListener,
     permits: Arc<Semaphore>,

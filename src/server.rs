@@ -251,7 +251,7 @@ impl Server {
                 Some(tokio::spawn(serve_http(
                     listener,
                     Arc::new(gateway),
-                    self.limits.connections_max,
+                    self.limits,
                     http_stop_rx,
                 )))
             }
@@ -492,28 +492,46 @@ async fn drain_then(
     }
 }
 
-/// Serves the HTTP/JSON API and `/openapi.json` until `stop` turns true, with
-/// at most `connections_max` connections open (more are closed at once).
+/// Serves the HTTP/JSON API and `/openapi.json` (HTTP/1.1) until `stop`
+/// turns true, then lets open requests finish. At most `connections_max`
+/// connections are open (more are closed at once), and each request's
+/// headers must arrive within `handshake_timeout`, which also closes a
+/// keep-alive connection left silent that long.
 async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    connections_max: usize,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
+    use axum::serve::Listener as _;
     let addr = bound_addr(&listener);
     for route in gateway.route_table() {
         tracing::debug!(%route, "HTTP/JSON route");
     }
     tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
-    let listener = crate::edge::LimitedListener::new(listener, connections_max);
-    let served = axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "the HTTP/JSON endpoint failed");
+    let mut listener = crate::edge::LimitedListener::new(listener, limits.connections_max);
+    let router = gateway.router();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.handshake_timeout)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(router.clone()),
+            );
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = watched.await {
+                tracing::debug!(%error, "HTTP/JSON connection ended with an error");
+            }
+        });
     }
+    graceful.shutdown().await;
 }
 
 /// Marks every service NOT_SERVING once the store has failed beyond

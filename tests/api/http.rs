@@ -431,3 +431,39 @@ async fn an_unfinished_body_is_cut_at_the_request_timeout() {
     assert!(answer.contains(r#""code":1"#), "{answer}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
 }
+
+/// Proves a client that never finishes its request headers (slowloris) is
+/// closed once `handshake_timeout` passes, and so is a keep-alive connection
+/// left silent after its answer, so neither holds one of the HTTP port's
+/// connections for long.
+#[tokio::test]
+async fn unfinished_headers_and_silent_connections_are_closed() {
+    let mut config = Config::default();
+    config.limits.handshake_timeout = std::time::Duration::from_millis(500);
+    let (_server, http_addr) = http_server(config).await;
+    let closed_within = |mut stream: tokio::net::TcpStream| async move {
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("closed within 10 s")
+        .ok();
+        (started.elapsed(), rest)
+    };
+    let mut slow = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    slow.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: medassist\r\n")
+        .await
+        .unwrap();
+    let (after, _) = closed_within(slow).await;
+    assert!(after >= std::time::Duration::from_millis(400), "{after:?}");
+
+    let mut idle = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    idle.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: medassist\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, answer) = closed_within(idle).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
