@@ -242,7 +242,9 @@ impl Server {
         let (http_stop_tx, http_stop_rx) = watch::channel(false);
         let http_server = match self.http_listener {
             Some(listener) => {
-                let grpc = GateLayer(Arc::clone(&self.gate)).layer(routes.clone());
+                // Health too, so GET /healthz reports the drain over HTTP.
+                let http_routes = routes.clone().add_service(health_service.clone());
+                let grpc = GateLayer(Arc::clone(&self.gate)).layer(http_routes);
                 let gateway = Gateway::new(
                     grpc,
                     self.limits.message_bytes_max,

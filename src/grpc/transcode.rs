@@ -103,6 +103,7 @@ impl Gateway {
                 }
             }
         }
+        routes.push(health_route(&pool).map_err(GatewayError)?);
         let status = pool
             .get_message_by_name("google.rpc.Status")
             .ok_or_else(|| GatewayError("google.rpc.Status is not in the descriptors".into()))?;
@@ -154,12 +155,38 @@ impl Gateway {
     }
 }
 
-/// Our descriptors, plus those of the error details, so `Any` details are
-/// written out as JSON with their `@type`.
+/// `grpc.health.v1.Health/Check`, the one route not from our protos.
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// `GET /healthz[?service=NAME]`: the gRPC health check for HTTP load
+/// balancers, answered 503 unless `SERVING` (so during the drain too).
+fn health_route(pool: &DescriptorPool) -> Result<Route, String> {
+    let message = |name: &str| {
+        pool.get_message_by_name(name)
+            .ok_or_else(|| format!("{name} is not in the descriptors"))
+    };
+    Ok(Route {
+        binding: Binding {
+            method: "GET",
+            path: "/healthz".to_owned(),
+            template: http_rule::Template::parse("/healthz")?,
+            body: String::new(),
+        },
+        grpc_path: HEALTH_CHECK.to_owned(),
+        input: message("grpc.health.v1.HealthCheckRequest")?,
+        output: message("grpc.health.v1.HealthCheckResponse")?,
+        server_streaming: false,
+    })
+}
+
+/// Our descriptors, plus those of health and of the error details, so
+/// `Any` details are written out as JSON with their `@type`.
 fn descriptor_pool() -> Result<DescriptorPool, String> {
     let mut pool = DescriptorPool::new();
     pool.decode_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .map_err(|e| format!("our descriptors: {e}"))?;
+    pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .map_err(|e| format!("the health descriptors: {e}"))?;
     pool.decode_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .map_err(|e| format!("the error details' descriptors: {e}"))?;
     Ok(pool)
@@ -372,6 +399,18 @@ impl Gateway {
         }
         let mut data = collected.to_bytes();
         match next_message(&mut data, &route.output) {
+            Some(Ok(message)) if route.grpc_path == HEALTH_CHECK => {
+                let serving = matches!(
+                    message.get_field_by_name("status").as_deref(),
+                    Some(prost_reflect::Value::EnumNumber(1))
+                );
+                let code = if serving {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                json_response(code, &to_json(&message))
+            }
             Some(Ok(message)) => json_response(StatusCode::OK, &to_json(&message)),
             Some(Err(status)) => self.error(&status),
             None => self.error(&Status::internal("the service answered no message")),

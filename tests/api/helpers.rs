@@ -396,6 +396,11 @@ impl ServerProcess {
         self.wait_for_exit().await
     }
 
+    /// The server's log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Sends SIGTERM and returns at once, so a test can watch the drain.
     pub fn ask_to_stop(&self) {
         signal(self.server_pid, "-TERM");

@@ -134,14 +134,21 @@ async fn reflection_resolves_the_error_details() {
 }
 
 /// Proves the drain: on SIGTERM a `Watch` stream turns `NOT_SERVING` at
-/// once and `Check` says so, while new calls are still answered during the
-/// drain period; then the binary stops cleanly. It runs the real binary with
+/// once and `Check` says so (and HTTP `/healthz` answers 503), while new
+/// calls are still answered during the drain period, over gRPC and HTTP;
+/// then the binary stops cleanly. It runs the real binary with
 /// `--drain 3s` and measures against the signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_reports_not_serving_and_drains() {
     use std::time::{Duration, Instant};
     let dir = tempfile::TempDir::new().unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), &["--drain", "3s"]).await;
+    let server = ServerProcess::start(
+        &dir.path().join("data"),
+        &["--drain", "3s", "--http-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let http_addr = http_addr_of(&server).await;
+    assert_eq!(http_status(&http_addr, "/healthz").await, 200);
     let mut health = HealthClient::new(server.channel.clone());
     let mut watch = health
         .watch(HealthCheckRequest {
@@ -173,7 +180,13 @@ async fn shutdown_reports_not_serving_and_drains() {
             .status();
         assert_eq!(status, ServingStatus::NotServing, "{service:?}");
     }
-    // A new call during the drain is still served.
+    // HTTP load balancers see it too.
+    assert_eq!(http_status(&http_addr, "/healthz").await, 503);
+    // A new call during the drain is still served, over gRPC and HTTP.
+    assert_eq!(
+        http_status(&http_addr, "/v1/regions/320602/policies/2026").await,
+        200
+    );
     let mut policies = medassist::grpc::pb::policy_service_client::PolicyServiceClient::new(
         server.channel.clone(),
     );
@@ -202,4 +215,37 @@ async fn shutdown_reports_not_serving_and_drains() {
         "{log:?}"
     );
     assert!(log.iter().any(|line| line.contains("stopped")), "{log:?}");
+}
+
+/// The HTTP/JSON address the server logged.
+async fn http_addr_of(server: &ServerProcess) -> String {
+    for _ in 0..100 {
+        let found = server.log_lines().iter().find_map(|line| {
+            line.contains("serving HTTP/JSON")
+                .then(|| line.split("addr=").nth(1))
+                .flatten()
+                .map(|addr| addr.trim().to_owned())
+        });
+        if let Some(addr) = found {
+            return addr;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no HTTP/JSON address in {:?}", server.log_lines());
+}
+
+/// The HTTP status of `GET path`.
+async fn http_status(addr: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
 }
