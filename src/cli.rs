@@ -1,8 +1,9 @@
 //! The command line:
 //!
 //! - `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE] [--tls-cert PEM --tls-key PEM
-//!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--log-format text|json]`, also the default
+//!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--http-listen ADDR] [--log-format text|json] [--drain 5s]`, also the default
 //!   with no subcommand;
+//! - `medassist openapi` (the OpenAPI document of the HTTP/JSON API);
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
 //! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
 //! - `medassist snapshot save --target URL [--token T] FILE` and
@@ -56,6 +57,9 @@ pub struct Cli {
 enum Command {
     /// Serve the gRPC API (the default).
     Serve(ServeArgs),
+    /// Print the OpenAPI 3 document of the HTTP/JSON API (the one served
+    /// at /openapi.json).
+    Openapi,
     /// Manage caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -283,9 +287,17 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API (gRPC-JSON transcoding) and /openapi.json at
+    /// http://ADDR, with the same tokens, roles and validation.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     log_format: LogFormatArg,
+    /// On SIGTERM or SIGINT, report NOT_SERVING at once but keep serving new
+    /// requests this long (such as "5s", "0s"), then stop.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    drain: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -364,6 +376,10 @@ impl Cli {
     pub async fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
         match self.command {
             Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Openapi) => {
+                println!("{}", crate::grpc::OPENAPI_JSON);
+                Ok(ExitCode::SUCCESS)
+            }
             Some(Command::Token(TokenCommand::New(args))) => token_new(args),
             Some(Command::Verify(args)) => verify(args),
             Some(Command::Bench(args)) => bench(args).await,
@@ -433,6 +449,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let mut server_config = ServerConfig::new(args.listen, args.data_dir);
     server_config.config = config;
     server_config.metrics_listen = args.metrics_listen;
+    server_config.drain_period = args.drain;
+    server_config.http_listen = args.http_listen;
     let server = Server::bind(server_config).await?;
     reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
@@ -769,6 +787,18 @@ async fn soak(args: SoakArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 mod tests {
     use super::*;
     use crate::auth::Access;
+
+    /// Proves `serve` drains for the documented default unless told otherwise.
+    #[test]
+    fn serve_drains_for_the_default_period() {
+        let cli = Cli::parse_from(["medassist"]);
+        assert_eq!(cli.serve.drain, crate::server::DRAIN_DEFAULT);
+        let cli = Cli::parse_from(["medassist", "serve", "--drain", "0s"]);
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.drain, Duration::ZERO);
+    }
 
     /// Proves the printed lines, pasted into a configuration file, admit the
     /// printed token with the chosen role and hospital.

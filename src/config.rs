@@ -579,6 +579,15 @@ impl PolicyEntry {
 mod tests {
     use super::*;
 
+    /// Proves the configuration the systemd unit ships with loads: the
+    /// built-in policy, open on loopback.
+    #[test]
+    fn the_packaged_configuration_loads() {
+        let config = Config::parse(include_str!("../packaging/medassist.toml")).unwrap();
+        assert!(matches!(config.access, crate::auth::Access::Open));
+        assert!(config.tls.is_none());
+    }
+
     const CITY_AND_COUNTY: &str = r#"
         [[policy]]
         region_code = "320600"

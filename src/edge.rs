@@ -695,3 +695,86 @@ pub fn raise_open_files_limit(connections_max: usize) {
         }
     }
 }
+
+/// The HTTP/JSON port's listener: at most `connections_max` connections open
+/// at once (its own count, beside the gRPC port's); beyond it a connection is
+/// closed as soon as it is accepted. The header-read deadline is hyper's
+/// (see `serve_http` in [`crate::server`]); there is no write-stall deadline.
+pub struct LimitedListener {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    /// Limits `listener` to `connections_max` open connections.
+    pub fn new(listener: TcpListener, connections_max: usize) -> LimitedListener {
+        LimitedListener {
+            listener,
+            permits: Arc::new(Semaphore::new(connections_max)),
+        }
+    }
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = PermittedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (PermittedStream, SocketAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => match Arc::clone(&self.permits).try_acquire_owned() {
+                    Ok(permit) => {
+                        let _ = stream.set_nodelay(true);
+                        return (
+                            PermittedStream {
+                                stream,
+                                _permit: permit,
+                            },
+                            addr,
+                        );
+                    }
+                    Err(_) => drop(stream),
+                },
+                Err(_) => tokio::time::sleep(ACCEPT_ERROR_PAUSE).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection holding its permit of a [`LimitedListener`] while open.
+pub struct PermittedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for PermittedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PermittedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

@@ -36,12 +36,17 @@
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
 //!   domain, the authentication interceptor, the gate (concurrency limit and
 //!   request metrics), and the single table from errors to gRPC status codes.
+//!   Beside it, the HTTP/JSON gateway ([`grpc::transcode`]): routes read from
+//!   the protos' `google.api.http` annotations ([`grpc::http_rule`]), JSON
+//!   turned into the same gRPC calls through the same stack; `build.rs`
+//!   writes the OpenAPI document from the same annotations.
 //! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
 //!   limits). [`edge`]: the accept loop and what holds before
 //!   authentication: the connection limit, TLS and HTTP/2 handshake
 //!   deadline, idle and write-stall timeouts. [`server`]: start-up, TLS,
-//!   health, reflection, metrics endpoint, graceful shutdown. [`telemetry`]:
+//!   health, reflection, metrics and HTTP/JSON endpoints, the drain
+//!   (`NOT_SERVING` first) and graceful shutdown. [`telemetry`]:
 //!   logs, text or JSON. [`cli`]: the command line that `main.rs` calls.
 //!   [`client`]: what the client subcommands share (connection, token,
 //!   progress, errors). [`bench`](mod@bench): the load generator; [`soak`]:

@@ -8,7 +8,7 @@
 //! in-flight requests finish, then drains the ledger so every acknowledged
 //! write is on disk before it returns.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use tokio::{net::TcpListener, sync::watch};
@@ -21,7 +21,7 @@ use tokio_rustls::{
     },
 };
 use tokio_stream::StreamExt as _;
-use tonic::service::interceptor::InterceptedService;
+use tower::Layer as _;
 
 use crate::{
     app::App,
@@ -30,7 +30,7 @@ use crate::{
     config::{Config, Limits, Reconciliation, TlsFiles},
     edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
-        Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState,
+        Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
         pb::{
             admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
             reconciliation_service_server::ReconciliationServiceServer,
@@ -54,23 +54,32 @@ pub struct ServerConfig {
     pub config: Config,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the HTTP/JSON API and `/openapi.json`, if anywhere.
+    pub http_listen: Option<SocketAddr>,
     /// Tuning of the embedded store.
     pub store: SledOptions,
     /// What commits are stamped with: the system clock, or a test's.
     pub clock: Arc<dyn Clock>,
+    /// How long the server keeps serving new requests after it was asked to
+    /// stop, with health already `NOT_SERVING`, so load balancers move
+    /// traffic away before connections close.
+    pub drain_period: Duration,
 }
 
 impl ServerConfig {
     /// The defaults of `medassist serve` on `listen` and `data_dir`: the
-    /// built-in policy, open (loopback only), no TLS, no metrics.
+    /// built-in policy, open (loopback only), no TLS, no metrics; no drain
+    /// period (the command line's `--drain` defaults to [`DRAIN_DEFAULT`]).
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         ServerConfig {
             listen,
             data_dir,
             config: Config::default(),
             metrics_listen: None,
+            http_listen: None,
             store: SledOptions::default(),
             clock: crate::clock::system(),
+            drain_period: Duration::ZERO,
         }
     }
 }
@@ -101,6 +110,9 @@ pub enum ServeError {
     /// The reflection service could not read the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP/JSON routes could not be read from the descriptors.
+    #[error(transparent)]
+    Gateway(#[from] crate::grpc::transcode::GatewayError),
     /// The transport failed while serving.
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -110,6 +122,7 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
     app: Arc<App>,
     access: Arc<ArcSwap<Access>>,
     limits: Limits,
@@ -117,6 +130,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
     edge: Arc<Edge>,
+    drain_period: Duration,
 }
 
 impl Server {
@@ -144,10 +158,18 @@ impl Server {
             reconciliation,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
+        if let Some(http_listen) = config.http_listen {
+            // The HTTP/JSON listener has no TLS of its own.
+            check_exposure(&access, http_listen, false)?;
+        }
         let tls = tls.as_ref().map(tls_acceptor).transpose()?;
         crate::edge::raise_open_files_limit(limits.connections_max);
         let listener = bind(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let http_listener = match config.http_listen {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
@@ -165,6 +187,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
+            http_listener,
             app: Arc::new(app),
             access: Arc::new(ArcSwap::from_pointee(access)),
             limits,
@@ -172,6 +195,7 @@ impl Server {
             metrics,
             gate,
             edge,
+            drain_period: config.drain_period,
         })
     }
 
@@ -183,6 +207,11 @@ impl Server {
     /// The metrics address actually bound, when metrics are served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().map(bound_addr)
+    }
+
+    /// The HTTP/JSON address actually bound, when HTTP/JSON is served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener.as_ref().map(bound_addr)
     }
 
     /// The request gate, for tests and tools that must know how many
@@ -232,16 +261,40 @@ impl Server {
         health
             .set_serving::<ReconciliationServiceServer<Api>>()
             .await;
+        let shutdown = drain_then(shutdown, health.clone(), self.drain_period);
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
+        // The error details (google.rpc.BadRequest, PreconditionFailure) are
+        // published too, so grpcurl prints their reasons instead of base64.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
-        let bytes_max = self.limits.message_bytes_max;
+        let routes = api_routes(&api, &auth, self.limits.message_bytes_max);
+        let (http_stop_tx, http_stop_rx) = watch::channel(false);
+        let http_server = match self.http_listener {
+            Some(listener) => {
+                // Health too, so GET /healthz reports the drain over HTTP.
+                let http_routes = routes.clone().add_service(health_service.clone());
+                let grpc = GateLayer(Arc::clone(&self.gate)).layer(http_routes);
+                let gateway = Gateway::new(
+                    grpc,
+                    self.limits.message_bytes_max,
+                    self.limits.request_timeout,
+                )?;
+                Some(tokio::spawn(serve_http(
+                    listener,
+                    Arc::new(gateway),
+                    self.limits,
+                    http_stop_rx,
+                )))
+            }
+            None => None,
+        };
         let builder = http2_settings(&self.limits);
         let edge = Arc::clone(&self.edge);
         let incoming = tokio_stream::wrappers::ReceiverStream::new(edge.serve(self.listener))
@@ -253,33 +306,10 @@ impl Server {
         let served = builder
             .layer(StreamTrackLayer)
             .layer(GateLayer(self.gate))
+            .add_routes(routes)
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(InterceptedService::new(
-                SettlementServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                UsageServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                RosterServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                PolicyServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                AdminServiceServer::new(api.clone()).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                ReconciliationServiceServer::new(api).max_decoding_message_size(bytes_max),
-                auth.clone(),
-            ))
             .serve_with_incoming_shutdown(incoming, async move {
                 tokio::select! {
                     () = shutdown => {},
@@ -288,6 +318,7 @@ impl Server {
                 // No new connections; idle ones close now, busy ones when
                 // their last request is answered.
                 draining.set_phase(Phase::Draining);
+                let _ = http_stop_tx.send(true);
                 let _ = grace_tx.send(());
             });
         // In-flight requests may finish, but a client that keeps an idle
@@ -306,6 +337,15 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(http_server) = http_server {
+            // Its open requests finish within the same grace.
+            if tokio::time::timeout(SHUTDOWN_GRACE, http_server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("HTTP/JSON requests still open after the grace period");
+            }
+        }
         let _ = stop_tx.send(true);
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
@@ -576,6 +616,71 @@ async fn serve_metrics(
     }
 }
 
+/// The default drain period of `medassist serve`: long enough for a load
+/// balancer that checks health every second or two to see `NOT_SERVING`.
+pub const DRAIN_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Completes `drain_period` after `shutdown` does. At `shutdown` health turns
+/// `NOT_SERVING` for every service (Check and Watch), while new requests are
+/// still served; then the stop proceeds as before.
+async fn drain_then(
+    shutdown: impl Future<Output = ()> + Send,
+    health: tonic_health::server::HealthReporter,
+    drain_period: Duration,
+) {
+    shutdown.await;
+    report_not_serving(&health).await;
+    if !drain_period.is_zero() {
+        tracing::info!(
+            drain = %humantime::format_duration(drain_period),
+            "health reports NOT_SERVING; still serving new requests while load balancers react"
+        );
+        tokio::time::sleep(drain_period).await;
+    }
+}
+
+/// Serves the HTTP/JSON API and `/openapi.json` (HTTP/1.1) until `stop`
+/// turns true, then lets open requests finish. At most `connections_max`
+/// connections are open (more are closed at once), and each request's
+/// headers must arrive within `handshake_timeout`, which also closes a
+/// keep-alive connection left silent that long.
+async fn serve_http(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use axum::serve::Listener as _;
+    let addr = bound_addr(&listener);
+    for route in gateway.route_table() {
+        tracing::debug!(%route, "HTTP/JSON route");
+    }
+    tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
+    let mut listener = crate::edge::LimitedListener::new(listener, limits.connections_max);
+    let router = gateway.router();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.handshake_timeout)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(router.clone()),
+            );
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = watched.await {
+                tracing::debug!(%error, "HTTP/JSON connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}
+
 /// Marks every service NOT_SERVING once the store has failed beyond
 /// recovery, so load balancers stop sending traffic until a restart.
 async fn report_store_failure(app: Arc<App>, health: tonic_health::server::HealthReporter) {
@@ -583,6 +688,11 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
         return;
     }
     tracing::error!("storage failed: reporting NOT_SERVING until the service is restarted");
+    report_not_serving(&health).await;
+}
+
+/// Every service, and the server as a whole (""), reports NOT_SERVING.
+async fn report_not_serving(health: &tonic_health::server::HealthReporter) {
     health
         .set_not_serving::<SettlementServiceServer<Api>>()
         .await;

@@ -197,7 +197,8 @@ impl Enrollment {
         if kind.is_none() {
             violations.add(
                 "kind",
-                "required: DIBAO, TEKUN, LOW_INCOME_FAMILY or REGISTERED_POOR",
+                "required: ENROLLMENT_KIND_DIBAO, ENROLLMENT_KIND_TEKUN, \
+                 ENROLLMENT_KIND_LOW_INCOME_FAMILY or ENROLLMENT_KIND_REGISTERED_POOR",
             );
         }
         let valid_from = violations.check("valid_from", Date::parse(input.valid_from));
@@ -214,14 +215,14 @@ impl Enrollment {
             violations.add("valid_to", "is before valid_from");
         }
         match (input.exit, kind) {
-            (None, _) => violations.add("exit", "is not a known exit kind"),
+            (None, _) => violations.add("exit", "is not a known exit kind: EXIT_KIND_UNSPECIFIED, EXIT_KIND_GRADUAL_EXIT or EXIT_KIND_LEFT_POVERTY"),
             (Some(ExitKind::GradualExit), Some(k)) if k != EnrollmentKind::Dibao => {
-                violations.add("exit", "GRADUAL_EXIT applies to dibao enrollments only")
+                violations.add("exit", "EXIT_KIND_GRADUAL_EXIT applies to ENROLLMENT_KIND_DIBAO only")
             }
             (Some(ExitKind::LeftPoverty), Some(k)) if k != EnrollmentKind::RegisteredPoor => {
                 violations.add(
                     "exit",
-                    "LEFT_POVERTY applies to registered poor enrollments only",
+                    "EXIT_KIND_LEFT_POVERTY applies to ENROLLMENT_KIND_REGISTERED_POOR only",
                 )
             }
             (Some(ExitKind::GradualExit | ExitKind::LeftPoverty), _) if valid_to == Some(None) => {

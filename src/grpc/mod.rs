@@ -6,9 +6,11 @@
 mod admin;
 mod convert;
 mod gate;
+pub mod http_rule;
 mod reconciliation;
 mod roster;
 mod status;
+pub mod transcode;
 
 use std::sync::Arc;
 
@@ -21,8 +23,9 @@ use crate::{
     domain::{ClaimKey, Reason, SettlementId, Violations},
 };
 
-pub use gate::{GateLayer, GateState};
+pub use gate::{Gate, GateLayer, GateState};
 pub use status::to_status;
+pub use transcode::{Gateway, OPENAPI_JSON};
 
 /// Authenticates every call of the services it wraps (health and reflection
 /// are not wrapped) and hands the caller to the handler. The tokens are read
@@ -65,7 +68,51 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/medassist_descriptor.bin"));
 
-/// All four services over one application.
+/// The application's services behind authentication, each decoding at most
+/// `message_bytes_max`: what the gRPC port serves (beside health and
+/// reflection) and what the HTTP/JSON gateway calls. A new service is added
+/// here once and is then reachable both ways.
+pub fn api_routes(
+    api: &Api,
+    auth: &Authenticator,
+    message_bytes_max: usize,
+) -> tonic::service::Routes {
+    use pb::{
+        admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
+        reconciliation_service_server::ReconciliationServiceServer,
+        roster_service_server::RosterServiceServer,
+        settlement_service_server::SettlementServiceServer,
+        usage_service_server::UsageServiceServer,
+    };
+    use tonic::service::interceptor::InterceptedService;
+    let limit = message_bytes_max;
+    tonic::service::Routes::new(InterceptedService::new(
+        SettlementServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+    .add_service(InterceptedService::new(
+        UsageServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+    .add_service(InterceptedService::new(
+        RosterServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+    .add_service(InterceptedService::new(
+        PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+    .add_service(InterceptedService::new(
+        AdminServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+    .add_service(InterceptedService::new(
+        ReconciliationServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    ))
+}
+
+/// Every service over one application.
 #[derive(Clone)]
 pub struct Api {
     app: Arc<App>,

@@ -40,12 +40,13 @@ pub fn to_status(error: AppError) -> Status {
 /// trailers, which clients cap at 16 KiB; a roster record can have over a
 /// hundred bad fields, and an answer the client cannot read helps no one.
 pub const VIOLATIONS_LISTED_MAX: usize = 50;
-/// Field names quoted in the status message itself.
-const FIELDS_IN_MESSAGE_MAX: usize = 5;
+/// Field violations spelled out (field and reason) in the status message
+/// itself, so a client that cannot decode the details still reads why.
+const FIELDS_IN_MESSAGE_MAX: usize = 3;
 
 /// `INVALID_ARGUMENT` carrying one `google.rpc.BadRequest` field violation
-/// per bad field (the first [`VIOLATIONS_LISTED_MAX`]); the message gives
-/// the total and names the first few fields.
+/// per bad field (the first [`VIOLATIONS_LISTED_MAX`]); the message names
+/// the first few fields with their reasons and counts the rest.
 pub fn invalid(violations: &Violations) -> Status {
     let total = violations.iter().count();
     let details = ErrorDetails::with_bad_request(
@@ -55,19 +56,17 @@ pub fn invalid(violations: &Violations) -> Status {
             .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
             .collect::<Vec<_>>(),
     );
-    let fields: Vec<&str> = violations
+    let named: Vec<String> = violations
         .iter()
         .take(FIELDS_IN_MESSAGE_MAX)
-        .map(|v| v.field.as_str())
+        .map(|v| format!("{}: {}", v.field, v.description))
         .collect();
-    let mut message = match violations.iter().next() {
-        Some(only) if total == 1 => {
-            format!("invalid request: {}: {}", only.field, only.description)
-        }
-        _ => format!("invalid request: {total} bad fields: {}", fields.join(", ")),
+    let mut message = match total {
+        1 => format!("invalid request: {}", named.join("")),
+        _ => format!("invalid request: {total} bad fields: {}", named.join("; ")),
     };
     if total > FIELDS_IN_MESSAGE_MAX {
-        message.push_str(", ...");
+        message.push_str(&format!("; and {} more", total - FIELDS_IN_MESSAGE_MAX));
     }
     if total > VIOLATIONS_LISTED_MAX {
         message.push_str(&format!(
@@ -98,11 +97,30 @@ mod tests {
             "{}",
             status.details().len()
         );
-        assert!(status.message().len() < 300, "{}", status.message());
+        assert!(status.message().len() < 400, "{}", status.message());
         assert!(
             status
                 .message()
-                .ends_with(", ... (details list the first 50)")
+                .ends_with("; and 197 more (details list the first 50)"),
+            "{}",
+            status.message()
         );
+    }
+
+    /// Proves the message gives each of the first few fields with its
+    /// reason, so a client without the details still knows what to fix.
+    #[test]
+    fn the_message_names_fields_with_their_reasons() {
+        let mut violations = Violations::new();
+        violations.add("total_cost", "has more than two decimals (fen)");
+        violations.add("in_scope_cost", "is negative");
+        assert_eq!(
+            invalid(&violations).message(),
+            "invalid request: 2 bad fields: total_cost: has more than two decimals (fen); \
+             in_scope_cost: is negative"
+        );
+        let mut one = Violations::new();
+        one.add("reason", "required");
+        assert_eq!(invalid(&one).message(), "invalid request: reason: required");
     }
 }

@@ -37,6 +37,7 @@ pub struct TestServer {
     pub dir: Arc<TempDir>,
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     pub gate: Arc<GateState>,
     pub edge: Arc<Edge>,
     pub reloader: Reloader,
@@ -90,9 +91,10 @@ impl TestServer {
             None => Server::bind(config).await,
         }
         .expect("server starts");
-        let (addr, metrics_addr, gate, edge, reloader) = (
+        let (addr, metrics_addr, http_addr, gate, edge, reloader) = (
             server.local_addr(),
             server.metrics_addr(),
+            server.http_addr(),
             server.gate(),
             server.edge(),
             server.reloader(),
@@ -113,6 +115,7 @@ impl TestServer {
             dir,
             addr,
             metrics_addr,
+            http_addr,
             gate,
             edge,
             reloader,
@@ -200,7 +203,7 @@ pub fn verify_dir(dir: &TempDir) -> VerifyReport {
     verify(&store).expect("the check runs")
 }
 
-fn local() -> SocketAddr {
+pub fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
@@ -332,13 +335,17 @@ impl ServerProcess {
         Self::spawn(command, true).await
     }
 
-    /// The arguments and environment of `medassist serve` on port 0.
+    /// The arguments and environment of `medassist serve` on port 0. Tests
+    /// stop at once (`--drain 0s`) unless `extra` asks for a drain period.
     fn serve_args(command: &mut Command, data_dir: &Path, extra: &[&str], filter: &str) {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", filter);
+        if !extra.contains(&"--drain") {
+            command.args(["--drain", "0s"]);
+        }
     }
 
     /// Spawns `command`, whose stderr carries the server's log, and connects
@@ -433,8 +440,23 @@ impl ServerProcess {
     /// Stops the server with SIGTERM and waits for a clean exit; returns its
     /// log. The wait runs off the test's runtime thread, which must stay free
     /// to close the client's connection when the server asks.
-    pub async fn terminate(mut self) -> Vec<String> {
+    pub async fn terminate(self) -> Vec<String> {
+        self.ask_to_stop();
+        self.wait_for_exit().await
+    }
+
+    /// The server's log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and returns at once, so a test can watch the drain.
+    pub fn ask_to_stop(&self) {
         signal(self.server_pid, "-TERM");
+    }
+
+    /// Waits for the server asked to stop to exit cleanly; returns its log.
+    pub async fn wait_for_exit(mut self) -> Vec<String> {
         let (mut child, reader) = (self.child, self.reader.take());
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await

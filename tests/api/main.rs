@@ -4,6 +4,7 @@
 mod helpers;
 
 mod hostile;
+mod http;
 
 mod chaos;
 mod concurrency;

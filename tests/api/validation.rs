@@ -405,8 +405,67 @@ async fn very_many_bad_fields_fit_in_one_answer() {
     assert!(
         status
             .message()
-            .starts_with("invalid request: 129 bad fields: person.patient_id,"),
+            .starts_with("invalid request: 129 bad fields: person.patient_id: "),
         "{}",
         status.message()
     );
+    assert!(
+        status
+            .message()
+            .ends_with("; and 126 more (details list the first 50)"),
+        "{}",
+        status.message()
+    );
+}
+
+/// Proves a client that cannot decode the details still reads why: the
+/// message of INVALID_ARGUMENT gives the first fields with their reasons,
+/// and enum values are written as the wire spells them.
+#[tokio::test]
+async fn the_message_gives_reasons_and_wire_enum_names() {
+    let server = TestServer::start().await;
+    let patient = resident_id("1960-01-01", 71);
+    let request = pb::SettleRequest {
+        total_cost: "1.001".into(),
+        in_scope_cost: "1.002".into(),
+        basic_insurance_paid: "0.003".into(),
+        critical_illness_paid: "0.004".into(),
+        ..worked_example(&patient, "fen")
+    };
+    let status = server.settlements().settle(request).await.unwrap_err();
+    let message = status.message();
+    assert!(
+        message.starts_with("invalid request: 4 bad fields: total_cost: "),
+        "{message}"
+    );
+    assert_eq!(message.matches("fen").count(), 3, "{message}");
+    assert!(message.ends_with("; and 1 more"), "{message}");
+
+    let person = pb::Person {
+        enrollments: vec![pb::Enrollment {
+            kind: pb::EnrollmentKind::Unspecified.into(),
+            ..dibao_person(&patient).enrollments[0].clone()
+        }],
+        ..dibao_person(&patient)
+    };
+    let status = server
+        .roster()
+        .upsert_person(pb::UpsertPersonRequest {
+            person: Some(person),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("ENROLLMENT_KIND_DIBAO"),
+        "{}",
+        status.message()
+    );
+    for name in ["DIBAO", "TEKUN", "LOW_INCOME_FAMILY", "REGISTERED_POOR"] {
+        let wire = format!("ENROLLMENT_KIND_{name}");
+        assert!(
+            pb::EnrollmentKind::from_str_name(&wire).is_some(),
+            "{wire} is not a wire name"
+        );
+        assert!(status.message().contains(&wire), "{}", status.message());
+    }
 }

@@ -1,0 +1,478 @@
+//! HTTP/JSON beside gRPC (`--http-listen`): the README's example with plain
+//! HTTP and JSON, errors as `google.rpc.Status` JSON with their details and
+//! Google's HTTP statuses, the same tokens and roles, server streams as
+//! newline-delimited JSON, and an OpenAPI document with every annotated RPC.
+//! Requests are written by hand over TCP, as any HTTP client would.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use medassist::{
+    auth::{Access, Principal, Role, TokenDigest, TokenEntry},
+    config::Config,
+    domain::HospitalId,
+    grpc::{FILE_DESCRIPTOR_SET, http_rule},
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+
+/// A server with HTTP/JSON on another port of 127.0.0.1.
+async fn http_server(config: Config) -> (TestServer, SocketAddr) {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut server_config = TestServer::config_for(&dir);
+    server_config.config = config;
+    server_config.http_listen = Some(local());
+    let server = TestServer::launch(dir, server_config, None).await;
+    let http = server.http_addr.expect("HTTP/JSON is served");
+    (server, http)
+}
+
+/// One HTTP/1.1 request; the status and the raw body.
+async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or_default();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a header block");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+/// One HTTP/1.1 request whose answer is a JSON document.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    let (status, text) = http_raw(addr, method, path, token, body.as_deref()).await;
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, json)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+fn settle_json(patient: &str, claim: &str) -> Value {
+    json!({
+        "hospital_id": "H001", "claim_id": claim, "patient_id": patient,
+        "admission_date": "2026-03-01", "discharge_date": "2026-03-20",
+        "diagnosis_codes": ["N18.500"], "total_cost": "50000.00", "in_scope_cost": "42000.00",
+        "basic_insurance_paid": "25200.00", "critical_illness_paid": "6300.00"
+    })
+}
+
+/// Proves the README's example settles over HTTP/JSON with the same answer
+/// as over gRPC, and every read RPC answers at its path: settlement by ID
+/// and by claim key, usage, the list with query parameters, person, policy.
+#[tokio::test]
+async fn the_readme_example_settles_over_http_json() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let patient = resident_id("1960-01-01", 61);
+    let person = json!({"name": "张三", "regionCode": "320602",
+        "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"}]});
+    let path = format!("/v1/persons/{patient}");
+    let (status, stored) = http(http_addr, "PUT", &path, None, Some(person)).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["patientId"], patient.as_str());
+
+    let (status, answer) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(settle_json(&patient, "ZY2026-000123")),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let settlement = &answer["settlement"];
+    assert_eq!(settlement["assistanceAmount"], "7350.00");
+    assert_eq!(settlement["patientPays"], "11150.00");
+    assert_eq!(settlement["remainingAfter"], "142650.00");
+    assert_eq!(settlement["status"], "SETTLEMENT_STATUS_SETTLED");
+    assert_eq!(answer["replayed"], false, "defaults are written out");
+    let id = settlement["settlementId"].as_str().unwrap().to_owned();
+
+    let (_, again) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(settle_json(&patient, "ZY2026-000123")),
+    )
+    .await;
+    assert_eq!(again["replayed"], true);
+
+    for path in [
+        format!("/v1/settlements/{id}"),
+        "/v1/hospitals/H001/claims/ZY2026-000123/settlement".to_owned(),
+    ] {
+        let (status, read) = http(http_addr, "GET", &path, None, None).await;
+        assert_eq!(status, 200, "{path}: {read}");
+        assert_eq!(read["settlementId"], id.as_str(), "{path}");
+    }
+    let usage_path = format!("/v1/patients/{patient}/usage/2026");
+    let (status, usage) = http(http_addr, "GET", &usage_path, None, None).await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["used"], "7350.00");
+    let list_path = format!("/v1/patients/{patient}/settlements?year=2026&page_size=10");
+    let (status, list) = http(http_addr, "GET", &list_path, None, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["settlements"].as_array().unwrap().len(), 1);
+    let (status, policy) = http(
+        http_addr,
+        "GET",
+        "/v1/regions/320602/policies/2026",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{policy}");
+    assert_eq!(policy["assistanceRatio"], "0.70");
+
+    let (status, reversed) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:reverse",
+        None,
+        Some(json!({"hospitalId": "H001", "claimId": "ZY2026-000123", "reason": "bill corrected"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reversed}");
+    assert_eq!(
+        reversed["settlement"]["status"],
+        "SETTLEMENT_STATUS_REVERSED"
+    );
+}
+
+/// Proves errors read the same over HTTP: `google.rpc.Status` JSON with the
+/// BadRequest field violations and their reasons, and Google's HTTP status
+/// for each code (400, 404, 409); malformed requests are 400 too.
+#[tokio::test]
+async fn errors_are_status_json_with_their_details() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let patient = resident_id("1960-01-01", 62);
+    let mut bad = settle_json(&patient, "E-1");
+    bad["total_cost"] = json!("1.001");
+    bad["in_scope_cost"] = json!("");
+    let (status, error) = http(http_addr, "POST", "/v1/settlements:settle", None, Some(bad)).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], 3);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("total_cost: has more than two decimals"),
+        "{error}"
+    );
+    let detail = &error["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
+    let fields: Vec<&str> = detail["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"total_cost") && fields.contains(&"in_scope_cost"),
+        "{error}"
+    );
+    assert!(
+        detail["fieldViolations"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("fen")
+    );
+
+    let (status, error) = http(
+        http_addr,
+        "GET",
+        "/v1/settlements/0000000000000999",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, error["code"].as_i64()), (404, Some(5)), "{error}");
+
+    let enrolled = resident_id("1960-01-01", 63);
+    let person = json!({"name": "李四", "regionCode": "320602",
+        "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"}]});
+    let path = format!("/v1/persons/{enrolled}");
+    assert_eq!(
+        http(http_addr, "PUT", &path, None, Some(person)).await.0,
+        200
+    );
+    let claim = settle_json(&enrolled, "E-2");
+    assert_eq!(
+        http(
+            http_addr,
+            "POST",
+            "/v1/settlements:settle",
+            None,
+            Some(claim.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    let mut changed = claim;
+    changed["total_cost"] = json!("60000.00");
+    let (status, error) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(changed),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_i64()), (409, Some(6)), "{error}");
+
+    let (status, error) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(json!({"no_such_field": 1})),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(3)), "{error}");
+    let (status, text) = http_raw(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    let (status, error) = http(http_addr, "GET", "/v1/nowhere", None, None).await;
+    assert_eq!((status, error["code"].as_i64()), (404, Some(5)), "{error}");
+    let (status, _) = http(http_addr, "DELETE", "/v1/settlements:settle", None, None).await;
+    assert_eq!(status, 501);
+}
+
+fn token_entry(token: &str, role: Role, hospital: Option<&str>) -> TokenEntry {
+    TokenEntry {
+        digest: TokenDigest::of(token),
+        principal: Arc::new(Principal {
+            name: format!("test {token}"),
+            role,
+            hospital_id: hospital.map(|h| HospitalId::parse(h).unwrap()),
+        }),
+    }
+}
+
+/// Proves HTTP uses the same tokens and roles: no token is 401, a token of
+/// the wrong role or another hospital is 403, the right one is served.
+#[tokio::test]
+async fn the_same_tokens_and_roles_apply() {
+    let config = Config {
+        access: Access::Tokens(vec![
+            token_entry("t-h001", Role::Hospital, Some("H001")),
+            token_entry("t-h002", Role::Hospital, Some("H002")),
+            token_entry("t-insurer", Role::Insurer, None),
+        ]),
+        ..Config::default()
+    };
+    let (_server, http_addr) = http_server(config).await;
+    let patient = resident_id("1960-01-01", 64);
+    let claim = || Some(settle_json(&patient, "A-1"));
+    let settle = "/v1/settlements:settle";
+    let (status, error) = http(http_addr, "POST", settle, None, claim()).await;
+    assert_eq!((status, error["code"].as_i64()), (401, Some(16)), "{error}");
+    let (status, _) = http(http_addr, "POST", settle, Some("wrong"), claim()).await;
+    assert_eq!(status, 401);
+    let (status, error) = http(http_addr, "POST", settle, Some("t-insurer"), claim()).await;
+    assert_eq!((status, error["code"].as_i64()), (403, Some(7)), "{error}");
+    let (status, _) = http(http_addr, "POST", settle, Some("t-h002"), claim()).await;
+    assert_eq!(status, 403);
+    let (status, answer) = http(http_addr, "POST", settle, Some("t-h001"), claim()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _) = http(
+        http_addr,
+        "GET",
+        "/v1/regions/320602/policies/2026",
+        Some("t-insurer"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// Proves a server stream (SaveSnapshot) is answered as newline-delimited
+/// JSON, one message a line, ending without an error line.
+#[tokio::test]
+async fn server_streams_are_newline_delimited_json() {
+    let (server, http_addr) = http_server(Config::default()).await;
+    server.enroll("1960-01-01", 65).await;
+    let (status, text) = http_raw(http_addr, "POST", "/v1/snapshots:save", None, Some("{}")).await;
+    assert_eq!(status, 200, "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line["chunk"].as_str().is_some_and(|c| !c.is_empty()),
+            "{line}"
+        );
+    }
+}
+
+/// Proves `/openapi.json` has an operation for every `google.api.http`
+/// binding in the descriptors, and that every RPC of medassist.v1 has one
+/// (so every RPC is reachable over HTTP/JSON), except client streams, which
+/// cannot be transcoded and are gRPC-only.
+#[tokio::test]
+async fn openapi_has_every_annotated_rpc() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let (status, document) = http(http_addr, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.0.3");
+    let pool = prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
+    let mut checked = 0;
+    for service in pool
+        .services()
+        .filter(|s| s.package_name() == "medassist.v1")
+    {
+        for method in service.methods() {
+            let bindings = http_rule::bindings(&pool, &method).unwrap();
+            if method.is_client_streaming() {
+                assert!(
+                    bindings.is_empty(),
+                    "{}: a client stream",
+                    method.full_name()
+                );
+                continue;
+            }
+            assert!(
+                !bindings.is_empty(),
+                "{} has no google.api.http",
+                method.full_name()
+            );
+            for binding in bindings {
+                let path = binding.path.replace("=*}", "}");
+                let operation = &document["paths"][&path][binding.method.to_ascii_lowercase()];
+                assert!(
+                    operation["operationId"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with(&format!(
+                            "{}_{}",
+                            service.name(),
+                            method.name()
+                        ))),
+                    "{} {} of {} is missing from /openapi.json",
+                    binding.method,
+                    path,
+                    method.full_name()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 11, "only {checked} bindings");
+}
+
+/// Proves a client that never finishes its body is answered CANCELLED (499)
+/// once the request timeout passes, like a slow gRPC call, instead of
+/// holding the request open: the body is read under the timeout.
+#[tokio::test]
+async fn an_unfinished_body_is_cut_at_the_request_timeout() {
+    let mut config = Config::default();
+    config.limits.request_timeout = std::time::Duration::from_millis(500);
+    let (_server, http_addr) = http_server(config).await;
+    let mut stream = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/settlements:settle HTTP/1.1\r\nHost: medassist\r\nConnection: close\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"hospital",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered within 10 s")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 499"), "{answer}");
+    assert!(answer.contains(r#""code":1"#), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+}
+
+/// Proves a client that never finishes its request headers (slowloris) is
+/// closed once `handshake_timeout` passes, and so is a keep-alive connection
+/// left silent after its answer, so neither holds one of the HTTP port's
+/// connections for long.
+#[tokio::test]
+async fn unfinished_headers_and_silent_connections_are_closed() {
+    let mut config = Config::default();
+    config.limits.handshake_timeout = std::time::Duration::from_millis(500);
+    let (_server, http_addr) = http_server(config).await;
+    let closed_within = |mut stream: tokio::net::TcpStream| async move {
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("closed within 10 s")
+        .ok();
+        (started.elapsed(), rest)
+    };
+    let mut slow = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    slow.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: medassist\r\n")
+        .await
+        .unwrap();
+    let (after, _) = closed_within(slow).await;
+    assert!(after >= std::time::Duration::from_millis(400), "{after:?}");
+
+    let mut idle = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    idle.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: medassist\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, answer) = closed_within(idle).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
