@@ -26,13 +26,15 @@
 //!   answers only after the flush.
 //! - [`roster_cache`]: a bounded cache of roster records that the ledger
 //!   keeps coherent with every committed roster write.
-//! - [`app`]: the use cases (quote, settle, reverse, usage, roster, policy,
-//!   and the fund office's reconciliation by hospital and business day,
-//!   export and referrals to temporary assistance) over store, ledger and
+//! - [`app`]: the use cases (quote, settle, reverse, usage, roster and its
+//!   bulk exchange, policy, snapshots, and the fund office's reconciliation
+//!   by hospital and business day, export and referrals to temporary
+//!   assistance) over store, ledger and
 //!   rules, with errors that separate "you sent something wrong" from
 //!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
-//!   the permission table of the four roles; the app consults it.
+//!   the permission table of the roles (hospital, insurer, roster_admin,
+//!   auditor, operator); the app consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
 //!   domain, the authentication interceptor, the gate (concurrency limit and
 //!   request metrics), and the single table from errors to gRPC status codes.
@@ -53,7 +55,6 @@
 //!   the long load with chaos that checks every acknowledged write.
 //!   [`verify`]: the offline consistency check of a data directory.
 //!   [`clock`]: the time the ledger stamps commits with (settable in tests).
-
 //!
 //! A request flows grpc → app → (rules, store reads) → ledger → store, and
 //! the answer comes back the same way once the write is on disk.
