@@ -340,7 +340,8 @@ impl App {
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
         let person = self.read_person(&patient_id).await?;
-        self.usage_of(patient_id, &person, year).await
+        self.usage_of(&self.policies.load(), patient_id, &person, year)
+            .await
     }
 
     /// The annual usage of many patients, in the order asked; those not on
@@ -352,10 +353,12 @@ impl App {
         by: &Principal,
     ) -> Result<(Vec<AnnualUsage>, Vec<ResidentId>), AppError> {
         authorize(by, Action::ReadUsage)?;
+        // One book for the whole answer, even if a reload comes meanwhile.
+        let book = self.policies.load();
         let (mut usages, mut not_found) = (Vec::new(), Vec::new());
         for patient_id in patient_ids {
             match self.find_person(&patient_id).await? {
-                Some(person) => usages.push(self.usage_of(patient_id, &person, year).await?),
+                Some(person) => usages.push(self.usage_of(&book, patient_id, &person, year).await?),
                 None => not_found.push(patient_id),
             }
         }
@@ -364,12 +367,12 @@ impl App {
 
     async fn usage_of(
         &self,
+        book: &PolicyBook,
         patient_id: ResidentId,
         person: &Person,
         year: Year,
     ) -> Result<AnnualUsage, AppError> {
-        let book = self.policies.load();
-        let policy = policy_for(&book, person.region(), year)?;
+        let policy = policy_for(book, person.region(), year)?;
         let usage = match self.store.usage(&patient_id, year)? {
             Some(read) => self.ledger.durable(read).await?,
             None => Default::default(),

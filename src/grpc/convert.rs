@@ -7,8 +7,9 @@ use crate::{
     app::{AnnualUsage, SettlementRef},
     domain::{
         CapState, Category, Claim, ClaimInput, ClaimKey, EnrollmentInput, EnrollmentKind, ExitKind,
-        IneligibleReason, Outcome, Person, PersonInput, Policy, Quote, ReferralReason, RegionCode,
-        ResidentId, Settlement, SettlementId, SettlementStatus, Timestamp, Violations, Year,
+        IneligibleReason, Outcome, ParseError, Person, PersonInput, Policy, Quote, ReferralReason,
+        RegionCode, ResidentId, Settlement, SettlementId, SettlementStatus, Timestamp, Violations,
+        Year,
     },
 };
 
@@ -80,6 +81,36 @@ pub fn patient_year(patient_id: &str, year: i32) -> Result<(ResidentId, Year), V
 }
 
 /// Reads a region and year pair of fields.
+/// A page request's size (0: the default) and where it starts (the
+/// `next_page_token` of the previous page; empty: the first page), each
+/// violation noted in `violations`.
+pub fn page(
+    violations: &mut Violations,
+    page_size: i32,
+    page_token: &str,
+) -> (Option<usize>, Option<Option<SettlementId>>) {
+    let size = usize::try_from(page_size)
+        .map_err(|_| violations.add("page_size", "may not be negative"))
+        .ok();
+    let after = match page_token {
+        "" => Some(None),
+        token => violations
+            .check(
+                "page_token",
+                SettlementId::parse(token)
+                    .map_err(|_| ParseError::new("is not a token this service gave out")),
+            )
+            .map(Some),
+    };
+    (size, after)
+}
+
+/// The `next_page_token` of a page: where the next one starts, or empty on
+/// the last page.
+pub fn next_page_token(next_after: Option<SettlementId>) -> String {
+    next_after.map(|id| id.to_string()).unwrap_or_default()
+}
+
 pub fn region_year(region_code: &str, year: i32) -> Result<(RegionCode, Year), Violations> {
     let mut violations = Violations::new();
     let region = violations.check("region_code", RegionCode::parse(region_code));

@@ -225,7 +225,7 @@ impl pb::usage_service_server::UsageService for Api {
             .await;
         answered(page, |page| pb::ListSettlementsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
-            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+            next_page_token: convert::next_page_token(page.next_after),
         })
     }
 
@@ -293,20 +293,7 @@ fn list_request(request: &pb::ListSettlementsRequest) -> Result<ListRequest, Vio
     let patient_year = convert::patient_year(&request.patient_id, request.year)
         .map_err(|inner| violations.extend(inner))
         .ok();
-    let page_size = usize::try_from(request.page_size)
-        .map_err(|_| violations.add("page_size", "may not be negative"))
-        .ok();
-    let after = match request.page_token.as_str() {
-        "" => Some(None),
-        token => violations
-            .check(
-                "page_token",
-                SettlementId::parse(token).map_err(|_| {
-                    crate::domain::ParseError::new("is not a token this service gave out")
-                }),
-            )
-            .map(Some),
-    };
+    let (page_size, after) = convert::page(&mut violations, request.page_size, &request.page_token);
     violations.finish(|| {
         let (patient, year) = patient_year?;
         Some((patient, year, page_size?, after?))
@@ -379,7 +366,7 @@ impl pb::roster_service_server::RosterService for Api {
             .await;
         answered(page, |page| pb::ListReferralsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
-            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+            next_page_token: convert::next_page_token(page.next_after),
         })
     }
 }

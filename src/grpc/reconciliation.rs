@@ -11,9 +11,7 @@ use tonic::{
 use super::{Api, answered, caller, checked, convert, pb, to_status};
 use crate::{
     app::{DayTotals, EXPORT_DAYS_MAX},
-    domain::{
-        BusinessDay, Date, HospitalId, Money, ParseError, RegionCode, SettlementId, Violations,
-    },
+    domain::{BusinessDay, Date, HospitalId, Money, RegionCode, SettlementId, Violations},
 };
 
 /// The settlements of an export, as the wire sends them.
@@ -53,7 +51,7 @@ impl pb::reconciliation_service_server::ReconciliationService for Api {
             .await;
         answered(page, |page| pb::ListDaySettlementsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
-            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+            next_page_token: convert::next_page_token(page.next_after),
         })
     }
 
@@ -144,33 +142,8 @@ fn list_day_request(request: &pb::ListDaySettlementsRequest) -> Result<ListDayRe
     let mut violations = Violations::new();
     let hospital = violations.check("hospital_id", HospitalId::parse(&request.hospital_id));
     let date = day(&mut violations, "date", &request.date);
-    let page_size = usize::try_from(request.page_size)
-        .map_err(|_| violations.add("page_size", "may not be negative"))
-        .ok();
-    let after = match request.page_token.as_str() {
-        "" => Some(None),
-        token => violations
-            .check(
-                "page_token",
-                SettlementId::parse(token)
-                    .map_err(|_| ParseError::new("is not a token this service gave out")),
-            )
-            .map(Some),
-    };
+    let (page_size, after) = convert::page(&mut violations, request.page_size, &request.page_token);
     violations.finish(|| Some((hospital?, date?, page_size?, after?)))
-}
-
-fn page_token(violations: &mut Violations, token: &str) -> Option<Option<SettlementId>> {
-    match token {
-        "" => Some(None),
-        token => violations
-            .check(
-                "page_token",
-                SettlementId::parse(token)
-                    .map_err(|_| ParseError::new("is not a token this service gave out")),
-            )
-            .map(Some),
-    }
 }
 
 type ReferralsRequest = (
@@ -195,10 +168,7 @@ pub(super) fn referrals_request(
     {
         violations.add("to_date", "must not be before from_date");
     }
-    let page_size = usize::try_from(request.page_size)
-        .map_err(|_| violations.add("page_size", "may not be negative"))
-        .ok();
-    let after = page_token(&mut violations, &request.page_token);
+    let (page_size, after) = convert::page(&mut violations, request.page_size, &request.page_token);
     violations.finish(|| Some((region?, from?, to?, page_size?, after?)))
 }
 
