@@ -84,7 +84,9 @@ pub enum AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Io(_) | StoreError::Poisoned(_) => AppError::Unavailable(error.to_string()),
+            StoreError::Io(_) | StoreError::Poisoned(_) | StoreError::Contended(_) => {
+                AppError::Unavailable(error.to_string())
+            }
             StoreError::Corrupt(_) => AppError::Internal(error.to_string()),
             StoreError::Unsupported(why) => AppError::Unsupported(why),
         }
@@ -206,6 +208,12 @@ impl App {
     /// (see [`Ledger::failed`]).
     pub async fn store_failed(&self) -> bool {
         self.ledger.failed().await
+    }
+
+    /// Whether the store can be reached now, for a store across a network
+    /// (see [`crate::store::Store::availability`]).
+    pub fn store_availability(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.store.availability()
     }
 
     /// Finishes queued writes and stops the ledger.
@@ -462,8 +470,16 @@ impl App {
         self.policies.store(Arc::new(policies));
     }
 
-    /// A roster record, from the cache when it holds one.
+    /// A roster record, from the cache when it holds one. A store other
+    /// instances write too is always read: their roster writes do not reach
+    /// this process's cache.
     async fn find_person(&self, id: &ResidentId) -> Result<Option<Arc<Person>>, AppError> {
+        if self.store.shared() {
+            return match self.store.person(id)? {
+                Some(read) => Ok(Some(Arc::new(self.ledger.durable(read).await?))),
+                None => Ok(None),
+            };
+        }
         let generation = match self.roster.get(id) {
             Ok(person) => return Ok(Some(person)),
             Err(generation) => generation,

@@ -34,7 +34,7 @@ use crate::{
     domain::HospitalId,
     grpc::pb::{self, SaveSnapshotRequest},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
-    store::{SledOptions, SledStore, StoreError, snapshot},
+    store::{PostgresStore, SledOptions, SledStore, StoreError, snapshot},
     telemetry::LogFormat,
 };
 
@@ -67,6 +67,9 @@ enum Command {
     /// recovered as start-up would (a damaged one is refused), then checked.
     /// Exits 0 when consistent, 1 naming each discrepancy, 2 when it cannot run.
     Verify(VerifyArgs),
+    /// Apply the PostgreSQL schema migrations this binary carries (serve
+    /// applies them too); refuses a schema newer than the binary.
+    Migrate(MigrateArgs),
     /// Drive a running server with load and report throughput and latency.
     Bench(BenchArgs),
     /// Long mixed load with cancels and dropped connections, then check that
@@ -271,6 +274,12 @@ struct ServeArgs {
     /// Directory of the embedded store (created if missing).
     #[arg(long, default_value = "./medassist-data")]
     data_dir: PathBuf,
+    /// Serve from PostgreSQL instead of the embedded store (--data-dir is
+    /// then unused), for example
+    /// postgresql://medassist@db1,db2/medassist?target_session_attrs=read-write.
+    /// Missing schema migrations are applied at start-up.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Configuration file (TOML): policies, tokens, TLS, limits. Without it
     /// the built-in Nantong policy serves, open on loopback only.
     #[arg(long)]
@@ -330,6 +339,17 @@ struct VerifyArgs {
     /// The data directory to check.
     #[arg(long, default_value = "./medassist-data")]
     data_dir: PathBuf,
+    /// Check this PostgreSQL database instead of a data directory (it may
+    /// be serving meanwhile: each table is read as it streams).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The PostgreSQL database to bring to this binary's schema version.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +402,7 @@ impl Cli {
             }
             Some(Command::Token(TokenCommand::New(args))) => token_new(args),
             Some(Command::Verify(args)) => verify(args),
+            Some(Command::Migrate(args)) => migrate(args),
             Some(Command::Bench(args)) => bench(args).await,
             Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
             Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
@@ -451,6 +472,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     server_config.metrics_listen = args.metrics_listen;
     server_config.drain_period = args.drain;
     server_config.http_listen = args.http_listen;
+    server_config.database_url = args.database_url;
     let server = Server::bind(server_config).await?;
     reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
@@ -509,17 +531,34 @@ fn token_instructions(
 
 fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    if !args.data_dir.is_dir() {
-        return Err(format!("{} is not a directory", args.data_dir.display()).into());
-    }
-    let store = SledStore::open(&args.data_dir, SledOptions::default())?;
-    let report = crate::verify::verify(&store)?;
+    let report = match args.database_url {
+        Some(url) => crate::verify::verify(&PostgresStore::open(&url)?)?,
+        None => {
+            if !args.data_dir.is_dir() {
+                return Err(format!("{} is not a directory", args.data_dir.display()).into());
+            }
+            crate::verify::verify(&SledStore::open(&args.data_dir, SledOptions::default())?)?
+        }
+    };
     print!("{report}");
     Ok(if report.is_consistent() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn migrate(args: MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
+    let migrated = PostgresStore::migrate(&args.database_url)?;
+    match migrated.from == migrated.to {
+        true => println!("schema is at version {}: nothing to do", migrated.to),
+        false => println!(
+            "schema migrated from version {} to {}",
+            migrated.from, migrated.to
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn snapshot_save(args: SnapshotSaveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -29,13 +29,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::{
     clock::Clock,
     domain::{
-        BusinessDay, Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement, Timestamp,
-        Usage, UtcOffset, Year,
+        BusinessDay, Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement,
+        SettlementId, Timestamp, Usage, UtcOffset, Year,
     },
     metrics::Metrics,
     roster_cache::RosterCache,
     rules::{self, Assessment},
-    store::{Batch, CommitNumber, Meta, Store, StoreError, Versioned},
+    store::{Batch, CommitNumber, Meta, Plan, Store, StoreError, Txn, Versioned},
 };
 
 /// Most requests one commit takes: bounds the work (and the wait) of a batch.
@@ -46,6 +46,10 @@ pub const BATCH_MAX: usize = 1024;
 pub const PUT_PERSONS_MAX: usize = 512;
 /// Most requests that may wait for the ledger; senders wait beyond that.
 pub const QUEUE_MAX: usize = 8192;
+/// Most runs of one batch that a shared store undoes because another
+/// instance wrote the same records (each run locks afresh, so one usually
+/// suffices).
+const TRIES_MAX: u32 = 8;
 /// Longest a reader waits for the commit that wrote what it read.
 const DURABLE_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -153,6 +157,7 @@ impl Ledger {
             .name("medassist-ledger".into())
             .spawn(move || {
                 Writer {
+                    shared: store.shared(),
                     store,
                     meta,
                     durable: durable_tx,
@@ -331,6 +336,9 @@ impl DurableView {
 /// a cache of running totals.
 struct Writer {
     store: Arc<dyn Store>,
+    /// Other instances write the store too: totals are read, locked, in
+    /// each batch's transaction, never cached.
+    shared: bool,
     meta: Meta,
     durable: watch::Sender<Durability>,
     metrics: Arc<Metrics>,
@@ -360,23 +368,6 @@ fn patient_year_key(patient: &ResidentId, year: Year) -> PatientYearKey {
     (id, year)
 }
 
-/// An answer that must wait for its batch's commit.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the large variant is the common one; boxing would only add an allocation"
-)]
-enum Waiting {
-    Recorded(
-        oneshot::Sender<Result<Recorded, LedgerError>>,
-        Result<Recorded, LedgerError>,
-    ),
-    Person(oneshot::Sender<Result<(), LedgerError>>),
-    Persons(
-        oneshot::Sender<Result<Vec<PutOutcome>, LedgerError>>,
-        Vec<PutOutcome>,
-    ),
-}
-
 impl Writer {
     fn run(mut self, mut queue: mpsc::Receiver<Command>) {
         let mut stopping = false;
@@ -400,74 +391,133 @@ impl Writer {
     }
 
     /// Applies a batch of commands in order, commits, answers. Answers that
-    /// rest only on data already durable (replays, conflicts, unknown keys,
-    /// failures) leave at once; the rest after the commit. Returns true when
+    /// rest only on data already committed (replays, conflicts, unknown
+    /// keys, failures) leave at once; the rest after the commit. A batch
+    /// that a shared store undid because another instance wrote the same
+    /// records is run again, up to [`TRIES_MAX`] times. Returns true when
     /// asked to stop.
     fn process(&mut self, commands: Vec<Command>) -> bool {
+        let stopping = commands.iter().any(|c| matches!(c, Command::Stop));
+        let mut open: Vec<Option<Command>> = commands
+            .into_iter()
+            .filter(|c| !matches!(c, Command::Stop))
+            .map(Some)
+            .collect();
+        let mut tries = 1;
+        loop {
+            let (waiting, committed) = self.attempt(&mut open);
+            if let Err(StoreError::Contended(why)) = &committed
+                && tries < TRIES_MAX
+            {
+                tracing::debug!(tries, %why, "batch undone by a concurrent writer; running it again");
+                tries += 1;
+                continue;
+            }
+            for (i, reply) in waiting {
+                let failed = committed.clone().map_err(LedgerError::from);
+                match (open[i].take(), reply) {
+                    (
+                        Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }),
+                        Reply::Recorded(result),
+                    ) => drop(reply.send(failed.and(result))),
+                    (Some(Command::PutPerson { reply, .. }), Reply::Done) => {
+                        drop(reply.send(failed))
+                    }
+                    (Some(Command::PutPersons { reply, .. }), Reply::Persons(outcomes)) => {
+                        drop(reply.send(failed.map(|()| outcomes)))
+                    }
+                    _ => unreachable!("each waiting reply matches its command"),
+                }
+            }
+            return stopping;
+        }
+    }
+
+    /// One run of the open commands: answers at once what rests on
+    /// committed data (taking those commands out), commits the rest, and
+    /// returns what they wait to be told with the commit's result.
+    fn attempt(
+        &mut self,
+        commands: &mut [Option<Command>],
+    ) -> (Vec<(usize, Reply)>, Result<(), StoreError>) {
         let now = self.clock.now();
         let stamp = Stamp {
             at: now,
             day: BusinessDay::of(now, self.offset),
         };
-        let mut pending = Pending::new(self.store.as_ref(), &self.usages, self.meta, stamp);
+        let plan = match self.shared {
+            true => plan_of(commands),
+            false => Plan::default(),
+        };
+        let store = Arc::clone(&self.store);
+        let access = match store.begin(&plan) {
+            Ok(Some(txn)) => Access::Shared(txn),
+            Ok(None) => Access::Direct(store.as_ref()),
+            Err(error) => {
+                let waiting = commands
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| c.as_ref().map(|c| (i, Reply::failed(c))))
+                    .collect();
+                return (waiting, Err(error));
+            }
+        };
+        let mut pending = Pending::new(access, &self.usages, self.meta, stamp);
         let mut waiting = Vec::with_capacity(commands.len());
-        let mut stopping = false;
-        for command in commands {
-            let (reply, answer) = match command {
-                Command::Settle {
+        for (i, slot) in commands.iter_mut().enumerate() {
+            let answer = match slot.as_ref() {
+                None | Some(Command::Stop) => continue,
+                Some(Command::Settle {
                     claim,
                     assessment,
                     by,
-                    reply,
-                } => (reply, pending.settle(*claim, &assessment, by)),
-                Command::Reverse {
-                    key,
-                    reason,
-                    by,
-                    reply,
-                } => (reply, pending.reverse(&key, reason, by)),
-                Command::PutPerson { person, reply } => {
-                    pending.put_person(*person);
-                    waiting.push(Waiting::Person(reply));
+                    ..
+                }) => pending.settle(claim, assessment, by),
+                Some(Command::Reverse {
+                    key, reason, by, ..
+                }) => pending.reverse(key, reason, by),
+                Some(Command::PutPerson { person, .. }) => {
+                    pending.put_person(Person::clone(person));
+                    waiting.push((i, Reply::Done));
                     continue;
                 }
-                Command::PutPersons { persons, reply } => {
+                Some(Command::PutPersons { persons, .. }) => {
                     match pending.put_persons(persons) {
-                        Ok(outcomes) => waiting.push(Waiting::Persons(reply, outcomes)),
-                        Err(error) => drop(reply.send(Err(error.into()))),
+                        Ok(outcomes) => waiting.push((i, Reply::Persons(outcomes))),
+                        Err(error) => {
+                            if let Some(Command::PutPersons { reply, .. }) = slot.take() {
+                                drop(reply.send(Err(error.into())));
+                            }
+                        }
                     }
-                    continue;
-                }
-                Command::Stop => {
-                    stopping = true;
                     continue;
                 }
             };
             match answer {
-                Answer::AfterCommit(result) => waiting.push(Waiting::Recorded(reply, result)),
+                Answer::AfterCommit(result) => waiting.push((i, Reply::Recorded(result))),
                 // A caller that gave up has dropped its receiver; a retry
                 // will be answered the same way.
-                Answer::Now(result) => drop(reply.send(result)),
+                Answer::Now(result) => {
+                    if let Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }) =
+                        slot.take()
+                    {
+                        drop(reply.send(result));
+                    }
+                }
             }
         }
         let usages = std::mem::take(&mut pending.usages);
-        let batch = pending.batch;
-        let committed = self.commit(&batch, waiting.len());
+        let Pending { access, batch, .. } = pending;
+        let committed = self.commit(access, &batch, waiting.len());
         if committed.is_ok() {
-            self.remember(&batch, usages);
+            if !self.shared {
+                self.remember(&batch, usages);
+            }
             if !batch.persons.is_empty() {
                 self.roster.committed(&batch.persons);
             }
         }
-        for answer in waiting {
-            let failed = committed.clone().map_err(LedgerError::from);
-            match answer {
-                Waiting::Recorded(reply, result) => drop(reply.send(failed.and(result))),
-                Waiting::Person(reply) => drop(reply.send(failed)),
-                Waiting::Persons(reply, outcomes) => drop(reply.send(failed.map(|()| outcomes))),
-            }
-        }
-        stopping
+        (waiting, committed)
     }
 
     /// Keeps the totals a commit made durable.
@@ -480,18 +530,40 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &Batch, requests: usize) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
+    fn commit(
+        &mut self,
+        access: Access<'_>,
+        batch: &Batch,
+        requests: usize,
+    ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let result = self.store.apply(batch);
-        self.metrics.applied(started.elapsed().as_secs_f64());
-        let flushing = std::time::Instant::now();
-        // Everything this batch answers waits for this flush.
-        let result = result.and_then(|()| self.store.flush());
-        self.metrics
-            .flushed(flushing.elapsed().as_secs_f64(), requests);
+        let result = match access {
+            Access::Direct(_) if batch.is_empty() => return Ok(()),
+            Access::Direct(store) => {
+                let result = store.apply(batch);
+                self.metrics.applied(started.elapsed().as_secs_f64());
+                let flushing = std::time::Instant::now();
+                // Everything this batch answers waits for this flush.
+                let result = result.and_then(|()| store.flush());
+                self.metrics
+                    .flushed(flushing.elapsed().as_secs_f64(), requests);
+                result
+            }
+            Access::Shared(mut txn) => {
+                let result = match batch.is_empty() {
+                    true => Ok(()),
+                    false => txn.apply(batch),
+                };
+                self.metrics.applied(started.elapsed().as_secs_f64());
+                let flushing = std::time::Instant::now();
+                // An answer means committed: the commit waits for the WAL
+                // flush (synchronous_commit on).
+                let result = result.and_then(|()| txn.commit());
+                self.metrics
+                    .flushed(flushing.elapsed().as_secs_f64(), requests);
+                result
+            }
+        };
         match &result {
             Ok(()) => {
                 self.meta = Meta {
@@ -509,10 +581,15 @@ impl Writer {
             Err(error) => {
                 // A failure that changed nothing leaves the durable point where
                 // it was; one that may have changed the store ends serving.
-                if matches!(error, StoreError::Poisoned(_)) {
-                    self.durable.send_replace(Durability::Failed);
+                match error {
+                    StoreError::Poisoned(_) => {
+                        self.durable.send_replace(Durability::Failed);
+                        tracing::error!(commit = batch.commit, %error, "commit failed");
+                    }
+                    // Run again by the caller.
+                    StoreError::Contended(_) => {}
+                    _ => tracing::error!(commit = batch.commit, %error, "commit failed"),
                 }
-                tracing::error!(commit = batch.commit, %error, "commit failed");
             }
         }
         result
@@ -534,9 +611,64 @@ enum Answer {
     AfterCommit(Result<Recorded, LedgerError>),
 }
 
+/// How a batch reads and commits.
+enum Access<'a> {
+    /// A store only this process writes: read directly, committed with
+    /// `apply` and `flush`.
+    Direct(&'a dyn Store),
+    /// A shared store: read and committed in one transaction.
+    Shared(Box<dyn Txn + 'a>),
+}
+
+/// The answer a command waits for until its batch is committed.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one; boxing would only add an allocation"
+)]
+enum Reply {
+    Recorded(Result<Recorded, LedgerError>),
+    Done,
+    Persons(Vec<PutOutcome>),
+}
+
+impl Reply {
+    /// The reply of a command whose batch could not start (the commit's
+    /// error replaces it).
+    fn failed(command: &Command) -> Reply {
+        match command {
+            Command::PutPerson { .. } | Command::Stop => Reply::Done,
+            Command::PutPersons { .. } => Reply::Persons(Vec::new()),
+            Command::Settle { .. } | Command::Reverse { .. } => {
+                Reply::Recorded(Err(LedgerError::Stopped))
+            }
+        }
+    }
+}
+
+/// What the open commands will read, for a shared store to lock up front.
+fn plan_of(commands: &[Option<Command>]) -> Plan {
+    let mut plan = Plan::default();
+    for command in commands.iter().flatten() {
+        match command {
+            Command::Settle { claim, .. } => {
+                plan.claims.push(claim.key().clone());
+                plan.patient_years
+                    .push((claim.patient_id().clone(), claim.year()));
+                plan.new_settlements += 1;
+            }
+            Command::Reverse { key, .. } => plan.claims.push(key.clone()),
+            Command::PutPersons { persons, .. } => {
+                plan.persons.extend(persons.iter().map(|p| p.id().clone()))
+            }
+            Command::PutPerson { .. } | Command::Stop => {}
+        }
+    }
+    plan
+}
+
 /// One batch being built: the writes so far and the state they lead to.
-struct Pending<'a> {
-    store: &'a dyn Store,
+struct Pending<'a, 's> {
+    access: Access<'s>,
     /// Totals as committed before this batch.
     committed: &'a HashMap<PatientYearKey, Usage>,
     batch: Batch,
@@ -549,15 +681,15 @@ struct Pending<'a> {
     persons: HashMap<ResidentId, usize>,
 }
 
-impl<'a> Pending<'a> {
+impl<'a, 's> Pending<'a, 's> {
     fn new(
-        store: &'a dyn Store,
+        access: Access<'s>,
         committed: &'a HashMap<PatientYearKey, Usage>,
         meta: Meta,
         now: Stamp,
     ) -> Self {
         Pending {
-            store,
+            access,
             committed,
             batch: Batch::after(meta),
             now,
@@ -569,17 +701,18 @@ impl<'a> Pending<'a> {
 
     /// The settlement under `key` as this batch leaves it, and whether it was
     /// written in this batch.
-    fn find(&self, key: &ClaimKey) -> Result<Option<(Settlement, bool)>, StoreError> {
+    fn find(&mut self, key: &ClaimKey) -> Result<Option<(Settlement, bool)>, StoreError> {
         if let Some(&i) = self.written.get(key) {
             return Ok(Some((self.batch.settlements[i].clone(), true)));
         }
-        Ok(self
-            .store
-            .settlement_by_claim(key)?
-            .map(|found| (found.value, false)))
+        let found = match &mut self.access {
+            Access::Direct(store) => store.settlement_by_claim(key)?.map(|found| found.value),
+            Access::Shared(txn) => txn.settlement_by_claim(key)?,
+        };
+        Ok(found.map(|settlement| (settlement, false)))
     }
 
-    fn usage(&self, patient: &ResidentId, year: Year) -> Result<Usage, StoreError> {
+    fn usage(&mut self, patient: &ResidentId, year: Year) -> Result<Usage, StoreError> {
         let key = patient_year_key(patient, year);
         if let Some(&i) = self.usages.get(&key) {
             return Ok(self.batch.usages[i].2);
@@ -587,11 +720,31 @@ impl<'a> Pending<'a> {
         if let Some(usage) = self.committed.get(&key) {
             return Ok(*usage);
         }
-        Ok(self
-            .store
-            .usage(patient, year)?
-            .map(|u| u.value)
-            .unwrap_or_default())
+        let stored = match &mut self.access {
+            Access::Direct(store) => store.usage(patient, year)?.map(|u| u.value),
+            Access::Shared(txn) => txn.usage(patient, year)?,
+        };
+        Ok(stored.unwrap_or_default())
+    }
+
+    fn person(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError> {
+        match &mut self.access {
+            Access::Direct(store) => Ok(store.person(id)?.map(|read| read.value)),
+            Access::Shared(txn) => txn.person(id),
+        }
+    }
+
+    /// The number of a new settlement: the next in commit order on a store
+    /// of one writer, one the shared store hands out otherwise.
+    fn settlement_id(&mut self) -> Result<SettlementId, StoreError> {
+        match &mut self.access {
+            Access::Direct(_) => {
+                let id = self.batch.next_settlement_id;
+                self.batch.next_settlement_id = id.next();
+                Ok(id)
+            }
+            Access::Shared(txn) => txn.settlement_id(),
+        }
     }
 
     fn set_usage(&mut self, patient: &ResidentId, year: Year, usage: Usage) {
@@ -632,27 +785,27 @@ impl<'a> Pending<'a> {
     /// Writes the records that differ from what is stored (or written
     /// earlier in this batch) and says what each did. Every read comes
     /// first, so a failed read writes nothing.
-    fn put_persons(&mut self, persons: Vec<Person>) -> Result<Vec<PutOutcome>, StoreError> {
+    fn put_persons(&mut self, persons: &[Person]) -> Result<Vec<PutOutcome>, StoreError> {
         let mut stored = Vec::with_capacity(persons.len());
-        for person in &persons {
+        for person in persons {
             stored.push(match self.persons.contains_key(person.id()) {
                 true => None,
-                false => self.store.person(person.id())?.map(|read| read.value),
+                false => self.person(person.id())?,
             });
         }
         let mut outcomes = Vec::with_capacity(persons.len());
-        for (person, stored) in persons.into_iter().zip(stored) {
+        for (person, stored) in persons.iter().zip(stored) {
             let before = match self.persons.get(person.id()) {
                 Some(&i) => Some(&self.batch.persons[i]),
                 None => stored.as_ref(),
             };
             let outcome = match before {
                 None => PutOutcome::Created,
-                Some(before) if *before == person => PutOutcome::Unchanged,
+                Some(before) if before == person => PutOutcome::Unchanged,
                 Some(_) => PutOutcome::Updated,
             };
             if outcome != PutOutcome::Unchanged {
-                self.put_person(person);
+                self.put_person(person.clone());
             }
             outcomes.push(outcome);
         }
@@ -670,10 +823,10 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn settle(&mut self, claim: Claim, assessment: &Assessment, by: String) -> Answer {
+    fn settle(&mut self, claim: &Claim, assessment: &Assessment, by: &str) -> Answer {
         match self.find(claim.key()) {
             Err(error) => Answer::Now(Err(error.into())),
-            Ok(Some((existing, in_batch))) if existing.claim == claim => Pending::about(
+            Ok(Some((existing, in_batch))) if existing.claim == *claim => Pending::about(
                 in_batch,
                 Ok(Recorded {
                     settlement: existing,
@@ -692,29 +845,28 @@ impl<'a> Pending<'a> {
 
     fn record(
         &mut self,
-        claim: Claim,
+        claim: &Claim,
         assessment: &Assessment,
-        by: String,
+        by: &str,
     ) -> Result<Recorded, LedgerError> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
         let usage = self.usage(&patient, year)?;
-        let outcome = rules::apply_cap(&claim, assessment, usage.used);
+        let outcome = rules::apply_cap(claim, assessment, usage.used);
         let charged = usage.charge(&outcome).ok_or_else(|| {
             StoreError::Corrupt(format!("running total of {patient} in {year} overflows"))
         })?;
         // Decided once, here, on the year as this commit leaves it.
         let referral = rules::referral(assessment.cap.as_ref(), &outcome, charged.patient_pays);
         let settlement = Settlement {
-            id: self.batch.next_settlement_id,
-            claim,
+            id: self.settlement_id()?,
+            claim: claim.clone(),
             outcome,
             settled_at: self.now.at,
             settled_day: self.now.day,
-            settled_by: by,
+            settled_by: by.to_owned(),
             referral,
             reversal: None,
         };
-        self.batch.next_settlement_id = settlement.id.next();
         self.set_usage(&patient, year, charged);
         self.write(settlement.clone());
         Ok(Recorded {
@@ -723,7 +875,7 @@ impl<'a> Pending<'a> {
         })
     }
 
-    fn reverse(&mut self, key: &ClaimKey, reason: Reason, by: String) -> Answer {
+    fn reverse(&mut self, key: &ClaimKey, reason: &Reason, by: &str) -> Answer {
         let (mut settlement, in_batch) = match self.find(key) {
             Err(error) => return Answer::Now(Err(error.into())),
             Ok(None) => return Answer::Now(Err(LedgerError::NotFound)),
@@ -755,9 +907,9 @@ impl<'a> Pending<'a> {
             Ok(usage) => {
                 settlement.reversal = Some(Reversal {
                     at: self.now.at,
-                    reason,
+                    reason: reason.clone(),
                     day: self.now.day,
-                    by,
+                    by: by.to_owned(),
                 });
                 self.set_usage(&patient, year, usage);
                 self.write(settlement.clone());

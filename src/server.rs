@@ -40,7 +40,7 @@ use crate::{
         },
     },
     metrics::Metrics,
-    store::{SledOptions, SledStore, Store, StoreError},
+    store::{PostgresStore, SledOptions, SledStore, Store, StoreError},
 };
 
 /// What the server needs to start.
@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
+    /// Serve from this PostgreSQL database instead (`data_dir` is then
+    /// unused).
+    pub database_url: Option<String>,
     /// Policies, access, TLS and limits from the configuration file.
     pub config: Config,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
@@ -74,6 +77,7 @@ impl ServerConfig {
         ServerConfig {
             listen,
             data_dir,
+            database_url: None,
             config: Config::default(),
             metrics_listen: None,
             http_listen: None,
@@ -134,8 +138,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the embedded store in `config.data_dir` and binds the addresses.
+    /// Opens the store (PostgreSQL at `config.database_url`, else the
+    /// embedded store in `config.data_dir`) and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
+        if let Some(url) = &config.database_url {
+            let store = PostgresStore::open(url)?;
+            tracing::info!("serving from PostgreSQL");
+            return Server::bind_with_store(config, Arc::new(store)).await;
+        }
         // The store creates the directory itself, and makes its name durable.
         let options = SledOptions {
             utc_offset: Some(config.config.reconciliation.utc_offset),
@@ -253,15 +263,12 @@ impl Server {
             ))
         });
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<SettlementServiceServer<Api>>().await;
-        health.set_serving::<UsageServiceServer<Api>>().await;
-        health.set_serving::<RosterServiceServer<Api>>().await;
-        health.set_serving::<PolicyServiceServer<Api>>().await;
-        health.set_serving::<AdminServiceServer<Api>>().await;
-        health
-            .set_serving::<ReconciliationServiceServer<Api>>()
-            .await;
-        let shutdown = drain_then(shutdown, health.clone(), self.drain_period);
+        report_serving(&health).await;
+        let (draining_tx, draining) = watch::channel(false);
+        let follow_store = self.app.store_availability().map(|available| {
+            tokio::spawn(follow_availability(available, health.clone(), draining))
+        });
+        let shutdown = drain_then(shutdown, health.clone(), self.drain_period, draining_tx);
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
         // The error details (google.rpc.BadRequest, PreconditionFailure) are
@@ -352,6 +359,9 @@ impl Server {
         // The watcher ends with the ledger; waiting for it releases its hold
         // on the store, so the directory can be opened again at once.
         let _ = watch_store.await;
+        if let Some(follow_store) = follow_store {
+            let _ = follow_store.await;
+        }
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }
@@ -627,8 +637,10 @@ async fn drain_then(
     shutdown: impl Future<Output = ()> + Send,
     health: tonic_health::server::HealthReporter,
     drain_period: Duration,
+    draining: watch::Sender<bool>,
 ) {
     shutdown.await;
+    draining.send_replace(true);
     report_not_serving(&health).await;
     if !drain_period.is_zero() {
         tracing::info!(
@@ -689,6 +701,52 @@ async fn report_store_failure(app: Arc<App>, health: tonic_health::server::Healt
     }
     tracing::error!("storage failed: reporting NOT_SERVING until the service is restarted");
     report_not_serving(&health).await;
+}
+
+/// Reports NOT_SERVING while the store cannot be reached (a database with no
+/// reachable primary) and SERVING again once it can, until the drain
+/// begins, which has the last word.
+async fn follow_availability(
+    mut available: watch::Receiver<bool>,
+    health: tonic_health::server::HealthReporter,
+    mut draining: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = available.changed() => {
+                if changed.is_err() || *draining.borrow() {
+                    return;
+                }
+                let up = *available.borrow_and_update();
+                match up {
+                    true => {
+                        tracing::info!("store reachable: reporting SERVING");
+                        report_serving(&health).await;
+                    }
+                    false => {
+                        tracing::warn!("store unreachable: reporting NOT_SERVING until it is back");
+                        report_not_serving(&health).await;
+                    }
+                }
+            }
+            _ = draining.changed() => return,
+        }
+    }
+}
+
+/// Every service, and the server as a whole (""), reports SERVING.
+async fn report_serving(health: &tonic_health::server::HealthReporter) {
+    health.set_serving::<SettlementServiceServer<Api>>().await;
+    health.set_serving::<UsageServiceServer<Api>>().await;
+    health.set_serving::<RosterServiceServer<Api>>().await;
+    health.set_serving::<PolicyServiceServer<Api>>().await;
+    health.set_serving::<AdminServiceServer<Api>>().await;
+    health
+        .set_serving::<ReconciliationServiceServer<Api>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
 }
 
 /// Every service, and the server as a whole (""), reports NOT_SERVING.

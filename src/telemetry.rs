@@ -22,6 +22,9 @@ pub enum LogFormat {
 /// one is already installed (as in tests that start several servers).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The PostgreSQL driver logs every statement's parameters at debug:
+    // resident IDs and names. It never logs below info, whatever is asked.
+    let filter = filter.add_directive("tokio_postgres=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

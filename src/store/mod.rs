@@ -17,9 +17,11 @@
 pub mod checkpoint;
 pub mod journal;
 pub mod legacy;
+pub mod postgres;
 mod sled_store;
 pub mod snapshot;
 
+pub use postgres::PostgresStore;
 pub use sled_store::{SledOptions, SledStore};
 
 /// Items of a full scan; each may fail on its own (a damaged record).
@@ -104,6 +106,45 @@ pub enum StoreError {
     /// The store cannot do this at all (it is another backend's job).
     #[error("{0}")]
     Unsupported(String),
+    /// Another instance wrote the same rows at the same moment (a lock
+    /// cycle, a serialization failure, or the same new claim key) and the
+    /// database undid this transaction. Nothing was written: the ledger runs
+    /// the batch again.
+    #[error("another instance changed the same records: {0}")]
+    Contended(String),
+}
+
+/// What one batch will read, known before it runs, so that a shared store
+/// can lock all of it in one round trip (see [`Store::begin`]).
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Claim keys settled or reversed.
+    pub claims: Vec<ClaimKey>,
+    /// Patient-years whose running totals new settlements charge.
+    pub patient_years: Vec<(ResidentId, Year)>,
+    /// Roster records an import compares against.
+    pub persons: Vec<ResidentId>,
+    /// Most new settlements the batch can create (its settle requests).
+    pub new_settlements: usize,
+}
+
+/// One batch's transaction on a store that other processes write too. Its
+/// reads see committed data and lock what they read until [`Txn::commit`],
+/// so the rules decide on totals no other instance can change meanwhile.
+pub trait Txn {
+    /// The settlement under a claim key, locked.
+    fn settlement_by_claim(&mut self, key: &ClaimKey) -> Result<Option<Settlement>, StoreError>;
+    /// A patient's running total for a cap year, locked; `None` before the
+    /// first settlement.
+    fn usage(&mut self, patient: &ResidentId, year: Year) -> Result<Option<Usage>, StoreError>;
+    /// A roster record, locked.
+    fn person(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError>;
+    /// A number for a new settlement, unique across every instance.
+    fn settlement_id(&mut self) -> Result<SettlementId, StoreError>;
+    /// Writes the batch inside the transaction.
+    fn apply(&mut self, batch: &Batch) -> Result<(), StoreError>;
+    /// Commits durably (or, with nothing applied, just ends the transaction).
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// A step of a commit at which a test can make it fail (see [`FaultPlan`]).
@@ -190,6 +231,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every batch applied so far durable; returns once it is.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// True when other processes write this store too: nothing read from it
+    /// may then be cached, because another instance may change it.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Opens the transaction one batch runs in, on a shared store; `None`
+    /// for a store only this process writes, which the ledger reads
+    /// directly and commits with [`Store::apply`] and [`Store::flush`].
+    fn begin(&self, plan: &Plan) -> Result<Option<Box<dyn Txn + '_>>, StoreError> {
+        let _ = plan;
+        Ok(None)
+    }
+
+    /// Whether the store can be reached now, for a store across a network:
+    /// the server reports `NOT_SERVING` while it is `false`.
+    fn availability(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 
     /// Every roster record, ordered by patient ID, read as it streams (a
     /// record written during the scan may or may not be in it).

@@ -305,12 +305,12 @@ pub async fn resolve_lost(channel: &Channel, model: &mut Model) -> usize {
 /// Runs `medassist verify` on a stopped server's directory: it must exit 0
 /// and say `consistent`. Returns its report.
 pub fn verify_offline(data_dir: &Path, after: &str) -> String {
-    let output = Command::new(BINARY)
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("verify runs");
+    let mut command = Command::new(BINARY);
+    command.arg("verify").arg("--data-dir").arg(data_dir);
+    if crate::backend::on_postgres() {
+        command.env("DATABASE_URL", crate::backend::database_for(data_dir));
+    }
+    let output = command.output().expect("verify runs");
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success() && report.contains("consistent"),

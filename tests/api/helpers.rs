@@ -25,10 +25,12 @@ use medassist::{
         usage_service_client::UsageServiceClient,
     },
     server::{Reloader, Server, ServerConfig},
-    store::{SledOptions, SledStore, Store},
+    store::{PostgresStore, SledOptions, SledStore, Store},
     verify::{VerifyReport, verify},
 };
 use tempfile::TempDir;
+
+use crate::backend;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
@@ -74,9 +76,14 @@ impl TestServer {
         Self::launch(dir, config, None).await
     }
 
-    /// The configuration of a test server on `dir`: port 0, defaults otherwise.
+    /// The configuration of a test server on `dir`: port 0, defaults
+    /// otherwise, on the suite's store (see [`crate::backend`]).
     pub fn config_for(dir: &TempDir) -> ServerConfig {
-        ServerConfig::new(local(), data_dir(dir))
+        let mut config = ServerConfig::new(local(), data_dir(dir));
+        if backend::on_postgres() {
+            config.database_url = Some(backend::database_for(&data_dir(dir)));
+        }
+        config
     }
 
     /// Binds and runs a server; the returned handle's channel connects lazily,
@@ -197,8 +204,14 @@ pub fn data_dir(dir: &TempDir) -> PathBuf {
     dir.path().join("data")
 }
 
-/// Runs the offline consistency check on a stopped server's directory.
+/// Runs the consistency check on a stopped server's store: its directory,
+/// or its database on PostgreSQL.
 pub fn verify_dir(dir: &TempDir) -> VerifyReport {
+    if backend::on_postgres() {
+        let url = backend::database_for(&data_dir(dir));
+        let store = PostgresStore::open(&url).expect("database opens");
+        return verify(&store).expect("the check runs");
+    }
     let store = SledStore::open(&data_dir(dir), SledOptions::default()).expect("store opens");
     verify(&store).expect("the check runs")
 }
@@ -343,6 +356,9 @@ impl ServerProcess {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", filter);
+        if backend::on_postgres() {
+            command.env("DATABASE_URL", backend::database_for(data_dir));
+        }
         if !extra.contains(&"--drain") {
             command.args(["--drain", "0s"]);
         }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary data
 //! directory, called through real tonic clients.
 
+mod backend;
 mod helpers;
 
 mod hostile;
@@ -30,6 +31,7 @@ mod roster_exchange;
 mod security;
 mod service;
 mod settle;
+mod shared;
 mod snapshot;
 mod syscalls;
 mod usage;

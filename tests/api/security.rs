@@ -388,10 +388,11 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
         ),
         other => panic!("unknown caller {other}"),
     };
-    if allowed {
-        Code::Ok
-    } else {
-        Code::PermissionDenied
+    match allowed {
+        // Allowed, but PostgreSQL's backups are PostgreSQL's own.
+        true if rpc == SaveSnapshot && crate::backend::on_postgres() => Code::FailedPrecondition,
+        true => Code::Ok,
+        false => Code::PermissionDenied,
     }
 }
 

@@ -1,0 +1,82 @@
+//! The schema's versions, carried in the binary and applied in order.
+//!
+//! `medassist_schema` records each version applied. Instances starting
+//! together take an advisory lock first, so one applies what is missing and
+//! the others find it done. A database whose schema is newer than this
+//! binary knows is refused: an older binary must not write to tables whose
+//! meaning it does not know.
+
+use super::{StoreError, classify, connect};
+
+/// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
+pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The advisory lock key that serializes migrations ("medassist" in ASCII,
+/// folded into 63 bits).
+const MIGRATION_LOCK: i64 = 0x6d65_6461_7373_6973;
+
+/// What [`apply`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    /// The schema version before.
+    pub from: i32,
+    /// The schema version now ([`SCHEMA_VERSION`]).
+    pub to: i32,
+}
+
+/// Brings the database's schema to [`SCHEMA_VERSION`], each version in its
+/// own transaction, under the migration lock.
+pub(super) async fn apply(config: &tokio_postgres::Config) -> Result<Migrated, StoreError> {
+    let client = connect(config).await?;
+    let db = |e: tokio_postgres::Error| classify(&e);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    let result = async {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS medassist_schema (\
+                     version    integer PRIMARY KEY,\
+                     applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await
+            .map_err(db)?;
+        let from: i32 = client
+            .query_one("SELECT COALESCE(max(version), 0) FROM medassist_schema", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        if from > SCHEMA_VERSION {
+            return Err(StoreError::Unsupported(format!(
+                "the database's schema is version {from}, newer than this medassist knows \
+                 (version {SCHEMA_VERSION}): run the medassist release that migrated it, or a \
+                 newer one"
+            )));
+        }
+        for (version, script) in (from + 1..).zip(&MIGRATIONS[from as usize..]) {
+            let migration = format!(
+                "BEGIN;\n{script}\nINSERT INTO medassist_schema (version) VALUES ({version});\nCOMMIT;"
+            );
+            if let Err(error) = client.batch_execute(&migration).await {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(StoreError::Io(format!(
+                    "schema version {version} could not be applied: {error}"
+                )));
+            }
+            tracing::info!(version, "applied a schema migration");
+        }
+        Ok(Migrated {
+            from,
+            to: SCHEMA_VERSION,
+        })
+    }
+    .await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result
+}

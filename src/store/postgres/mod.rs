@@ -1,0 +1,997 @@
+//! PostgreSQL: the store several instances share.
+//!
+//! The embedded store has one writer, the ledger of its one process. Here
+//! every instance has a ledger, and the database keeps them from stepping on
+//! each other:
+//!
+//! - each ledger batch is one transaction. It first locks, in one round trip,
+//!   the settlements of its claim keys and the running totals of its
+//!   patient-years (`SELECT … FOR UPDATE`, in key order), decides with the
+//!   rules in memory on what it locked, writes everything with one statement
+//!   per table, and commits with `synchronous_commit` at least `on`;
+//! - a running total that does not exist yet cannot be locked, so it is
+//!   inserted with a plain `INSERT`: of two instances creating it at once the
+//!   second fails on the primary key, and a claim key used twice at once
+//!   fails on its unique constraint. Those failures, lock cycles (40P01) and
+//!   serialization failures (40001) come back as
+//!   [`StoreError::Contended`] and the ledger runs the batch again, which
+//!   then sees the other instance's commit;
+//! - nothing read is cached: the roster cache and the ledger's running-total
+//!   cache are off for a shared store (see [`Store::shared`]).
+//!
+//! The [`Store`] trait is synchronous (the embedded store blocks on its
+//! disk), so this store runs its own small tokio runtime for the driver and
+//! its connections, and each call waits for its future there. The waiting
+//! thread is a ledger thread, a blocking-pool thread, or a runtime worker
+//! that first hands its other tasks away (`block_in_place`).
+//!
+//! Reads come from a pool of connections; the ledger has its own. A lost
+//! connection is replaced on next use. When no primary can be reached, the
+//! store says so at once ([`StoreError::Io`], `UNAVAILABLE` on the wire)
+//! instead of waiting on every call, and a monitor retries with backoff and
+//! publishes [`Store::availability`] for the health service.
+
+mod migrate;
+mod sql;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    future::Future,
+    ops::RangeInclusive,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::{runtime::RuntimeFlavor, sync::watch};
+use tokio_postgres::{Client, NoTls, Row, error::SqlState};
+
+pub use migrate::{MIGRATIONS, Migrated, SCHEMA_VERSION};
+
+use super::{
+    Batch, Meta, Plan, Scan, ScanIter, Store, StoreError, Txn, Versioned, snapshot::SnapshotSummary,
+};
+use crate::domain::{
+    BusinessDay, ClaimId, ClaimKey, HospitalId, Person, RegionCode, ResidentId, Settlement,
+    SettlementId, Usage, Year,
+};
+
+/// Longest one call may take, locks and commit included, before it fails
+/// with `UNAVAILABLE`.
+const CALL_MAX: Duration = Duration::from_secs(10);
+/// How long a connection attempt to one host may take, unless the URL says
+/// (`connect_timeout`).
+const CONNECT_DEFAULT: Duration = Duration::from_secs(2);
+/// Read connections per instance.
+const POOL_SIZE: usize = 16;
+/// How often the monitor checks a reachable database.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// The monitor's first and longest wait between attempts while the
+/// database cannot be reached.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Rows per page of a full scan (`verify`, roster export).
+const SCAN_PAGE: i64 = 1000;
+
+/// The shared store, on one PostgreSQL database.
+pub struct PostgresStore {
+    /// Runs the driver; shut down in the background on drop, because the
+    /// last owner may be an async task.
+    runtime: Option<tokio::runtime::Runtime>,
+    shared: Arc<Shared>,
+}
+
+/// What the store's futures share.
+struct Shared {
+    config: tokio_postgres::Config,
+    pool: Pool,
+    /// The ledger's connection, kept between batches.
+    writer: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// False while no primary can be reached: calls fail at once.
+    up: watch::Sender<bool>,
+    /// Set on the first failure that suggests the database went away, so
+    /// the monitor checks at once instead of at its next tick.
+    suspect: tokio::sync::Notify,
+    stopping: AtomicBool,
+}
+
+/// A connection with the statements the ledger uses, prepared once.
+struct Connection {
+    client: Client,
+    statements: sql::Statements,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, applies the migrations this binary carries (one
+    /// instance at a time), and refuses a schema newer than it knows.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let config = parse_url(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("medassist-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CALL_MAX))
+            .create_timeout(Some(CALL_MAX))
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot build the connection pool: {e}")))?;
+        let (up, _) = watch::channel(true);
+        let shared = Arc::new(Shared {
+            config,
+            pool,
+            writer: tokio::sync::Mutex::new(None),
+            up,
+            suspect: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let store = PostgresStore {
+            runtime: Some(runtime),
+            shared,
+        };
+        let migrating = Arc::clone(&store.shared);
+        store.run(async move { migrate::apply(&migrating.config).await.map(drop) })?;
+        let monitor = Arc::clone(&store.shared);
+        store.handle().spawn(monitor.watch());
+        Ok(store)
+    }
+
+    /// Applies the migrations `url` lacks and says what it did, without
+    /// serving (`medassist migrate`).
+    pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
+        let config = parse_url(url)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
+        runtime.block_on(migrate::apply(&config))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        // Present until drop.
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.handle())
+            .expect("the runtime lives as long as the store")
+    }
+
+    /// Runs `work` on the store's runtime and waits for it, at most
+    /// [`CALL_MAX`].
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.handle().spawn(async move {
+            let outcome = tokio::time::timeout(CALL_MAX, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Io(format!(
+                        "the database did not answer within {CALL_MAX:?}"
+                    )))
+                });
+            let _ = done.send(outcome);
+        });
+        let wait = || result.recv();
+        let received = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        received.unwrap_or_else(|_| Err(StoreError::Io("the database runtime stopped".into())))
+    }
+
+    /// Runs a read on a pooled connection.
+    fn read<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        let shared = Arc::clone(&self.shared);
+        self.run(async move {
+            let client = shared.pooled().await?;
+            let result = read(client).await;
+            result.map_err(|e| shared.failed(e))
+        })
+    }
+
+    /// Pages through a whole table in key order: `page` reads the rows
+    /// after the last row of the previous page (`None` at first).
+    fn scan<K, T, F, Fut>(&self, page: F) -> ScanIter<'_, T>
+    where
+        K: Clone + Send + 'static,
+        T: Send + 'static,
+        F: Fn(deadpool_postgres::Object, Option<K>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = Result<Vec<(K, T)>, StoreError>> + Send,
+    {
+        let mut after: Option<K> = None;
+        let mut buffered: VecDeque<T> = VecDeque::new();
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            loop {
+                if let Some(item) = buffered.pop_front() {
+                    return Some(Ok(item));
+                }
+                if done {
+                    return None;
+                }
+                let (shared, page, from) = (Arc::clone(&self.shared), page.clone(), after.clone());
+                let rows = self.run(async move {
+                    let client = shared.pooled().await?;
+                    page(client, from).await
+                });
+                match rows {
+                    Err(error) => {
+                        done = true;
+                        return Some(Err(error));
+                    }
+                    Ok(rows) => {
+                        done = (rows.len() as i64) < SCAN_PAGE;
+                        for (key, item) in rows {
+                            after = Some(key);
+                            buffered.push_back(item);
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.shared.suspect.notify_one();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Shared {
+    /// A pooled read connection; fails at once while the database is known
+    /// to be unreachable.
+    async fn pooled(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.reachable()?;
+        self.pool.get().await.map_err(|e| {
+            self.suspect.notify_one();
+            StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}"))
+        })
+    }
+
+    fn reachable(&self) -> Result<(), StoreError> {
+        match *self.up.borrow() {
+            true => Ok(()),
+            false => Err(StoreError::Io(
+                "no PostgreSQL primary can be reached; retrying in the background".into(),
+            )),
+        }
+    }
+
+    /// Maps a driver error; a lost connection makes the monitor look at once.
+    fn failed(&self, error: tokio_postgres::Error) -> StoreError {
+        let mapped = classify(&error);
+        if error.is_closed() || error.as_db_error().is_none() {
+            self.suspect.notify_one();
+        }
+        mapped
+    }
+
+    /// The ledger's connection: the kept one while it is open, else a new
+    /// one with its statements prepared.
+    async fn writer(&self) -> Result<Arc<Connection>, StoreError> {
+        self.reachable()?;
+        let mut kept = self.writer.lock().await;
+        if let Some(connection) = kept.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(Arc::clone(connection));
+        }
+        *kept = None;
+        let client = connect(&self.config).await.inspect_err(|_| {
+            self.suspect.notify_one();
+        })?;
+        let statements = sql::Statements::prepare(&client)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let connection = Arc::new(Connection { client, statements });
+        *kept = Some(Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    /// Drops the ledger's connection after a failure that may have left it
+    /// inside a transaction; the next batch connects afresh.
+    async fn forget_writer(&self) {
+        *self.writer.lock().await = None;
+    }
+
+    /// Publishes whether a primary can be reached: checked every
+    /// [`PING_EVERY`] while it can, and with backoff while it cannot.
+    async fn watch(self: Arc<Self>) {
+        let mut backoff = BACKOFF_MIN;
+        while !self.stopping.load(Ordering::Relaxed) {
+            let alive = tokio::time::timeout(CONNECT_DEFAULT * 2, self.ping())
+                .await
+                .unwrap_or(false);
+            let changed = self
+                .up
+                .send_if_modified(|up| std::mem::replace(up, alive) != alive);
+            if changed {
+                match alive {
+                    true => tracing::info!("PostgreSQL primary reachable again"),
+                    false => tracing::warn!("no PostgreSQL primary can be reached"),
+                }
+            }
+            let wait = match alive {
+                true => {
+                    backoff = BACKOFF_MIN;
+                    PING_EVERY
+                }
+                false => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.suspect.notified(), if alive => {}
+            }
+        }
+    }
+
+    /// True when a fresh connection reaches a writable primary. A fresh
+    /// one, not a pooled one: a pooled connection may be the only one left
+    /// alive to a server that no longer accepts any.
+    async fn ping(&self) -> bool {
+        match connect(&self.config).await {
+            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+            Err(error) => {
+                tracing::debug!(%error, "PostgreSQL check failed");
+                false
+            }
+        }
+    }
+}
+
+/// Reads the URL (or key=value string), with a connect timeout unless it
+/// sets one. Multi-host URLs with `target_session_attrs=read-write` find
+/// the primary among their hosts.
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Io(format!("the database URL is not valid: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_DEFAULT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("medassist");
+    }
+    Ok(config)
+}
+
+/// A new connection whose commits wait for the WAL flush: its session's
+/// `synchronous_commit` is raised to `on` unless it is already `on` or
+/// `remote_apply`.
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection ended");
+        }
+    });
+    let level = client
+        .query_one("SELECT current_setting('synchronous_commit')", &[])
+        .await
+        .map_err(|e| classify(&e))?
+        .get::<_, String>(0);
+    if !matches!(level.as_str(), "on" | "remote_apply") {
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(|e| classify(&e))?;
+    }
+    Ok(client)
+}
+
+/// The store error of a driver error: the conflicts another instance causes
+/// are retried by the ledger, everything else fails the call.
+fn classify(error: &tokio_postgres::Error) -> StoreError {
+    let contended = [
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::UNIQUE_VIOLATION,
+    ];
+    match error.code() {
+        Some(code) if contended.contains(code) => StoreError::Contended(error.to_string()),
+        _ => StoreError::Io(format!("PostgreSQL: {error}")),
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("a stored record cannot be read: {e}")))
+}
+
+/// A record read outside a ledger transaction: committed, so there is no
+/// commit of this process to wait for (number 0).
+fn committed<T>(value: T) -> Versioned<T> {
+    Versioned { value, commit: 0 }
+}
+
+fn record<T: DeserializeOwned>(row: &Row) -> Result<T, StoreError> {
+    from_json(row.get::<_, serde_json::Value>("record"))
+}
+
+fn records<T: DeserializeOwned>(rows: Vec<Row>) -> Result<Vec<Versioned<T>>, StoreError> {
+    rows.iter().map(|row| record(row).map(committed)).collect()
+}
+
+fn id_param(id: Option<SettlementId>) -> i64 {
+    id.map_or(0, |id| id.get() as i64)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The `LIKE` pattern of the regions `region` covers: a county itself, a
+/// city its counties, a province its cities.
+fn covered(region: RegionCode) -> String {
+    let code = region.as_str();
+    let prefix = match code.as_bytes() {
+        [_, _, b'0', b'0', b'0', b'0'] => &code[..2],
+        [_, _, _, _, b'0', b'0'] => &code[..4],
+        _ => code,
+    };
+    format!("{prefix}%")
+}
+
+impl Store for PostgresStore {
+    fn meta(&self) -> Result<Meta, StoreError> {
+        // Commit numbers are this process's own; settlement numbers come
+        // from the database's sequence, whose next value this reports.
+        let next: i64 = self.read(|c| async move {
+            c.query_one(
+                "SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM settlement_id",
+                &[],
+            )
+            .await
+            .map(|row| row.get(0))
+        })?;
+        Ok(Meta {
+            last_commit: 0,
+            next_settlement_id: SettlementId::new(next as u64),
+        })
+    }
+
+    fn person(&self, id: &ResidentId) -> Result<Option<Versioned<Person>>, StoreError> {
+        let id = id.as_str().to_owned();
+        let row = self.read(move |c| async move {
+            c.query_opt("SELECT record FROM person WHERE patient_id = $1", &[&id])
+                .await
+        })?;
+        row.map(|row| record(&row).map(committed)).transpose()
+    }
+
+    fn settlement(&self, id: SettlementId) -> Result<Option<Versioned<Settlement>>, StoreError> {
+        let id = id.get() as i64;
+        let row = self.read(move |c| async move {
+            c.query_opt("SELECT record FROM settlement WHERE id = $1", &[&id])
+                .await
+        })?;
+        row.map(|row| record(&row).map(committed)).transpose()
+    }
+
+    fn settlement_by_claim(
+        &self,
+        key: &ClaimKey,
+    ) -> Result<Option<Versioned<Settlement>>, StoreError> {
+        let hospital = key.hospital_id.as_str().to_owned();
+        let claim = key.claim_id.as_str().to_owned();
+        let row = self.read(move |c| async move {
+            c.query_opt(
+                "SELECT record FROM settlement WHERE hospital_id = $1 AND claim_id = $2",
+                &[&hospital, &claim],
+            )
+            .await
+        })?;
+        row.map(|row| record(&row).map(committed)).transpose()
+    }
+
+    fn usage(
+        &self,
+        patient: &ResidentId,
+        year: Year,
+    ) -> Result<Option<Versioned<Usage>>, StoreError> {
+        let patient = patient.as_str().to_owned();
+        let year = year.get();
+        let row = self.read(move |c| async move {
+            c.query_opt(
+                "SELECT record FROM usage WHERE patient_id = $1 AND year = $2",
+                &[&patient, &year],
+            )
+            .await
+        })?;
+        row.map(|row| record(&row).map(committed)).transpose()
+    }
+
+    fn settlements_of(
+        &self,
+        patient: &ResidentId,
+        year: Year,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        let patient = patient.as_str().to_owned();
+        let (year, after, limit) = (year.get(), id_param(after), limit_param(limit));
+        let rows = self.read(move |c| async move {
+            c.query(
+                "SELECT record FROM settlement WHERE patient_id = $1 AND year = $2 AND id > $3 \
+                 ORDER BY id LIMIT $4",
+                &[&patient, &year, &after, &limit],
+            )
+            .await
+        })?;
+        records(rows)
+    }
+
+    fn settlements_on_days(
+        &self,
+        hospital: Option<&HospitalId>,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        let hospital = hospital.map(|h| h.as_str().to_owned());
+        let (from, to) = (
+            days.start().days_since_epoch(),
+            days.end().days_since_epoch(),
+        );
+        let (after, limit) = (id_param(after), limit_param(limit));
+        let rows = self.read(move |c| async move {
+            match hospital {
+                None => {
+                    c.query(
+                        "SELECT record FROM settlement WHERE id > $3 AND \
+                         (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
+                         ORDER BY id LIMIT $4",
+                        &[&from, &to, &after, &limit],
+                    )
+                    .await
+                }
+                Some(hospital) => {
+                    c.query(
+                        "SELECT record FROM settlement WHERE hospital_id = $5 AND id > $3 AND \
+                         (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
+                         ORDER BY id LIMIT $4",
+                        &[&from, &to, &after, &limit, &hospital],
+                    )
+                    .await
+                }
+            }
+        })?;
+        records(rows)
+    }
+
+    fn referrals(
+        &self,
+        region: RegionCode,
+        days: RangeInclusive<BusinessDay>,
+        after: Option<SettlementId>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
+        let pattern = covered(region);
+        let (from, to) = (
+            days.start().days_since_epoch(),
+            days.end().days_since_epoch(),
+        );
+        let (after, limit) = (id_param(after), limit_param(limit));
+        // Resumes just after the last one answered, even if it has since
+        // been reversed and left the list.
+        let rows = self.read(move |c| async move {
+            c.query(
+                "SELECT record FROM settlement \
+                 WHERE referral_region IS NOT NULL AND referral_region LIKE $4 \
+                   AND settled_day BETWEEN $1 AND $2 \
+                   AND (settled_day, id) > (COALESCE( \
+                         (SELECT s.settled_day FROM settlement s WHERE s.id = $3), $1 - 1), $3) \
+                 ORDER BY settled_day, id LIMIT $5",
+                &[&from, &to, &after, &pattern, &limit],
+            )
+            .await
+        })?;
+        records(rows)
+    }
+
+    fn apply(&self, _batch: &Batch) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported(
+            "a shared store writes only inside a ledger transaction".into(),
+        ))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
+        self.scan_persons()
+    }
+
+    fn save_snapshot(
+        &self,
+        _out: &mut dyn std::io::Write,
+        _taken_at_micros: i64,
+    ) -> Result<SnapshotSummary, StoreError> {
+        Err(StoreError::Unsupported(
+            "this service keeps its ledger in PostgreSQL, which it does not copy itself: \
+             back it up with PostgreSQL's own tools (pg_dump, or a base backup with WAL \
+             archiving; see the README, \"Backups on PostgreSQL\")"
+                .into(),
+        ))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn begin(&self, plan: &Plan) -> Result<Option<Box<dyn Txn + '_>>, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        let plan = plan.clone();
+        let started = self.run(async move {
+            let connection = shared.writer().await?;
+            let begun = sql::begin(&connection, &plan).await;
+            match begun {
+                Ok(locked) => Ok((connection, locked)),
+                Err(error) => {
+                    abandon(&shared, &connection, &error).await;
+                    Err(error)
+                }
+            }
+        })?;
+        let (connection, locked) = started;
+        Ok(Some(Box::new(PgTxn {
+            store: self,
+            connection: Some(connection),
+            locked,
+        })))
+    }
+
+    fn availability(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.shared.up.subscribe())
+    }
+}
+
+/// Ends a transaction that failed: rolled back on a live connection (kept
+/// for the next batch), or the connection dropped (the server rolls back).
+async fn abandon(shared: &Shared, connection: &Connection, error: &StoreError) {
+    let kept = matches!(error, StoreError::Contended(_))
+        && connection.client.batch_execute("ROLLBACK").await.is_ok();
+    if !kept {
+        shared.forget_writer().await;
+    }
+}
+
+/// What a batch's transaction has locked and read so far.
+#[derive(Default)]
+pub(crate) struct Locked {
+    /// Settlement numbers reserved for the batch's new settlements.
+    ids: VecDeque<SettlementId>,
+    /// Claim keys looked up, with what they hold.
+    claims: HashMap<ClaimKey, Option<Settlement>>,
+    /// Patient-years looked up, with their totals.
+    usages: HashMap<(ResidentId, Year), Option<Usage>>,
+    /// Roster records looked up.
+    persons: HashMap<ResidentId, Option<Person>>,
+    /// Settlements that existed before the batch (updated, not inserted).
+    existing: HashSet<SettlementId>,
+}
+
+/// One ledger batch's transaction.
+struct PgTxn<'a> {
+    store: &'a PostgresStore,
+    /// Taken by commit, or by a failure that ends the transaction.
+    connection: Option<Arc<Connection>>,
+    locked: Locked,
+}
+
+impl PgTxn<'_> {
+    /// Runs one step of the transaction; a failure ends it.
+    fn step<T: Send + 'static, Fut>(
+        &mut self,
+        work: impl FnOnce(Arc<Connection>) -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let connection = self.connection.clone().ok_or_else(|| {
+            StoreError::Io("the transaction already ended after a failure".into())
+        })?;
+        let result = self.store.run(work(Arc::clone(&connection)));
+        if let Err(error) = &result {
+            self.connection = None;
+            let shared = Arc::clone(&self.store.shared);
+            let error = error.clone();
+            // Ends the transaction; its outcome is not needed.
+            let _ = self.store.run(async move {
+                abandon(&shared, &connection, &error).await;
+                Ok(())
+            });
+        }
+        result
+    }
+}
+
+impl Txn for PgTxn<'_> {
+    fn settlement_by_claim(&mut self, key: &ClaimKey) -> Result<Option<Settlement>, StoreError> {
+        if let Some(found) = self.locked.claims.get(key) {
+            return Ok(found.clone());
+        }
+        let key = key.clone();
+        let wanted = [key.clone()];
+        let found = self.step(|c| async move { sql::lock_claims(&c, &wanted).await })?;
+        let settlement = found
+            .into_iter()
+            .next()
+            .and_then(|(_, settlement)| settlement);
+        if let Some(settlement) = &settlement {
+            self.locked.existing.insert(settlement.id);
+        }
+        self.locked.claims.insert(key, settlement.clone());
+        Ok(settlement)
+    }
+
+    fn usage(&mut self, patient: &ResidentId, year: Year) -> Result<Option<Usage>, StoreError> {
+        let key = (patient.clone(), year);
+        if let Some(found) = self.locked.usages.get(&key) {
+            return Ok(*found);
+        }
+        let wanted = vec![key.clone()];
+        let found = self.step(|c| async move { sql::lock_usages(&c, &wanted).await })?;
+        let usage = found.into_iter().next().and_then(|(_, usage)| usage);
+        self.locked.usages.insert(key, usage);
+        Ok(usage)
+    }
+
+    fn person(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError> {
+        if let Some(found) = self.locked.persons.get(id) {
+            return Ok(found.clone());
+        }
+        let wanted = vec![id.clone()];
+        let found = self.step(|c| async move { sql::lock_persons(&c, &wanted).await })?;
+        let person = found.into_iter().next().and_then(|(_, person)| person);
+        self.locked.persons.insert(id.clone(), person.clone());
+        Ok(person)
+    }
+
+    fn settlement_id(&mut self) -> Result<SettlementId, StoreError> {
+        if let Some(id) = self.locked.ids.pop_front() {
+            return Ok(id);
+        }
+        let mut ids = self.step(|c| async move { sql::reserve_ids(&c, 1).await })?;
+        ids.pop_front()
+            .ok_or_else(|| StoreError::Io("the settlement number sequence gave nothing".into()))
+    }
+
+    fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let writes = sql::Writes::of(batch, &self.locked)?;
+        self.step(|c| async move { writes.run(&c).await })
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.step(|c| async move {
+            c.client.batch_execute("COMMIT").await.map_err(|e| {
+                // The commit's outcome is unknown when the connection is
+                // lost here: a retry with the same claim key is answered
+                // from whatever was committed.
+                classify(&e)
+            })
+        })?;
+        self.connection = None;
+        Ok(())
+    }
+}
+
+impl Drop for PgTxn<'_> {
+    fn drop(&mut self) {
+        // A transaction neither committed nor failed (a batch that panicked):
+        // end it, so the connection is not reused inside it.
+        if let Some(connection) = self.connection.take() {
+            let shared = Arc::clone(&self.store.shared);
+            self.store.handle().spawn(async move {
+                let _ = connection.client.batch_execute("ROLLBACK").await;
+                drop(shared);
+            });
+        }
+    }
+}
+
+/// One settlement's indexed columns, for the full scans of `verify`.
+struct IndexRow {
+    id: SettlementId,
+    key: ClaimKey,
+    patient: ResidentId,
+    year: Year,
+    settled_day: BusinessDay,
+    reversed_day: Option<BusinessDay>,
+    referral_region: Option<RegionCode>,
+}
+
+impl IndexRow {
+    fn of(row: &Row) -> Result<IndexRow, StoreError> {
+        let damaged = |what: &str| StoreError::Corrupt(format!("settlement row with a bad {what}"));
+        Ok(IndexRow {
+            id: SettlementId::new(row.get::<_, i64>("id") as u64),
+            key: ClaimKey {
+                hospital_id: HospitalId::parse(row.get("hospital_id"))
+                    .map_err(|_| damaged("hospital_id"))?,
+                claim_id: ClaimId::parse(row.get("claim_id")).map_err(|_| damaged("claim_id"))?,
+            },
+            patient: ResidentId::parse(row.get("patient_id")).map_err(|_| damaged("patient_id"))?,
+            year: Year::parse(row.get("year")).map_err(|_| damaged("year"))?,
+            settled_day: BusinessDay::from_days_since_epoch(row.get("settled_day")),
+            reversed_day: row
+                .get::<_, Option<i32>>("reversed_day")
+                .map(BusinessDay::from_days_since_epoch),
+            referral_region: row
+                .get::<_, Option<&str>>("referral_region")
+                .map(|text| RegionCode::parse(text).map_err(|_| damaged("referral_region")))
+                .transpose()?,
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Every settlement's indexed columns, by number, mapped by `each`.
+    fn scan_index<T: Send + 'static>(&self, each: fn(IndexRow) -> Vec<T>) -> ScanIter<'_, T> {
+        let rows = self.scan(move |c, after: Option<i64>| async move {
+            let rows = c
+                .query(
+                    "SELECT id, hospital_id, claim_id, patient_id, year, settled_day, \
+                     reversed_day, referral_region FROM settlement WHERE id > $1 \
+                     ORDER BY id LIMIT $2",
+                    &[&after.unwrap_or(0), &SCAN_PAGE],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            rows.iter()
+                .map(|row| Ok((row.get::<_, i64>("id"), IndexRow::of(row)?)))
+                .collect()
+        });
+        Box::new(rows.flat_map(move |row| match row {
+            Ok(row) => each(row).into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(error) => vec![Err(error)],
+        }))
+    }
+}
+
+impl Scan for PostgresStore {
+    fn scan_settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
+        self.scan(move |c, after: Option<i64>| async move {
+            let rows = c
+                .query(
+                    "SELECT id, record FROM settlement WHERE id > $1 ORDER BY id LIMIT $2",
+                    &[&after.unwrap_or(0), &SCAN_PAGE],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            rows.iter()
+                .map(|row| Ok((row.get::<_, i64>("id"), committed(record(row)?))))
+                .collect()
+        })
+    }
+
+    fn scan_claim_index(&self) -> ScanIter<'_, (ClaimKey, SettlementId)> {
+        self.scan_index(|row| vec![(row.key, row.id)])
+    }
+
+    fn scan_patient_year_index(&self) -> ScanIter<'_, (ResidentId, Year, SettlementId)> {
+        self.scan_index(|row| vec![(row.patient, row.year, row.id)])
+    }
+
+    fn scan_usages(&self) -> ScanIter<'_, (ResidentId, Year, Versioned<Usage>)> {
+        self.scan(move |c, after: Option<(String, i32)>| async move {
+            let (patient, year) = after.unwrap_or_default();
+            let rows = c
+                .query(
+                    "SELECT patient_id, year, record FROM usage \
+                     WHERE (patient_id, year) > ($1, $2) ORDER BY patient_id, year LIMIT $3",
+                    &[&patient, &year, &SCAN_PAGE],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            rows.iter()
+                .map(|row| {
+                    let (patient, year) = (row.get::<_, String>(0), row.get::<_, i32>(1));
+                    let damaged = || StoreError::Corrupt(format!("usage row of {year} damaged"));
+                    let item = (
+                        ResidentId::parse(&patient).map_err(|_| damaged())?,
+                        Year::parse(year).map_err(|_| damaged())?,
+                        committed(record(row)?),
+                    );
+                    Ok(((patient, year), item))
+                })
+                .collect()
+        })
+    }
+
+    fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>> {
+        self.scan(move |c, after: Option<String>| async move {
+            let rows = c
+                .query(
+                    "SELECT patient_id, record FROM person WHERE patient_id > $1 \
+                     ORDER BY patient_id LIMIT $2",
+                    &[&after.unwrap_or_default(), &SCAN_PAGE],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            rows.iter()
+                .map(|row| Ok((row.get::<_, String>(0), committed(record(row)?))))
+                .collect()
+        })
+    }
+
+    fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)> {
+        self.scan_index(|row| {
+            let days = std::iter::once(row.settled_day)
+                .chain(row.reversed_day.filter(|day| *day != row.settled_day));
+            days.flat_map(|day| {
+                [
+                    (None, day, row.id),
+                    (Some(row.key.hospital_id.clone()), day, row.id),
+                ]
+            })
+            .collect()
+        })
+    }
+
+    fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)> {
+        self.scan_index(|row| match row.referral_region {
+            Some(region) => vec![(row.settled_day, row.id, region)],
+            None => Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_city_covers_its_counties_and_a_province_its_cities() {
+        let region = |code| RegionCode::parse(code).unwrap();
+        assert_eq!(covered(region("320102")), "320102%");
+        assert_eq!(covered(region("320100")), "3201%");
+        assert_eq!(covered(region("320000")), "32%");
+    }
+
+    #[test]
+    fn a_url_without_a_connect_timeout_gets_one() {
+        let config = parse_url("postgresql://a:1,b:2/db?target_session_attrs=read-write").unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_DEFAULT));
+        assert_eq!(config.get_hosts().len(), 2);
+        assert!(parse_url("postgresql://a/db?connect_timeout=1").is_ok());
+        assert!(parse_url("postgresql://a/db?sslmode=bogus").is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! The ledger transaction's statements: locks taken in one round trip,
+//! writes in one more, each table written by one statement whatever the
+//! batch's size.
+
+use std::collections::VecDeque;
+
+use tokio_postgres::{Client, Statement};
+
+use super::{Connection, Locked, StoreError, classify, from_json, to_json};
+use crate::{
+    domain::{
+        ClaimId, ClaimKey, HospitalId, Person, ResidentId, Settlement, SettlementId, Usage, Year,
+    },
+    store::{Batch, Plan},
+};
+
+/// Statements prepared once per ledger connection.
+pub(super) struct Statements {
+    reserve_ids: Statement,
+    lock_claims: Statement,
+    lock_usages: Statement,
+    lock_persons: Statement,
+    insert_settlements: Statement,
+    update_settlements: Statement,
+    insert_usages: Statement,
+    update_usages: Statement,
+    upsert_persons: Statement,
+}
+
+/// Reserves `$1` settlement numbers.
+const RESERVE_IDS: &str = "SELECT nextval('settlement_id') FROM generate_series(1, $1::integer)";
+
+/// Locks the settlements of the claim keys, in number order.
+const LOCK_CLAIMS: &str = "SELECT s.hospital_id, s.claim_id, s.record FROM settlement s \
+     JOIN UNNEST($1::text[], $2::text[]) AS k(hospital_id, claim_id) \
+       ON s.hospital_id = k.hospital_id AND s.claim_id = k.claim_id \
+     ORDER BY s.id FOR UPDATE OF s";
+
+/// Locks the running totals of the patient-years, in key order. One that
+/// does not exist is not locked; its later plain INSERT is what fails if
+/// another instance creates it first.
+const LOCK_USAGES: &str = "SELECT u.patient_id, u.year, u.record FROM usage u \
+     JOIN UNNEST($1::text[], $2::integer[]) AS k(patient_id, year) \
+       ON u.patient_id = k.patient_id AND u.year = k.year \
+     ORDER BY u.patient_id, u.year FOR UPDATE OF u";
+
+const LOCK_PERSONS: &str = "SELECT patient_id, record FROM person WHERE patient_id = ANY($1::text[]) \
+     ORDER BY patient_id FOR UPDATE";
+
+const INSERT_SETTLEMENTS: &str = "INSERT INTO settlement (id, hospital_id, claim_id, patient_id, \
+     year, settled_day, reversed_day, referral_region, record) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[], \
+       $6::integer[], $7::integer[], $8::text[], $9::jsonb[])";
+
+const UPDATE_SETTLEMENTS: &str = "UPDATE settlement s \
+     SET reversed_day = u.reversed_day, referral_region = u.referral_region, record = u.record \
+     FROM UNNEST($1::bigint[], $2::integer[], $3::text[], $4::jsonb[]) \
+       AS u(id, reversed_day, referral_region, record) \
+     WHERE s.id = u.id";
+
+const INSERT_USAGES: &str = "INSERT INTO usage (patient_id, year, record) \
+     SELECT * FROM UNNEST($1::text[], $2::integer[], $3::jsonb[])";
+
+const UPDATE_USAGES: &str = "UPDATE usage t SET record = u.record \
+     FROM UNNEST($1::text[], $2::integer[], $3::jsonb[]) AS u(patient_id, year, record) \
+     WHERE t.patient_id = u.patient_id AND t.year = u.year";
+
+const UPSERT_PERSONS: &str = "INSERT INTO person (patient_id, record) \
+     SELECT * FROM UNNEST($1::text[], $2::jsonb[]) \
+     ON CONFLICT (patient_id) DO UPDATE SET record = EXCLUDED.record";
+
+impl Statements {
+    pub(super) async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        // Prepared together: one round trip.
+        let (a, b, c, d, e, f, g, h, i) = tokio::join!(
+            biased;
+            client.prepare(RESERVE_IDS),
+            client.prepare(LOCK_CLAIMS),
+            client.prepare(LOCK_USAGES),
+            client.prepare(LOCK_PERSONS),
+            client.prepare(INSERT_SETTLEMENTS),
+            client.prepare(UPDATE_SETTLEMENTS),
+            client.prepare(INSERT_USAGES),
+            client.prepare(UPDATE_USAGES),
+            client.prepare(UPSERT_PERSONS),
+        );
+        Ok(Statements {
+            reserve_ids: a?,
+            lock_claims: b?,
+            lock_usages: c?,
+            lock_persons: d?,
+            insert_settlements: e?,
+            update_settlements: f?,
+            insert_usages: g?,
+            update_usages: h?,
+            upsert_persons: i?,
+        })
+    }
+}
+
+fn db(error: tokio_postgres::Error) -> StoreError {
+    classify(&error)
+}
+
+/// Starts the batch's transaction and takes every lock the plan names, all
+/// in one pipelined round trip: BEGIN is sent first, so the locks belong
+/// to the transaction.
+pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreError> {
+    let wanted_usages: Vec<(ResidentId, Year)> = plan.patient_years.clone();
+    let (begun, ids, claims, usages, persons) = tokio::join!(
+        biased;
+        c.client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
+        async {
+            match plan.new_settlements {
+                0 => Ok(VecDeque::new()),
+                n => reserve_ids(c, n).await,
+            }
+        },
+        async {
+            match plan.claims.is_empty() {
+                true => Ok(Vec::new()),
+                false => lock_claims(c, &plan.claims).await,
+            }
+        },
+        async {
+            match wanted_usages.is_empty() {
+                true => Ok(Vec::new()),
+                false => lock_usages(c, &wanted_usages).await,
+            }
+        },
+        async {
+            match plan.persons.is_empty() {
+                true => Ok(Vec::new()),
+                false => lock_persons(c, &plan.persons).await,
+            }
+        },
+    );
+    begun.map_err(db)?;
+    let mut locked = Locked {
+        ids: ids?,
+        ..Locked::default()
+    };
+    for (key, settlement) in claims? {
+        if let Some(settlement) = &settlement {
+            locked.existing.insert(settlement.id);
+        }
+        locked.claims.insert(key, settlement);
+    }
+    locked.usages.extend(usages?);
+    locked.persons.extend(persons?);
+    Ok(locked)
+}
+
+/// Reserves `n` settlement numbers from the sequence.
+pub(super) async fn reserve_ids(
+    c: &Connection,
+    n: usize,
+) -> Result<VecDeque<SettlementId>, StoreError> {
+    let n =
+        i32::try_from(n).map_err(|_| StoreError::Io("too many settlements in one batch".into()))?;
+    let rows = c
+        .client
+        .query(&c.statements.reserve_ids, &[&n])
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .iter()
+        .map(|row| SettlementId::new(row.get::<_, i64>(0) as u64))
+        .collect())
+}
+
+/// Locks the settlements of `keys`; every key is answered, `None` for one
+/// not used yet.
+pub(super) async fn lock_claims(
+    c: &Connection,
+    keys: &[ClaimKey],
+) -> Result<Vec<(ClaimKey, Option<Settlement>)>, StoreError> {
+    let hospitals: Vec<&str> = keys.iter().map(|k| k.hospital_id.as_str()).collect();
+    let claims: Vec<&str> = keys.iter().map(|k| k.claim_id.as_str()).collect();
+    let rows = c
+        .client
+        .query(&c.statements.lock_claims, &[&hospitals, &claims])
+        .await
+        .map_err(db)?;
+    let mut found: Vec<(ClaimKey, Option<Settlement>)> =
+        keys.iter().map(|key| (key.clone(), None)).collect();
+    for row in rows {
+        let damaged = || StoreError::Corrupt("settlement row with a bad claim key".into());
+        let key = ClaimKey {
+            hospital_id: HospitalId::parse(row.get(0)).map_err(|_| damaged())?,
+            claim_id: ClaimId::parse(row.get(1)).map_err(|_| damaged())?,
+        };
+        let settlement: Settlement = from_json(row.get(2))?;
+        for (wanted, slot) in &mut found {
+            if *wanted == key {
+                *slot = Some(settlement.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Locks the running totals of `wanted`; every one is answered, `None` for
+/// one with no settlement yet.
+pub(super) async fn lock_usages(
+    c: &Connection,
+    wanted: &[(ResidentId, Year)],
+) -> Result<Vec<((ResidentId, Year), Option<Usage>)>, StoreError> {
+    let patients: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
+    let years: Vec<i32> = wanted.iter().map(|(_, y)| y.get()).collect();
+    let rows = c
+        .client
+        .query(&c.statements.lock_usages, &[&patients, &years])
+        .await
+        .map_err(db)?;
+    let mut found: Vec<((ResidentId, Year), Option<Usage>)> =
+        wanted.iter().map(|key| (key.clone(), None)).collect();
+    for row in rows {
+        let (patient, year) = (row.get::<_, &str>(0), row.get::<_, i32>(1));
+        let usage: Usage = from_json(row.get(2))?;
+        for ((p, y), slot) in &mut found {
+            if p.as_str() == patient && y.get() == year {
+                *slot = Some(usage);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Locks the roster records of `wanted`; every one is answered.
+pub(super) async fn lock_persons(
+    c: &Connection,
+    wanted: &[ResidentId],
+) -> Result<Vec<(ResidentId, Option<Person>)>, StoreError> {
+    let ids: Vec<&str> = wanted.iter().map(|id| id.as_str()).collect();
+    let rows = c
+        .client
+        .query(&c.statements.lock_persons, &[&ids])
+        .await
+        .map_err(db)?;
+    let mut found: Vec<(ResidentId, Option<Person>)> =
+        wanted.iter().map(|id| (id.clone(), None)).collect();
+    for row in rows {
+        let id = row.get::<_, &str>(0);
+        let person: Person = from_json(row.get(1))?;
+        if let Some((_, slot)) = found.iter_mut().find(|(wanted, _)| wanted.as_str() == id) {
+            *slot = Some(person);
+        }
+    }
+    Ok(found)
+}
+
+/// A batch as the columns of the statements that write it.
+#[derive(Default)]
+pub(super) struct Writes {
+    new: NewSettlements,
+    changed: ChangedSettlements,
+    new_usages: UsageRows,
+    changed_usages: UsageRows,
+    person_ids: Vec<String>,
+    person_records: Vec<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct NewSettlements {
+    ids: Vec<i64>,
+    hospitals: Vec<String>,
+    claims: Vec<String>,
+    patients: Vec<String>,
+    years: Vec<i32>,
+    settled_days: Vec<i32>,
+    reversed_days: Vec<Option<i32>>,
+    referral_regions: Vec<Option<String>>,
+    records: Vec<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct ChangedSettlements {
+    ids: Vec<i64>,
+    reversed_days: Vec<Option<i32>>,
+    referral_regions: Vec<Option<String>>,
+    records: Vec<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct UsageRows {
+    patients: Vec<String>,
+    years: Vec<i32>,
+    records: Vec<serde_json::Value>,
+}
+
+/// The region a settlement is listed under as a referral: referred and not
+/// reversed.
+fn referral_region(settlement: &Settlement) -> Option<String> {
+    match (
+        &settlement.referral,
+        &settlement.outcome.cap,
+        &settlement.reversal,
+    ) {
+        (Some(_), Some(cap), None) => Some(cap.region.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+impl Writes {
+    /// Splits the batch into inserts (settlements and totals the
+    /// transaction did not find) and updates (those it found and locked).
+    pub(super) fn of(batch: &Batch, locked: &Locked) -> Result<Writes, StoreError> {
+        let mut writes = Writes::default();
+        for settlement in &batch.settlements {
+            let reversed_day = settlement
+                .reversal
+                .as_ref()
+                .map(|r| r.day.days_since_epoch());
+            let record = to_json(settlement)?;
+            if locked.existing.contains(&settlement.id) {
+                let rows = &mut writes.changed;
+                rows.ids.push(settlement.id.get() as i64);
+                rows.reversed_days.push(reversed_day);
+                rows.referral_regions.push(referral_region(settlement));
+                rows.records.push(record);
+            } else {
+                let rows = &mut writes.new;
+                let key = settlement.claim.key();
+                rows.ids.push(settlement.id.get() as i64);
+                rows.hospitals.push(key.hospital_id.as_str().to_owned());
+                rows.claims.push(key.claim_id.as_str().to_owned());
+                rows.patients
+                    .push(settlement.claim.patient_id().as_str().to_owned());
+                rows.years.push(settlement.claim.year().get());
+                rows.settled_days
+                    .push(settlement.settled_day.days_since_epoch());
+                rows.reversed_days.push(reversed_day);
+                rows.referral_regions.push(referral_region(settlement));
+                rows.records.push(record);
+            }
+        }
+        for (patient, year, usage) in &batch.usages {
+            let existed = locked
+                .usages
+                .get(&(patient.clone(), *year))
+                .is_some_and(Option::is_some);
+            let rows = match existed {
+                true => &mut writes.changed_usages,
+                false => &mut writes.new_usages,
+            };
+            rows.patients.push(patient.as_str().to_owned());
+            rows.years.push(year.get());
+            rows.records.push(to_json(usage)?);
+        }
+        for person in &batch.persons {
+            writes.person_ids.push(person.id().as_str().to_owned());
+            writes.person_records.push(to_json(person)?);
+        }
+        Ok(writes)
+    }
+
+    /// Sends every write in one pipelined round trip; each statement's
+    /// result is checked, so a failed one fails the batch.
+    pub(super) async fn run(self, c: &Connection) -> Result<(), StoreError> {
+        let s = &c.statements;
+        let client = &c.client;
+        let (new, changed, new_usages, changed_usages, persons) = tokio::join!(
+            biased;
+            async {
+                let n = &self.new;
+                match n.ids.is_empty() {
+                    true => Ok(0),
+                    false => {
+                        client
+                            .execute(
+                                &s.insert_settlements,
+                                &[
+                                    &n.ids,
+                                    &n.hospitals,
+                                    &n.claims,
+                                    &n.patients,
+                                    &n.years,
+                                    &n.settled_days,
+                                    &n.reversed_days,
+                                    &n.referral_regions,
+                                    &n.records,
+                                ],
+                            )
+                            .await
+                    }
+                }
+            },
+            async {
+                let u = &self.changed;
+                match u.ids.is_empty() {
+                    true => Ok(0),
+                    false => {
+                        client
+                            .execute(
+                                &s.update_settlements,
+                                &[&u.ids, &u.reversed_days, &u.referral_regions, &u.records],
+                            )
+                            .await
+                    }
+                }
+            },
+            usage_rows(client, &s.insert_usages, &self.new_usages),
+            usage_rows(client, &s.update_usages, &self.changed_usages),
+            async {
+                match self.person_ids.is_empty() {
+                    true => Ok(0),
+                    false => {
+                        client
+                            .execute(&s.upsert_persons, &[&self.person_ids, &self.person_records])
+                            .await
+                    }
+                }
+            },
+        );
+        let counts = [new, changed, new_usages, changed_usages, persons];
+        let expected = [
+            self.new.ids.len(),
+            self.changed.ids.len(),
+            self.new_usages.patients.len(),
+            self.changed_usages.patients.len(),
+            self.person_ids.len(),
+        ];
+        for (count, expected) in counts.into_iter().zip(expected) {
+            let count = count.map_err(db)?;
+            if count != expected as u64 {
+                return Err(StoreError::Io(format!(
+                    "a write touched {count} rows instead of {expected}; the batch was not committed"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn usage_rows(
+    client: &Client,
+    statement: &Statement,
+    rows: &UsageRows,
+) -> Result<u64, tokio_postgres::Error> {
+    match rows.patients.is_empty() {
+        true => Ok(0),
+        false => {
+            client
+                .execute(statement, &[&rows.patients, &rows.years, &rows.records])
+                .await
+        }
+    }
+}

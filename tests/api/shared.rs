@@ -1,0 +1,202 @@
+//! Two instances on one PostgreSQL database keep every promise one instance
+//! keeps: the database decides, not either process's memory. These tests
+//! always run on PostgreSQL, whichever store the rest of the suite uses.
+
+use std::{collections::HashSet, sync::Arc};
+
+use medassist::grpc::pb;
+use tempfile::TempDir;
+
+use crate::{backend, helpers::*};
+
+/// Two servers, each with its own directory, on one fresh database.
+async fn two_instances() -> (TestServer, TestServer, String) {
+    let url = backend::fresh_database();
+    let start = |url: String| async move {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let mut config = TestServer::config_for(&dir);
+        config.database_url = Some(url);
+        TestServer::launch(dir, config, None).await
+    };
+    let a = start(url.clone()).await;
+    let b = start(url.clone()).await;
+    (a, b, url)
+}
+
+fn verify_database(url: &str) -> medassist::verify::VerifyReport {
+    let store = medassist::store::PostgresStore::open(url).expect("database opens");
+    medassist::verify::verify(&store).expect("the check runs")
+}
+
+/// Proves 200 claims of one patient, 100 sent to each instance at once and
+/// together worth 1,400,000.00, pay exactly the 150,000.00 cap: 21 in full,
+/// one partly, the rest nothing; both instances then report the same total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_racing_one_patient_pay_exactly_the_cap() {
+    let (a, b, url) = two_instances().await;
+    let patient = a.enroll("1960-01-01", 61).await;
+    let calls: Vec<_> = (0..200)
+        .map(|n| {
+            let server = if n % 2 == 0 { &a } else { &b };
+            let mut client = server.settlements();
+            let request = claim_paying_7000(&patient, &format!("RACE-{n:03}"));
+            tokio::spawn(async move { settled(client.settle(request).await).0 })
+        })
+        .collect();
+    let (mut paid_fen, mut full, mut partial) = (0i64, 0, 0);
+    let mut ids = HashSet::new();
+    for call in calls {
+        let settlement = call.await.unwrap();
+        assert!(
+            ids.insert(settlement.settlement_id.clone()),
+            "numbers are unique"
+        );
+        let fen = fen(&settlement.assistance_amount);
+        paid_fen += fen;
+        match fen {
+            700_000 => full += 1,
+            0 => assert!(settlement.capped),
+            _ => partial += 1,
+        }
+    }
+    assert_eq!(paid_fen, 15_000_000);
+    assert_eq!((full, partial), (21, 1));
+    for server in [&a, &b] {
+        let usage = server.annual_usage(&patient, 2026).await;
+        assert_eq!(
+            (
+                usage.used.as_str(),
+                usage.remaining.as_str(),
+                usage.settlement_count
+            ),
+            ("150000.00", "0.00", 200)
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+    let report = verify_database(&url);
+    assert!(report.is_consistent(), "{report}");
+}
+
+/// Proves one claim key sent to both instances at once, eight times each,
+/// is settled once: every answer names the same settlement, and the
+/// patient's year holds one settlement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_claim_key_sent_to_both_instances_settles_once() {
+    let (a, b, _) = two_instances().await;
+    let patient = a.enroll("1960-01-01", 62).await;
+    let request = worked_example(&patient, "BOTH");
+    let calls: Vec<_> = (0..16)
+        .map(|n| {
+            let server = if n % 2 == 0 { &a } else { &b };
+            let mut client = server.settlements();
+            let request = request.clone();
+            tokio::spawn(async move { settled(client.settle(request).await) })
+        })
+        .collect();
+    let mut numbers = HashSet::new();
+    let mut fresh = 0;
+    for call in calls {
+        let (settlement, replayed) = call.await.unwrap();
+        numbers.insert(settlement.settlement_id);
+        fresh += usize::from(!replayed);
+    }
+    assert_eq!((numbers.len(), fresh), (1, 1));
+    let usage = b.annual_usage(&patient, 2026).await;
+    assert_eq!(usage.settlement_count, 1);
+}
+
+/// Proves a reversal sent to both instances at once happens once: the
+/// amount goes back to the cap once, and every answer is the reversed
+/// settlement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reversal_sent_to_both_instances_happens_once() {
+    let (a, b, url) = two_instances().await;
+    let patient = a.enroll("1960-01-01", 63).await;
+    for claim in ["KEEP", "UNDO"] {
+        settled(
+            a.settlements()
+                .settle(claim_paying_7000(&patient, claim))
+                .await,
+        );
+    }
+    let calls: Vec<_> = (0..8)
+        .map(|n| {
+            let server = if n % 2 == 0 { &a } else { &b };
+            let mut client = server.settlements();
+            tokio::spawn(async move {
+                client
+                    .reverse(pb::ReverseRequest {
+                        hospital_id: "H001".into(),
+                        claim_id: "UNDO".into(),
+                        reason: "duplicate bill".into(),
+                    })
+                    .await
+                    .expect("reverse succeeds")
+                    .into_inner()
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    for call in calls {
+        let answer = call.await.unwrap();
+        fresh += usize::from(!answer.replayed);
+        assert_eq!(
+            answer.settlement.unwrap().status(),
+            pb::SettlementStatus::Reversed
+        );
+    }
+    assert_eq!(fresh, 1);
+    let usage = a.annual_usage(&patient, 2026).await;
+    assert_eq!(
+        (usage.used.as_str(), usage.settlement_count),
+        ("7000.00", 1)
+    );
+    a.stop().await;
+    b.stop().await;
+    let report = verify_database(&url);
+    assert!(report.is_consistent(), "{report}");
+}
+
+/// Proves neither instance answers from memory what the other has since
+/// changed: a roster record and a running total read through one
+/// instance, then changed through the other, read back changed.
+#[tokio::test]
+async fn what_one_instance_writes_the_other_reads_at_once() {
+    let (a, b, _) = two_instances().await;
+    let patient = a.enroll("1960-01-01", 64).await;
+    let read = |server: &TestServer| {
+        let mut client = server.roster();
+        let id = patient.clone();
+        async move {
+            client
+                .get_person(pb::GetPersonRequest { patient_id: id })
+                .await
+                .expect("person found")
+                .into_inner()
+        }
+    };
+    assert_eq!(read(&a).await.name, "张三");
+    let mut renamed = dibao_person(&patient);
+    renamed.name = "李四".into();
+    b.roster()
+        .upsert_person(pb::UpsertPersonRequest {
+            person: Some(renamed),
+        })
+        .await
+        .expect("roster accepts the change");
+    assert_eq!(read(&a).await.name, "李四");
+
+    settled(
+        b.settlements()
+            .settle(claim_paying_7000(&patient, "FIRST"))
+            .await,
+    );
+    assert_eq!(a.annual_usage(&patient, 2026).await.used, "7000.00");
+    settled(
+        a.settlements()
+            .settle(claim_paying_7000(&patient, "SECOND"))
+            .await,
+    );
+    assert_eq!(b.annual_usage(&patient, 2026).await.used, "14000.00");
+}
