@@ -54,9 +54,15 @@ pub fn fresh_database() -> String {
     format!("{}/{name}", postgres_server())
 }
 
-/// Runs SQL on the server's `postgres` database.
+/// Runs SQL on the server's `postgres` database; the first column of
+/// each row it returns.
 pub fn admin(sql: &str) -> Vec<String> {
-    let url = format!("{}/postgres", postgres_server());
+    admin_on("postgres", sql)
+}
+
+/// Runs SQL on the database `name`; the first column of each row.
+pub fn admin_on(name: &str, sql: &str) -> Vec<String> {
+    let url = format!("{}/{name}", postgres_server());
     let sql = sql.to_owned();
     // A thread of its own: callers may be inside a runtime already.
     std::thread::spawn(move || {

@@ -1,6 +1,8 @@
-//! Two instances on one PostgreSQL database keep every promise one instance
-//! keeps: the database decides, not either process's memory. These tests
-//! always run on PostgreSQL, whichever store the rest of the suite uses.
+//! What only the PostgreSQL store has: two instances on one database keep
+//! every promise one instance keeps (the database decides, not either
+//! process's memory), its schema migrations, and the grants its database
+//! role needs. These tests always run on PostgreSQL, whichever store the
+//! rest of the suite uses.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -199,4 +201,88 @@ async fn what_one_instance_writes_the_other_reads_at_once() {
             .await,
     );
     assert_eq!(b.annual_usage(&patient, 2026).await.used, "14000.00");
+}
+
+/// Runs `medassist migrate` on `url`; its exit code and what it printed.
+fn migrate(url: &str) -> (i32, String) {
+    let output = std::process::Command::new(BINARY)
+        .args(["migrate", "--database-url", url])
+        .output()
+        .expect("migrate runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Proves `medassist migrate` brings a fresh database to the binary's
+/// schema, does nothing the second time, and that a schema newer than the
+/// binary is refused by migrate and by the server, with the reason.
+#[tokio::test]
+async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let url = backend::fresh_database();
+    let (code, text) = migrate(&url);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("schema migrated from version 0 to 1"),
+        "{text}"
+    );
+    let (code, text) = migrate(&url);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("schema is at version 1: nothing to do"),
+        "{text}"
+    );
+
+    let name = url.rsplit('/').next().unwrap();
+    backend::admin_on(name, "INSERT INTO medassist_schema (version) VALUES (2)");
+    let (code, text) = migrate(&url);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("schema is version 2, newer than this medassist knows (version 1)"),
+        "{text}"
+    );
+    let dir = TempDir::new().unwrap();
+    let mut config = TestServer::config_for(&dir);
+    config.database_url = Some(url);
+    let refused = medassist::server::Server::bind(config).await.err();
+    assert!(
+        refused.is_some_and(|e| e.to_string().contains("newer than this medassist knows")),
+        "the server refuses a newer schema"
+    );
+}
+
+/// Proves the README's database role is enough to serve a migrated
+/// database: SELECT, INSERT and UPDATE on the three tables, SELECT on
+/// medassist_schema, the sequence; no CREATE, no DELETE.
+#[tokio::test]
+async fn the_documented_grants_are_enough_to_serve() {
+    let url = backend::fresh_database();
+    assert_eq!(migrate(&url).0, 0);
+    let name = url.rsplit('/').next().unwrap();
+    let role = format!("{name}_app");
+    backend::admin(&format!("CREATE ROLE {role} LOGIN"));
+    backend::admin_on(
+        name,
+        &format!(
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+             GRANT SELECT, INSERT, UPDATE ON person, settlement, usage TO {role}; \
+             GRANT SELECT ON medassist_schema TO {role}; \
+             GRANT USAGE, SELECT ON SEQUENCE settlement_id TO {role};"
+        ),
+    );
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = TestServer::config_for(&dir);
+    config.database_url = Some(url.replacen("postgres@", &format!("{role}@"), 1));
+    let server = TestServer::launch(dir, config, None).await;
+    let patient = server.enroll("1960-01-01", 65).await;
+    let (settlement, _) = settled(
+        server
+            .settlements()
+            .settle(worked_example(&patient, "GRANTS"))
+            .await,
+    );
+    assert_eq!(settlement.assistance_amount, "7350.00");
+    server.stop().await;
+    backend::admin(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    backend::admin(&format!("DROP ROLE {role}"));
 }

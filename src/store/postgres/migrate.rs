@@ -6,7 +6,7 @@
 //! binary knows is refused: an older binary must not write to tables whose
 //! meaning it does not know.
 
-use super::{StoreError, classify, connect};
+use super::{StoreError, classify, connect, describe};
 
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
 pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
@@ -37,14 +37,23 @@ pub(super) async fn apply(config: &tokio_postgres::Config) -> Result<Migrated, S
         .await
         .map_err(db)?;
     let result = async {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS medassist_schema (\
-                     version    integer PRIMARY KEY,\
-                     applied_at timestamptz NOT NULL DEFAULT now())",
-            )
+        // Created only when missing: a serving role without CREATE on the
+        // schema may start on a migrated database.
+        let exists: bool = client
+            .query_one("SELECT to_regclass('medassist_schema') IS NOT NULL", &[])
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .get(0);
+        if !exists {
+            client
+                .batch_execute(
+                    "CREATE TABLE medassist_schema (\
+                         version    integer PRIMARY KEY,\
+                         applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map_err(db)?;
+        }
         let from: i32 = client
             .query_one("SELECT COALESCE(max(version), 0) FROM medassist_schema", &[])
             .await
@@ -64,7 +73,8 @@ pub(super) async fn apply(config: &tokio_postgres::Config) -> Result<Migrated, S
             if let Err(error) = client.batch_execute(&migration).await {
                 let _ = client.batch_execute("ROLLBACK").await;
                 return Err(StoreError::Io(format!(
-                    "schema version {version} could not be applied: {error}"
+                    "schema version {version} could not be applied: {}",
+                    describe(&error)
                 )));
             }
             tracing::info!(version, "applied a schema migration");

@@ -154,11 +154,21 @@ impl PostgresStore {
     /// serving (`medassist migrate`).
     pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
         let config = parse_url(url)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
-        runtime.block_on(migrate::apply(&config))
+        // A thread of its own: the caller may be inside a runtime already.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| {
+                            StoreError::Io(format!("cannot start the database runtime: {e}"))
+                        })?
+                        .block_on(migrate::apply(&config))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Io("the migration thread panicked".into())))
+        })
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
@@ -388,10 +398,12 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
 /// `synchronous_commit` is raised to `on` unless it is already `on` or
 /// `remote_apply`.
 async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}")))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        StoreError::Io(format!(
+            "cannot reach a PostgreSQL primary: {}",
+            describe(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "PostgreSQL connection ended");
@@ -420,8 +432,18 @@ fn classify(error: &tokio_postgres::Error) -> StoreError {
         SqlState::UNIQUE_VIOLATION,
     ];
     match error.code() {
-        Some(code) if contended.contains(code) => StoreError::Contended(error.to_string()),
-        _ => StoreError::Io(format!("PostgreSQL: {error}")),
+        Some(code) if contended.contains(code) => StoreError::Contended(describe(error)),
+        _ => StoreError::Io(format!("PostgreSQL: {}", describe(error))),
+    }
+}
+
+/// The server's own words for a database error (the driver's `Display`
+/// says only "db error"), else the driver's error and its cause.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match (error.as_db_error(), std::error::Error::source(error)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(source)) => format!("{error}: {source}"),
+        (None, None) => error.to_string(),
     }
 }
 
@@ -675,6 +697,7 @@ impl Store for PostgresStore {
             store: self,
             connection: Some(connection),
             locked,
+            writes: None,
         })))
     }
 
@@ -714,6 +737,8 @@ struct PgTxn<'a> {
     /// Taken by commit, or by a failure that ends the transaction.
     connection: Option<Arc<Connection>>,
     locked: Locked,
+    /// What [`Txn::apply`] prepared, sent by [`Txn::commit`].
+    writes: Option<sql::Writes>,
 }
 
 impl PgTxn<'_> {
@@ -795,19 +820,17 @@ impl Txn for PgTxn<'_> {
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let writes = sql::Writes::of(batch, &self.locked)?;
-        self.step(|c| async move { writes.run(&c).await })
+        // Sent with the COMMIT, in one round trip.
+        self.writes = Some(sql::Writes::of(batch, &self.locked)?);
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.step(|c| async move {
-            c.client.batch_execute("COMMIT").await.map_err(|e| {
-                // The commit's outcome is unknown when the connection is
-                // lost here: a retry with the same claim key is answered
-                // from whatever was committed.
-                classify(&e)
-            })
-        })?;
+        let writes = self.writes.take().unwrap_or_default();
+        // When the connection is lost at the commit its outcome is unknown:
+        // a retry with the same claim key is answered from whatever was
+        // committed.
+        self.step(|c| async move { writes.commit(&c).await })?;
         self.connection = None;
         Ok(())
     }

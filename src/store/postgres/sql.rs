@@ -355,12 +355,13 @@ impl Writes {
         Ok(writes)
     }
 
-    /// Sends every write in one pipelined round trip; each statement's
-    /// result is checked, so a failed one fails the batch.
-    pub(super) async fn run(self, c: &Connection) -> Result<(), StoreError> {
+    /// Sends every write and the COMMIT in one pipelined round trip. Each
+    /// statement's result is checked: after a failed one the server answers
+    /// the COMMIT with a rollback, and the batch fails with the first error.
+    pub(super) async fn commit(self, c: &Connection) -> Result<(), StoreError> {
         let s = &c.statements;
         let client = &c.client;
-        let (new, changed, new_usages, changed_usages, persons) = tokio::join!(
+        let (new, changed, new_usages, changed_usages, persons, committed) = tokio::join!(
             biased;
             async {
                 let n = &self.new;
@@ -412,6 +413,7 @@ impl Writes {
                     }
                 }
             },
+            client.batch_execute("COMMIT"),
         );
         let counts = [new, changed, new_usages, changed_usages, persons];
         let expected = [
@@ -424,12 +426,12 @@ impl Writes {
         for (count, expected) in counts.into_iter().zip(expected) {
             let count = count.map_err(db)?;
             if count != expected as u64 {
-                return Err(StoreError::Io(format!(
-                    "a write touched {count} rows instead of {expected}; the batch was not committed"
+                return Err(StoreError::Poisoned(format!(
+                    "a write touched {count} rows instead of {expected} and was committed anyway"
                 )));
             }
         }
-        Ok(())
+        committed.map_err(db)
     }
 }
 
