@@ -4,10 +4,17 @@
 //! role needs. These tests always run on PostgreSQL, whichever store the
 //! rest of the suite uses.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use medassist::grpc::pb;
 use tempfile::TempDir;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::{backend, helpers::*};
 
@@ -285,4 +292,85 @@ async fn the_documented_grants_are_enough_to_serve() {
     server.stop().await;
     backend::admin(&format!("DROP DATABASE {name} WITH (FORCE)"));
     backend::admin(&format!("DROP ROLE {role}"));
+}
+
+/// The server's overall health ("").
+async fn health(server: &TestServer) -> ServingStatus {
+    let answer = HealthClient::new(server.channel())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers");
+    answer.into_inner().status()
+}
+
+/// Polls until the server's health is `wanted`, at most `within`; how long
+/// it took.
+async fn health_becomes(server: &TestServer, wanted: ServingStatus, within: Duration) -> Duration {
+    let started = Instant::now();
+    while health(server).await != wanted {
+        assert!(
+            started.elapsed() < within,
+            "health still not {wanted:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// Proves that while the database refuses connections the server says
+/// NOT_SERVING and fails calls at once with UNAVAILABLE, then serves again
+/// by itself once the database is back, and a settlement retried with the
+/// same claim key settles exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_the_server_fails_fast_and_recovers_by_itself() {
+    let url = backend::fresh_database();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = TestServer::config_for(&dir);
+    config.database_url = Some(url);
+    let server = TestServer::launch(dir, config, None).await;
+    let patient = server.enroll("1960-01-01", 66).await;
+    settled(
+        server
+            .settlements()
+            .settle(claim_paying_7000(&patient, "BEFORE"))
+            .await,
+    );
+
+    backend::admin(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ));
+    health_becomes(&server, ServingStatus::NotServing, Duration::from_secs(5)).await;
+    let started = Instant::now();
+    let refused = server
+        .settlements()
+        .settle(claim_paying_7000(&patient, "DURING"))
+        .await
+        .expect_err("no database, no settlement");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "failed fast, not after {:?}",
+        started.elapsed()
+    );
+
+    backend::admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    let back = health_becomes(&server, ServingStatus::Serving, Duration::from_secs(10)).await;
+    println!("serving again {back:?} after the database accepted connections");
+    let (settlement, replayed) = settled(
+        server
+            .settlements()
+            .settle(claim_paying_7000(&patient, "DURING"))
+            .await,
+    );
+    assert!(!replayed);
+    assert_eq!(settlement.assistance_amount, "7000.00");
+    let usage = server.annual_usage(&patient, 2026).await;
+    assert_eq!(
+        (usage.used.as_str(), usage.settlement_count),
+        ("14000.00", 2)
+    );
 }

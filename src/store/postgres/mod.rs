@@ -315,6 +315,13 @@ impl Shared {
         let client = connect(&self.config).await.inspect_err(|_| {
             self.suspect.notify_one();
         })?;
+        // The ledger's statements have one shape whatever their arrays hold:
+        // planned once, not again at every batch (a custom plan of a lock
+        // statement cost more than its execution).
+        client
+            .batch_execute("SET plan_cache_mode = force_generic_plan")
+            .await
+            .map_err(|e| self.failed(e))?;
         let statements = sql::Statements::prepare(&client)
             .await
             .map_err(|e| self.failed(e))?;
