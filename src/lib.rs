@@ -20,12 +20,18 @@
 //!   fsync'd: each commit is one record of the store's journal, written and
 //!   `fdatasync`'d before any answer; sled is checkpointed and fsync'd in the
 //!   background (`store/journal.rs`, `store/checkpoint.rs`). Snapshots are
-//!   taken online (`store/snapshot.rs`).
-//! - [`ledger`]: the single writer. It orders every write, applies the cap in
-//!   that order, commits queued requests as one batch with one flush, and
-//!   answers only after the flush.
+//!   taken online (`store/snapshot.rs`). [`store::PostgresStore`]
+//!   (`store/postgres/`) is the store several instances share: each ledger
+//!   batch is one transaction that locks its patient-year totals and claim
+//!   keys, with the schema's migrations carried in the binary.
+//! - [`ledger`]: the single writer of its process. It orders every write,
+//!   applies the cap in that order, commits queued requests as one batch with
+//!   one flush, and answers only after the flush. On a shared store the
+//!   batch runs in the store's transaction, and is run again when another
+//!   instance wrote the same records first.
 //! - [`roster_cache`]: a bounded cache of roster records that the ledger
-//!   keeps coherent with every committed roster write.
+//!   keeps coherent with every committed roster write (off on a shared store,
+//!   whose other instances write the roster too).
 //! - [`app`]: the use cases (quote, settle, reverse, usage, roster and its
 //!   bulk exchange, policy, snapshots, and the fund office's reconciliation
 //!   by hospital and business day, export and referrals to temporary

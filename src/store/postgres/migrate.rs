@@ -18,7 +18,7 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 /// folded into 63 bits).
 const MIGRATION_LOCK: i64 = 0x6d65_6461_7373_6973;
 
-/// What [`apply`] found and did.
+/// What a migration run found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Migrated {
     /// The schema version before.
