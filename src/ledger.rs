@@ -410,6 +410,7 @@ impl Writer {
                 && tries < TRIES_MAX
             {
                 tracing::debug!(tries, %why, "batch undone by a concurrent writer; running it again");
+                self.metrics.batch_retried();
                 tries += 1;
                 continue;
             }
@@ -425,6 +426,13 @@ impl Writer {
                     }
                     (Some(Command::PutPersons { reply, .. }), Reply::Persons(outcomes)) => {
                         drop(reply.send(failed.map(|()| outcomes)))
+                    }
+                    (
+                        Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }),
+                        Reply::Failed(error),
+                    ) => drop(reply.send(failed.and(Err(error)))),
+                    (Some(Command::PutPersons { reply, .. }), Reply::Failed(error)) => {
+                        drop(reply.send(failed.and(Err(error))))
                     }
                     _ => unreachable!("each waiting reply matches its command"),
                 }
@@ -484,6 +492,10 @@ impl Writer {
                 Some(Command::PutPersons { persons, .. }) => {
                     match pending.put_persons(persons) {
                         Ok(outcomes) => waiting.push((i, Reply::Persons(outcomes))),
+                        // Undone by another instance: the whole batch runs again.
+                        Err(error @ StoreError::Contended(_)) => {
+                            waiting.push((i, Reply::Failed(error.into())))
+                        }
                         Err(error) => {
                             if let Some(Command::PutPersons { reply, .. }) = slot.take() {
                                 drop(reply.send(Err(error.into())));
@@ -495,6 +507,11 @@ impl Writer {
             };
             match answer {
                 Answer::AfterCommit(result) => waiting.push((i, Reply::Recorded(result))),
+                // A read undone by another instance ended the transaction:
+                // the commit fails the same way and the batch runs again.
+                Answer::Now(Err(LedgerError::Store(error @ StoreError::Contended(_)))) => {
+                    waiting.push((i, Reply::Failed(error.into())))
+                }
                 // A caller that gave up has dropped its receiver; a retry
                 // will be answered the same way.
                 Answer::Now(result) => {
@@ -629,6 +646,8 @@ enum Reply {
     Recorded(Result<Recorded, LedgerError>),
     Done,
     Persons(Vec<PutOutcome>),
+    /// A failure the commit's own result decides (a contended read).
+    Failed(LedgerError),
 }
 
 impl Reply {

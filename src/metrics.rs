@@ -13,6 +13,7 @@
 //! | `medassist_store_apply_duration_seconds` | | applying one batch as an atomic transaction |
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
+//! | `medassist_store_batch_retries_total` | | batches run again because another instance wrote the same records first (PostgreSQL) |
 //! | `medassist_connections_open` | | connections open now, handshaking or serving |
 //! | `medassist_connections_accepted_total` | | connections admitted under `connections_max` |
 //! | `medassist_connections_rejected_total` | `reason` | connections closed before serving: `limit` (over `connections_max`), `handshake_timeout`, `tls` (failed TLS handshake) |
@@ -102,6 +103,7 @@ pub struct Metrics {
     apply_seconds: Histogram,
     flush_seconds: Histogram,
     flush_requests: Histogram,
+    batch_retries: Counter,
     connections_open: Gauge,
     connections_accepted: Counter,
     connections_rejected: Family<ReasonLabels, Counter>,
@@ -137,6 +139,7 @@ impl Metrics {
             apply_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 18)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             flush_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            batch_retries: Counter::default(),
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_rejected: Family::default(),
@@ -204,6 +207,11 @@ impl Metrics {
             "store_flush_requests",
             "Requests answered per store flush",
             metrics.flush_requests.clone(),
+        );
+        registry.register(
+            "store_batch_retries",
+            "Batches run again because another instance wrote the same records first",
+            metrics.batch_retries.clone(),
         );
         registry.register(
             "connections_open",
@@ -301,6 +309,16 @@ impl Metrics {
     pub fn flushed(&self, seconds: f64, requests: usize) {
         self.flush_seconds.observe(seconds);
         self.flush_requests.observe(requests as f64);
+    }
+
+    /// Counts a batch run again after a shared store undid it.
+    pub fn batch_retried(&self) {
+        self.batch_retries.inc();
+    }
+
+    /// How many batches were run again (see [`Metrics::batch_retried`]).
+    pub fn batch_retries(&self) -> u64 {
+        self.batch_retries.get()
     }
 
     /// Sets the number of connections open.

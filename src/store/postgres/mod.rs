@@ -705,6 +705,7 @@ impl Store for PostgresStore {
             connection: Some(connection),
             locked,
             writes: None,
+            failed: None,
         })))
     }
 
@@ -746,6 +747,9 @@ struct PgTxn<'a> {
     locked: Locked,
     /// What [`Txn::apply`] prepared, sent by [`Txn::commit`].
     writes: Option<sql::Writes>,
+    /// The failure that ended the transaction early; the commit reports it,
+    /// so a contended read makes the ledger run the batch again.
+    failed: Option<StoreError>,
 }
 
 impl PgTxn<'_> {
@@ -757,12 +761,15 @@ impl PgTxn<'_> {
     where
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let connection = self.connection.clone().ok_or_else(|| {
-            StoreError::Io("the transaction already ended after a failure".into())
-        })?;
+        let connection = match (&self.connection, &self.failed) {
+            (Some(connection), _) => Arc::clone(connection),
+            (None, Some(failed)) => return Err(failed.clone()),
+            (None, None) => return Err(StoreError::Io("the transaction has ended".into())),
+        };
         let result = self.store.run(work(Arc::clone(&connection)));
         if let Err(error) = &result {
             self.connection = None;
+            self.failed = Some(error.clone());
             let shared = Arc::clone(&self.store.shared);
             let error = error.clone();
             // Ends the transaction; its outcome is not needed.
