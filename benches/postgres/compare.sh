@@ -39,12 +39,14 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-start_instance() { # DATABASE LOG -> prints the address
+addr=""
+start_instance() { # DATABASE LOG: starts a server, sets $addr
     "$bin" serve --listen 127.0.0.1:0 --database-url "$server_url/$1" --drain 0s >"$2" 2>&1 &
     pids+=($!)
+    addr=""
     for _ in $(seq 300); do
         addr=$(sed -n 's/.*serving addr=\([0-9.:]*\).*/\1/p' "$2")
-        [ -n "$addr" ] && { echo "$addr"; return; }
+        [ -n "$addr" ] && return
         sleep 0.1
     done
     cat "$2" >&2
@@ -80,14 +82,16 @@ for run in $(seq 1 "$runs"); do
     p1=$(cat "$out"/pglog* | awk '{ print $3 }' | median)
 
     fresh_db medassist_bench_one
-    addr=$(start_instance medassist_bench_one "$out/one-$run.log")
+    start_instance medassist_bench_one "$out/one-$run.log"
     bench "$addr" "$out/one-$run.json"
     bench "$addr" "$out/single-$run.json" --connections 1 --in-flight 1
     stop_instances
 
     fresh_db medassist_bench_two
-    a=$(start_instance medassist_bench_two "$out/two-a-$run.log")
-    b=$(start_instance medassist_bench_two "$out/two-b-$run.log")
+    start_instance medassist_bench_two "$out/two-a-$run.log"
+    a=$addr
+    start_instance medassist_bench_two "$out/two-b-$run.log"
+    b=$addr
     bench "$a" "$out/two-a-$run.json" --connections 2 &
     first=$!
     bench "$b" "$out/two-b-$run.json" --connections 2

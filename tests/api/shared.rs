@@ -389,7 +389,11 @@ async fn interleaved_settles_and_reversals_on_both_instances_all_succeed() {
     for n in 0..10 {
         for patient in &patients {
             let claim = format!("OLD-{}-{n}", &patient[14..]);
-            settled(a.settlements().settle(claim_paying_7000(patient, &claim)).await);
+            settled(
+                a.settlements()
+                    .settle(claim_paying_7000(patient, &claim))
+                    .await,
+            );
         }
     }
     let mut calls = Vec::new();
@@ -419,7 +423,10 @@ async fn interleaved_settles_and_reversals_on_both_instances_all_succeed() {
         let usage = a.annual_usage(patient, 2026).await;
         // 10 old and 10 new claims of 7,000.00 never reach the cap together,
         // so every order ends with the 10 new ones counted in full.
-        assert_eq!((usage.used.as_str(), usage.settlement_count), ("70000.00", 10));
+        assert_eq!(
+            (usage.used.as_str(), usage.settlement_count),
+            ("70000.00", 10)
+        );
     }
     a.stop().await;
     b.stop().await;

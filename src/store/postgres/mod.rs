@@ -48,7 +48,7 @@ use std::{
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{runtime::RuntimeFlavor, sync::watch};
-use tokio_postgres::{Client, NoTls, Row, error::SqlState};
+use tokio_postgres::{Client, NoTls, Row, error::SqlState, types::ToSql};
 
 pub use migrate::{MIGRATIONS, Migrated, SCHEMA_VERSION};
 
@@ -77,11 +77,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Rows per page of a full scan (`verify`, roster export).
 const SCAN_PAGE: i64 = 1000;
 
+/// A statement parameter, owned, to travel to the driver's runtime.
+type Param = Box<dyn ToSql + Send + Sync>;
+
 /// The shared store, on one PostgreSQL database.
 pub struct PostgresStore {
     /// Runs the driver; shut down in the background on drop, because the
     /// last owner may be an async task.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Drives the ledger's connection on the ledger's own thread (see
+    /// [`PostgresStore::run_writer`]).
+    writer_runtime: Option<tokio::runtime::Runtime>,
     shared: Arc<Shared>,
 }
 
@@ -139,8 +145,13 @@ impl PostgresStore {
             suspect: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
         });
+        let writer_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
         let store = PostgresStore {
             runtime: Some(runtime),
+            writer_runtime: Some(writer_runtime),
             shared,
         };
         let migrating = Arc::clone(&store.shared);
@@ -206,19 +217,65 @@ impl PostgresStore {
         received.unwrap_or_else(|_| Err(StoreError::Io("the database runtime stopped".into())))
     }
 
-    /// Runs a read on a pooled connection.
-    fn read<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
-    {
+    /// Runs a step of the ledger's transaction on the calling thread, at
+    /// most [`CALL_MAX`]. The ledger's connection lives on a runtime of its
+    /// own that this thread drives while it waits, so a round trip costs no
+    /// hand-over to another thread and back. Only the ledger's thread, which
+    /// runs outside any runtime, calls it.
+    fn run_writer<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(runtime) = &self.writer_runtime else {
+            return Err(StoreError::Io("the database runtime stopped".into()));
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(StoreError::Io(
+                "the ledger's transaction was used from inside an async task".into(),
+            ));
+        }
+        runtime.block_on(async {
+            tokio::time::timeout(CALL_MAX, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Io(format!(
+                        "the database did not answer within {CALL_MAX:?}"
+                    )))
+                })
+        })
+    }
+
+    /// Runs one statement on a pooled connection; each connection prepares
+    /// a statement once and keeps it.
+    fn query(&self, sql: &'static str, params: Vec<Param>) -> Result<Vec<Row>, StoreError> {
         let shared = Arc::clone(&self.shared);
         self.run(async move {
             let client = shared.pooled().await?;
-            let result = read(client).await;
-            result.map_err(|e| shared.failed(e))
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| shared.failed(e))?;
+            let params: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            client
+                .query(&statement, &params)
+                .await
+                .map_err(|e| shared.failed(e))
         })
+    }
+
+    /// The one record a statement finds, if any.
+    fn record_of<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let rows = self.query(sql, params)?;
+        rows.first()
+            .map(|row| record(row).map(committed))
+            .transpose()
     }
 
     /// Pages through a whole table in key order: `page` reads the rows
@@ -268,7 +325,10 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.suspect.notify_one();
-        if let Some(runtime) = self.runtime.take() {
+        for runtime in [self.runtime.take(), self.writer_runtime.take()]
+            .into_iter()
+            .flatten()
+        {
             runtime.shutdown_background();
         }
     }
@@ -328,6 +388,11 @@ impl Shared {
         let connection = Arc::new(Connection { client, statements });
         *kept = Some(Arc::clone(&connection));
         Ok(connection)
+    }
+
+    /// True when the ledger has a connection kept from an earlier batch.
+    async fn has_writer(&self) -> bool {
+        self.writer.lock().await.is_some()
     }
 
     /// Drops the ledger's connection after a failure that may have left it
@@ -501,14 +566,14 @@ impl Store for PostgresStore {
     fn meta(&self) -> Result<Meta, StoreError> {
         // Commit numbers are this process's own; settlement numbers come
         // from the database's sequence, whose next value this reports.
-        let next: i64 = self.read(|c| async move {
-            c.query_one(
-                "SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM settlement_id",
-                &[],
-            )
-            .await
+        let rows = self.query(
+            "SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM settlement_id",
+            Vec::new(),
+        )?;
+        let next: i64 = rows
+            .first()
             .map(|row| row.get(0))
-        })?;
+            .ok_or_else(|| StoreError::Corrupt("the settlement number sequence is empty".into()))?;
         Ok(Meta {
             last_commit: 0,
             next_settlement_id: SettlementId::new(next as u64),
@@ -516,37 +581,30 @@ impl Store for PostgresStore {
     }
 
     fn person(&self, id: &ResidentId) -> Result<Option<Versioned<Person>>, StoreError> {
-        let id = id.as_str().to_owned();
-        let row = self.read(move |c| async move {
-            c.query_opt("SELECT record FROM person WHERE patient_id = $1", &[&id])
-                .await
-        })?;
-        row.map(|row| record(&row).map(committed)).transpose()
+        self.record_of(
+            "SELECT record FROM person WHERE patient_id = $1",
+            vec![Box::new(id.as_str().to_owned())],
+        )
     }
 
     fn settlement(&self, id: SettlementId) -> Result<Option<Versioned<Settlement>>, StoreError> {
-        let id = id.get() as i64;
-        let row = self.read(move |c| async move {
-            c.query_opt("SELECT record FROM settlement WHERE id = $1", &[&id])
-                .await
-        })?;
-        row.map(|row| record(&row).map(committed)).transpose()
+        self.record_of(
+            "SELECT record FROM settlement WHERE id = $1",
+            vec![Box::new(id.get() as i64)],
+        )
     }
 
     fn settlement_by_claim(
         &self,
         key: &ClaimKey,
     ) -> Result<Option<Versioned<Settlement>>, StoreError> {
-        let hospital = key.hospital_id.as_str().to_owned();
-        let claim = key.claim_id.as_str().to_owned();
-        let row = self.read(move |c| async move {
-            c.query_opt(
-                "SELECT record FROM settlement WHERE hospital_id = $1 AND claim_id = $2",
-                &[&hospital, &claim],
-            )
-            .await
-        })?;
-        row.map(|row| record(&row).map(committed)).transpose()
+        self.record_of(
+            "SELECT record FROM settlement WHERE hospital_id = $1 AND claim_id = $2",
+            vec![
+                Box::new(key.hospital_id.as_str().to_owned()),
+                Box::new(key.claim_id.as_str().to_owned()),
+            ],
+        )
     }
 
     fn usage(
@@ -554,16 +612,10 @@ impl Store for PostgresStore {
         patient: &ResidentId,
         year: Year,
     ) -> Result<Option<Versioned<Usage>>, StoreError> {
-        let patient = patient.as_str().to_owned();
-        let year = year.get();
-        let row = self.read(move |c| async move {
-            c.query_opt(
-                "SELECT record FROM usage WHERE patient_id = $1 AND year = $2",
-                &[&patient, &year],
-            )
-            .await
-        })?;
-        row.map(|row| record(&row).map(committed)).transpose()
+        self.record_of(
+            "SELECT record FROM usage WHERE patient_id = $1 AND year = $2",
+            vec![Box::new(patient.as_str().to_owned()), Box::new(year.get())],
+        )
     }
 
     fn settlements_of(
@@ -573,17 +625,16 @@ impl Store for PostgresStore {
         after: Option<SettlementId>,
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
-        let patient = patient.as_str().to_owned();
-        let (year, after, limit) = (year.get(), id_param(after), limit_param(limit));
-        let rows = self.read(move |c| async move {
-            c.query(
-                "SELECT record FROM settlement WHERE patient_id = $1 AND year = $2 AND id > $3 \
-                 ORDER BY id LIMIT $4",
-                &[&patient, &year, &after, &limit],
-            )
-            .await
-        })?;
-        records(rows)
+        records(self.query(
+            "SELECT record FROM settlement WHERE patient_id = $1 AND year = $2 AND id > $3 \
+             ORDER BY id LIMIT $4",
+            vec![
+                Box::new(patient.as_str().to_owned()),
+                Box::new(year.get()),
+                Box::new(id_param(after)),
+                Box::new(limit_param(limit)),
+            ],
+        )?)
     }
 
     fn settlements_on_days(
@@ -593,35 +644,26 @@ impl Store for PostgresStore {
         after: Option<SettlementId>,
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
-        let hospital = hospital.map(|h| h.as_str().to_owned());
-        let (from, to) = (
-            days.start().days_since_epoch(),
-            days.end().days_since_epoch(),
-        );
-        let (after, limit) = (id_param(after), limit_param(limit));
-        let rows = self.read(move |c| async move {
-            match hospital {
-                None => {
-                    c.query(
-                        "SELECT record FROM settlement WHERE id > $3 AND \
-                         (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
-                         ORDER BY id LIMIT $4",
-                        &[&from, &to, &after, &limit],
-                    )
-                    .await
-                }
-                Some(hospital) => {
-                    c.query(
-                        "SELECT record FROM settlement WHERE hospital_id = $5 AND id > $3 AND \
-                         (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
-                         ORDER BY id LIMIT $4",
-                        &[&from, &to, &after, &limit, &hospital],
-                    )
-                    .await
-                }
+        let mut params: Vec<Param> = vec![
+            Box::new(days.start().days_since_epoch()),
+            Box::new(days.end().days_since_epoch()),
+            Box::new(id_param(after)),
+            Box::new(limit_param(limit)),
+        ];
+        let sql = match hospital {
+            None => {
+                "SELECT record FROM settlement WHERE id > $3 AND \
+                 (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
+                 ORDER BY id LIMIT $4"
             }
-        })?;
-        records(rows)
+            Some(hospital) => {
+                params.push(Box::new(hospital.as_str().to_owned()));
+                "SELECT record FROM settlement WHERE hospital_id = $5 AND id > $3 AND \
+                 (settled_day BETWEEN $1 AND $2 OR reversed_day BETWEEN $1 AND $2) \
+                 ORDER BY id LIMIT $4"
+            }
+        };
+        records(self.query(sql, params)?)
     }
 
     fn referrals(
@@ -631,27 +673,23 @@ impl Store for PostgresStore {
         after: Option<SettlementId>,
         limit: usize,
     ) -> Result<Vec<Versioned<Settlement>>, StoreError> {
-        let pattern = covered(region);
-        let (from, to) = (
-            days.start().days_since_epoch(),
-            days.end().days_since_epoch(),
-        );
-        let (after, limit) = (id_param(after), limit_param(limit));
         // Resumes just after the last one answered, even if it has since
         // been reversed and left the list.
-        let rows = self.read(move |c| async move {
-            c.query(
-                "SELECT record FROM settlement \
-                 WHERE referral_region IS NOT NULL AND referral_region LIKE $4 \
-                   AND settled_day BETWEEN $1 AND $2 \
-                   AND (settled_day, id) > (COALESCE( \
-                         (SELECT s.settled_day FROM settlement s WHERE s.id = $3), $1 - 1), $3) \
-                 ORDER BY settled_day, id LIMIT $5",
-                &[&from, &to, &after, &pattern, &limit],
-            )
-            .await
-        })?;
-        records(rows)
+        records(self.query(
+            "SELECT record FROM settlement \
+             WHERE referral_region IS NOT NULL AND referral_region LIKE $4 \
+               AND settled_day BETWEEN $1 AND $2 \
+               AND (settled_day, id) > (COALESCE( \
+                     (SELECT s.settled_day FROM settlement s WHERE s.id = $3), $1 - 1), $3) \
+             ORDER BY settled_day, id LIMIT $5",
+            vec![
+                Box::new(days.start().days_since_epoch()),
+                Box::new(days.end().days_since_epoch()),
+                Box::new(id_param(after)),
+                Box::new(covered(region)),
+                Box::new(limit_param(limit)),
+            ],
+        )?)
     }
 
     fn apply(&self, _batch: &Batch) -> Result<(), StoreError> {
@@ -688,14 +726,24 @@ impl Store for PostgresStore {
     fn begin(&self, plan: &Plan) -> Result<Option<Box<dyn Txn + '_>>, StoreError> {
         let shared = Arc::clone(&self.shared);
         let plan = plan.clone();
-        let started = self.run(async move {
-            let connection = shared.writer().await?;
-            let begun = sql::begin(&connection, &plan).await;
-            match begun {
-                Ok(locked) => Ok((connection, locked)),
-                Err(error) => {
-                    abandon(&shared, &connection, &error).await;
-                    Err(error)
+        let started = self.run_writer(async move {
+            // A kept connection the server has since closed (a restart, a
+            // failover) is found dead only when used: the batch then starts
+            // once more, on a new connection.
+            let mut fresh = false;
+            loop {
+                let reused = !fresh && shared.has_writer().await;
+                let connection = shared.writer().await?;
+                let begun = sql::begin(&connection, &plan).await;
+                match begun {
+                    Ok(locked) => return Ok((connection, locked)),
+                    Err(error) => {
+                        abandon(&shared, &connection, &error).await;
+                        if !(reused && connection.client.is_closed()) {
+                            return Err(error);
+                        }
+                        fresh = true;
+                    }
                 }
             }
         })?;
@@ -766,15 +814,13 @@ impl PgTxn<'_> {
             (None, Some(failed)) => return Err(failed.clone()),
             (None, None) => return Err(StoreError::Io("the transaction has ended".into())),
         };
-        let result = self.store.run(work(Arc::clone(&connection)));
+        let result = self.store.run_writer(work(Arc::clone(&connection)));
         if let Err(error) = &result {
             self.connection = None;
             self.failed = Some(error.clone());
-            let shared = Arc::clone(&self.store.shared);
-            let error = error.clone();
             // Ends the transaction; its outcome is not needed.
-            let _ = self.store.run(async move {
-                abandon(&shared, &connection, &error).await;
+            let _ = self.store.run_writer(async {
+                abandon(&self.store.shared, &connection, error).await;
                 Ok(())
             });
         }
@@ -855,10 +901,10 @@ impl Drop for PgTxn<'_> {
         // A transaction neither committed nor failed (a batch that panicked):
         // end it, so the connection is not reused inside it.
         if let Some(connection) = self.connection.take() {
-            let shared = Arc::clone(&self.store.shared);
-            self.store.handle().spawn(async move {
-                let _ = connection.client.batch_execute("ROLLBACK").await;
-                drop(shared);
+            let ended = StoreError::Io("the batch ended without committing".into());
+            let _ = self.store.run_writer(async {
+                abandon(&self.store.shared, &connection, &ended).await;
+                Ok(())
             });
         }
     }
