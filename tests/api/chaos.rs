@@ -452,25 +452,22 @@ fn compare_with_model(known: &Model, stored: &HashMap<String, pb::Settlement>) {
 /// Every settlement of `patient` in 2026, as the server lists them page by
 /// page.
 async fn listed_settlements(channel: &Channel, patient: &str) -> Vec<pb::Settlement> {
-    let mut usage = UsageServiceClient::new(channel.clone());
-    let (mut token, mut listed) = (String::new(), Vec::new());
-    loop {
-        let page = usage
-            .list_settlements(pb::ListSettlementsRequest {
-                patient_id: patient.to_owned(),
-                year: 2026,
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .expect("settlements are listed")
-            .into_inner();
-        listed.extend(page.settlements);
-        if page.next_page_token.is_empty() {
-            return listed;
+    let usage = UsageServiceClient::new(channel.clone());
+    all_pages(|page_token| {
+        let mut usage = usage.clone();
+        let request = pb::ListSettlementsRequest {
+            patient_id: patient.to_owned(),
+            year: 2026,
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = usage.list_settlements(request).await;
+            let page = page.expect("settlements are listed").into_inner();
+            (page.settlements, page.next_page_token)
         }
-        token = page.next_page_token;
-    }
+    })
+    .await
 }
 
 /// Every patient's annual usage equals the sum of the settled settlements

@@ -536,3 +536,22 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// Every settlement of a paged list: `page` fetches the page a token names
+/// ("" for the first) and answers its settlements and the next page's
+/// token; pages are read until one comes without a token.
+pub async fn all_pages<F, Fut>(mut page: F) -> Vec<pb::Settlement>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<pb::Settlement>, String)>,
+{
+    let (mut all, mut token) = (Vec::new(), String::new());
+    loop {
+        let (settlements, next) = page(token).await;
+        all.extend(settlements);
+        if next.is_empty() {
+            return all;
+        }
+        token = next;
+    }
+}
