@@ -29,8 +29,12 @@
 //! connection is replaced on next use. When no primary can be reached, the
 //! store says so at once ([`StoreError::Io`], `UNAVAILABLE` on the wire)
 //! instead of waiting on every call, and a monitor retries with backoff and
-//! publishes [`Store::availability`] for the health service.
+//! publishes [`Store::availability`] for the health service. Connections
+//! are made host by host, each host's attempt bounded as a whole (see
+//! [`hosts`]), so a hung primary does not hide the standby promoted behind
+//! it.
 
+mod hosts;
 mod migrate;
 mod sql;
 
@@ -46,9 +50,10 @@ use std::{
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use hosts::{Failed, Hosts};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{runtime::RuntimeFlavor, sync::watch};
-use tokio_postgres::{Client, NoTls, Row, error::SqlState, types::ToSql};
+use tokio_postgres::{Client, Row, error::SqlState, types::ToSql};
 
 pub use migrate::{MIGRATIONS, Migrated, SCHEMA_VERSION};
 
@@ -94,6 +99,8 @@ pub struct PostgresStore {
 /// What the store's futures share.
 struct Shared {
     config: tokio_postgres::Config,
+    /// The URL's hosts, shared with the pool.
+    hosts: Hosts,
     pool: Pool,
     /// The ledger's connection, kept between batches.
     writer: tokio::sync::Mutex<Option<Arc<Connection>>>,
@@ -122,9 +129,11 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
-        let manager = Manager::from_config(
+        // Host by host, each bounded as a whole (see `hosts`).
+        let hosts = Hosts::of(&config);
+        let manager = Manager::from_connect(
             config.clone(),
-            NoTls,
+            hosts.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -139,6 +148,7 @@ impl PostgresStore {
         let (up, _) = watch::channel(true);
         let shared = Arc::new(Shared {
             config,
+            hosts,
             pool,
             writer: tokio::sync::Mutex::new(None),
             up,
@@ -372,7 +382,7 @@ impl Shared {
             return Ok(Arc::clone(connection));
         }
         *kept = None;
-        let client = connect(&self.config).await.inspect_err(|_| {
+        let client = connect_to(&self.hosts).await.inspect_err(|_| {
             self.suspect.notify_one();
         })?;
         // The ledger's statements have one shape whatever their arrays hold:
@@ -406,7 +416,9 @@ impl Shared {
     async fn watch(self: Arc<Self>) {
         let mut backoff = BACKOFF_MIN;
         while !self.stopping.load(Ordering::Relaxed) {
-            let alive = tokio::time::timeout(CONNECT_DEFAULT * 2, self.ping())
+            // Every host's attempt, then the query.
+            let limit = self.hosts.budget() + CONNECT_DEFAULT;
+            let alive = tokio::time::timeout(limit, self.ping())
                 .await
                 .unwrap_or(false);
             let changed = self
@@ -440,7 +452,7 @@ impl Shared {
     /// one, not a pooled one: a pooled connection may be the only one left
     /// alive to a server that no longer accepts any.
     async fn ping(&self) -> bool {
-        match connect(&self.config).await {
+        match connect_to(&self.hosts).await {
             Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
             Err(error) => {
                 tracing::debug!(%error, "PostgreSQL check failed");
@@ -466,15 +478,23 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
-/// A new connection whose commits wait for the WAL flush: its session's
+/// A new connection, to the first host that answers in time (see
+/// [`hosts`]), whose commits wait for the WAL flush: its session's
 /// `synchronous_commit` is raised to `on` unless it is already `on` or
 /// `remote_apply`.
 async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        StoreError::Io(format!(
-            "cannot reach a PostgreSQL primary: {}",
-            describe(&e)
-        ))
+    connect_to(&Hosts::of(config)).await
+}
+
+/// Like [`connect`], through hosts that remember which answered last.
+async fn connect_to(hosts: &Hosts) -> Result<Client, StoreError> {
+    let (client, connection) = hosts.connect().await.map_err(|failed| {
+        StoreError::Io(match failed {
+            Failed::Refused(e) => format!("cannot reach a PostgreSQL primary: {}", describe(&e)),
+            Failed::TimedOut(limit) => {
+                format!("cannot reach a PostgreSQL primary: no host answered within {limit:?}")
+            }
+        })
     })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
