@@ -32,7 +32,8 @@
 //! publishes [`Store::availability`] for the health service. Connections
 //! are made host by host, each host's attempt bounded as a whole (see
 //! [`hosts`]), so a hung primary does not hide the standby promoted behind
-//! it.
+//! it; and connections made before the monitor last found no primary are
+//! not used again, since they may still lead to the hung one.
 
 mod hosts;
 mod migrate;
@@ -46,7 +47,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -109,6 +110,10 @@ struct Shared {
     /// Set on the first failure that suggests the database went away, so
     /// the monitor checks at once instead of at its next tick.
     suspect: tokio::sync::Notify,
+    /// When the monitor last found no primary. Connections made before are
+    /// not used again: they may lead to the old primary, which may hang
+    /// rather than close them, or come back.
+    lost_at: std::sync::Mutex<Instant>,
     stopping: AtomicBool,
 }
 
@@ -116,6 +121,7 @@ struct Shared {
 struct Connection {
     client: Client,
     statements: sql::Statements,
+    made: Instant,
 }
 
 impl PostgresStore {
@@ -153,6 +159,7 @@ impl PostgresStore {
             writer: tokio::sync::Mutex::new(None),
             up,
             suspect: tokio::sync::Notify::new(),
+            lost_at: std::sync::Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
         });
         let writer_runtime = tokio::runtime::Builder::new_current_thread()
@@ -349,10 +356,21 @@ impl Shared {
     /// to be unreachable.
     async fn pooled(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.reachable()?;
-        self.pool.get().await.map_err(|e| {
-            self.suspect.notify_one();
-            StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}"))
-        })
+        loop {
+            let pooled = self.pool.get().await.map_err(|e| {
+                self.suspect.notify_one();
+                StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}"))
+            })?;
+            if deadpool_postgres::Object::metrics(&pooled).created >= self.lost_at() {
+                return Ok(pooled);
+            }
+            // Made before the primary was lost: closed, not reused.
+            drop(deadpool_postgres::Object::take(pooled));
+        }
+    }
+
+    fn lost_at(&self) -> Instant {
+        *self.lost_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn reachable(&self) -> Result<(), StoreError> {
@@ -378,7 +396,11 @@ impl Shared {
     async fn writer(&self) -> Result<Arc<Connection>, StoreError> {
         self.reachable()?;
         let mut kept = self.writer.lock().await;
-        if let Some(connection) = kept.as_ref().filter(|c| !c.client.is_closed()) {
+        let lost_at = self.lost_at();
+        if let Some(connection) = kept
+            .as_ref()
+            .filter(|c| !c.client.is_closed() && c.made >= lost_at)
+        {
             return Ok(Arc::clone(connection));
         }
         *kept = None;
@@ -395,7 +417,11 @@ impl Shared {
         let statements = sql::Statements::prepare(&client)
             .await
             .map_err(|e| self.failed(e))?;
-        let connection = Arc::new(Connection { client, statements });
+        let connection = Arc::new(Connection {
+            client,
+            statements,
+            made: Instant::now(),
+        });
         *kept = Some(Arc::clone(&connection));
         Ok(connection)
     }
@@ -424,6 +450,9 @@ impl Shared {
             let changed = self
                 .up
                 .send_if_modified(|up| std::mem::replace(up, alive) != alive);
+            if changed && !alive {
+                *self.lost_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
             if changed {
                 match alive {
                     true => tracing::info!("PostgreSQL primary reachable again"),
