@@ -14,6 +14,14 @@
 //! must equal the settlements and stay within the cap, and `medassist
 //! verify` must pass on the new primary.
 //!
+//! The primary goes in one of two ways. Stopped: its connections close and
+//! its port refuses. Hung (every process of it SIGSTOPped): its port still
+//! completes the TCP handshake and its connections stay open, but nothing
+//! ever answers, as from a primary stuck on its disk or a paused VM; calls
+//! in flight then fail after the store's 10 s bound, and the hung primary is
+//! killed once both instances serve again (the fencing a real failover
+//! does).
+//!
 //! One failover by default; `MEDASSIST_FAILOVER_ROUNDS=N` fails over N
 //! times, each time giving the new primary a fresh synchronous standby (a
 //! base backup on the old primary's port) first. `benches/failover.sh` runs
@@ -46,9 +54,27 @@ const CLIENTS_PER_INSTANCE: usize = 3;
 /// the next (the load goes on throughout).
 const ANSWERS_BEFORE: usize = 150;
 const ANSWERS_AFTER: usize = 150;
-/// Longest a call may take before the test calls it hung: the client gives
-/// up and the failure is counted under its own code, not UNAVAILABLE.
-const CALL_LIMIT: Duration = Duration::from_secs(5);
+/// How the primary goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Loss {
+    /// `pg_ctl stop -m immediate`.
+    Stopped,
+    /// Every process SIGSTOPped, then killed once the instances serve again.
+    Hung,
+}
+
+impl Loss {
+    /// Longest a call may take before the test calls it hung: the client
+    /// gives up, and the failure is counted under its own code, not
+    /// UNAVAILABLE. With a hung primary, a call already waiting on it ends
+    /// only at the store's bound on one call (10 s).
+    fn call_limit(self) -> Duration {
+        match self {
+            Loss::Stopped => Duration::from_secs(5),
+            Loss::Hung => Duration::from_secs(12),
+        }
+    }
+}
 /// How soon after the primary stops both instances must say NOT_SERVING.
 const NOT_SERVING_WITHIN: Duration = Duration::from_secs(5);
 /// How soon a settle must fail while there is no primary.
@@ -84,6 +110,8 @@ impl Node {
 struct Clusters {
     root: TempDir,
     running: Vec<PathBuf>,
+    /// The processes of hung clusters, to kill.
+    hung: Vec<i32>,
     made: usize,
 }
 
@@ -101,6 +129,7 @@ impl Clusters {
         Clusters {
             root,
             running: Vec::new(),
+            hung: Vec::new(),
             made: 0,
         }
     }
@@ -274,6 +303,41 @@ impl Clusters {
         self.running.retain(|data| data != &node.data);
     }
 
+    /// Makes `node` go as `loss` says.
+    fn lose(&mut self, node: &Node, loss: Loss) {
+        match loss {
+            Loss::Stopped => self.stop_immediately(node),
+            Loss::Hung => self.hang(node),
+        }
+    }
+
+    /// Stops every process of `node` (SIGSTOP): the postmaster first, so
+    /// it forks no more, then its children. The kernel still completes TCP
+    /// handshakes on its port; nothing answers after that.
+    fn hang(&mut self, node: &Node) {
+        let pid = std::fs::read_to_string(node.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+            .expect("the postmaster's pid");
+        let mut pids = vec![pid];
+        signal_all(&pids, libc::SIGSTOP);
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("the postmaster's children");
+        pids.extend(
+            children
+                .split_whitespace()
+                .map(|c| c.parse::<i32>().unwrap()),
+        );
+        signal_all(&pids[1..], libc::SIGSTOP);
+        self.running.retain(|data| data != &node.data);
+        self.hung.extend(pids);
+    }
+
+    /// Kills the hung clusters' processes, as fencing would.
+    fn kill_hung(&mut self) {
+        signal_all(&std::mem::take(&mut self.hung), libc::SIGKILL);
+    }
+
     /// Promotes the standby `node` and waits until it accepts writes.
     fn promote(&self, node: &Node) {
         self.pg(
@@ -290,6 +354,8 @@ impl Clusters {
 
 impl Drop for Clusters {
     fn drop(&mut self) {
+        // pg_ctl would wait in vain for a stopped process.
+        self.kill_hung();
         for data in std::mem::take(&mut self.running) {
             // Best effort: a failure here must not hide the test's own.
             let _ = as_postgres(&format!("{PG_BIN}/pg_ctl"))
@@ -320,6 +386,15 @@ fn immediate_stop(data: &std::path::Path) -> [&OsStr; 6] {
         "-D".as_ref(),
         data.as_os_str(),
     ]
+}
+
+fn signal_all(pids: &[i32], signal: i32) {
+    for &pid in pids {
+        // SAFETY: a plain syscall on processes of a cluster this test made.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
 }
 
 fn as_root() -> bool {
@@ -366,7 +441,7 @@ struct Failover {
 }
 
 /// The drill's instances (their channels bound each call by
-/// [`CALL_LIMIT`]), the model their clients share, and the clusters. On a
+/// [`Loss::call_limit`]), the model their clients share, and the clusters. On a
 /// panic the instances are killed first, then the clusters stopped.
 struct Drill {
     guards: Vec<KillOnPanic>,
@@ -401,8 +476,14 @@ impl Drill {
 
     /// Stops `primary`, checks what the instances say without one, promotes
     /// `standby`, and waits until both instances serve and settle again.
-    async fn fail_over(&mut self, round: usize, primary: &Node, standby: &Node) -> Failover {
-        self.clusters.stop_immediately(primary);
+    async fn fail_over(
+        &mut self,
+        round: usize,
+        primary: &Node,
+        standby: &Node,
+        loss: Loss,
+    ) -> Failover {
+        self.clusters.lose(primary, loss);
         let stopped = Instant::now();
         for channel in &self.channels {
             loop {
@@ -411,7 +492,7 @@ impl Drill {
                 }
                 assert!(
                     stopped.elapsed() < NOT_SERVING_WITHIN,
-                    "an instance still reports serving {NOT_SERVING_WITHIN:?} after the primary stopped\n{}",
+                    "an instance still reports serving {NOT_SERVING_WITHIN:?} after the primary went\n{}",
                     self.logs()
                 );
                 tokio::time::sleep(POLL).await;
@@ -459,11 +540,18 @@ impl Drill {
                 tokio::time::sleep(POLL).await;
             }
         }
+        let serving_again = promoting.elapsed();
+        assert!(
+            serving_again <= RECOVERY_WITHIN,
+            "both instances served and settled only {serving_again:?} after the promotion\n{}",
+            self.logs()
+        );
+        self.clusters.kill_hung();
         Failover {
             not_serving,
             failed_within,
             promotion,
-            serving_again: promoting.elapsed(),
+            serving_again,
         }
     }
 }
@@ -479,13 +567,30 @@ async fn more_answers(shared: &Cycle, more: usize, when: &str) {
 
 /// Proves that a PostgreSQL failover under load loses no acknowledged
 /// settlement or reversal and settles no claim twice: both instances stop
-/// serving at once when the primary goes (failing calls with UNAVAILABLE,
+/// serving at once when the primary stops (failing calls with UNAVAILABLE,
 /// not hanging), serve again within 10 s of the standby's promotion through
 /// the same multi-host URL, and every answer lost meanwhile resolves
 /// exactly once when retried; usage stays within the cap and `verify`
 /// passes on the new primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failover_under_load_loses_no_acknowledged_write() {
+    drill(Loss::Stopped).await;
+}
+
+/// Proves the same when the primary hangs instead (its port still accepts
+/// TCP connections, its connections stay open, nothing answers): the
+/// instances say NOT_SERVING within seconds, calls waiting on it fail with
+/// UNAVAILABLE at the store's 10 s bound, and both instances find the
+/// promoted standby behind it within 10 s of the promotion, while it still
+/// hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_primary_is_failed_over_too() {
+    drill(Loss::Hung).await;
+}
+
+/// The drill: `MEDASSIST_FAILOVER_ROUNDS` failovers (1 by default) under
+/// load, each losing the primary as `loss` says; then the checks.
+async fn drill(loss: Loss) {
     let started = Instant::now();
     let rounds = env_or("MEDASSIST_FAILOVER_ROUNDS", 1usize);
     let mut clusters = Clusters::new();
@@ -511,7 +616,7 @@ async fn a_failover_under_load_loses_no_acknowledged_write() {
         .map(|server| {
             Channel::from_shared(format!("http://{}", server.addr))
                 .unwrap()
-                .timeout(CALL_LIMIT)
+                .timeout(loss.call_limit())
                 .connect_lazy()
         })
         .collect();
@@ -547,7 +652,7 @@ async fn a_failover_under_load_loses_no_acknowledged_write() {
     for round in 0..rounds {
         more_answers(&shared, ANSWERS_BEFORE, "before the failover").await;
         let lost_before = drill.model.lock().unwrap().lost();
-        let failover = drill.fail_over(round, &primary, &standby).await;
+        let failover = drill.fail_over(round, &primary, &standby, loss).await;
         // The standby is the primary now; the old primary's port is free.
         std::mem::swap(&mut primary, &mut standby);
         more_answers(&shared, ANSWERS_AFTER, "after the failover").await;
@@ -592,10 +697,14 @@ async fn a_failover_under_load_loses_no_acknowledged_write() {
     }
     let verified = verify_database(&primary.url("medassist"), "the failovers");
     println!(
-        "failover drill: {rounds} failover(s), 2 instances, {} clients, {:.1} s\n{report}\
+        "failover drill, primary {}: {rounds} failover(s), 2 instances, {} clients, {:.1} s\n{report}\
          writes acknowledged: {}; calls failed (all UNAVAILABLE): {}; \
          lost answers retried: {} ({} settles had landed and replayed, {} settled now, \
          {} reversals), each exactly once; {checked} settlements checked\n{}",
+        match loss {
+            Loss::Stopped => "stopped",
+            Loss::Hung => "hung",
+        },
         2 * CLIENTS_PER_INSTANCE,
         started.elapsed().as_secs_f64(),
         shared.writes.load(Ordering::SeqCst),
