@@ -207,22 +207,50 @@ impl PostgresStore {
             .expect("the runtime lives as long as the store")
     }
 
-    /// Runs `work` on the store's runtime and waits for it, at most
-    /// [`CALL_MAX`].
+    /// `work`, at most [`CALL_MAX`], and no longer than until the monitor
+    /// finds the primary gone: a call waiting on a primary that hangs would
+    /// otherwise wait out the whole bound, and the ledger's queue behind it.
+    /// Its outcome is unknown either way, as when the connection breaks.
+    fn bounded<T, F: Future<Output = Result<T, StoreError>>>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + use<T, F> {
+        // Only a loss from now on counts: while no primary is known, calls
+        // fail at once by themselves.
+        let mut up = self.shared.up.subscribe();
+        async move {
+            let lost = async move {
+                while up.changed().await.is_ok() {
+                    if !*up.borrow_and_update() {
+                        return;
+                    }
+                }
+                std::future::pending().await
+            };
+            tokio::select! {
+                outcome = tokio::time::timeout(CALL_MAX, work) => outcome.unwrap_or_else(|_| {
+                    Err(StoreError::Io(format!(
+                        "the database did not answer within {CALL_MAX:?}"
+                    )))
+                }),
+                () = lost => Err(StoreError::Io(
+                    "the PostgreSQL primary was lost while this call waited on it".into(),
+                )),
+            }
+        }
+    }
+
+    /// Runs `work` on the store's runtime and waits for it ([`bounded`]).
+    ///
+    /// [`bounded`]: PostgresStore::bounded
     fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (done, result) = std::sync::mpsc::sync_channel(1);
+        let work = self.bounded(work);
         self.handle().spawn(async move {
-            let outcome = tokio::time::timeout(CALL_MAX, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Io(format!(
-                        "the database did not answer within {CALL_MAX:?}"
-                    )))
-                });
-            let _ = done.send(outcome);
+            let _ = done.send(work.await);
         });
         let wait = || result.recv();
         let received = match tokio::runtime::Handle::try_current() {
@@ -234,8 +262,8 @@ impl PostgresStore {
         received.unwrap_or_else(|_| Err(StoreError::Io("the database runtime stopped".into())))
     }
 
-    /// Runs a step of the ledger's transaction on the calling thread, at
-    /// most [`CALL_MAX`]. The ledger's connection lives on a runtime of its
+    /// Runs a step of the ledger's transaction on the calling thread
+    /// ([`bounded`]). The ledger's connection lives on a runtime of its
     /// own that this thread drives while it waits, so a round trip costs no
     /// hand-over to another thread and back. Only the ledger's thread, which
     /// runs outside any runtime, calls it.
@@ -251,15 +279,7 @@ impl PostgresStore {
                 "the ledger's transaction was used from inside an async task".into(),
             ));
         }
-        runtime.block_on(async {
-            tokio::time::timeout(CALL_MAX, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Io(format!(
-                        "the database did not answer within {CALL_MAX:?}"
-                    )))
-                })
-        })
+        runtime.block_on(self.bounded(work))
     }
 
     /// Runs one statement on a pooled connection; each connection prepares
