@@ -208,17 +208,10 @@ impl Clusters {
                 "--auth=trust".as_ref(),
             ],
         );
-        let settings = format!(
-            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             wal_level = replica\nmax_wal_senders = 10\nfsync = on\n\
-             synchronous_commit = on\n",
-            self.root.path().display()
-        );
-        append(&data.join("postgresql.conf"), &settings);
-        append(
-            &data.join("postgresql.auto.conf"),
-            &format!("port = {port}\n"),
-        );
+        let settings = "\nlisten_addresses = '127.0.0.1'\nwal_level = replica\n\
+                        max_wal_senders = 10\nfsync = on\nsynchronous_commit = on\n";
+        append(&data.join("postgresql.conf"), settings);
+        append(&data.join("postgresql.auto.conf"), &own(&data, port));
         let node = Node { data, port };
         self.start(&node);
         node
@@ -251,11 +244,9 @@ impl Clusters {
                 "--checkpoint=fast".as_ref(),
             ],
         );
-        // Later lines win: the copy's port and standby list are replaced.
-        append(
-            &data.join("postgresql.auto.conf"),
-            &format!("port = {port}\nsynchronous_standby_names = ''\n"),
-        );
+        // Later lines win: the copy's settings and standby list are replaced.
+        let settings = own(&data, port) + "synchronous_standby_names = ''\n";
+        append(&data.join("postgresql.auto.conf"), &settings);
         let node = Node { data, port };
         self.start(&node);
         // Two calls: ALTER SYSTEM refuses a multi-statement string.
@@ -387,6 +378,16 @@ fn immediate_stop(data: &std::path::Path) -> [&OsStr; 6] {
         "-D".as_ref(),
         data.as_os_str(),
     ]
+}
+
+/// A node's own settings: its port, and its socket in its own directory, so
+/// that a cluster started on the port of one that was killed does not find
+/// the dead one's socket lock (whose process may not be reaped yet).
+fn own(data: &std::path::Path, port: u16) -> String {
+    format!(
+        "port = {port}\nunix_socket_directories = '{}'\n",
+        data.display()
+    )
 }
 
 fn signal_all(pids: &[i32], signal: i32) {
