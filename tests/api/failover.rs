@@ -119,20 +119,26 @@ struct Clusters {
 impl Clusters {
     fn new() -> Clusters {
         let root = TempDir::new().unwrap();
-        if as_root() {
-            let owned = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(root.path())
-                .status()
-                .expect("chown runs");
-            assert!(owned.success(), "the directory is given to postgres");
-        }
+        give_to_postgres(root.path());
         Clusters {
             root,
             running: Vec::new(),
             hung: Vec::new(),
             made: 0,
         }
+    }
+
+    /// A node's own settings: its port, and its socket in a directory of its
+    /// own beside its data (not inside: a base backup would copy the lock),
+    /// so that a cluster started on the port of one that was killed never
+    /// meets the dead one's socket lock, whose process may not be reaped yet.
+    fn own(&self, data: &std::path::Path, port: u16) -> String {
+        let sockets = data.with_extension("sockets");
+        give_to_postgres(&sockets);
+        format!(
+            "port = {port}\nunix_socket_directories = '{}'\n",
+            sockets.display()
+        )
     }
 
     /// A fresh data directory's path (`nodeN`; its log is `nodeN.log`).
@@ -211,7 +217,7 @@ impl Clusters {
         let settings = "\nlisten_addresses = '127.0.0.1'\nwal_level = replica\n\
                         max_wal_senders = 10\nfsync = on\nsynchronous_commit = on\n";
         append(&data.join("postgresql.conf"), settings);
-        append(&data.join("postgresql.auto.conf"), &own(&data, port));
+        append(&data.join("postgresql.auto.conf"), &self.own(&data, port));
         let node = Node { data, port };
         self.start(&node);
         node
@@ -245,7 +251,7 @@ impl Clusters {
             ],
         );
         // Later lines win: the copy's settings and standby list are replaced.
-        let settings = own(&data, port) + "synchronous_standby_names = ''\n";
+        let settings = self.own(&data, port) + "synchronous_standby_names = ''\n";
         append(&data.join("postgresql.auto.conf"), &settings);
         let node = Node { data, port };
         self.start(&node);
@@ -380,14 +386,17 @@ fn immediate_stop(data: &std::path::Path) -> [&OsStr; 6] {
     ]
 }
 
-/// A node's own settings: its port, and its socket in its own directory, so
-/// that a cluster started on the port of one that was killed does not find
-/// the dead one's socket lock (whose process may not be reaped yet).
-fn own(data: &std::path::Path, port: u16) -> String {
-    format!(
-        "port = {port}\nunix_socket_directories = '{}'\n",
-        data.display()
-    )
+/// Makes `path` a directory owned by `postgres` (when this test is root).
+fn give_to_postgres(path: &std::path::Path) {
+    std::fs::create_dir_all(path).expect("the directory is made");
+    if as_root() {
+        let owned = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(path)
+            .status()
+            .expect("chown runs");
+        assert!(owned.success(), "the directory is given to postgres");
+    }
 }
 
 fn signal_all(pids: &[i32], signal: i32) {
