@@ -111,8 +111,10 @@ impl Node {
 struct Clusters {
     root: TempDir,
     running: Vec<PathBuf>,
-    /// The processes of hung clusters, to kill.
+    /// The processes of hung clusters, to kill, and their shared memory
+    /// segments, which a killed postmaster leaves behind.
     hung: Vec<i32>,
+    hung_segments: Vec<i32>,
     made: usize,
 }
 
@@ -124,6 +126,7 @@ impl Clusters {
             root,
             running: Vec::new(),
             hung: Vec::new(),
+            hung_segments: Vec::new(),
             made: 0,
         }
     }
@@ -313,10 +316,14 @@ impl Clusters {
     /// it forks no more, then its children. The kernel still completes TCP
     /// handshakes on its port; nothing answers after that.
     fn hang(&mut self, node: &Node) {
-        let pid = std::fs::read_to_string(node.data.join("postmaster.pid"))
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
-            .expect("the postmaster's pid");
+        // Line 1 is the postmaster's pid, line 7 its segment's key and id.
+        let lock = std::fs::read_to_string(node.data.join("postmaster.pid"))
+            .expect("the postmaster's lock file");
+        let lines: Vec<&str> = lock.lines().collect();
+        let pid: i32 = lines[0].trim().parse().expect("the postmaster's pid");
+        let segment = lines
+            .get(6)
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok());
         let mut pids = vec![pid];
         signal_all(&pids, libc::SIGSTOP);
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -329,11 +336,19 @@ impl Clusters {
         signal_all(&pids[1..], libc::SIGSTOP);
         self.running.retain(|data| data != &node.data);
         self.hung.extend(pids);
+        self.hung_segments.extend(segment);
     }
 
     /// Kills the hung clusters' processes, as fencing would.
     fn kill_hung(&mut self) {
         signal_all(&std::mem::take(&mut self.hung), libc::SIGKILL);
+        for id in std::mem::take(&mut self.hung_segments) {
+            // SAFETY: marks the dead cluster's segment for removal, once
+            // its killed processes have let go of it.
+            unsafe {
+                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+            }
+        }
     }
 
     /// Promotes the standby `node` and waits until it accepts writes.
