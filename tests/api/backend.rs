@@ -62,8 +62,13 @@ pub fn admin(sql: &str) -> Vec<String> {
 
 /// Runs SQL on the database `name`; the first column of each row.
 pub fn admin_on(name: &str, sql: &str) -> Vec<String> {
-    let url = format!("{}/{name}", postgres_server());
-    let sql = sql.to_owned();
+    sql_at(&format!("{}/{name}", postgres_server()), sql)
+}
+
+/// Runs SQL (one or more statements) on the database at `url`; the first
+/// column of each row.
+pub fn sql_at(url: &str, sql: &str) -> Vec<String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
     // A thread of its own: callers may be inside a runtime already.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()

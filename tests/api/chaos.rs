@@ -1,24 +1,26 @@
-//! What the crash and power-cut tests share: the clients' model of what the
-//! server acknowledged, the load they send (settles, reversals, retries),
-//! the patients they start with, the retries that resolve requests whose
-//! answer was lost, and the offline `verify` between runs.
+//! What the crash, power-cut and failover tests share: the clients' model
+//! of what the server acknowledged, the load they send (settles, reversals,
+//! retries), the patients they start with, the check of what the server
+//! kept against the model, the retries that resolve requests whose answer
+//! was lost, and the offline `verify` between runs.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::Path,
     process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use medassist::grpc::pb::{
     self, roster_service_client::RosterServiceClient,
-    settlement_service_client::SettlementServiceClient,
+    settlement_service_client::SettlementServiceClient, usage_service_client::UsageServiceClient,
 };
-use tokio::sync::Notify;
-use tonic::transport::Channel;
+use tokio::sync::watch;
+use tonic::{Status, transport::Channel};
 
 use crate::helpers::*;
 
@@ -38,6 +40,17 @@ pub struct Model {
 }
 
 impl Model {
+    /// Requests sent without an answer so far.
+    pub fn lost(&self) -> usize {
+        self.lost_settles.len() + self.lost_reversals.len()
+    }
+
+    /// True when a reversal of `claim_id` was sent without an answer: the
+    /// claim may be settled or reversed.
+    pub fn reversal_unknown(&self, claim_id: &str) -> bool {
+        self.lost_reversals.iter().any(|r| r.claim_id == claim_id)
+    }
+
     fn settled(&mut self, request: pb::SettleRequest, settlement: pb::Settlement) {
         self.settlements
             .insert(request.claim_id.clone(), settlement);
@@ -117,31 +130,77 @@ pub async fn enroll_patients(
     patients
 }
 
+/// 150,000.00, the built-in policy's annual cap, in fen.
+pub const CAP_FEN: i64 = 15_000_000;
+
+/// How long a client that outlasts outages waits after a failed call, so
+/// that an outage costs a few lost answers, not thousands.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(200);
+
 /// One run's shared state: answers so far, and when to stop.
 pub struct Cycle {
     /// Answers received (writes and replays).
-    pub acknowledged: AtomicUsize,
+    acknowledged: watch::Sender<usize>,
     /// Acknowledged settles and reversals (replays are not writes).
     pub writes: AtomicUsize,
-    /// Signalled when `target` answers have arrived: time to crash.
-    pub enough: Notify,
-    target: usize,
-    /// Set once the server is gone: clients stop.
+    /// Set once the server is gone or the run is over: clients stop.
     pub stop: AtomicBool,
+    /// Whether a failed call ends the client (the server is gone) or is
+    /// recorded, and the client goes on after a pause (a failover: the same
+    /// server serves again without a restart).
+    outlast: bool,
+    /// The calls that failed while outlasting outages: code and message.
+    failures: Mutex<Vec<(tonic::Code, String)>>,
 }
 
 impl Cycle {
-    /// A run that signals `enough` after `target` answers.
-    pub fn new(target: usize) -> Arc<Cycle> {
+    /// A run whose clients stop at their first failed call.
+    pub fn new() -> Arc<Cycle> {
+        Self::with(false)
+    }
+
+    /// A run whose clients record failed calls and go on.
+    pub fn outlasting_outages() -> Arc<Cycle> {
+        Self::with(true)
+    }
+
+    fn with(outlast: bool) -> Arc<Cycle> {
         Arc::new(Cycle {
-            acknowledged: AtomicUsize::new(0),
+            acknowledged: watch::channel(0).0,
             writes: AtomicUsize::new(0),
-            enough: Notify::new(),
-            target,
             stop: AtomicBool::new(false),
+            outlast,
+            failures: Mutex::new(Vec::new()),
         })
     }
+
+    /// Answers received so far.
+    pub fn acknowledged(&self) -> usize {
+        *self.acknowledged.borrow()
+    }
+
+    /// Completes once `answers` answers have arrived in all.
+    pub async fn reached(&self, answers: usize) {
+        let mut acknowledged = self.acknowledged.subscribe();
+        // The sender lives as long as `self`: the wait ends only by reaching.
+        let _ = acknowledged.wait_for(|n| *n >= answers).await;
+    }
+
+    /// The calls that failed so far (only recorded while outlasting).
+    pub fn failures(&self) -> Vec<(tonic::Code, String)> {
+        self.failures.lock().unwrap().clone()
+    }
 }
+
+/// The load of the power-cut and failover tests: 12 patients, the first 4
+/// with most of their cap already used so that some claims are capped; a
+/// tenth of the requests retry, a fifth reverse.
+pub const PATIENTS: u16 = 12;
+pub const NEAR_CAP: u16 = 4;
+pub const MIX: Mix = Mix {
+    retries: 10,
+    reversals: 20,
+};
 
 /// Percentages of a client's requests that retry an acknowledged settle,
 /// and that reverse a settled claim; the rest are new claims.
@@ -151,8 +210,33 @@ pub struct Mix {
     pub reversals: u8,
 }
 
-/// One client: settles, reverses and retries until the server dies or the
-/// run ends. A request without an answer goes to the model's lost lists.
+/// Sends a new claim: recorded in the model as settled when answered, as
+/// lost (its outcome unknown) when not.
+pub async fn settle_new(
+    settlements: &mut SettlementServiceClient<Channel>,
+    model: &Mutex<Model>,
+    request: pb::SettleRequest,
+) -> Result<(), Status> {
+    match settlements.settle(request.clone()).await {
+        Ok(answer) => {
+            let answer = answer.into_inner();
+            assert!(!answer.replayed, "a new claim does not replay");
+            model
+                .lock()
+                .unwrap()
+                .settled(request, answer.settlement.unwrap());
+            Ok(())
+        }
+        Err(status) => {
+            model.lock().unwrap().lost_settles.push(request);
+            Err(status)
+        }
+    }
+}
+
+/// One client: settles, reverses and retries until the run ends, or until
+/// the first failed call unless the run outlasts outages. A request
+/// without an answer goes to the model's lost lists.
 pub async fn client(
     channel: Channel,
     model: Arc<Mutex<Model>>,
@@ -182,18 +266,14 @@ pub async fn client(
         let answered = if roll < mix.retries
             && let Some(request) = retry
         {
-            match settlements.settle(request.clone()).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    assert!(answer.replayed, "a retry of an acknowledged settle replays");
-                    let known = model.lock().unwrap().settlements[&request.claim_id]
-                        .settlement_id
-                        .clone();
-                    assert_eq!(answer.settlement.unwrap().settlement_id, known);
-                    true
-                }
-                Err(_) => false,
-            }
+            settlements.settle(request.clone()).await.map(|answer| {
+                let answer = answer.into_inner();
+                assert!(answer.replayed, "a retry of an acknowledged settle replays");
+                let known = model.lock().unwrap().settlements[&request.claim_id]
+                    .settlement_id
+                    .clone();
+                assert_eq!(answer.settlement.unwrap().settlement_id, known);
+            })
         } else if roll < mix.retries + mix.reversals
             && let Some(claim_id) = reverse
         {
@@ -208,60 +288,77 @@ pub async fn client(
                         .unwrap()
                         .settlements
                         .insert(claim_id, settlement);
-                    true
+                    Ok(())
                 }
-                Err(_) => {
+                Err(status) => {
                     model.lock().unwrap().lost_reversals.push(request);
-                    false
+                    Err(status)
                 }
             }
         } else {
             let patient = &patients[rng.usize(0..patients.len())];
             let request = claim(&mut rng, patient, &format!("s{seed}-{n}"));
-            match settlements.settle(request.clone()).await {
-                Ok(answer) => {
-                    let answer = answer.into_inner();
-                    assert!(!answer.replayed, "a new claim does not replay");
-                    cycle.writes.fetch_add(1, Ordering::SeqCst);
-                    model
-                        .lock()
-                        .unwrap()
-                        .settled(request, answer.settlement.unwrap());
-                    true
-                }
-                Err(_) => {
-                    model.lock().unwrap().lost_settles.push(request);
-                    false
-                }
+            let settled = settle_new(&mut settlements, &model, request).await;
+            if settled.is_ok() {
+                cycle.writes.fetch_add(1, Ordering::SeqCst);
             }
+            settled
         };
-        if !answered {
-            return; // the server is gone
+        if let Err(status) = answered {
+            if !cycle.outlast {
+                return; // the server is gone
+            }
+            let failure = (status.code(), status.message().to_owned());
+            cycle.failures.lock().unwrap().push(failure);
+            tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
+            continue;
         }
-        if cycle.acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == cycle.target {
-            cycle.enough.notify_one();
-        }
+        cycle.acknowledged.send_modify(|n| *n += 1);
+    }
+}
+
+/// What retrying the requests whose answer was lost found.
+#[derive(Clone, Copy, Default)]
+pub struct Resolved {
+    /// Lost settles that had landed: their retry replayed.
+    pub landed: usize,
+    /// Lost settles that had not: their retry settled them.
+    pub settled: usize,
+    /// Lost reversals, each reversed now or found reversed already.
+    pub reversals: usize,
+}
+
+impl Resolved {
+    /// Lost requests resolved.
+    pub fn total(&self) -> usize {
+        self.landed + self.settled + self.reversals
     }
 }
 
 /// Retries the requests whose answer was lost: each settles exactly once
 /// (as a replay if it had landed; a second retry replays), each lost
-/// reversal succeeds. Returns how many were resolved.
-pub async fn resolve_lost(channel: &Channel, model: &mut Model) -> usize {
+/// reversal succeeds.
+pub async fn resolve_lost(channel: &Channel, model: &mut Model) -> Resolved {
     let mut settlements = SettlementServiceClient::new(channel.clone());
     let lost_settles = std::mem::take(&mut model.lost_settles);
     let lost_reversals = std::mem::take(&mut model.lost_reversals);
-    let resolved = lost_settles.len() + lost_reversals.len();
+    let mut resolved = Resolved {
+        reversals: lost_reversals.len(),
+        ..Resolved::default()
+    };
     for request in lost_settles {
-        let before = settlements
+        let before = match settlements
             .get_settlement(pb::GetSettlementRequest {
                 hospital_id: request.hospital_id.clone(),
                 claim_id: request.claim_id.clone(),
                 ..Default::default()
             })
             .await
-            .ok()
-            .map(|s| s.into_inner());
+        {
+            Ok(found) => Some(found.into_inner()),
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => panic!("a lost settle's claim cannot be looked up: {status:?}"),
+        };
         let answer = settlements
             .settle(request.clone())
             .await
@@ -271,11 +368,13 @@ pub async fn resolve_lost(channel: &Channel, model: &mut Model) -> usize {
         if let Some(before) = before {
             assert!(
                 answer.replayed,
-                "a settle that landed before the crash replays"
+                "a settle that landed before its answer was lost replays"
             );
             assert_eq!(settlement, before);
+            resolved.landed += 1;
         } else {
             assert!(!answer.replayed, "a settle that never landed is new");
+            resolved.settled += 1;
         }
         let again = settlements
             .settle(request.clone())
@@ -302,6 +401,105 @@ pub async fn resolve_lost(channel: &Channel, model: &mut Model) -> usize {
     resolved
 }
 
+/// Checks the server (restarted, or back after a failover) against the
+/// model, then resolves the lost requests by retrying them: each must now
+/// succeed, exactly once. Returns how many settlements were checked, and
+/// what resolving found.
+pub async fn check_and_resolve(
+    channel: &Channel,
+    model: &Mutex<Model>,
+    patients: &[String],
+) -> (usize, Resolved) {
+    let mut stored: HashMap<String, pb::Settlement> = HashMap::new();
+    for patient in patients {
+        let listed = listed_settlements(channel, patient).await;
+        stored.extend(listed.into_iter().map(|s| (s.claim_id.clone(), s)));
+    }
+    // Owned while retrying: no lock is held across an await.
+    let mut owned = std::mem::take(&mut *model.lock().unwrap());
+    compare_with_model(&owned, &stored);
+    let resolved = resolve_lost(channel, &mut owned).await;
+    *model.lock().unwrap() = owned;
+    let checked = model.lock().unwrap().settlements.len();
+    (checked, resolved)
+}
+
+/// Every acknowledged settlement is stored with identical content; a
+/// settlement whose reversal was lost may be either settled or reversed.
+fn compare_with_model(known: &Model, stored: &HashMap<String, pb::Settlement>) {
+    for (claim_id, acknowledged) in &known.settlements {
+        let found = stored
+            .get(claim_id)
+            .unwrap_or_else(|| panic!("acknowledged settlement {claim_id} is lost"));
+        if known.reversal_unknown(claim_id)
+            && acknowledged.status() == pb::SettlementStatus::Settled
+        {
+            // Its reversal may or may not have landed; everything else must match.
+            let unreversed = pb::Settlement {
+                status: acknowledged.status,
+                reversed_at: None,
+                reverse_reason: String::new(),
+                reversed_by: String::new(),
+                ..found.clone()
+            };
+            assert_eq!(&unreversed, acknowledged, "{claim_id}");
+        } else {
+            assert_eq!(found, acknowledged, "{claim_id} changed");
+        }
+    }
+}
+
+/// Every settlement of `patient` in 2026, as the server lists them page by
+/// page.
+async fn listed_settlements(channel: &Channel, patient: &str) -> Vec<pb::Settlement> {
+    let usage = UsageServiceClient::new(channel.clone());
+    all_pages(|page_token| {
+        let mut usage = usage.clone();
+        let request = pb::ListSettlementsRequest {
+            patient_id: patient.to_owned(),
+            year: 2026,
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = usage.list_settlements(request).await;
+            let page = page.expect("settlements are listed").into_inner();
+            (page.settlements, page.next_page_token)
+        }
+    })
+    .await
+}
+
+/// Every patient's annual usage equals the sum of the settled settlements
+/// the server lists for them, and stays within the cap.
+pub async fn check_usage(channel: &Channel, patients: &[String]) {
+    let mut usage = UsageServiceClient::new(channel.clone());
+    for patient in patients {
+        let sum: i64 = listed_settlements(channel, patient)
+            .await
+            .iter()
+            .filter(|s| s.status() == pb::SettlementStatus::Settled)
+            .map(|s| fen(&s.assistance_amount))
+            .sum();
+        let used = match usage
+            .get_annual_usage(pb::GetAnnualUsageRequest {
+                patient_id: patient.clone(),
+                year: 2026,
+            })
+            .await
+        {
+            Ok(usage) => fen(&usage.into_inner().used),
+            Err(status) if status.code() == tonic::Code::NotFound => 0,
+            Err(status) => panic!("GetAnnualUsage({patient}) fails: {status:?}"),
+        };
+        assert_eq!(used, sum, "{patient}: usage equals its listed settlements");
+        assert!(
+            used <= CAP_FEN,
+            "{patient}: usage {used} fen exceeds the cap"
+        );
+    }
+}
+
 /// Runs `medassist verify` on a stopped server's directory: it must exit 0
 /// and say `consistent`. Returns its report.
 pub fn verify_offline(data_dir: &Path, after: &str) -> String {
@@ -310,6 +508,18 @@ pub fn verify_offline(data_dir: &Path, after: &str) -> String {
     if crate::backend::on_postgres() {
         command.env("DATABASE_URL", crate::backend::database_for(data_dir));
     }
+    verified(command, after)
+}
+
+/// Runs `medassist verify --database-url URL`: it must exit 0 and say
+/// `consistent`. Returns its report.
+pub fn verify_database(url: &str, after: &str) -> String {
+    let mut command = Command::new(BINARY);
+    command.args(["verify", "--database-url", url]);
+    verified(command, after)
+}
+
+fn verified(mut command: Command, after: &str) -> String {
     let output = command.output().expect("verify runs");
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(

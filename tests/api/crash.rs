@@ -10,14 +10,12 @@
 //! the seed), and the kill moment is a random number of acknowledgements.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
 use medassist::grpc::pb::{self, usage_service_client::UsageServiceClient};
 use tempfile::TempDir;
-use tonic::transport::Channel;
 
 use crate::{chaos::*, helpers::*};
 
@@ -32,86 +30,11 @@ const MIX: Mix = Mix {
     reversals: 20,
 };
 
-/// Checks the restarted server against the model, then resolves the lost
-/// requests by retrying them: each must now succeed, exactly once.
-async fn check_after_restart(
-    channel: &Channel,
-    model: &Mutex<Model>,
-    patients: &[String],
-) -> (usize, usize) {
-    let mut usage = UsageServiceClient::new(channel.clone());
-    let mut stored: HashMap<String, pb::Settlement> = HashMap::new();
-    for patient in patients {
-        let mut token = String::new();
-        loop {
-            let page = usage
-                .list_settlements(pb::ListSettlementsRequest {
-                    patient_id: patient.clone(),
-                    year: 2026,
-                    page_size: 500,
-                    page_token: token,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            stored.extend(
-                page.settlements
-                    .into_iter()
-                    .map(|s| (s.claim_id.clone(), s)),
-            );
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
-    }
-    // Owned while retrying: no lock is held across an await.
-    let mut owned = std::mem::take(&mut *model.lock().unwrap());
-    compare_with_model(&owned, &stored);
-    let resolved = resolve_lost(channel, &mut owned).await;
-    *model.lock().unwrap() = owned;
-    let checked = model.lock().unwrap().settlements.len();
-    (checked, resolved)
-}
-
-/// Every acknowledged settlement is stored with identical content; a
-/// settlement whose reversal was lost may be either settled or reversed.
-fn compare_with_model(known: &Model, stored: &HashMap<String, pb::Settlement>) {
-    let lost_reversal_claims: Vec<String> = known
-        .lost_reversals
-        .iter()
-        .map(|r| r.claim_id.clone())
-        .collect();
-    for (claim_id, acknowledged) in &known.settlements {
-        let found = stored
-            .get(claim_id)
-            .unwrap_or_else(|| panic!("acknowledged settlement {claim_id} is lost"));
-        if lost_reversal_claims.contains(claim_id)
-            && acknowledged.status() == pb::SettlementStatus::Settled
-        {
-            // Its reversal may or may not have landed; everything else must match.
-            let unreversed = pb::Settlement {
-                status: acknowledged.status,
-                reversed_at: None,
-                reverse_reason: String::new(),
-                reversed_by: String::new(),
-                ..found.clone()
-            };
-            assert_eq!(&unreversed, acknowledged, "{claim_id}");
-        } else {
-            assert_eq!(found, acknowledged, "{claim_id} changed across the crash");
-        }
-    }
-}
-
 /// Proves that no acknowledged settlement or reversal is lost or changed by
 /// SIGKILL at random moments, over 20 cycles of load, kill, check, restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_acknowledged_is_lost_across_kill_9() {
-    let seed = std::env::var("MEDASSIST_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20261128u64);
+    let seed = env_or("MEDASSIST_CRASH_SEED", 20261128u64);
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = TempDir::new().unwrap();
     let data_dir = dir.path().join("data");
@@ -132,7 +55,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
     let (mut acknowledged_total, mut resolved_total) = (0, 0);
     for cycle in 0..CYCLES {
         let target = rng.usize(20..200);
-        let shared = Cycle::new(target);
+        let shared = Cycle::new();
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
                 let seed = (cycle * WORKERS + w) as u64 + seed;
@@ -142,7 +65,7 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
             })
             .collect();
         // Bounded, so a client that fails an assertion cannot hang the test.
-        tokio::time::timeout(Duration::from_secs(120), shared.enough.notified())
+        tokio::time::timeout(Duration::from_secs(120), shared.reached(target))
             .await
             .expect("the clients reach the kill target");
 
@@ -151,10 +74,11 @@ async fn nothing_acknowledged_is_lost_across_kill_9() {
         for worker in workers {
             worker.await.expect("client tasks assert nothing false");
         }
-        acknowledged_total += shared.acknowledged.load(Ordering::SeqCst);
+        acknowledged_total += shared.acknowledged();
         verify_offline(&data_dir, "a kill -9");
         server = ServerProcess::start(&data_dir, &[]).await;
-        let (checked, resolved) = check_after_restart(&server.channel, &model, &patients).await;
+        let (checked, resolved) = check_and_resolve(&server.channel, &model, &patients).await;
+        let resolved = resolved.total();
         resolved_total += resolved;
         println!(
             "cycle {cycle}: killed after {target} acknowledgements; {checked} settlements checked, {resolved} lost requests resolved"

@@ -508,3 +508,50 @@ fn wrapped_child(pid: u32) -> u32 {
         ref other => panic!("the wrapper {pid} should have one child, has {other:?}"),
     }
 }
+
+/// SIGKILLs and reaps the child process (a server) if the test panics, so
+/// nothing it holds (a mount, a database) stays busy after the test.
+pub struct KillOnPanic(pub Option<u32>);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take()
+            && std::thread::panicking()
+        {
+            // SAFETY: plain syscalls on a child this test started and has
+            // not reaped yet.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// The environment variable `name` parsed, or `default` when it is unset
+/// or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Every settlement of a paged list: `page` fetches the page a token names
+/// ("" for the first) and answers its settlements and the next page's
+/// token; pages are read until one comes without a token.
+pub async fn all_pages<F, Fut>(mut page: F) -> Vec<pb::Settlement>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<pb::Settlement>, String)>,
+{
+    let (mut all, mut token) = (Vec::new(), String::new());
+    loop {
+        let (settlements, next) = page(token).await;
+        all.extend(settlements);
+        if next.is_empty() {
+            return all;
+        }
+        token = next;
+    }
+}

@@ -13,6 +13,7 @@ mod crash;
 mod damage;
 mod durability;
 mod edge;
+mod failover;
 mod faults;
 mod fund_cli;
 mod invariants;

@@ -59,15 +59,14 @@ async fn day_list(
     date: &str,
     page_size: i32,
 ) -> Vec<pb::Settlement> {
-    let (mut all, mut token) = (Vec::new(), String::new());
-    loop {
+    all_pages(|page_token| async move {
         let page = server
             .reconciliation()
             .list_day_settlements(pb::ListDaySettlementsRequest {
                 hospital_id: hospital.into(),
                 date: date.into(),
                 page_size,
-                page_token: token,
+                page_token,
             })
             .await
             .expect("lists")
@@ -75,12 +74,9 @@ async fn day_list(
         if page_size > 0 {
             assert!(page.settlements.len() <= page_size as usize);
         }
-        all.extend(page.settlements);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        token = page.next_page_token;
-    }
+        (page.settlements, page.next_page_token)
+    })
+    .await
 }
 
 async fn export(server: &TestServer, from: &str, to: &str, hospital: &str) -> Vec<pb::Settlement> {

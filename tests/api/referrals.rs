@@ -30,8 +30,7 @@ async fn referrals(
     to: &str,
     page_size: i32,
 ) -> Vec<pb::Settlement> {
-    let (mut all, mut token) = (Vec::new(), String::new());
-    loop {
+    all_pages(|page_token| async move {
         let page = server
             .roster()
             .list_referrals(pb::ListReferralsRequest {
@@ -39,17 +38,14 @@ async fn referrals(
                 from_date: from.into(),
                 to_date: to.into(),
                 page_size,
-                page_token: token,
+                page_token,
             })
             .await
             .expect("lists referrals")
             .into_inner();
-        all.extend(page.settlements);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        token = page.next_page_token;
-    }
+        (page.settlements, page.next_page_token)
+    })
+    .await
 }
 
 fn claims(settlements: &[pb::Settlement]) -> Vec<&str> {

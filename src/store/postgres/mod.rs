@@ -29,8 +29,13 @@
 //! connection is replaced on next use. When no primary can be reached, the
 //! store says so at once ([`StoreError::Io`], `UNAVAILABLE` on the wire)
 //! instead of waiting on every call, and a monitor retries with backoff and
-//! publishes [`Store::availability`] for the health service.
+//! publishes [`Store::availability`] for the health service. Connections
+//! are made host by host, each host's attempt bounded as a whole (see
+//! [`hosts`]), so a hung primary does not hide the standby promoted behind
+//! it; and connections made before the monitor last found no primary are
+//! not used again, since they may still lead to the hung one.
 
+mod hosts;
 mod migrate;
 mod sql;
 
@@ -42,13 +47,14 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use hosts::{Failed, Hosts};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{runtime::RuntimeFlavor, sync::watch};
-use tokio_postgres::{Client, NoTls, Row, error::SqlState, types::ToSql};
+use tokio_postgres::{Client, Row, error::SqlState, types::ToSql};
 
 pub use migrate::{MIGRATIONS, Migrated, SCHEMA_VERSION};
 
@@ -94,6 +100,8 @@ pub struct PostgresStore {
 /// What the store's futures share.
 struct Shared {
     config: tokio_postgres::Config,
+    /// The URL's hosts, shared with the pool.
+    hosts: Hosts,
     pool: Pool,
     /// The ledger's connection, kept between batches.
     writer: tokio::sync::Mutex<Option<Arc<Connection>>>,
@@ -102,6 +110,10 @@ struct Shared {
     /// Set on the first failure that suggests the database went away, so
     /// the monitor checks at once instead of at its next tick.
     suspect: tokio::sync::Notify,
+    /// When the monitor last found no primary. Connections made before are
+    /// not used again: they may lead to the old primary, which may hang
+    /// rather than close them, or come back.
+    lost_at: std::sync::Mutex<Instant>,
     stopping: AtomicBool,
 }
 
@@ -109,6 +121,7 @@ struct Shared {
 struct Connection {
     client: Client,
     statements: sql::Statements,
+    made: Instant,
 }
 
 impl PostgresStore {
@@ -122,9 +135,11 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
-        let manager = Manager::from_config(
+        // Host by host, each bounded as a whole (see `hosts`).
+        let hosts = Hosts::of(&config);
+        let manager = Manager::from_connect(
             config.clone(),
-            NoTls,
+            hosts.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -139,10 +154,12 @@ impl PostgresStore {
         let (up, _) = watch::channel(true);
         let shared = Arc::new(Shared {
             config,
+            hosts,
             pool,
             writer: tokio::sync::Mutex::new(None),
             up,
             suspect: tokio::sync::Notify::new(),
+            lost_at: std::sync::Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
         });
         let writer_runtime = tokio::runtime::Builder::new_current_thread()
@@ -190,22 +207,50 @@ impl PostgresStore {
             .expect("the runtime lives as long as the store")
     }
 
-    /// Runs `work` on the store's runtime and waits for it, at most
-    /// [`CALL_MAX`].
+    /// `work`, at most [`CALL_MAX`], and no longer than until the monitor
+    /// finds the primary gone: a call waiting on a primary that hangs would
+    /// otherwise wait out the whole bound, and the ledger's queue behind it.
+    /// Its outcome is unknown either way, as when the connection breaks.
+    fn bounded<T, F: Future<Output = Result<T, StoreError>>>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + use<T, F> {
+        // Only a loss from now on counts: while no primary is known, calls
+        // fail at once by themselves.
+        let mut up = self.shared.up.subscribe();
+        async move {
+            let lost = async move {
+                while up.changed().await.is_ok() {
+                    if !*up.borrow_and_update() {
+                        return;
+                    }
+                }
+                std::future::pending().await
+            };
+            tokio::select! {
+                outcome = tokio::time::timeout(CALL_MAX, work) => outcome.unwrap_or_else(|_| {
+                    Err(StoreError::Io(format!(
+                        "the database did not answer within {CALL_MAX:?}"
+                    )))
+                }),
+                () = lost => Err(StoreError::Io(
+                    "the PostgreSQL primary was lost while this call waited on it".into(),
+                )),
+            }
+        }
+    }
+
+    /// Runs `work` on the store's runtime and waits for it ([`bounded`]).
+    ///
+    /// [`bounded`]: PostgresStore::bounded
     fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (done, result) = std::sync::mpsc::sync_channel(1);
+        let work = self.bounded(work);
         self.handle().spawn(async move {
-            let outcome = tokio::time::timeout(CALL_MAX, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Io(format!(
-                        "the database did not answer within {CALL_MAX:?}"
-                    )))
-                });
-            let _ = done.send(outcome);
+            let _ = done.send(work.await);
         });
         let wait = || result.recv();
         let received = match tokio::runtime::Handle::try_current() {
@@ -217,8 +262,8 @@ impl PostgresStore {
         received.unwrap_or_else(|_| Err(StoreError::Io("the database runtime stopped".into())))
     }
 
-    /// Runs a step of the ledger's transaction on the calling thread, at
-    /// most [`CALL_MAX`]. The ledger's connection lives on a runtime of its
+    /// Runs a step of the ledger's transaction on the calling thread
+    /// ([`bounded`]). The ledger's connection lives on a runtime of its
     /// own that this thread drives while it waits, so a round trip costs no
     /// hand-over to another thread and back. Only the ledger's thread, which
     /// runs outside any runtime, calls it.
@@ -234,15 +279,7 @@ impl PostgresStore {
                 "the ledger's transaction was used from inside an async task".into(),
             ));
         }
-        runtime.block_on(async {
-            tokio::time::timeout(CALL_MAX, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Io(format!(
-                        "the database did not answer within {CALL_MAX:?}"
-                    )))
-                })
-        })
+        runtime.block_on(self.bounded(work))
     }
 
     /// Runs one statement on a pooled connection; each connection prepares
@@ -339,10 +376,21 @@ impl Shared {
     /// to be unreachable.
     async fn pooled(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.reachable()?;
-        self.pool.get().await.map_err(|e| {
-            self.suspect.notify_one();
-            StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}"))
-        })
+        loop {
+            let pooled = self.pool.get().await.map_err(|e| {
+                self.suspect.notify_one();
+                StoreError::Io(format!("cannot reach a PostgreSQL primary: {e}"))
+            })?;
+            if deadpool_postgres::Object::metrics(&pooled).created >= self.lost_at() {
+                return Ok(pooled);
+            }
+            // Made before the primary was lost: closed, not reused.
+            drop(deadpool_postgres::Object::take(pooled));
+        }
+    }
+
+    fn lost_at(&self) -> Instant {
+        *self.lost_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn reachable(&self) -> Result<(), StoreError> {
@@ -368,11 +416,15 @@ impl Shared {
     async fn writer(&self) -> Result<Arc<Connection>, StoreError> {
         self.reachable()?;
         let mut kept = self.writer.lock().await;
-        if let Some(connection) = kept.as_ref().filter(|c| !c.client.is_closed()) {
+        let lost_at = self.lost_at();
+        if let Some(connection) = kept
+            .as_ref()
+            .filter(|c| !c.client.is_closed() && c.made >= lost_at)
+        {
             return Ok(Arc::clone(connection));
         }
         *kept = None;
-        let client = connect(&self.config).await.inspect_err(|_| {
+        let client = connect_to(&self.hosts).await.inspect_err(|_| {
             self.suspect.notify_one();
         })?;
         // The ledger's statements have one shape whatever their arrays hold:
@@ -385,7 +437,11 @@ impl Shared {
         let statements = sql::Statements::prepare(&client)
             .await
             .map_err(|e| self.failed(e))?;
-        let connection = Arc::new(Connection { client, statements });
+        let connection = Arc::new(Connection {
+            client,
+            statements,
+            made: Instant::now(),
+        });
         *kept = Some(Arc::clone(&connection));
         Ok(connection)
     }
@@ -406,12 +462,17 @@ impl Shared {
     async fn watch(self: Arc<Self>) {
         let mut backoff = BACKOFF_MIN;
         while !self.stopping.load(Ordering::Relaxed) {
-            let alive = tokio::time::timeout(CONNECT_DEFAULT * 2, self.ping())
+            // Every host's attempt, then the query.
+            let limit = self.hosts.budget() + CONNECT_DEFAULT;
+            let alive = tokio::time::timeout(limit, self.ping())
                 .await
                 .unwrap_or(false);
             let changed = self
                 .up
                 .send_if_modified(|up| std::mem::replace(up, alive) != alive);
+            if changed && !alive {
+                *self.lost_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
             if changed {
                 match alive {
                     true => tracing::info!("PostgreSQL primary reachable again"),
@@ -440,7 +501,7 @@ impl Shared {
     /// one, not a pooled one: a pooled connection may be the only one left
     /// alive to a server that no longer accepts any.
     async fn ping(&self) -> bool {
-        match connect(&self.config).await {
+        match connect_to(&self.hosts).await {
             Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
             Err(error) => {
                 tracing::debug!(%error, "PostgreSQL check failed");
@@ -466,15 +527,23 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
-/// A new connection whose commits wait for the WAL flush: its session's
+/// A new connection, to the first host that answers in time (see
+/// [`hosts`]), whose commits wait for the WAL flush: its session's
 /// `synchronous_commit` is raised to `on` unless it is already `on` or
 /// `remote_apply`.
 async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        StoreError::Io(format!(
-            "cannot reach a PostgreSQL primary: {}",
-            describe(&e)
-        ))
+    connect_to(&Hosts::of(config)).await
+}
+
+/// Like [`connect`], through hosts that remember which answered last.
+async fn connect_to(hosts: &Hosts) -> Result<Client, StoreError> {
+    let (client, connection) = hosts.connect().await.map_err(|failed| {
+        StoreError::Io(match failed {
+            Failed::Refused(e) => format!("cannot reach a PostgreSQL primary: {}", describe(&e)),
+            Failed::TimedOut(limit) => {
+                format!("cannot reach a PostgreSQL primary: no host answered within {limit:?}")
+            }
+        })
     })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
