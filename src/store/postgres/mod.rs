@@ -823,6 +823,7 @@ impl Store for PostgresStore {
             locked,
             writes: None,
             failed: None,
+            committing: false,
         })))
     }
 
@@ -834,8 +835,15 @@ impl Store for PostgresStore {
 /// Ends a transaction that failed: rolled back on a live connection (kept
 /// for the next batch), or the connection dropped (the server rolls back).
 async fn abandon(shared: &Shared, connection: &Connection, error: &StoreError) {
+    rolled_back(shared, connection, error, true).await
+}
+
+/// Like [`abandon`]; `open` is false when the server has ended the
+/// transaction itself (its COMMIT was answered with a rollback), so no
+/// ROLLBACK is sent.
+async fn rolled_back(shared: &Shared, connection: &Connection, error: &StoreError, open: bool) {
     let kept = matches!(error, StoreError::Contended(_))
-        && connection.client.batch_execute("ROLLBACK").await.is_ok();
+        && (!open || connection.client.batch_execute("ROLLBACK").await.is_ok());
     if !kept {
         shared.forget_writer().await;
     }
@@ -867,6 +875,8 @@ struct PgTxn<'a> {
     /// The failure that ended the transaction early; the commit reports it,
     /// so a contended read makes the ledger run the batch again.
     failed: Option<StoreError>,
+    /// The COMMIT has been sent (with the writes, in one round trip).
+    committing: bool,
 }
 
 impl PgTxn<'_> {
@@ -887,9 +897,11 @@ impl PgTxn<'_> {
         if let Err(error) = &result {
             self.connection = None;
             self.failed = Some(error.clone());
-            // Ends the transaction; its outcome is not needed.
+            // Ends the transaction; its outcome is not needed. The commit
+            // step ends it itself: its COMMIT follows the writes.
+            let open = !self.committing;
             let _ = self.store.run_writer(async {
-                abandon(&self.store.shared, &connection, error).await;
+                rolled_back(&self.store.shared, &connection, error, open).await;
                 Ok(())
             });
         }
@@ -956,6 +968,7 @@ impl Txn for PgTxn<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         let writes = self.writes.take().unwrap_or_default();
+        self.committing = true;
         // When the connection is lost at the commit its outcome is unknown:
         // a retry with the same claim key is answered from whatever was
         // committed.
