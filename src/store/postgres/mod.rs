@@ -40,7 +40,7 @@ mod migrate;
 mod sql;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     future::Future,
     ops::RangeInclusive,
     sync::{
@@ -860,8 +860,6 @@ pub(crate) struct Locked {
     usages: HashMap<(ResidentId, Year), Option<Usage>>,
     /// Roster records looked up.
     persons: HashMap<ResidentId, Option<Person>>,
-    /// Settlements that existed before the batch (updated, not inserted).
-    existing: HashSet<SettlementId>,
 }
 
 /// One ledger batch's transaction.
@@ -881,12 +879,9 @@ struct PgTxn<'a> {
 
 impl PgTxn<'_> {
     /// Runs one step of the transaction; a failure ends it.
-    fn step<T: Send + 'static, Fut>(
-        &mut self,
-        work: impl FnOnce(Arc<Connection>) -> Fut,
-    ) -> Result<T, StoreError>
+    fn step<T, Fut>(&mut self, work: impl FnOnce(Arc<Connection>) -> Fut) -> Result<T, StoreError>
     where
-        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>>,
     {
         let connection = match (&self.connection, &self.failed) {
             (Some(connection), _) => Arc::clone(connection),
@@ -914,18 +909,10 @@ impl Txn for PgTxn<'_> {
         if let Some(found) = self.locked.claims.get(key) {
             return Ok(found.clone());
         }
-        let key = key.clone();
         let wanted = [key.clone()];
         let found = self.step(|c| async move { sql::lock_claims(&c, &wanted).await })?;
-        let settlement = found
-            .into_iter()
-            .next()
-            .and_then(|(_, settlement)| settlement);
-        if let Some(settlement) = &settlement {
-            self.locked.existing.insert(settlement.id);
-        }
-        self.locked.claims.insert(key, settlement.clone());
-        Ok(settlement)
+        self.locked.claims.extend(found);
+        Ok(self.locked.claims.get(key).cloned().flatten())
     }
 
     fn usage(&mut self, patient: &ResidentId, year: Year) -> Result<Option<Usage>, StoreError> {
@@ -933,22 +920,20 @@ impl Txn for PgTxn<'_> {
         if let Some(found) = self.locked.usages.get(&key) {
             return Ok(*found);
         }
-        let wanted = vec![key.clone()];
+        let wanted = [key.clone()];
         let found = self.step(|c| async move { sql::lock_usages(&c, &wanted).await })?;
-        let usage = found.into_iter().next().and_then(|(_, usage)| usage);
-        self.locked.usages.insert(key, usage);
-        Ok(usage)
+        self.locked.usages.extend(found);
+        Ok(self.locked.usages.get(&key).copied().flatten())
     }
 
     fn person(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError> {
         if let Some(found) = self.locked.persons.get(id) {
             return Ok(found.clone());
         }
-        let wanted = vec![id.clone()];
+        let wanted = [id.clone()];
         let found = self.step(|c| async move { sql::lock_persons(&c, &wanted).await })?;
-        let person = found.into_iter().next().and_then(|(_, person)| person);
-        self.locked.persons.insert(id.clone(), person.clone());
-        Ok(person)
+        self.locked.persons.extend(found);
+        Ok(self.locked.persons.get(id).cloned().flatten())
     }
 
     fn settlement_id(&mut self) -> Result<SettlementId, StoreError> {

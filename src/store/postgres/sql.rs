@@ -2,7 +2,7 @@
 //! writes in one more, each table written by one statement whatever the
 //! batch's size.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use tokio_postgres::{Client, Statement};
 
@@ -106,7 +106,6 @@ fn db(error: tokio_postgres::Error) -> StoreError {
 /// in one pipelined round trip: BEGIN is sent first, so the locks belong
 /// to the transaction.
 pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreError> {
-    let wanted_usages: Vec<(ResidentId, Year)> = plan.patient_years.clone();
     let (begun, ids, claims, usages, persons) = tokio::join!(
         biased;
         c.client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
@@ -118,37 +117,30 @@ pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreEr
         },
         async {
             match plan.claims.is_empty() {
-                true => Ok(Vec::new()),
+                true => Ok(HashMap::new()),
                 false => lock_claims(c, &plan.claims).await,
             }
         },
         async {
-            match wanted_usages.is_empty() {
-                true => Ok(Vec::new()),
-                false => lock_usages(c, &wanted_usages).await,
+            match plan.patient_years.is_empty() {
+                true => Ok(HashMap::new()),
+                false => lock_usages(c, &plan.patient_years).await,
             }
         },
         async {
             match plan.persons.is_empty() {
-                true => Ok(Vec::new()),
+                true => Ok(HashMap::new()),
                 false => lock_persons(c, &plan.persons).await,
             }
         },
     );
     begun.map_err(db)?;
-    let mut locked = Locked {
+    Ok(Locked {
         ids: ids?,
-        ..Locked::default()
-    };
-    for (key, settlement) in claims? {
-        if let Some(settlement) = &settlement {
-            locked.existing.insert(settlement.id);
-        }
-        locked.claims.insert(key, settlement);
-    }
-    locked.usages.extend(usages?);
-    locked.persons.extend(persons?);
-    Ok(locked)
+        claims: claims?,
+        usages: usages?,
+        persons: persons?,
+    })
 }
 
 /// Reserves `n` settlement numbers from the sequence.
@@ -174,7 +166,7 @@ pub(super) async fn reserve_ids(
 pub(super) async fn lock_claims(
     c: &Connection,
     keys: &[ClaimKey],
-) -> Result<Vec<(ClaimKey, Option<Settlement>)>, StoreError> {
+) -> Result<HashMap<ClaimKey, Option<Settlement>>, StoreError> {
     let hospitals: Vec<&str> = keys.iter().map(|k| k.hospital_id.as_str()).collect();
     let claims: Vec<&str> = keys.iter().map(|k| k.claim_id.as_str()).collect();
     let rows = c
@@ -182,20 +174,14 @@ pub(super) async fn lock_claims(
         .query(&c.statements.lock_claims, &[&hospitals, &claims])
         .await
         .map_err(db)?;
-    let mut found: Vec<(ClaimKey, Option<Settlement>)> =
-        keys.iter().map(|key| (key.clone(), None)).collect();
+    let mut found: HashMap<_, _> = keys.iter().map(|key| (key.clone(), None)).collect();
     for row in rows {
         let damaged = || StoreError::Corrupt("settlement row with a bad claim key".into());
         let key = ClaimKey {
             hospital_id: HospitalId::parse(row.get(0)).map_err(|_| damaged())?,
             claim_id: ClaimId::parse(row.get(1)).map_err(|_| damaged())?,
         };
-        let settlement: Settlement = from_json(row.get(2))?;
-        for (wanted, slot) in &mut found {
-            if *wanted == key {
-                *slot = Some(settlement.clone());
-            }
-        }
+        found.insert(key, Some(from_json(row.get(2))?));
     }
     Ok(found)
 }
@@ -205,7 +191,7 @@ pub(super) async fn lock_claims(
 pub(super) async fn lock_usages(
     c: &Connection,
     wanted: &[(ResidentId, Year)],
-) -> Result<Vec<((ResidentId, Year), Option<Usage>)>, StoreError> {
+) -> Result<HashMap<(ResidentId, Year), Option<Usage>>, StoreError> {
     let patients: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
     let years: Vec<i32> = wanted.iter().map(|(_, y)| y.get()).collect();
     let rows = c
@@ -213,16 +199,14 @@ pub(super) async fn lock_usages(
         .query(&c.statements.lock_usages, &[&patients, &years])
         .await
         .map_err(db)?;
-    let mut found: Vec<((ResidentId, Year), Option<Usage>)> =
-        wanted.iter().map(|key| (key.clone(), None)).collect();
+    let mut found: HashMap<_, _> = wanted.iter().map(|key| (key.clone(), None)).collect();
     for row in rows {
-        let (patient, year) = (row.get::<_, &str>(0), row.get::<_, i32>(1));
-        let usage: Usage = from_json(row.get(2))?;
-        for ((p, y), slot) in &mut found {
-            if p.as_str() == patient && y.get() == year {
-                *slot = Some(usage);
-            }
-        }
+        let damaged = || StoreError::Corrupt("usage row with a bad key".into());
+        let key = (
+            ResidentId::parse(row.get(0)).map_err(|_| damaged())?,
+            Year::parse(row.get(1)).map_err(|_| damaged())?,
+        );
+        found.insert(key, Some(from_json(row.get(2))?));
     }
     Ok(found)
 }
@@ -231,21 +215,18 @@ pub(super) async fn lock_usages(
 pub(super) async fn lock_persons(
     c: &Connection,
     wanted: &[ResidentId],
-) -> Result<Vec<(ResidentId, Option<Person>)>, StoreError> {
+) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
     let ids: Vec<&str> = wanted.iter().map(|id| id.as_str()).collect();
     let rows = c
         .client
         .query(&c.statements.lock_persons, &[&ids])
         .await
         .map_err(db)?;
-    let mut found: Vec<(ResidentId, Option<Person>)> =
-        wanted.iter().map(|id| (id.clone(), None)).collect();
+    let mut found: HashMap<_, _> = wanted.iter().map(|id| (id.clone(), None)).collect();
     for row in rows {
-        let id = row.get::<_, &str>(0);
-        let person: Person = from_json(row.get(1))?;
-        if let Some((_, slot)) = found.iter_mut().find(|(wanted, _)| wanted.as_str() == id) {
-            *slot = Some(person);
-        }
+        let id = ResidentId::parse(row.get(0))
+            .map_err(|_| StoreError::Corrupt("person row with a bad patient ID".into()))?;
+        found.insert(id, Some(from_json(row.get(1))?));
     }
     Ok(found)
 }
@@ -313,7 +294,12 @@ impl Writes {
                 .as_ref()
                 .map(|r| r.day.days_since_epoch());
             let record = to_json(settlement)?;
-            if locked.existing.contains(&settlement.id) {
+            // Found by the transaction: updated; else new.
+            let existed = locked
+                .claims
+                .get(settlement.claim.key())
+                .is_some_and(Option::is_some);
+            if existed {
                 let rows = &mut writes.changed;
                 rows.ids.push(settlement.id.get() as i64);
                 rows.reversed_days.push(reversed_day);
