@@ -83,6 +83,20 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Rows per page of a full scan (`verify`, roster export).
 const SCAN_PAGE: i64 = 1000;
 
+/// Every statement of this store finds its rows by key, or pages through an
+/// index, so no plan should read a whole table. Without this setting a plan
+/// made while a table is small (a new database, or one never analyzed)
+/// scans it, and a connection keeps that plan as the table grows: each
+/// batch then read every settlement and running total, and one settlement
+/// took longer with every thousand before it. A session setting, sent with
+/// the connection's start-up packet; options the URL gives are kept.
+const NO_TABLE_SCANS: &str = "-c enable_seqscan=off";
+
+/// The ledger connection's session: its statements have one shape whatever
+/// their arrays hold, so they are planned once, not again at every batch (a
+/// custom plan of a lock statement cost more than its execution).
+const WRITER_SESSION: &str = "SET plan_cache_mode = force_generic_plan";
+
 /// A statement parameter, owned, to travel to the driver's runtime.
 type Param = Box<dyn ToSql + Send + Sync>;
 
@@ -427,11 +441,8 @@ impl Shared {
         let client = connect_to(&self.hosts).await.inspect_err(|_| {
             self.suspect.notify_one();
         })?;
-        // The ledger's statements have one shape whatever their arrays hold:
-        // planned once, not again at every batch (a custom plan of a lock
-        // statement cost more than its execution).
         client
-            .batch_execute("SET plan_cache_mode = force_generic_plan")
+            .batch_execute(WRITER_SESSION)
             .await
             .map_err(|e| self.failed(e))?;
         let statements = sql::Statements::prepare(&client)
@@ -524,6 +535,11 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     if config.get_application_name().is_none() {
         config.application_name("medassist");
     }
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {NO_TABLE_SCANS}"),
+        None => NO_TABLE_SCANS.to_owned(),
+    };
+    config.options(&options);
     Ok(config)
 }
 
@@ -1143,5 +1159,16 @@ mod tests {
         assert_eq!(config.get_hosts().len(), 2);
         assert!(parse_url("postgresql://a/db?connect_timeout=1").is_ok());
         assert!(parse_url("postgresql://a/db?sslmode=bogus").is_err());
+    }
+
+    #[test]
+    fn a_url_s_session_options_are_kept_beside_the_store_s_own() {
+        let ours = parse_url("postgresql://a/db").unwrap();
+        assert_eq!(ours.get_options(), Some(NO_TABLE_SCANS));
+        let given = parse_url("postgresql://a/db?options=-c%20work_mem%3D8MB").unwrap();
+        assert_eq!(
+            given.get_options(),
+            Some(format!("-c work_mem=8MB {NO_TABLE_SCANS}").as_str())
+        );
     }
 }

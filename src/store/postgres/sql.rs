@@ -435,3 +435,79 @@ async fn usage_rows(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::{PostgresStore, WRITER_SESSION, connect, parse_url};
+
+    /// Planned on a new, empty database, as the ledger's connection plans
+    /// them (generic plans, made once), the ledger's statements still find
+    /// their rows through an index: a plan that scans a table would be kept
+    /// while the table grows. Needs the PostgreSQL server the api suite
+    /// uses (`MEDASSIST_TEST_POSTGRES`).
+    #[test]
+    fn the_ledger_plans_no_table_scan_even_on_a_new_database() {
+        let server = std::env::var("MEDASSIST_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".to_owned());
+        let name = format!("medassist_plans_{}", std::process::id());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let admin = |statements: &[String]| {
+            runtime.block_on(async {
+                let admin = connect(&parse_url(&format!("{server}/postgres")).unwrap())
+                    .await
+                    .unwrap();
+                for sql in statements {
+                    admin.batch_execute(sql).await.unwrap();
+                }
+            })
+        };
+        admin(&[
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ]);
+        let url = format!("{server}/{name}");
+        PostgresStore::migrate(&url).unwrap();
+        let statements = [
+            RESERVE_IDS,
+            LOCK_CLAIMS,
+            LOCK_USAGES,
+            LOCK_PERSONS,
+            INSERT_SETTLEMENTS,
+            UPDATE_SETTLEMENTS,
+            INSERT_USAGES,
+            UPDATE_USAGES,
+            UPSERT_PERSONS,
+        ];
+        let plans = runtime.block_on(async {
+            let client = connect(&parse_url(&url).unwrap()).await.unwrap();
+            client.batch_execute(WRITER_SESSION).await.unwrap();
+            let mut plans = Vec::new();
+            for (i, sql) in statements.into_iter().enumerate() {
+                let params = client.prepare(sql).await.unwrap().params().len();
+                client
+                    .batch_execute(&format!("PREPARE s{i} AS {sql}"))
+                    .await
+                    .unwrap();
+                let nulls = vec!["NULL"; params].join(", ");
+                let explain = format!("EXPLAIN EXECUTE s{i}({nulls})");
+                let lines: Vec<String> = client
+                    .query(&explain, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect();
+                plans.push((sql, lines.join("\n")));
+            }
+            plans
+        });
+        admin(&[format!("DROP DATABASE {name} WITH (FORCE)")]);
+        for (sql, plan) in plans {
+            assert!(!plan.contains("Seq Scan"), "{sql}\nis planned as\n{plan}");
+        }
+    }
+}
