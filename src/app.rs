@@ -33,7 +33,7 @@ use crate::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
         ResidentId, Settlement, SettlementId, UtcOffset, Violations, Year,
     },
-    ledger::{Ledger, LedgerError, Recorded},
+    ledger::{Assessing, Ledger, LedgerError, Recorded},
     metrics::Metrics,
     roster_cache::RosterCache,
     rules,
@@ -108,7 +108,14 @@ impl From<LedgerError> for AppError {
                 AppError::NotFound("no settlement under this claim key".into())
             }
             LedgerError::Conflict(existing) => conflict(&existing),
+            LedgerError::NoPolicy(missing) => missing.into(),
         }
+    }
+}
+
+impl From<rules::NoPolicy> for AppError {
+    fn from(rules::NoPolicy { region, year }: rules::NoPolicy) -> Self {
+        AppError::NoPolicy { region, year }
     }
 }
 
@@ -249,17 +256,22 @@ impl App {
         authorize(by, Action::Settle(&claim.key().hospital_id))?;
         // The ledger checks the key, in order, and answers retries itself:
         // a new claim (the common case) costs no extra read here.
-        let assessment = match self.assess(&claim).await {
-            Ok(assessment) => assessment,
-            // A retry still replays if its region's policy has since gone.
-            Err(error @ AppError::NoPolicy { .. }) => {
-                return self.replay(&claim).await?.ok_or(error);
-            }
-            Err(error) => return Err(error),
+        let assessing = match self.store.shared() {
+            // The batch reads its patients' roster records in its own
+            // transaction, all at once, and assesses there.
+            true => Assessing::InBatch(self.policies.load_full()),
+            false => match self.assess(&claim).await {
+                Ok(assessment) => Assessing::Done(Box::new(assessment)),
+                // A retry still replays if its region's policy has since gone.
+                Err(error @ AppError::NoPolicy { .. }) => {
+                    return self.replay(&claim).await?.ok_or(error);
+                }
+                Err(error) => return Err(error),
+            },
         };
         let recorded = self
             .ledger
-            .settle(claim, assessment, by.recorded_name())
+            .settle(claim, assessing, by.recorded_name())
             .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
@@ -500,12 +512,11 @@ impl App {
 
     async fn assess(&self, claim: &Claim) -> Result<rules::Assessment, AppError> {
         let person = self.find_person(claim.patient_id()).await?;
-        let book = self.policies.load();
-        let roster = match &person {
-            Some(person) => Some((&**person, policy_for(&book, person.region(), claim.year())?)),
-            None => None,
-        };
-        Ok(rules::assess(claim, roster))
+        Ok(rules::assess_under(
+            &self.policies.load(),
+            claim,
+            person.as_deref(),
+        )?)
     }
 }
 

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::{
     clock::Clock,
     domain::{
-        BusinessDay, Claim, ClaimKey, Person, Reason, ResidentId, Reversal, Settlement,
+        BusinessDay, Claim, ClaimKey, Person, PolicyBook, Reason, ResidentId, Reversal, Settlement,
         SettlementId, Timestamp, Usage, UtcOffset, Year,
     },
     metrics::Metrics,
@@ -88,6 +88,10 @@ pub enum LedgerError {
     /// The ledger has stopped (the service is shutting down).
     #[error("the ledger has stopped")]
     Stopped,
+    /// A claim assessed in the batch has no policy for its patient's region
+    /// and year.
+    #[error("no medical assistance policy applies to region {} in {}", .0.region, .0.year)]
+    NoPolicy(rules::NoPolicy),
 }
 
 /// How far commits are known durable.
@@ -99,10 +103,21 @@ enum Durability {
     Failed,
 }
 
+/// How the ledger learns what a claim is worth before the cap.
+pub enum Assessing {
+    /// The caller assessed it, on the roster record it read.
+    Done(Box<Assessment>),
+    /// The batch assesses it under this policy book, on the roster record
+    /// its transaction reads. On a shared store that is one read for the
+    /// whole batch, in the round trip that takes its locks, instead of one
+    /// per request.
+    InBatch(Arc<PolicyBook>),
+}
+
 enum Command {
     Settle {
         claim: Box<Claim>,
-        assessment: Box<Assessment>,
+        assessing: Assessing,
         by: String,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
@@ -177,18 +192,18 @@ impl Ledger {
         })
     }
 
-    /// Records a settlement of an assessed claim made by `by`, or replays
-    /// the one recorded under its key.
+    /// Records a settlement of a claim made by `by`, or replays the one
+    /// recorded under its key.
     pub async fn settle(
         &self,
         claim: Claim,
-        assessment: Assessment,
+        assessing: Assessing,
         by: String,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Settle {
             claim: Box::new(claim),
-            assessment: Box::new(assessment),
+            assessing,
             by,
             reply,
         };
@@ -477,10 +492,10 @@ impl Writer {
                 None | Some(Command::Stop) => continue,
                 Some(Command::Settle {
                     claim,
-                    assessment,
+                    assessing,
                     by,
                     ..
-                }) => pending.settle(claim, assessment, by),
+                }) => pending.settle(claim, assessing, by),
                 Some(Command::Reverse {
                     key, reason, by, ..
                 }) => pending.reverse(key, reason, by),
@@ -669,7 +684,12 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
     let mut plan = Plan::default();
     for command in commands.iter().flatten() {
         match command {
-            Command::Settle { claim, .. } => {
+            Command::Settle {
+                claim, assessing, ..
+            } => {
+                if let Assessing::InBatch(_) = assessing {
+                    plan.roster.push(claim.patient_id().clone());
+                }
                 plan.claims.push(claim.key().clone());
                 plan.patient_years
                     .push((claim.patient_id().clone(), claim.year()));
@@ -750,6 +770,14 @@ impl<'a, 's> Pending<'a, 's> {
         match &mut self.access {
             Access::Direct(store) => Ok(store.person(id)?.map(|read| read.value)),
             Access::Shared(txn) => txn.person(id),
+        }
+    }
+
+    /// A roster record as this batch leaves it.
+    fn roster_record(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError> {
+        match self.persons.get(id) {
+            Some(&i) => Ok(Some(self.batch.persons[i].clone())),
+            None => self.person(id),
         }
     }
 
@@ -842,7 +870,7 @@ impl<'a, 's> Pending<'a, 's> {
         }
     }
 
-    fn settle(&mut self, claim: &Claim, assessment: &Assessment, by: &str) -> Answer {
+    fn settle(&mut self, claim: &Claim, assessing: &Assessing, by: &str) -> Answer {
         match self.find(claim.key()) {
             Err(error) => Answer::Now(Err(error.into())),
             Ok(Some((existing, in_batch))) if existing.claim == *claim => Pending::about(
@@ -855,7 +883,7 @@ impl<'a, 's> Pending<'a, 's> {
             Ok(Some((existing, in_batch))) => {
                 Pending::about(in_batch, Err(LedgerError::Conflict(Box::new(existing))))
             }
-            Ok(None) => match self.record(claim, assessment, by) {
+            Ok(None) => match self.record(claim, assessing, by) {
                 Ok(recorded) => Answer::AfterCommit(Ok(recorded)),
                 Err(error) => Answer::Now(Err(error)),
             },
@@ -865,10 +893,20 @@ impl<'a, 's> Pending<'a, 's> {
     fn record(
         &mut self,
         claim: &Claim,
-        assessment: &Assessment,
+        assessing: &Assessing,
         by: &str,
     ) -> Result<Recorded, LedgerError> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
+        let assessed;
+        let assessment = match assessing {
+            Assessing::Done(assessment) => assessment,
+            Assessing::InBatch(book) => {
+                let person = self.roster_record(&patient)?;
+                assessed = rules::assess_under(book, claim, person.as_ref())
+                    .map_err(LedgerError::NoPolicy)?;
+                &assessed
+            }
+        };
         let usage = self.usage(&patient, year)?;
         let outcome = rules::apply_cap(claim, assessment, usage.used);
         let charged = usage.charge(&outcome).ok_or_else(|| {

@@ -9,7 +9,7 @@
 
 use crate::domain::{
     CapState, Category, Claim, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
-    Money, Outcome, Person, Policy, PolicyId, ReferralReason, RegionCode,
+    Money, Outcome, Person, Policy, PolicyBook, PolicyId, ReferralReason, RegionCode, Year,
 };
 
 /// Age (full years) from which a patient qualifies by age, on the discharge date.
@@ -46,6 +46,33 @@ pub struct Assessment {
     pub uncapped: Money,
     /// The cap to charge; `None` when the patient is not on the roster.
     pub cap: Option<CapTerms>,
+}
+
+/// No policy of the book covers a roster patient's region in the claim's year.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoPolicy {
+    /// The roster region.
+    pub region: RegionCode,
+    /// The cap year.
+    pub year: Year,
+}
+
+/// Assesses a claim under a policy book: the roster record (`None` for a
+/// patient not on the roster) and the claim's year pick the policy.
+pub fn assess_under(
+    book: &PolicyBook,
+    claim: &Claim,
+    person: Option<&Person>,
+) -> Result<Assessment, NoPolicy> {
+    let roster = match person {
+        Some(person) => {
+            let (region, year) = (person.region(), claim.year());
+            let policy = book.lookup(region, year).ok_or(NoPolicy { region, year })?;
+            Some((person, policy))
+        }
+        None => None,
+    };
+    Ok(assess(claim, roster))
 }
 
 /// Assesses a claim. `roster` is the patient's record and the policy of its

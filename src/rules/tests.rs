@@ -227,6 +227,31 @@ fn assistance_rounds_up_to_the_fen_but_never_past_the_out_of_pocket() {
 }
 
 #[test]
+fn a_book_assesses_on_its_region_s_policy_and_names_a_missing_one() {
+    let claim = claim(Bill::default());
+    let person = dibao("");
+    let book = PolicyBook::builtin();
+    let policy = policy();
+    assert_eq!(
+        assess_under(&book, &claim, Some(&person)),
+        Ok(assess(&claim, Some((&person, &policy))))
+    );
+    assert_eq!(assess_under(&book, &claim, None), Ok(assess(&claim, None)));
+    let mut elsewhere = policy.terms().clone();
+    elsewhere.region = RegionCode::parse("320500").unwrap();
+    let elsewhere = PolicyBook::new(vec![Policy::new(elsewhere).unwrap()]).unwrap();
+    assert_eq!(
+        assess_under(&elsewhere, &claim, Some(&person)),
+        Err(NoPolicy {
+            region: RegionCode::parse("320602").unwrap(),
+            year: Year::parse(2026).unwrap(),
+        })
+    );
+    // Off the roster, no policy is needed.
+    assert_eq!(assess_under(&elsewhere, &claim, None), Ok(assess(&claim, None)));
+}
+
+#[test]
 fn a_patient_off_the_roster_is_not_enrolled_and_has_no_cap() {
     let claim = claim(Bill::default());
     let outcome = apply_cap(&claim, &assess(&claim, None), Money::ZERO);

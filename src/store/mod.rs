@@ -122,8 +122,10 @@ pub struct Plan {
     pub claims: Vec<ClaimKey>,
     /// Patient-years whose running totals new settlements charge.
     pub patient_years: Vec<(ResidentId, Year)>,
-    /// Roster records an import compares against.
+    /// Roster records an import compares against, locked.
     pub persons: Vec<ResidentId>,
+    /// Roster records the batch assesses claims on, read without a lock.
+    pub roster: Vec<ResidentId>,
     /// Most new settlements the batch can create (its settle requests).
     pub new_settlements: usize,
 }
@@ -137,7 +139,8 @@ pub trait Txn {
     /// A patient's running total for a cap year, locked; `None` before the
     /// first settlement.
     fn usage(&mut self, patient: &ResidentId, year: Year) -> Result<Option<Usage>, StoreError>;
-    /// A roster record, locked.
+    /// A roster record as committed: locked if the plan named it among
+    /// [`Plan::persons`] or did not name it at all.
     fn person(&mut self, id: &ResidentId) -> Result<Option<Person>, StoreError>;
     /// A number for a new settlement, unique across every instance.
     fn settlement_id(&mut self) -> Result<SettlementId, StoreError>;

@@ -211,6 +211,47 @@ async fn what_one_instance_writes_the_other_reads_at_once() {
 }
 
 /// Runs `medassist migrate` on `url`; its exit code and what it printed.
+/// A settlement is assessed on the roster record as committed when its
+/// batch runs, whichever instance changed it last: no instance answers
+/// from a roster it read earlier.
+#[tokio::test]
+async fn each_settlement_is_assessed_on_the_roster_as_last_committed() {
+    let (a, b, _) = two_instances().await;
+    let patient = a.enroll("1960-01-01", 64).await;
+    let (first, _) = settled(
+        b.settlements()
+            .settle(claim_paying_7000(&patient, "ON"))
+            .await,
+    );
+    assert_eq!(first.assistance_amount, "7000.00");
+
+    let mut left = dibao_person(&patient);
+    left.enrollments[0].valid_to = "2025-12-31".into();
+    a.roster()
+        .upsert_person(pb::UpsertPersonRequest { person: Some(left) })
+        .await
+        .expect("roster accepts the exit");
+    let (second, _) = settled(
+        b.settlements()
+            .settle(claim_paying_7000(&patient, "OFF"))
+            .await,
+    );
+    assert_eq!(second.assistance_amount, "0.00", "{second:?}");
+
+    a.roster()
+        .upsert_person(pb::UpsertPersonRequest {
+            person: Some(dibao_person(&patient)),
+        })
+        .await
+        .expect("roster accepts the return");
+    let (third, _) = settled(
+        b.settlements()
+            .settle(claim_paying_7000(&patient, "BACK"))
+            .await,
+    );
+    assert_eq!(third.assistance_amount, "7000.00");
+}
+
 fn migrate(url: &str) -> (i32, String) {
     let output = std::process::Command::new(BINARY)
         .args(["migrate", "--database-url", url])

@@ -20,6 +20,7 @@ pub(super) struct Statements {
     lock_claims: Statement,
     lock_usages: Statement,
     lock_persons: Statement,
+    read_persons: Statement,
     insert_settlements: Statement,
     update_settlements: Statement,
     insert_usages: Statement,
@@ -47,6 +48,11 @@ const LOCK_USAGES: &str = "SELECT u.patient_id, u.year, u.record FROM usage u \
 const LOCK_PERSONS: &str = "SELECT patient_id, record FROM person WHERE patient_id = ANY($1::text[]) \
      ORDER BY patient_id FOR UPDATE";
 
+/// Reads the roster records that claims are assessed on, without a lock:
+/// a lock would write to each record.
+const READ_PERSONS: &str =
+    "SELECT patient_id, record FROM person WHERE patient_id = ANY($1::text[])";
+
 const INSERT_SETTLEMENTS: &str = "INSERT INTO settlement (id, hospital_id, claim_id, patient_id, \
      year, settled_day, reversed_day, referral_region, record) \
      SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[], \
@@ -72,12 +78,13 @@ const UPSERT_PERSONS: &str = "INSERT INTO person (patient_id, record) \
 impl Statements {
     pub(super) async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         // Prepared together: one round trip.
-        let (a, b, c, d, e, f, g, h, i) = tokio::join!(
+        let (a, b, c, d, r, e, f, g, h, i) = tokio::join!(
             biased;
             client.prepare(RESERVE_IDS),
             client.prepare(LOCK_CLAIMS),
             client.prepare(LOCK_USAGES),
             client.prepare(LOCK_PERSONS),
+            client.prepare(READ_PERSONS),
             client.prepare(INSERT_SETTLEMENTS),
             client.prepare(UPDATE_SETTLEMENTS),
             client.prepare(INSERT_USAGES),
@@ -89,6 +96,7 @@ impl Statements {
             lock_claims: b?,
             lock_usages: c?,
             lock_persons: d?,
+            read_persons: r?,
             insert_settlements: e?,
             update_settlements: f?,
             insert_usages: g?,
@@ -106,7 +114,7 @@ fn db(error: tokio_postgres::Error) -> StoreError {
 /// in one pipelined round trip: BEGIN is sent first, so the locks belong
 /// to the transaction.
 pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreError> {
-    let (begun, ids, claims, usages, persons) = tokio::join!(
+    let (begun, ids, claims, usages, persons, roster) = tokio::join!(
         biased;
         c.client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
         async {
@@ -133,13 +141,22 @@ pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreEr
                 false => lock_persons(c, &plan.persons).await,
             }
         },
+        async {
+            match plan.roster.is_empty() {
+                true => Ok(HashMap::new()),
+                false => persons_of(c, &c.statements.read_persons, &plan.roster).await,
+            }
+        },
     );
     begun.map_err(db)?;
+    // A record both locked and read is the same committed record.
+    let mut roster = roster?;
+    roster.extend(persons?);
     Ok(Locked {
         ids: ids?,
         claims: claims?,
         usages: usages?,
-        persons: persons?,
+        persons: roster,
     })
 }
 
@@ -216,12 +233,18 @@ pub(super) async fn lock_persons(
     c: &Connection,
     wanted: &[ResidentId],
 ) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
+    persons_of(c, &c.statements.lock_persons, wanted).await
+}
+
+/// The roster records of `wanted` by `statement` (locking them or not);
+/// every one is answered, `None` for a patient not on the roster.
+async fn persons_of(
+    c: &Connection,
+    statement: &Statement,
+    wanted: &[ResidentId],
+) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
     let ids: Vec<&str> = wanted.iter().map(|id| id.as_str()).collect();
-    let rows = c
-        .client
-        .query(&c.statements.lock_persons, &[&ids])
-        .await
-        .map_err(db)?;
+    let rows = c.client.query(statement, &[&ids]).await.map_err(db)?;
     let mut found: HashMap<_, _> = wanted.iter().map(|id| (id.clone(), None)).collect();
     for row in rows {
         let id = ResidentId::parse(row.get(0))
@@ -476,6 +499,7 @@ mod tests {
             LOCK_CLAIMS,
             LOCK_USAGES,
             LOCK_PERSONS,
+            READ_PERSONS,
             INSERT_SETTLEMENTS,
             UPDATE_SETTLEMENTS,
             INSERT_USAGES,
