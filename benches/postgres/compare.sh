@@ -83,8 +83,8 @@ for run in $(seq 1 "$runs"); do
     p1=$(cat "$out"/pglog* | awk '{ print $3 }' | median)
 
     fresh_db medassist_bench_one
-    # One client first, on the fresh instance: the same instance measured
-    # after the 4x16 phase answers slower (docs/BENCHMARKS.md, PostgreSQL).
+    # One client first, on the fresh database, as pgbench's one client ran
+    # on tables its 64 clients had just filled for 10 s.
     start_instance medassist_bench_one "$out/one-$run.log"
     bench "$addr" "$out/single-$run.json" --connections 1 --in-flight 1
     bench "$addr" "$out/one-$run.json"

@@ -6,9 +6,10 @@
 //!
 //! - each ledger batch is one transaction. It first locks, in one round trip,
 //!   the settlements of its claim keys and the running totals of its
-//!   patient-years (`SELECT … FOR UPDATE`, in key order), decides with the
-//!   rules in memory on what it locked, writes everything with one statement
-//!   per table, and commits with `synchronous_commit` at least `on`;
+//!   patient-years (`SELECT … FOR UPDATE`, in key order), and reads the
+//!   roster records its claims are assessed on; it decides with the rules in
+//!   memory on what it read, writes everything with one statement per table,
+//!   and commits with `synchronous_commit` at least `on`;
 //! - a running total that does not exist yet cannot be locked, so it is
 //!   inserted with a plain `INSERT`: of two instances creating it at once the
 //!   second fails on the primary key, and a claim key used twice at once
@@ -24,6 +25,9 @@
 //! its connections, and each call waits for its future there. The waiting
 //! thread is a ledger thread, a blocking-pool thread, or a runtime worker
 //! that first hands its other tasks away (`block_in_place`).
+//!
+//! Every connection starts with `enable_seqscan = off` (`NO_TABLE_SCANS`):
+//! all statements here find rows by key or page through an index.
 //!
 //! Reads come from a pool of connections; the ledger has its own. A lost
 //! connection is replaced on next use. When no primary can be reached, the
