@@ -248,7 +248,10 @@ fn a_book_assesses_on_its_region_s_policy_and_names_a_missing_one() {
         })
     );
     // Off the roster, no policy is needed.
-    assert_eq!(assess_under(&elsewhere, &claim, None), Ok(assess(&claim, None)));
+    assert_eq!(
+        assess_under(&elsewhere, &claim, None),
+        Ok(assess(&claim, None))
+    );
 }
 
 #[test]
