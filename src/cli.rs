@@ -1,11 +1,13 @@
 //! The command line:
 //!
-//! - `medassist serve [--listen ADDR] [--data-dir DIR] [--config FILE] [--tls-cert PEM --tls-key PEM
+//! - `medassist serve [--listen ADDR] [--data-dir DIR | --database-url URL [--database-ca PEM]]
+//!   [--config FILE] [--tls-cert PEM --tls-key PEM
 //!   [--tls-client-ca PEM]] [--metrics-listen ADDR] [--http-listen ADDR] [--log-format text|json] [--drain 5s]`, also the default
 //!   with no subcommand;
 //! - `medassist openapi` (the OpenAPI document of the HTTP/JSON API);
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
-//! - `medassist verify --data-dir DIR` (see [`crate::verify`]);
+//! - `medassist verify --data-dir DIR | --database-url URL [--database-ca PEM]` (see
+//!   [`crate::verify`]);
 //! - `medassist snapshot save --target URL [--token T] FILE` and
 //!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
 //! - `medassist roster import FILE --target URL [--token T] [--encoding utf-8|gbk]` and
@@ -280,6 +282,8 @@ struct ServeArgs {
     /// Missing schema migrations are applied at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    #[command(flatten)]
+    database_tls: DatabaseTls,
     /// Configuration file (TOML): policies, tokens, TLS, limits. Without it
     /// the built-in Nantong policy serves, open on loopback only.
     #[arg(long)]
@@ -343,6 +347,8 @@ struct VerifyArgs {
     /// be serving meanwhile: each table is read as it streams).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    #[command(flatten)]
+    database_tls: DatabaseTls,
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +356,19 @@ struct MigrateArgs {
     /// The PostgreSQL database to bring to this binary's schema version.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
+    #[command(flatten)]
+    database_tls: DatabaseTls,
+}
+
+/// TLS to PostgreSQL, for every command that reaches it.
+#[derive(Debug, Args)]
+struct DatabaseTls {
+    /// CA certificate(s) (PEM) that signed the PostgreSQL server's
+    /// certificate. Connections then use TLS, never plain text, and check
+    /// the server's certificate and its name against the URL's host (as
+    /// libpq's sslmode=verify-full). Without it they are not encrypted.
+    #[arg(long, env = "DATABASE_CA", requires = "database_url")]
+    database_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -473,6 +492,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     server_config.drain_period = args.drain;
     server_config.http_listen = args.http_listen;
     server_config.database_url = args.database_url;
+    server_config.database_ca = args.database_tls.database_ca;
     let server = Server::bind(server_config).await?;
     reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
@@ -532,7 +552,10 @@ fn token_instructions(
 fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
     let report = match args.database_url {
-        Some(url) => crate::verify::verify(&PostgresStore::open(&url)?)?,
+        Some(url) => crate::verify::verify(&PostgresStore::open(
+            &url,
+            args.database_tls.database_ca.as_deref(),
+        )?)?,
         None => {
             if !args.data_dir.is_dir() {
                 return Err(format!("{} is not a directory", args.data_dir.display()).into());
@@ -550,7 +573,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 fn migrate(args: MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    let migrated = PostgresStore::migrate(&args.database_url)?;
+    let migrated =
+        PostgresStore::migrate(&args.database_url, args.database_tls.database_ca.as_deref())?;
     match migrated.from == migrated.to {
         true => println!("schema is at version {}: nothing to do", migrated.to),
         false => println!(

@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// Serve from this PostgreSQL database instead (`data_dir` is then
     /// unused).
     pub database_url: Option<String>,
+    /// The CA that signed the database server's certificate: with it,
+    /// connections to the database use TLS and verify the server.
+    pub database_ca: Option<PathBuf>,
     /// Policies, access, TLS and limits from the configuration file.
     pub config: Config,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
@@ -78,6 +81,7 @@ impl ServerConfig {
             listen,
             data_dir,
             database_url: None,
+            database_ca: None,
             config: Config::default(),
             metrics_listen: None,
             http_listen: None,
@@ -142,7 +146,7 @@ impl Server {
     /// embedded store in `config.data_dir`) and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
         if let Some(url) = &config.database_url {
-            let store = PostgresStore::open(url)?;
+            let store = PostgresStore::open(url, config.database_ca.as_deref())?;
             tracing::info!("serving from PostgreSQL");
             return Server::bind_with_store(config, Arc::new(store)).await;
         }

@@ -209,7 +209,7 @@ pub fn data_dir(dir: &TempDir) -> PathBuf {
 pub fn verify_dir(dir: &TempDir) -> VerifyReport {
     if backend::on_postgres() {
         let url = backend::database_for(&data_dir(dir));
-        let store = PostgresStore::open(&url).expect("database opens");
+        let store = PostgresStore::open(&url, None).expect("database opens");
         return verify(&store).expect("the check runs");
     }
     let store = SledStore::open(&data_dir(dir), SledOptions::default()).expect("store opens");

@@ -8,9 +8,11 @@ mod hostile;
 mod http;
 
 mod chaos;
+mod clusters;
 mod concurrency;
 mod crash;
 mod damage;
+mod database_tls;
 mod durability;
 mod edge;
 mod failover;

@@ -33,7 +33,7 @@ async fn two_instances() -> (TestServer, TestServer, String) {
 }
 
 fn verify_database(url: &str) -> medassist::verify::VerifyReport {
-    let store = medassist::store::PostgresStore::open(url).expect("database opens");
+    let store = medassist::store::PostgresStore::open(url, None).expect("database opens");
     medassist::verify::verify(&store).expect("the check runs")
 }
 

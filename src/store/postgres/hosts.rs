@@ -27,19 +27,21 @@ use std::{
 
 use tokio::task::JoinHandle;
 use tokio_postgres::{
-    Client, Config, Connection, NoTls, Socket,
+    Client, Config, NoTls,
     config::{Host, LoadBalanceHosts},
-    tls::NoTlsStream,
 };
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The hosts of one URL, each as a configuration of its own, how long one
-/// host's attempt may take, and which host to try first. Clones share it.
+/// host's attempt may take, which host to try first, and the TLS connector
+/// when connections are encrypted (see [`super::tls`]). Clones share it.
 #[derive(Clone)]
 pub(super) struct Hosts {
     each: Vec<Config>,
     limit: Duration,
     random: bool,
     first: Arc<AtomicUsize>,
+    tls: Option<MakeRustlsConnect>,
 }
 
 /// Why no host gave a connection.
@@ -51,8 +53,9 @@ pub(super) enum Failed {
 }
 
 impl Hosts {
-    /// The hosts of `config`, whose `connect_timeout` must be set.
-    pub(super) fn of(config: &Config) -> Hosts {
+    /// The hosts of `config`, whose `connect_timeout` must be set, reached
+    /// through `tls` when it is given.
+    pub(super) fn of(config: &Config, tls: Option<MakeRustlsConnect>) -> Hosts {
         let count = config.get_hosts().len().max(config.get_hostaddrs().len());
         let ports = config.get_ports();
         let each = (0..count)
@@ -74,6 +77,7 @@ impl Hosts {
                 .unwrap_or(Duration::MAX),
             random: config.get_load_balance_hosts() == LoadBalanceHosts::Random,
             first: Arc::new(AtomicUsize::new(0)),
+            tls,
         }
     }
 
@@ -85,10 +89,9 @@ impl Hosts {
     /// A connection to the first host that answers within the limit and,
     /// with `target_session_attrs=read-write`, accepts writes: the host that
     /// last did first, then the others in the URL's order (shuffled with
-    /// `load_balance_hosts=random`).
-    pub(super) async fn connect(
-        &self,
-    ) -> Result<(Client, Connection<Socket, NoTlsStream>), Failed> {
+    /// `load_balance_hosts=random`). The connection is driven by a task of
+    /// its own, on the caller's runtime.
+    pub(super) async fn connect(&self) -> Result<(Client, JoinHandle<()>), Failed> {
         let count = self.each.len();
         let first = self.first.load(Ordering::Relaxed);
         let mut order: Vec<usize> = (0..count).map(|k| (first + k) % count).collect();
@@ -97,7 +100,20 @@ impl Hosts {
         }
         let mut refused = None;
         for i in order {
-            match tokio::time::timeout(self.limit, self.each[i].connect(NoTls)).await {
+            let config = &self.each[i];
+            let attempt = async {
+                Ok::<_, tokio_postgres::Error>(match &self.tls {
+                    None => {
+                        let (client, connection) = config.connect(NoTls).await?;
+                        (client, drive(connection))
+                    }
+                    Some(tls) => {
+                        let (client, connection) = config.connect(tls.clone()).await?;
+                        (client, drive(connection))
+                    }
+                })
+            };
+            match tokio::time::timeout(self.limit, attempt).await {
                 Ok(Ok(connected)) => {
                     self.first.store(i, Ordering::Relaxed);
                     return Ok(connected);
@@ -126,14 +142,7 @@ impl deadpool_postgres::Connect for Hosts {
     > {
         Box::pin(async move {
             match Hosts::connect(self).await {
-                Ok((client, connection)) => {
-                    let task = tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%error, "PostgreSQL connection ended");
-                        }
-                    });
-                    Ok((client, task))
-                }
+                Ok(connected) => Ok(connected),
                 Err(Failed::Refused(error)) => Err(error),
                 // The driver has no error of its own for this: the pool's
                 // create timeout, the hosts' budget, ends the wait instead.
@@ -141,6 +150,18 @@ impl deadpool_postgres::Connect for Hosts {
             }
         })
     }
+}
+
+/// Drives a connection until it ends.
+fn drive<C>(connection: C) -> JoinHandle<()>
+where
+    C: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection ended");
+        }
+    })
 }
 
 /// `config` with one host (or host address) and port instead of its list;
@@ -214,7 +235,7 @@ mod tests {
                    &target_session_attrs=read-write&channel_binding=disable\
                    &load_balance_hosts=random&hostaddr=127.0.0.2";
         let config: Config = url.parse().unwrap();
-        let hosts = Hosts::of(&config);
+        let hosts = Hosts::of(&config, None);
         assert_eq!(hosts.each, vec![config]);
         assert_eq!(hosts.limit, Duration::from_secs(3));
         assert!(hosts.random);
@@ -223,7 +244,7 @@ mod tests {
     #[test]
     fn each_host_gets_its_own_port_or_the_only_one() {
         let config: Config = "postgresql://a:1,b:2/db?connect_timeout=2".parse().unwrap();
-        let hosts = Hosts::of(&config);
+        let hosts = Hosts::of(&config, None);
         let seen: Vec<(&[Host], &[u16])> = hosts
             .each
             .iter()
@@ -238,7 +259,7 @@ mod tests {
         );
         assert_eq!(hosts.budget(), Duration::from_secs(4));
         let config: Config = "host=a,b port=7 connect_timeout=1".parse().unwrap();
-        let hosts = Hosts::of(&config);
+        let hosts = Hosts::of(&config, None);
         let ports: Vec<&[u16]> = hosts.each.iter().map(|c| c.get_ports()).collect();
         assert_eq!(ports, vec![&[7][..], &[7][..]]);
     }

@@ -6,7 +6,7 @@
 //! binary knows is refused: an older binary must not write to tables whose
 //! meaning it does not know.
 
-use super::{StoreError, classify, connect, describe};
+use super::{StoreError, classify, connect, describe, hosts::Hosts};
 
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
 pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
@@ -29,8 +29,8 @@ pub struct Migrated {
 
 /// Brings the database's schema to [`SCHEMA_VERSION`], each version in its
 /// own transaction, under the migration lock.
-pub(super) async fn apply(config: &tokio_postgres::Config) -> Result<Migrated, StoreError> {
-    let client = connect(config).await?;
+pub(super) async fn apply(hosts: &Hosts) -> Result<Migrated, StoreError> {
+    let client = connect(hosts).await?;
     let db = |e: tokio_postgres::Error| classify(&e);
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])

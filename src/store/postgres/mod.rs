@@ -42,11 +42,13 @@
 mod hosts;
 mod migrate;
 mod sql;
+mod tls;
 
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
     ops::RangeInclusive,
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -117,7 +119,6 @@ pub struct PostgresStore {
 
 /// What the store's futures share.
 struct Shared {
-    config: tokio_postgres::Config,
     /// The URL's hosts, shared with the pool.
     hosts: Hosts,
     pool: Pool,
@@ -143,10 +144,11 @@ struct Connection {
 }
 
 impl PostgresStore {
-    /// Connects to `url`, applies the migrations this binary carries (one
-    /// instance at a time), and refuses a schema newer than it knows.
-    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let config = parse_url(url)?;
+    /// Connects to `url` (through TLS verified against `ca`, when given),
+    /// applies the migrations this binary carries (one instance at a time),
+    /// and refuses a schema newer than it knows.
+    pub fn open(url: &str, ca: Option<&Path>) -> Result<PostgresStore, StoreError> {
+        let (config, hosts) = target(url, ca)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("medassist-pg")
@@ -154,9 +156,8 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
         // Host by host, each bounded as a whole (see `hosts`).
-        let hosts = Hosts::of(&config);
         let manager = Manager::from_connect(
-            config.clone(),
+            config,
             hosts.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -171,7 +172,6 @@ impl PostgresStore {
             .map_err(|e| StoreError::Io(format!("cannot build the connection pool: {e}")))?;
         let (up, _) = watch::channel(true);
         let shared = Arc::new(Shared {
-            config,
             hosts,
             pool,
             writer: tokio::sync::Mutex::new(None),
@@ -190,16 +190,16 @@ impl PostgresStore {
             shared,
         };
         let migrating = Arc::clone(&store.shared);
-        store.run(async move { migrate::apply(&migrating.config).await.map(drop) })?;
+        store.run(async move { migrate::apply(&migrating.hosts).await.map(drop) })?;
         let monitor = Arc::clone(&store.shared);
         store.handle().spawn(monitor.watch());
         Ok(store)
     }
 
     /// Applies the migrations `url` lacks and says what it did, without
-    /// serving (`medassist migrate`).
-    pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
-        let config = parse_url(url)?;
+    /// serving (`medassist migrate`); `ca` as for [`PostgresStore::open`].
+    pub fn migrate(url: &str, ca: Option<&Path>) -> Result<Migrated, StoreError> {
+        let (_, hosts) = target(url, ca)?;
         // A thread of its own: the caller may be inside a runtime already.
         std::thread::scope(|scope| {
             scope
@@ -210,7 +210,7 @@ impl PostgresStore {
                         .map_err(|e| {
                             StoreError::Io(format!("cannot start the database runtime: {e}"))
                         })?
-                        .block_on(migrate::apply(&config))
+                        .block_on(migrate::apply(&hosts))
                 })
                 .join()
                 .unwrap_or_else(|_| Err(StoreError::Io("the migration thread panicked".into())))
@@ -442,7 +442,7 @@ impl Shared {
             return Ok(Arc::clone(connection));
         }
         *kept = None;
-        let client = connect_to(&self.hosts).await.inspect_err(|_| {
+        let client = connect(&self.hosts).await.inspect_err(|_| {
             self.suspect.notify_one();
         })?;
         client
@@ -516,7 +516,7 @@ impl Shared {
     /// one, not a pooled one: a pooled connection may be the only one left
     /// alive to a server that no longer accepts any.
     async fn ping(&self) -> bool {
-        match connect_to(&self.hosts).await {
+        match connect(&self.hosts).await {
             Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
             Err(error) => {
                 tracing::debug!(%error, "PostgreSQL check failed");
@@ -547,17 +547,21 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
+/// Reads the URL and, with `ca`, sets up TLS (see [`tls`]): the settings
+/// and the hosts to connect to.
+fn target(url: &str, ca: Option<&Path>) -> Result<(tokio_postgres::Config, Hosts), StoreError> {
+    let mut config = parse_url(url)?;
+    let tls = tls::connector(&mut config, ca)?;
+    let hosts = Hosts::of(&config, tls);
+    Ok((config, hosts))
+}
+
 /// A new connection, to the first host that answers in time (see
 /// [`hosts`]), whose commits wait for the WAL flush: its session's
 /// `synchronous_commit` is raised to `on` unless it is already `on` or
 /// `remote_apply`.
-async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    connect_to(&Hosts::of(config)).await
-}
-
-/// Like [`connect`], through hosts that remember which answered last.
-async fn connect_to(hosts: &Hosts) -> Result<Client, StoreError> {
-    let (client, connection) = hosts.connect().await.map_err(|failed| {
+async fn connect(hosts: &Hosts) -> Result<Client, StoreError> {
+    let (client, _) = hosts.connect().await.map_err(|failed| {
         StoreError::Io(match failed {
             Failed::Refused(e) => format!("cannot reach a PostgreSQL primary: {}", describe(&e)),
             Failed::TimedOut(limit) => {
@@ -565,11 +569,6 @@ async fn connect_to(hosts: &Hosts) -> Result<Client, StoreError> {
             }
         })
     })?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "PostgreSQL connection ended");
-        }
-    });
     let level = client
         .query_one("SELECT current_setting('synchronous_commit')", &[])
         .await

@@ -462,7 +462,7 @@ async fn usage_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::{PostgresStore, WRITER_SESSION, connect, parse_url};
+    use crate::store::postgres::{PostgresStore, WRITER_SESSION, connect, target};
 
     /// Planned on a new, empty database, as the ledger's connection plans
     /// them (generic plans, made once), the ledger's statements still find
@@ -480,9 +480,8 @@ mod tests {
             .unwrap();
         let admin = |statements: &[String]| {
             runtime.block_on(async {
-                let admin = connect(&parse_url(&format!("{server}/postgres")).unwrap())
-                    .await
-                    .unwrap();
+                let (_, hosts) = target(&format!("{server}/postgres"), None).unwrap();
+                let admin = connect(&hosts).await.unwrap();
                 for sql in statements {
                     admin.batch_execute(sql).await.unwrap();
                 }
@@ -493,7 +492,7 @@ mod tests {
             format!("CREATE DATABASE {name}"),
         ]);
         let url = format!("{server}/{name}");
-        PostgresStore::migrate(&url).unwrap();
+        PostgresStore::migrate(&url, None).unwrap();
         let statements = [
             RESERVE_IDS,
             LOCK_CLAIMS,
@@ -507,7 +506,7 @@ mod tests {
             UPSERT_PERSONS,
         ];
         let plans = runtime.block_on(async {
-            let client = connect(&parse_url(&url).unwrap()).await.unwrap();
+            let client = connect(&target(&url, None).unwrap().1).await.unwrap();
             client.batch_execute(WRITER_SESSION).await.unwrap();
             let mut plans = Vec::new();
             for (i, sql) in statements.into_iter().enumerate() {
