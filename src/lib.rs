@@ -23,12 +23,15 @@
 //!   taken online (`store/snapshot.rs`). [`store::PostgresStore`]
 //!   (`store/postgres/`) is the store several instances share: each ledger
 //!   batch is one transaction that locks its patient-year totals and claim
-//!   keys, with the schema's migrations carried in the binary.
+//!   keys and reads its patients' roster records, with the schema's
+//!   migrations carried in the binary, and TLS to the database when given
+//!   its CA (`store/postgres/tls.rs`).
 //! - [`ledger`]: the single writer of its process. It orders every write,
 //!   applies the cap in that order, commits queued requests as one batch with
 //!   one flush, and answers only after the flush. On a shared store the
-//!   batch runs in the store's transaction, and is run again when another
-//!   instance wrote the same records first.
+//!   batch runs in the store's transaction, assesses its claims on the roster
+//!   records read there, and is run again when another instance wrote the
+//!   same records first.
 //! - [`roster_cache`]: a bounded cache of roster records that the ledger
 //!   keeps coherent with every committed roster write (off on a shared store,
 //!   whose other instances write the roster too).
