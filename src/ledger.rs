@@ -564,38 +564,32 @@ impl Writer {
 
     fn commit(
         &mut self,
-        access: Access<'_>,
+        mut access: Access<'_>,
         batch: &Batch,
         requests: usize,
     ) -> Result<(), StoreError> {
+        // A shared store's transaction is ended even when it wrote nothing.
+        if let Access::Direct(_) = access
+            && batch.is_empty()
+        {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
-        let result = match access {
-            Access::Direct(_) if batch.is_empty() => return Ok(()),
-            Access::Direct(store) => {
-                let result = store.apply(batch);
-                self.metrics.applied(started.elapsed().as_secs_f64());
-                let flushing = std::time::Instant::now();
-                // Everything this batch answers waits for this flush.
-                let result = result.and_then(|()| store.flush());
-                self.metrics
-                    .flushed(flushing.elapsed().as_secs_f64(), requests);
-                result
-            }
-            Access::Shared(mut txn) => {
-                let result = match batch.is_empty() {
-                    true => Ok(()),
-                    false => txn.apply(batch),
-                };
-                self.metrics.applied(started.elapsed().as_secs_f64());
-                let flushing = std::time::Instant::now();
-                // An answer means committed: the commit waits for the WAL
-                // flush (synchronous_commit on).
-                let result = result.and_then(|()| txn.commit());
-                self.metrics
-                    .flushed(flushing.elapsed().as_secs_f64(), requests);
-                result
-            }
+        let applied = match (&mut access, batch.is_empty()) {
+            (_, true) => Ok(()),
+            (Access::Direct(store), false) => store.apply(batch),
+            (Access::Shared(txn), false) => txn.apply(batch),
         };
+        self.metrics.applied(started.elapsed().as_secs_f64());
+        let flushing = std::time::Instant::now();
+        // Everything this batch answers waits for this: the journal's
+        // fdatasync, or the COMMIT's WAL flush (synchronous_commit on).
+        let result = applied.and_then(|()| match access {
+            Access::Direct(store) => store.flush(),
+            Access::Shared(txn) => txn.commit(),
+        });
+        self.metrics
+            .flushed(flushing.elapsed().as_secs_f64(), requests);
         match &result {
             Ok(()) => {
                 self.meta = Meta {

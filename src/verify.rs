@@ -148,7 +148,7 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         check_settlement(store, settlement, &indexed, &mut report)?;
         // An `H` and a `D` entry for each of its days.
         day_entries_expected += 2 * settlement.business_days().count() as u64;
-        if settlement.referral.is_some() && settlement.reversal.is_none() {
+        if settlement.listed_referral_region().is_some() {
             referrals_expected += 1;
         }
         let key = (
@@ -378,10 +378,8 @@ fn check_referral_index(store: &dyn Scan, report: &mut VerifyReport) -> Result<(
             }
             Err(error) => return Err(error),
         };
-        let listed = settlement.referral.is_some()
-            && settlement.reversal.is_none()
-            && settlement.settled_day == day
-            && settlement.outcome.cap.as_ref().map(|c| c.region) == Some(region);
+        let listed =
+            settlement.settled_day == day && settlement.listed_referral_region() == Some(region);
         if !listed {
             report.found(format!(
                 "settlement {id} is in the referral index under {day} and {region}, but is \

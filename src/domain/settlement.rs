@@ -241,6 +241,15 @@ impl Settlement {
         std::iter::once(self.settled_day).chain(reversed)
     }
 
+    /// The region whose referral list shows it: its cap's region while it
+    /// is referred to temporary assistance and not reversed.
+    pub fn listed_referral_region(&self) -> Option<RegionCode> {
+        match (&self.referral, &self.outcome.cap, &self.reversal) {
+            (Some(_), Some(cap), None) => Some(cap.region),
+            _ => None,
+        }
+    }
+
     /// What this settlement charges to its year now: its assistance while
     /// settled, nothing once reversed.
     pub fn charged(&self) -> Money {

@@ -313,11 +313,11 @@ impl SledStore {
                 writes.insert(key, &[]);
             }
             // Referred and not reversed: listed; reversed: no longer.
-            if let (Some(_), Some(cap)) = (settlement.referral, &settlement.outcome.cap) {
+            if settlement.referral.is_some() {
                 let key = referral_key(settlement.settled_day, settlement.id);
-                match settlement.reversal {
-                    None => writes.insert(key, cap.region.as_str().as_bytes()),
-                    Some(_) => writes.remove(key),
+                match settlement.listed_referral_region() {
+                    Some(region) => writes.insert(key, region.as_str().as_bytes()),
+                    None => writes.remove(key),
                 }
             }
         }

@@ -812,9 +812,8 @@ impl Store for PostgresStore {
     }
 
     fn begin(&self, plan: &Plan) -> Result<Option<Box<dyn Txn + '_>>, StoreError> {
-        let shared = Arc::clone(&self.shared);
-        let plan = plan.clone();
-        let started = self.run_writer(async move {
+        let shared = &self.shared;
+        let started = self.run_writer(async {
             // A kept connection the server has since closed (a restart, a
             // failover) is found dead only when used: the batch then starts
             // once more, on a new connection.
@@ -822,11 +821,11 @@ impl Store for PostgresStore {
             loop {
                 let reused = !fresh && shared.has_writer().await;
                 let connection = shared.writer().await?;
-                let begun = sql::begin(&connection, &plan).await;
+                let begun = sql::begin(&connection, plan).await;
                 match begun {
                     Ok(locked) => return Ok((connection, locked)),
                     Err(error) => {
-                        abandon(&shared, &connection, &error).await;
+                        abandon(shared, &connection, &error).await;
                         if !(reused && connection.client.is_closed()) {
                             return Err(error);
                         }

@@ -293,17 +293,11 @@ struct UsageRows {
     records: Vec<serde_json::Value>,
 }
 
-/// The region a settlement is listed under as a referral: referred and not
-/// reversed.
-fn referral_region(settlement: &Settlement) -> Option<String> {
-    match (
-        &settlement.referral,
-        &settlement.outcome.cap,
-        &settlement.reversal,
-    ) {
-        (Some(_), Some(cap), None) => Some(cap.region.as_str().to_owned()),
-        _ => None,
-    }
+/// The `referral_region` column: where the referral lists show it.
+fn listed_referral_region(settlement: &Settlement) -> Option<String> {
+    settlement
+        .listed_referral_region()
+        .map(|region| region.as_str().to_owned())
 }
 
 impl Writes {
@@ -326,7 +320,8 @@ impl Writes {
                 let rows = &mut writes.changed;
                 rows.ids.push(settlement.id.get() as i64);
                 rows.reversed_days.push(reversed_day);
-                rows.referral_regions.push(referral_region(settlement));
+                rows.referral_regions
+                    .push(listed_referral_region(settlement));
                 rows.records.push(record);
             } else {
                 let rows = &mut writes.new;
@@ -340,7 +335,8 @@ impl Writes {
                 rows.settled_days
                     .push(settlement.settled_day.days_since_epoch());
                 rows.reversed_days.push(reversed_day);
-                rows.referral_regions.push(referral_region(settlement));
+                rows.referral_regions
+                    .push(listed_referral_region(settlement));
                 rows.records.push(record);
             }
         }
