@@ -36,7 +36,7 @@ use crate::{
     domain::HospitalId,
     grpc::pb::{self, SaveSnapshotRequest},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
-    store::{PostgresStore, SledOptions, SledStore, StoreError, snapshot},
+    store::{PostgresStore, Schema, SledOptions, SledStore, StoreError, snapshot},
     telemetry::LogFormat,
 };
 
@@ -555,6 +555,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Some(url) => crate::verify::verify(&PostgresStore::open(
             &url,
             args.database_tls.database_ca.as_deref(),
+            Schema::Expect,
         )?)?,
         None => {
             if !args.data_dir.is_dir() {

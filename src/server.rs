@@ -40,7 +40,7 @@ use crate::{
         },
     },
     metrics::Metrics,
-    store::{PostgresStore, SledOptions, SledStore, Store, StoreError},
+    store::{PostgresStore, Schema, SledOptions, SledStore, Store, StoreError},
 };
 
 /// What the server needs to start.
@@ -146,7 +146,7 @@ impl Server {
     /// embedded store in `config.data_dir`) and binds the addresses.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
         if let Some(url) = &config.database_url {
-            let store = PostgresStore::open(url, config.database_ca.as_deref())?;
+            let store = PostgresStore::open(url, config.database_ca.as_deref(), Schema::Migrate)?;
             tracing::info!("serving from PostgreSQL");
             return Server::bind_with_store(config, Arc::new(store)).await;
         }

@@ -21,7 +21,7 @@ pub mod postgres;
 mod sled_store;
 pub mod snapshot;
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, Schema};
 pub use sled_store::{SledOptions, SledStore};
 
 /// Items of a full scan; each may fail on its own (a damaged record).

@@ -6,7 +6,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use medassist::store::{PostgresStore, StoreError};
+use medassist::store::{PostgresStore, Schema, StoreError};
 use tempfile::TempDir;
 
 use crate::{clusters::*, helpers::*, security::Pki};
@@ -14,7 +14,7 @@ use crate::{clusters::*, helpers::*, security::Pki};
 /// Opens the store off the async runtime (it blocks on its own).
 async fn open(url: &str, ca: Option<PathBuf>) -> Result<PostgresStore, StoreError> {
     let url = url.to_owned();
-    tokio::task::spawn_blocking(move || PostgresStore::open(&url, ca.as_deref()))
+    tokio::task::spawn_blocking(move || PostgresStore::open(&url, ca.as_deref(), Schema::Expect))
         .await
         .expect("the open finishes")
 }

@@ -25,7 +25,7 @@ use medassist::{
         usage_service_client::UsageServiceClient,
     },
     server::{Reloader, Server, ServerConfig},
-    store::{PostgresStore, SledOptions, SledStore, Store},
+    store::{PostgresStore, Schema, SledOptions, SledStore, Store},
     verify::{VerifyReport, verify},
 };
 use tempfile::TempDir;
@@ -209,7 +209,7 @@ pub fn data_dir(dir: &TempDir) -> PathBuf {
 pub fn verify_dir(dir: &TempDir) -> VerifyReport {
     if backend::on_postgres() {
         let url = backend::database_for(&data_dir(dir));
-        let store = PostgresStore::open(&url, None).expect("database opens");
+        let store = PostgresStore::open(&url, None, Schema::Expect).expect("database opens");
         return verify(&store).expect("the check runs");
     }
     let store = SledStore::open(&data_dir(dir), SledOptions::default()).expect("store opens");

@@ -33,7 +33,8 @@ async fn two_instances() -> (TestServer, TestServer, String) {
 }
 
 fn verify_database(url: &str) -> medassist::verify::VerifyReport {
-    let store = medassist::store::PostgresStore::open(url, None).expect("database opens");
+    let store = medassist::store::PostgresStore::open(url, None, medassist::store::Schema::Expect)
+        .expect("database opens");
     medassist::verify::verify(&store).expect("the check runs")
 }
 
@@ -253,10 +254,15 @@ async fn each_settlement_is_assessed_on_the_roster_as_last_committed() {
 }
 
 fn migrate(url: &str) -> (i32, String) {
+    medassist_on(url, "migrate")
+}
+
+/// Runs `medassist COMMAND --database-url URL`: its exit code and output.
+fn medassist_on(url: &str, command: &str) -> (i32, String) {
     let output = std::process::Command::new(BINARY)
-        .args(["migrate", "--database-url", url])
+        .args([command, "--database-url", url])
         .output()
-        .expect("migrate runs");
+        .expect("medassist runs");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
@@ -264,10 +270,24 @@ fn migrate(url: &str) -> (i32, String) {
 
 /// Proves `medassist migrate` brings a fresh database to the binary's
 /// schema, does nothing the second time, and that a schema newer than the
-/// binary is refused by migrate and by the server, with the reason.
+/// binary is refused by migrate, the server and verify, with the reason;
+/// and that verify, a check, migrates nothing: it refuses a database
+/// without the schema and leaves it without.
 #[tokio::test]
 async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let url = backend::fresh_database();
+    let name = url.rsplit('/').next().unwrap();
+    let (code, text) = medassist_on(&url, "verify");
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("schema is version 0, older than this medassist's (version 1)"),
+        "{text}"
+    );
+    assert_eq!(
+        backend::admin_on(name, "SELECT to_regclass('medassist_schema') IS NULL"),
+        ["t"],
+        "verify made no schema"
+    );
     let (code, text) = migrate(&url);
     assert_eq!(code, 0, "{text}");
     assert!(
@@ -281,14 +301,15 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         "{text}"
     );
 
-    let name = url.rsplit('/').next().unwrap();
     backend::admin_on(name, "INSERT INTO medassist_schema (version) VALUES (2)");
-    let (code, text) = migrate(&url);
-    assert_eq!(code, 2, "{text}");
-    assert!(
-        text.contains("schema is version 2, newer than this medassist knows (version 1)"),
-        "{text}"
-    );
+    for command in ["migrate", "verify"] {
+        let (code, text) = medassist_on(&url, command);
+        assert_eq!(code, 2, "{command}: {text}");
+        assert!(
+            text.contains("schema is version 2, newer than this medassist knows (version 1)"),
+            "{command}: {text}"
+        );
+    }
     let dir = TempDir::new().unwrap();
     let mut config = TestServer::config_for(&dir);
     config.database_url = Some(url);

@@ -39,12 +39,7 @@ pub(super) async fn apply(hosts: &Hosts) -> Result<Migrated, StoreError> {
     let result = async {
         // Created only when missing: a serving role without CREATE on the
         // schema may start on a migrated database.
-        let exists: bool = client
-            .query_one("SELECT to_regclass('medassist_schema') IS NOT NULL", &[])
-            .await
-            .map_err(db)?
-            .get(0);
-        if !exists {
+        if !recorded(&client).await? {
             client
                 .batch_execute(
                     "CREATE TABLE medassist_schema (\
@@ -54,17 +49,9 @@ pub(super) async fn apply(hosts: &Hosts) -> Result<Migrated, StoreError> {
                 .await
                 .map_err(db)?;
         }
-        let from: i32 = client
-            .query_one("SELECT COALESCE(max(version), 0) FROM medassist_schema", &[])
-            .await
-            .map_err(db)?
-            .get(0);
+        let from = version(&client).await?;
         if from > SCHEMA_VERSION {
-            return Err(StoreError::Unsupported(format!(
-                "the database's schema is version {from}, newer than this medassist knows \
-                 (version {SCHEMA_VERSION}): run the medassist release that migrated it, or a \
-                 newer one"
-            )));
+            return Err(newer(from));
         }
         for (version, script) in (from + 1..).zip(&MIGRATIONS[from as usize..]) {
             let migration = format!(
@@ -89,4 +76,51 @@ pub(super) async fn apply(hosts: &Hosts) -> Result<Migrated, StoreError> {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
     result
+}
+
+/// Refuses a schema other than [`SCHEMA_VERSION`], and changes nothing: a
+/// check (`medassist verify`) must not migrate the database it checks, nor
+/// make a schema in one that was never medassist's.
+pub(super) async fn expect(hosts: &Hosts) -> Result<(), StoreError> {
+    let client = connect(hosts).await?;
+    let found = match recorded(&client).await? {
+        true => version(&client).await?,
+        false => 0,
+    };
+    match found.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err(newer(found)),
+        std::cmp::Ordering::Less => Err(StoreError::Unsupported(format!(
+            "the database's schema is version {found}, older than this medassist's \
+             (version {SCHEMA_VERSION}): apply its migrations first (`medassist migrate`)"
+        ))),
+    }
+}
+
+/// True when the database records its schema versions.
+async fn recorded(client: &tokio_postgres::Client) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one("SELECT to_regclass('medassist_schema') IS NOT NULL", &[])
+        .await
+        .map_err(|e| classify(&e))?
+        .get(0))
+}
+
+/// The newest schema version applied.
+async fn version(client: &tokio_postgres::Client) -> Result<i32, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(max(version), 0) FROM medassist_schema",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(&e))?
+        .get(0))
+}
+
+fn newer(found: i32) -> StoreError {
+    StoreError::Unsupported(format!(
+        "the database's schema is version {found}, newer than this medassist knows \
+         (version {SCHEMA_VERSION}): run the medassist release that migrated it, or a newer one"
+    ))
 }

@@ -117,6 +117,17 @@ pub struct PostgresStore {
     shared: Arc<Shared>,
 }
 
+/// What opening a database does with its schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// Applies the migrations this binary carries that the database lacks
+    /// (one instance at a time), and refuses a newer schema: to serve.
+    Migrate,
+    /// Changes nothing, and refuses any schema but this binary's: to check
+    /// (`medassist verify`).
+    Expect,
+}
+
 /// What the store's futures share.
 struct Shared {
     /// The URL's hosts, shared with the pool.
@@ -144,10 +155,9 @@ struct Connection {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (through TLS verified against `ca`, when given),
-    /// applies the migrations this binary carries (one instance at a time),
-    /// and refuses a schema newer than it knows.
-    pub fn open(url: &str, ca: Option<&Path>) -> Result<PostgresStore, StoreError> {
+    /// Connects to `url` (through TLS verified against `ca`, when given)
+    /// and does with the database's schema what `schema` says.
+    pub fn open(url: &str, ca: Option<&Path>, schema: Schema) -> Result<PostgresStore, StoreError> {
         let (config, hosts) = target(url, ca)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -190,7 +200,12 @@ impl PostgresStore {
             shared,
         };
         let migrating = Arc::clone(&store.shared);
-        store.run(async move { migrate::apply(&migrating.hosts).await.map(drop) })?;
+        store.run(async move {
+            match schema {
+                Schema::Migrate => migrate::apply(&migrating.hosts).await.map(drop),
+                Schema::Expect => migrate::expect(&migrating.hosts).await,
+            }
+        })?;
         let monitor = Arc::clone(&store.shared);
         store.handle().spawn(monitor.watch());
         Ok(store)
