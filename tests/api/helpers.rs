@@ -86,6 +86,21 @@ impl TestServer {
         config
     }
 
+    /// The configuration of a server on the PostgreSQL database `url`,
+    /// whichever store the rest of the suite runs on.
+    pub fn config_on(dir: &TempDir, url: String) -> ServerConfig {
+        let mut config = ServerConfig::new(local(), data_dir(dir));
+        config.database_url = Some(url);
+        config
+    }
+
+    /// A server on the PostgreSQL database `url`, in a directory of its own.
+    pub async fn on_database(url: String) -> TestServer {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let config = TestServer::config_on(&dir, url);
+        TestServer::launch(dir, config, None).await
+    }
+
     /// Binds and runs a server; the returned handle's channel connects lazily,
     /// so servers that speak TLS can be started too.
     pub async fn launch(
@@ -208,11 +223,15 @@ pub fn data_dir(dir: &TempDir) -> PathBuf {
 /// or its database on PostgreSQL.
 pub fn verify_dir(dir: &TempDir) -> VerifyReport {
     if backend::on_postgres() {
-        let url = backend::database_for(&data_dir(dir));
-        let store = PostgresStore::open(&url, None, Schema::Expect).expect("database opens");
-        return verify(&store).expect("the check runs");
+        return verify_postgres(&backend::database_for(&data_dir(dir)));
     }
     let store = SledStore::open(&data_dir(dir), SledOptions::default()).expect("store opens");
+    verify(&store).expect("the check runs")
+}
+
+/// Runs the consistency check on a PostgreSQL database.
+pub fn verify_postgres(url: &str) -> VerifyReport {
+    let store = PostgresStore::open(url, None, Schema::Expect).expect("database opens");
     verify(&store).expect("the check runs")
 }
 

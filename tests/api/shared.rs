@@ -6,7 +6,6 @@
 
 use std::{
     collections::HashSet,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,21 +20,9 @@ use crate::{backend, helpers::*};
 /// Two servers, each with its own directory, on one fresh database.
 async fn two_instances() -> (TestServer, TestServer, String) {
     let url = backend::fresh_database();
-    let start = |url: String| async move {
-        let dir = Arc::new(TempDir::new().unwrap());
-        let mut config = TestServer::config_for(&dir);
-        config.database_url = Some(url);
-        TestServer::launch(dir, config, None).await
-    };
-    let a = start(url.clone()).await;
-    let b = start(url.clone()).await;
+    let a = TestServer::on_database(url.clone()).await;
+    let b = TestServer::on_database(url.clone()).await;
     (a, b, url)
-}
-
-fn verify_database(url: &str) -> medassist::verify::VerifyReport {
-    let store = medassist::store::PostgresStore::open(url, None, medassist::store::Schema::Expect)
-        .expect("database opens");
-    medassist::verify::verify(&store).expect("the check runs")
 }
 
 /// Proves 200 claims of one patient, 100 sent to each instance at once and
@@ -84,7 +71,7 @@ async fn two_instances_racing_one_patient_pay_exactly_the_cap() {
     }
     a.stop().await;
     b.stop().await;
-    let report = verify_database(&url);
+    let report = verify_postgres(&url);
     assert!(report.is_consistent(), "{report}");
 }
 
@@ -164,7 +151,7 @@ async fn a_reversal_sent_to_both_instances_happens_once() {
     );
     a.stop().await;
     b.stop().await;
-    let report = verify_database(&url);
+    let report = verify_postgres(&url);
     assert!(report.is_consistent(), "{report}");
 }
 
@@ -211,7 +198,6 @@ async fn what_one_instance_writes_the_other_reads_at_once() {
     assert_eq!(b.annual_usage(&patient, 2026).await.used, "14000.00");
 }
 
-/// Runs `medassist migrate` on `url`; its exit code and what it printed.
 /// A settlement is assessed on the roster record as committed when its
 /// batch runs, whichever instance changed it last: no instance answers
 /// from a roster it read earlier.
@@ -253,6 +239,7 @@ async fn each_settlement_is_assessed_on_the_roster_as_last_committed() {
     assert_eq!(third.assistance_amount, "7000.00");
 }
 
+/// Runs `medassist migrate` on `url`; its exit code and what it printed.
 fn migrate(url: &str) -> (i32, String) {
     medassist_on(url, "migrate")
 }
@@ -311,8 +298,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         );
     }
     let dir = TempDir::new().unwrap();
-    let mut config = TestServer::config_for(&dir);
-    config.database_url = Some(url);
+    let config = TestServer::config_on(&dir, url);
     let refused = medassist::server::Server::bind(config).await.err();
     assert!(
         refused.is_some_and(|e| e.to_string().contains("newer than this medassist knows")),
@@ -320,8 +306,9 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     );
 }
 
-/// Proves the README's database role is enough to serve a migrated
-/// database: SELECT, INSERT and UPDATE on the three tables, SELECT on
+/// Proves the README's database role, its SQL read from the README, is
+/// enough to serve a migrated database on which nobody else may create
+/// anything: SELECT, INSERT and UPDATE on the three tables, SELECT on
 /// medassist_schema, the sequence; no CREATE, no DELETE.
 #[tokio::test]
 async fn the_documented_grants_are_enough_to_serve() {
@@ -329,20 +316,23 @@ async fn the_documented_grants_are_enough_to_serve() {
     assert_eq!(migrate(&url).0, 0);
     let name = url.rsplit('/').next().unwrap();
     let role = format!("{name}_app");
-    backend::admin(&format!("CREATE ROLE {role} LOGIN"));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let create = "CREATE ROLE medassist_app LOGIN;";
+    let block = readme
+        .split_once(create)
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(grants, _)| grants)
+        .expect("the README's SQL for the database role");
+    backend::admin(&create.replace("medassist_app", &role));
     backend::admin_on(
         name,
         &format!(
-            "REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
-             GRANT SELECT, INSERT, UPDATE ON person, settlement, usage TO {role}; \
-             GRANT SELECT ON medassist_schema TO {role}; \
-             GRANT USAGE, SELECT ON SEQUENCE settlement_id TO {role};"
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC; {}",
+            block.replace("medassist_app", &role)
         ),
     );
-    let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = TestServer::config_for(&dir);
-    config.database_url = Some(url.replacen("postgres@", &format!("{role}@"), 1));
-    let server = TestServer::launch(dir, config, None).await;
+    let server = TestServer::on_database(url.replacen("postgres@", &format!("{role}@"), 1)).await;
     let patient = server.enroll("1960-01-01", 65).await;
     let (settlement, _) = settled(
         server
@@ -389,10 +379,7 @@ async fn health_becomes(server: &TestServer, wanted: ServingStatus, within: Dura
 async fn without_its_database_the_server_fails_fast_and_recovers_by_itself() {
     let url = backend::fresh_database();
     let name = url.rsplit('/').next().unwrap().to_owned();
-    let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = TestServer::config_for(&dir);
-    config.database_url = Some(url);
-    let server = TestServer::launch(dir, config, None).await;
+    let server = TestServer::on_database(url).await;
     let patient = server.enroll("1960-01-01", 66).await;
     settled(
         server
@@ -438,7 +425,7 @@ async fn without_its_database_the_server_fails_fast_and_recovers_by_itself() {
 }
 
 /// Proves settles and reversals of two patients, sent to both instances at
-/// once in every order, all succeed (lock cycles and collisions between
+/// once and alternating between them, all succeed (lock cycles and collisions between
 /// the instances' batches are run again, never answered as errors), and
 /// leave each patient's total equal to the settlements still counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -492,6 +479,6 @@ async fn interleaved_settles_and_reversals_on_both_instances_all_succeed() {
     }
     a.stop().await;
     b.stop().await;
-    let report = verify_database(&url);
+    let report = verify_postgres(&url);
     assert!(report.is_consistent(), "{report}");
 }

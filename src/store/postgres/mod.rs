@@ -1157,9 +1157,96 @@ impl Scan for PostgresStore {
     }
 }
 
+/// A database of a test's own on the PostgreSQL server the api suite uses
+/// (`MEDASSIST_TEST_POSTGRES`), dropped with it.
+#[cfg(test)]
+pub(super) struct ScratchDatabase {
+    server: String,
+    name: String,
+    /// Its URL.
+    pub(super) url: String,
+}
+
+#[cfg(test)]
+impl ScratchDatabase {
+    /// A new, empty database named after `tag` and this process.
+    pub(super) fn new(tag: &str) -> ScratchDatabase {
+        let server = std::env::var("MEDASSIST_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".to_owned());
+        let name = format!("medassist_{tag}_{}", std::process::id());
+        let url = format!("{server}/{name}");
+        let database = ScratchDatabase { server, name, url };
+        database.admin(&[
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name),
+            format!("CREATE DATABASE {}", database.name),
+        ]);
+        database
+    }
+
+    /// Runs each statement on the server's `postgres` database, one at a
+    /// time (some refuse to run in a transaction block).
+    pub(super) fn admin(&self, statements: &[String]) {
+        let (_, hosts) = target(&format!("{}/postgres", self.server), None).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let admin = connect(&hosts).await.unwrap();
+                for sql in statements {
+                    admin.batch_execute(sql).await.unwrap();
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        self.admin(&[format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever the database's default, a connection of the store commits
+    /// at least with `synchronous_commit = on` (the WAL flushed before the
+    /// answer); `remote_apply`, stricter, is kept.
+    #[test]
+    fn a_connection_never_commits_less_than_synchronously() {
+        let database = ScratchDatabase::new("sync");
+        let (_, hosts) = target(&database.url, None).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (default, expected) in [
+            ("off", "on"),
+            ("local", "on"),
+            ("remote_write", "on"),
+            ("on", "on"),
+            ("remote_apply", "remote_apply"),
+        ] {
+            database.admin(&[format!(
+                "ALTER DATABASE {} SET synchronous_commit = {default}",
+                database.name
+            )]);
+            let level: String = runtime.block_on(async {
+                let client = connect(&hosts).await.unwrap();
+                client
+                    .query_one("SHOW synchronous_commit", &[])
+                    .await
+                    .unwrap()
+                    .get(0)
+            });
+            assert_eq!(level, expected, "with the database's default {default}");
+        }
+    }
 
     #[test]
     fn a_city_covers_its_counties_and_a_province_its_cities() {

@@ -458,7 +458,7 @@ async fn usage_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::{PostgresStore, WRITER_SESSION, connect, target};
+    use crate::store::postgres::{PostgresStore, ScratchDatabase, WRITER_SESSION, connect, target};
 
     /// Planned on a new, empty database, as the ledger's connection plans
     /// them (generic plans, made once), the ledger's statements still find
@@ -467,28 +467,12 @@ mod tests {
     /// uses (`MEDASSIST_TEST_POSTGRES`).
     #[test]
     fn the_ledger_plans_no_table_scan_even_on_a_new_database() {
-        let server = std::env::var("MEDASSIST_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".to_owned());
-        let name = format!("medassist_plans_{}", std::process::id());
+        let database = ScratchDatabase::new("plans");
+        PostgresStore::migrate(&database.url, None).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let admin = |statements: &[String]| {
-            runtime.block_on(async {
-                let (_, hosts) = target(&format!("{server}/postgres"), None).unwrap();
-                let admin = connect(&hosts).await.unwrap();
-                for sql in statements {
-                    admin.batch_execute(sql).await.unwrap();
-                }
-            })
-        };
-        admin(&[
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ]);
-        let url = format!("{server}/{name}");
-        PostgresStore::migrate(&url, None).unwrap();
         let statements = [
             RESERVE_IDS,
             LOCK_CLAIMS,
@@ -502,7 +486,9 @@ mod tests {
             UPSERT_PERSONS,
         ];
         let plans = runtime.block_on(async {
-            let client = connect(&target(&url, None).unwrap().1).await.unwrap();
+            let client = connect(&target(&database.url, None).unwrap().1)
+                .await
+                .unwrap();
             client.batch_execute(WRITER_SESSION).await.unwrap();
             let mut plans = Vec::new();
             for (i, sql) in statements.into_iter().enumerate() {
@@ -524,7 +510,6 @@ mod tests {
             }
             plans
         });
-        admin(&[format!("DROP DATABASE {name} WITH (FORCE)")]);
         for (sql, plan) in plans {
             assert!(!plan.contains("Seq Scan"), "{sql}\nis planned as\n{plan}");
         }
