@@ -65,7 +65,8 @@ enum Command {
     /// Manage caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Check a data directory's consistency, with the service stopped: it is
+    /// Check a data directory's (or a PostgreSQL database's) consistency,
+    /// with the service stopped: a data directory is
     /// recovered as start-up would (a damaged one is refused), then checked.
     /// Exits 0 when consistent, 1 naming each discrepancy, 2 when it cannot run.
     Verify(VerifyArgs),
@@ -343,9 +344,11 @@ struct VerifyArgs {
     /// The data directory to check.
     #[arg(long, default_value = "./medassist-data")]
     data_dir: PathBuf,
-    /// Check this PostgreSQL database instead of a data directory (it may
-    /// be serving meanwhile: each table is read as it streams).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// Check this PostgreSQL database instead of a data directory, with
+    /// every instance stopped. Only from the command line, not from
+    /// DATABASE_URL: a check of a data directory on a host whose
+    /// environment serves from PostgreSQL must not check the database.
+    #[arg(long)]
     database_url: Option<String>,
     #[command(flatten)]
     database_tls: DatabaseTls,
@@ -367,7 +370,8 @@ struct DatabaseTls {
     /// certificate. Connections then use TLS, never plain text, and check
     /// the server's certificate and its name against the URL's host (as
     /// libpq's sslmode=verify-full). Without it they are not encrypted.
-    #[arg(long, env = "DATABASE_CA", requires = "database_url")]
+    /// Unused without a database URL.
+    #[arg(long, env = "DATABASE_CA")]
     database_ca: Option<PathBuf>,
 }
 

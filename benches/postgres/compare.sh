@@ -9,13 +9,17 @@
 #      bench): transactions a second;
 #   2. pgbench, 1 client: the median latency of one transaction (from its
 #      per-transaction log);
-#   3. one medassist instance on a fresh database: `medassist bench` 1x1
-#      settle (p50), then 4x16 settle;
+#   3. one medassist instance on a fresh database: `medassist bench` 4x16
+#      settle, with the requests answered per commit, then 1x1 settle (p50),
+#      in pgbench's order: one client on tables the 64 have just filled;
 #   4. two instances on one fresh database: two `medassist bench` processes
 #      at once, 2x16 each (the same 64 in flight in all), their sum.
-# Prints each run and the medians (defaults: 3 runs of 10 s), with the
-# ratios docs/BENCHMARKS.md reports. Uses the local server (127.0.0.1:5432,
-# trust auth) and its own databases, dropped at the end.
+# pgbench runs without a warm-up; each `medassist bench` phase after a 2 s
+# one. Prints each run with its ratios (medassist against pgbench, two
+# instances against one, in that run), then the medians of the per-run
+# figures (defaults: 3 runs of 10 s): the rows of docs/BENCHMARKS.md. Uses
+# the local server (127.0.0.1:5432, trust auth) and its own databases,
+# dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,7 +46,8 @@ trap cleanup EXIT
 addr=""
 start_instance() { # DATABASE LOG: starts a server, sets $addr
     : >"$2"
-    "$bin" serve --listen 127.0.0.1:0 --database-url "$server_url/$1" --drain 0s >"$2" 2>&1 &
+    "$bin" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+        --database-url "$server_url/$1" --drain 0s >"$2" 2>&1 &
     pids+=($!)
     addr=""
     for _ in $(seq 300); do
@@ -69,7 +74,7 @@ summary() { # JSON FIELD: the settle phase's FIELD
 settle_rate() { summary "$1" throughput; }
 settle_p50() { summary "$1" p50_us; }
 
-pg64=() pg1=() one=() one_p50=() two=()
+vs_pgbench=() vs_one=() over_p50=() commits=()
 for run in $(seq 1 "$runs"); do
     fresh_db medassist_bench
     psql -q -d medassist_bench -c "ALTER DATABASE medassist_bench SET synchronous_commit = on" >/dev/null
@@ -83,11 +88,15 @@ for run in $(seq 1 "$runs"); do
     p1=$(cat "$out"/pglog* | awk '{ print $3 }' | median)
 
     fresh_db medassist_bench_one
-    # One client first, on the fresh database, as pgbench's one client ran
-    # on tables its 64 clients had just filled for 10 s.
     start_instance medassist_bench_one "$out/one-$run.log"
-    bench "$addr" "$out/single-$run.json" --connections 1 --in-flight 1
     bench "$addr" "$out/one-$run.json"
+    # Requests answered per commit over the roster preload and the phase.
+    metrics=$(sed -n 's/.*serving metrics at \/metrics addr=\([0-9.:]*\).*/\1/p' "$out/one-$run.log")
+    per_commit=$(curl -s "http://$metrics/metrics" | awk '
+        /^medassist_store_flush_requests_sum/ { sum = $2 }
+        /^medassist_store_flush_requests_count/ { count = $2 }
+        END { printf "%.0f", sum / count }')
+    bench "$addr" "$out/single-$run.json" --connections 1 --in-flight 1
     stop_instances
 
     fresh_db medassist_bench_two
@@ -102,24 +111,21 @@ for run in $(seq 1 "$runs"); do
     stop_instances
     "$bin" verify --database-url "$server_url/medassist_bench_two" >"$out/verify-two-$run.txt"
 
-    pg64+=("${tps%.*}") pg1+=("$p1")
-    one+=("$(settle_rate "$out/one-$run.json")") one_p50+=("$(settle_p50 "$out/single-$run.json")")
-    two+=("$(( $(settle_rate "$out/two-a-$run.json") + $(settle_rate "$out/two-b-$run.json") ))")
-    echo "run $run: pgbench 64 clients ${pg64[-1]} tx/s, 1 client p50 ${pg1[-1]} us;" \
-        "medassist one instance ${one[-1]} settles/s, 1 client p50 ${one_p50[-1]} us;" \
-        "two instances ${two[-1]} settles/s"
+    tps=${tps%.*} one=$(settle_rate "$out/one-$run.json") p50=$(settle_p50 "$out/single-$run.json")
+    two=$(( $(settle_rate "$out/two-a-$run.json") + $(settle_rate "$out/two-b-$run.json") ))
+    vs_pgbench+=("$(python3 -c "print(f'{$one/$tps:.2f}')")")
+    vs_one+=("$(python3 -c "print(f'{$two/$one:.2f}')")")
+    over_p50+=("$(printf '%+d' $(( p50 - p1 )))") commits+=("$per_commit")
+    echo "run $run: pgbench 64 clients $tps tx/s, 1 client p50 $p1 us;" \
+        "medassist one instance $one settles/s = ${vs_pgbench[-1]}x pgbench ($per_commit requests" \
+        "per commit), 1 client p50 $p50 us = pgbench ${over_p50[-1]} us;" \
+        "two instances $two settles/s = ${vs_one[-1]}x one"
 done
-m_pg64=$(printf '%s\n' "${pg64[@]}" | median)
-m_pg1=$(printf '%s\n' "${pg1[@]}" | median)
-m_one=$(printf '%s\n' "${one[@]}" | median)
-m_one_p50=$(printf '%s\n' "${one_p50[@]}" | median)
-m_two=$(printf '%s\n' "${two[@]}" | median)
-echo "medians of $runs runs of ${seconds} s:"
-echo "  pgbench settle.sql, 64 clients:     $m_pg64 tx/s"
-echo "  medassist, one instance, 4x16:      $m_one settles/s = $(python3 -c "print(f'{$m_one/$m_pg64:.2f}')")x pgbench"
-echo "  medassist, two instances, 2x(2x16): $m_two settles/s = $(python3 -c "print(f'{$m_two/$m_one:.2f}')")x one instance"
-echo "  pgbench, 1 client, p50:             $m_pg1 us"
-echo "  medassist, 1 client, settle p50:    $m_one_p50 us = pgbench + $(( m_one_p50 - m_pg1 )) us"
+echo "medians over $runs runs of ${seconds} s, of each run's own figure:"
+echo "  one instance, 4x16, against pgbench at 64 clients: $(printf '%s\n' "${vs_pgbench[@]}" | median)x"
+echo "  two instances, 2x(2x16), against one instance:     $(printf '%s\n' "${vs_one[@]}" | median)x"
+echo "  one client p50, against pgbench's one client:      $(printf '%s\n' "${over_p50[@]}" | median) us"
+echo "  requests per commit, one instance:                 $(printf '%s\n' "${commits[@]}" | median)"
 for db in medassist_bench medassist_bench_one medassist_bench_two; do
     psql -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 done

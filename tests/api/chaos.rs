@@ -500,14 +500,14 @@ pub async fn check_usage(channel: &Channel, patients: &[String]) {
     }
 }
 
-/// Runs `medassist verify` on a stopped server's directory: it must exit 0
-/// and say `consistent`. Returns its report.
+/// Runs `medassist verify` on a stopped server's directory (its database on
+/// PostgreSQL): it must exit 0 and say `consistent`. Returns its report.
 pub fn verify_offline(data_dir: &Path, after: &str) -> String {
+    if crate::backend::on_postgres() {
+        return verify_database(&crate::backend::database_for(data_dir), after);
+    }
     let mut command = Command::new(BINARY);
     command.arg("verify").arg("--data-dir").arg(data_dir);
-    if crate::backend::on_postgres() {
-        command.env("DATABASE_URL", crate::backend::database_for(data_dir));
-    }
     verified(command, after)
 }
 
