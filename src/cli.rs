@@ -36,7 +36,11 @@ use crate::{
     domain::HospitalId,
     grpc::pb::{self, SaveSnapshotRequest},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
-    store::{PostgresStore, Schema, SledOptions, SledStore, StoreError, snapshot},
+    store::{
+        PostgresStore, REBASE_AFTER_BYTES_DEFAULT, Schema, SledOptions, SledStore, StoreError,
+        journal::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
+        snapshot,
+    },
     telemetry::LogFormat,
 };
 
@@ -312,6 +316,15 @@ struct ServeArgs {
     /// requests this long (such as "5s", "0s"), then stop.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     drain: Duration,
+    /// Size of each journal segment file of the embedded store, in bytes.
+    #[arg(long, default_value_t = SEGMENT_BYTES_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(SEGMENT_BYTES_MIN..))]
+    journal_segment_bytes: u64,
+    /// Write a new base copy of the embedded store once the journal after
+    /// the last one holds this many bytes (or as many as the base copy
+    /// itself, if that is more).
+    #[arg(long, default_value_t = REBASE_AFTER_BYTES_DEFAULT)]
+    rebase_after_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -497,6 +510,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     server_config.http_listen = args.http_listen;
     server_config.database_url = args.database_url;
     server_config.database_ca = args.database_tls.database_ca;
+    server_config.store = SledOptions {
+        journal_segment_bytes: args.journal_segment_bytes,
+        rebase_after_bytes: args.rebase_after_bytes,
+        ..SledOptions::default()
+    };
     let server = Server::bind(server_config).await?;
     reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;

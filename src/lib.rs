@@ -18,9 +18,12 @@
 //! - [`store`]: the [`store::Store`] trait and its embedded implementation on
 //!   sled. It only stores: atomic, durable batches and reads. Durable means
 //!   fsync'd: each commit is one record of the store's journal, written and
-//!   `fdatasync`'d before any answer; sled is checkpointed and fsync'd in the
-//!   background (`store/journal.rs`, `store/checkpoint.rs`). Snapshots are
-//!   taken online (`store/snapshot.rs`). [`store::PostgresStore`]
+//!   `fdatasync`'d before any answer (`store/journal.rs`); the journal
+//!   continues a base copy of the whole store that a background thread
+//!   renews (`store/base.rs`), and sled's own files are trusted only after a
+//!   clean stop, else rebuilt from those two (`store/checkpoint.rs`,
+//!   `store/sled_store/recovery.rs`). Snapshots are taken online
+//!   (`store/snapshot.rs`). [`store::PostgresStore`]
 //!   (`store/postgres/`) is the store several instances share: each ledger
 //!   batch is one transaction that locks its patient-year totals and claim
 //!   keys and reads its patients' roster records, with the schema's

@@ -14,6 +14,9 @@
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
 //! | `medassist_store_batch_retries_total` | | batches run again because another instance wrote the same records first (PostgreSQL) |
+//! | `medassist_store_base_copies_total` | `result` | base copies of the embedded store written (`ok`) or failed (`failed`) |
+//! | `medassist_store_base_copy_duration_seconds` | | writing one base copy |
+//! | `medassist_store_base_copy_bytes` | | the size of the last base copy written |
 //! | `medassist_connections_open` | | connections open now, handshaking or serving |
 //! | `medassist_connections_accepted_total` | | connections admitted under `connections_max` |
 //! | `medassist_connections_rejected_total` | `reason` | connections closed before serving: `limit` (over `connections_max`), `handshake_timeout`, `tls` (failed TLS handshake) |
@@ -35,7 +38,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::domain::{IneligibleReason, Money, Outcome, ReferralReason};
+use crate::{
+    domain::{IneligibleReason, Money, Outcome, ReferralReason},
+    store::StoreObserver,
+};
 
 /// The RPC paths that get their own label.
 pub const KNOWN_RPCS: &[&str] = &[
@@ -104,6 +110,9 @@ pub struct Metrics {
     flush_seconds: Histogram,
     flush_requests: Histogram,
     batch_retries: Counter,
+    base_copies: Family<ResultLabels, Counter>,
+    base_copy_seconds: Histogram,
+    base_copy_bytes: Gauge,
     connections_open: Gauge,
     connections_accepted: Counter,
     connections_rejected: Family<ReasonLabels, Counter>,
@@ -140,6 +149,10 @@ impl Metrics {
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             flush_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             batch_retries: Counter::default(),
+            base_copies: Family::default(),
+            // 10 ms to about 10 minutes.
+            base_copy_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            base_copy_bytes: Gauge::default(),
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_rejected: Family::default(),
@@ -212,6 +225,21 @@ impl Metrics {
             "store_batch_retries",
             "Batches run again because another instance wrote the same records first",
             metrics.batch_retries.clone(),
+        );
+        registry.register(
+            "store_base_copies",
+            "Base copies of the embedded store written, by result: ok or failed",
+            metrics.base_copies.clone(),
+        );
+        registry.register(
+            "store_base_copy_duration_seconds",
+            "Writing one base copy of the embedded store",
+            metrics.base_copy_seconds.clone(),
+        );
+        registry.register(
+            "store_base_copy_bytes",
+            "Size of the last base copy of the embedded store",
+            metrics.base_copy_bytes.clone(),
         );
         registry.register(
             "connections_open",
@@ -363,6 +391,23 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
         text
+    }
+}
+
+impl StoreObserver for Metrics {
+    fn base_written(&self, result: Result<(f64, u64), ()>) {
+        let result = match result {
+            Ok((seconds, bytes)) => {
+                self.base_copy_seconds.observe(seconds);
+                self.base_copy_bytes
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                "ok"
+            }
+            Err(()) => "failed",
+        };
+        self.base_copies
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 }
 

@@ -188,6 +188,7 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        store.observe(Arc::clone(&metrics) as Arc<dyn crate::store::StoreObserver>);
         let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
         let edge = Edge::new(limits, tls, Arc::clone(&metrics));
         let app = App::start(

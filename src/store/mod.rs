@@ -14,6 +14,7 @@
 //! readers wait until the value they read is, so no caller ever sees a write
 //! that a crash could still take back.
 
+pub mod base;
 pub mod checkpoint;
 pub mod journal;
 pub mod legacy;
@@ -22,7 +23,7 @@ mod sled_store;
 pub mod snapshot;
 
 pub use postgres::{PostgresStore, Schema};
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{REBASE_AFTER_BYTES_DEFAULT, SledOptions, SledStore};
 
 /// Items of a full scan; each may fail on its own (a damaged record).
 pub type ScanIter<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
@@ -171,6 +172,13 @@ pub trait FaultPlan: Send + Sync + 'static {
     fn fails(&self, step: CommitStep) -> bool;
 }
 
+/// Told what the store does in the background, for the metrics: the store
+/// only stores, and does not know the metrics registry.
+pub trait StoreObserver: Send + Sync + 'static {
+    /// A base copy was written (in `seconds`, of `bytes`), or failed.
+    fn base_written(&self, result: Result<(f64, u64), ()>);
+}
+
 /// The operations the ledger and the readers need.
 pub trait Store: Send + Sync + 'static {
     /// Where the ledger left off.
@@ -247,6 +255,12 @@ pub trait Store: Send + Sync + 'static {
     fn begin(&self, plan: &Plan) -> Result<Option<Box<dyn Txn + '_>>, StoreError> {
         let _ = plan;
         Ok(None)
+    }
+
+    /// Registers who is told of the store's background work (once; later
+    /// calls are ignored). Stores with none do nothing.
+    fn observe(&self, observer: std::sync::Arc<dyn StoreObserver>) {
+        let _ = observer;
     }
 
     /// Whether the store can be reached now, for a store across a network:

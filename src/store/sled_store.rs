@@ -1,25 +1,27 @@
 //! The embedded store: one sled tree, one atomic sled batch per commit, made
-//! durable by the journal before any answer, and by checkpoints in the
-//! background.
+//! durable by the journal before any answer, and rebuildable from a base
+//! copy and the journal whatever a power cut does to sled's files.
 //!
 //! sled 0.34 is not durable by itself: its flush writes the log with
-//! `sync_file_range` (no file metadata, no drive cache flush) and it never
-//! syncs the directory it creates files in. So:
+//! `sync_file_range` (no file metadata, no drive cache flush), it never
+//! syncs the directory it creates files in, and it reuses log segments, so
+//! a power cut on a disk with a write-back cache can tear pages of its log
+//! that were on disk long before. So:
 //!
 //! - `apply` writes the batch into sled (one atomic sled batch) and stages
 //!   its encoded record in the [`Journal`];
 //! - `flush` writes the staged records with one `pwrite` and waits for one
 //!   `fdatasync`: the ledger answers only after it;
-//! - a checkpoint thread, about once a second, flushes sled, `fsync`s every
-//!   file and directory sled keeps, records the commit that covers in the
-//!   `checkpoint` file, and drops the journal segments it no longer needs;
-//! - opening recovers: sled must hold at least the checkpoint's commit
-//!   (else it lost acknowledged writes, and opening is refused), and the
-//!   journal's later commits are applied again (each carries its commit
-//!   number, so this is idempotent), followed by a checkpoint.
+//! - a background thread writes a new base copy of the whole store (see
+//!   [`super::base`]) once the journal since the last one has grown, and
+//!   then drops the journal segments it holds;
+//! - closing syncs sled's files and records a clean stop in the
+//!   `checkpoint` file; opening trusts sled's files only after a clean
+//!   stop, and otherwise rebuilds them from the base copy and the journal
+//!   ([`recovery`] has the whole table).
 //!
 //! Data directory: sled's own files (`db`, `conf`, `snap.*`, `blobs/`) at the
-//! top, `journal/` and `checkpoint` beside them.
+//! top, `journal/`, `base.snapshot`, `checkpoint` and `lock` beside them.
 //!
 //! Layout of the tree (all in one tree, so one batch covers every write):
 //!
@@ -49,6 +51,8 @@
 //! `H`/`D` index; a version 1 store is brought up to date once when opened
 //! (see [`super::legacy`]).
 
+mod recovery;
+
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
@@ -56,26 +60,28 @@ use std::{
     ops::RangeInclusive,
     path::{Path, PathBuf},
     sync::{
-        Arc, Condvar, Mutex, OnceLock,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::legacy::{self, BatchV1, SettlementV1, UsageV1};
 use super::{
-    Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError, Versioned,
+    Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError,
+    StoreObserver, Versioned,
+    base::{self, BaseCopy},
     checkpoint::{self, sync_dir, sync_tree},
     journal::{self, Journal, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
-    snapshot::{self, Item, SnapshotSummary, SnapshotWriter},
+    snapshot::{SnapshotSummary, SnapshotWriter},
 };
 use crate::domain::{
     BusinessDay, ClaimId, ClaimKey, HospitalId, Money, Person, RegionCode, ResidentId, Settlement,
     SettlementId, Usage, UtcOffset, Year,
 };
+use recovery::{BaseKeeper, Closing};
 
 /// The layout version this code reads and writes.
 const SCHEMA_VERSION: u32 = 2;
@@ -97,7 +103,16 @@ const RESTORE_BATCH: usize = 256;
 /// Entries a restore writes between two flushes of sled.
 const RESTORE_FLUSH_EVERY: usize = 8_192;
 /// What is not sled's in the data directory (and syncs itself).
-const NOT_SLEDS: &[&str] = &[JOURNAL_DIR, checkpoint::FILE_NAME, "checkpoint.tmp"];
+const NOT_SLEDS: &[&str] = &[
+    JOURNAL_DIR,
+    checkpoint::FILE_NAME,
+    checkpoint::TEMPORARY_NAME,
+    base::FILE_NAME,
+    base::TEMPORARY_NAME,
+    recovery::LOCK_NAME,
+];
+/// The base copy written when nothing else sets its size.
+pub const REBASE_AFTER_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
 /// Tuning of the embedded store.
 #[derive(Clone, Copy, Debug)]
@@ -106,9 +121,11 @@ pub struct SledOptions {
     pub cache_bytes: u64,
     /// Size of each journal segment file.
     pub journal_segment_bytes: u64,
-    /// How often sled is checkpointed while commits arrive: the journal
-    /// holds about this much time of commits.
-    pub checkpoint_interval: Duration,
+    /// A new base copy is written once the journal after the last one holds
+    /// this many bytes, or as many as the base copy itself if that is more:
+    /// the journal then stays within the size of the store (plus this), and
+    /// so does the time a rebuild replays it.
+    pub rebase_after_bytes: u64,
     /// The fund's zone, used only to work out the business days of the
     /// settlements of a store written before days were recorded. `None`
     /// (tools that do not read the configuration, such as `verify`) refuses
@@ -122,133 +139,145 @@ impl Default for SledOptions {
         SledOptions {
             cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: SEGMENT_BYTES_DEFAULT,
-            checkpoint_interval: Duration::from_secs(1),
+            rebase_after_bytes: REBASE_AFTER_BYTES_DEFAULT,
             utc_offset: None,
         }
     }
 }
 
-/// The sled tree and the directory it lives in: what a checkpoint needs.
+/// What the store's threads share: the tree, the journal, how far each
+/// reaches, and whether a failure stopped the store.
 #[derive(Clone)]
-struct Tree {
+struct Core {
     db: sled::Db,
     dir: PathBuf,
+    journal: Arc<Journal>,
+    /// Set when a commit failed after it may have changed the tree: from
+    /// then on nothing is read or written until the service restarts, so no
+    /// one sees (or builds on) a write that is not durable.
+    poisoned: Arc<OnceLock<String>>,
+    /// The last commit the journal holds durably.
+    journaled: Arc<AtomicU64>,
+    /// The last commit applied to the tree (durable or not yet).
+    applied: Arc<AtomicU64>,
+    /// Told of each base copy, for the metrics.
+    observer: Arc<OnceLock<Arc<dyn StoreObserver>>>,
 }
 
-impl Tree {
-    /// Makes sled durable up to `commit`, every commit at or below which it
-    /// already holds, then records that in the checkpoint file.
-    fn checkpoint(&self, commit: CommitNumber) -> Result<(), StoreError> {
-        self.db.flush().map_err(io)?;
-        sync_tree(&self.dir, NOT_SLEDS)?;
-        checkpoint::write(&self.dir, commit)
+impl Core {
+    /// Writes a consistent snapshot of the whole tree to `out` while writes
+    /// go on (see [`super::snapshot`]).
+    fn save_snapshot(
+        &self,
+        out: &mut dyn Write,
+        taken_at_micros: i64,
+    ) -> Result<SnapshotSummary, StoreError> {
+        if let Some(reason) = self.poisoned.get() {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        let base = self.journaled.load(Ordering::Acquire);
+        let _kept = self.journal.pin(base)?;
+        let failed = |e: std::io::Error| StoreError::Io(format!("snapshot: {e}"));
+        let mut writer = SnapshotWriter::start(out, base, taken_at_micros).map_err(failed)?;
+        for entry in self.db.iter() {
+            let (key, value) = entry.map_err(io)?;
+            writer.entry(&key, &value).map_err(failed)?;
+        }
+        // Everything the copy saw was applied by now; once it is durable,
+        // the journal completes every commit the copy caught half-way.
+        let last = self.applied.load(Ordering::Acquire);
+        self.await_journaled(last)?;
+        self.journal.each_record(base, last, |record| {
+            writer
+                .record(record.commit, &record.payload)
+                .map_err(failed)
+        })?;
+        let entries = writer.entries();
+        writer.finish(last).map_err(failed)?;
+        Ok(SnapshotSummary {
+            base_commit: base,
+            last_commit: last,
+            entries,
+            records: last - base,
+            taken_at_micros,
+        })
+    }
+
+    /// Waits (briefly: a commit takes milliseconds) until `commit` is durable.
+    fn await_journaled(&self, commit: CommitNumber) -> Result<(), StoreError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.journaled.load(Ordering::Acquire) < commit {
+            if let Some(reason) = self.poisoned.get() {
+                return Err(StoreError::Poisoned(reason.clone()));
+            }
+            if Instant::now() > deadline {
+                return Err(StoreError::Io(format!(
+                    "commit {commit} did not become durable within 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Writes a new base copy, then drops the journal segments it holds.
+    fn write_base(&self) -> Result<BaseCopy, StoreError> {
+        let started = Instant::now();
+        let taken_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let written = base::write(&self.dir, |out| self.save_snapshot(out, taken_at)).and_then(
+            |(summary, bytes)| {
+                self.journal.release_through(summary.last_commit)?;
+                Ok(BaseCopy {
+                    last_commit: summary.last_commit,
+                    bytes,
+                })
+            },
+        );
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(observer) = self.observer.get() {
+            observer.base_written(
+                written
+                    .as_ref()
+                    .map(|copy| (seconds, copy.bytes))
+                    .map_err(|_| ()),
+            );
+        }
+        if let Ok(copy) = &written {
+            tracing::info!(
+                commit = copy.last_commit,
+                bytes = copy.bytes,
+                seconds,
+                "wrote a base copy of the store"
+            );
+        }
+        written
     }
 }
 
 /// The embedded store, on sled 0.34 (the stable line).
 pub struct SledStore {
-    db: sled::Db,
-    journal: Arc<Journal>,
-    /// Set when a commit or a checkpoint failed after it may have changed the
-    /// tree: from then on nothing is read or written until the service
-    /// restarts, so no one sees (or builds on) a write that is not durable.
-    poisoned: Arc<OnceLock<String>>,
-    /// The last commit the journal holds durably; checkpoints cover up to it.
-    journaled: Arc<AtomicU64>,
-    /// The last commit applied to the tree (durable or not yet).
-    applied: AtomicU64,
-    checkpointer: Option<Checkpointer>,
+    core: Core,
+    keeper: Option<BaseKeeper>,
     /// Injected failures, for tests only.
     faults: Option<Arc<dyn FaultPlan>>,
+    /// Declared last: dropped after the tree (see [`Closing`]).
+    closing: Closing,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir` and recovers it: sled from its
-    /// log, then the journal's commits that sled's last checkpoint does not
-    /// hold. Refuses a store that holds fewer commits than were acknowledged.
+    /// Opens (or creates) the store in `dir` and recovers it: from sled's
+    /// files after a clean stop, else rebuilt from the base copy and the
+    /// journal. Refuses a store that holds fewer commits than were
+    /// acknowledged, saying why.
     pub fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         if options.journal_segment_bytes < SEGMENT_BYTES_MIN {
             return Err(StoreError::Io(format!(
                 "journal segments must be at least {SEGMENT_BYTES_MIN} bytes"
             )));
         }
-        create_data_dir(dir)?;
-        let checkpointed = checkpoint::read(dir)?;
-        let journal_dir = dir.join(JOURNAL_DIR);
-        let had_journal = journal_dir.exists();
-        let tree = Tree {
-            db: open_sled(dir, options)?,
-            dir: dir.to_owned(),
-        };
-        // sled's own recovery may have rewritten files without syncing them.
-        sync_tree(dir, NOT_SLEDS)?;
-        let schema = check_schema(&tree.db)?;
-        let held = get_u64(&tree.db, META_COMMIT)?.unwrap_or(0);
-        match checkpointed {
-            Some(acknowledged) if held < acknowledged => {
-                return Err(StoreError::Corrupt(format!(
-                    "{} holds commits up to {held}, but commits up to {acknowledged} were \
-                     made durable and acknowledged: sled's log is damaged and sled cut it \
-                     short. Do not serve from this directory: restore the last snapshot \
-                     (medassist snapshot restore) and run medassist verify",
-                    dir.display()
-                )));
-            }
-            None if had_journal => {
-                return Err(StoreError::Corrupt(format!(
-                    "{} has a journal but no checkpoint file: the directory is damaged \
-                     or incomplete; restore the last snapshot",
-                    dir.display()
-                )));
-            }
-            None if held > 0 => tracing::info!(
-                commit = held,
-                "store written before the journal existed: taking its first checkpoint"
-            ),
-            _ => {}
-        }
-        if schema == legacy::VERSION && options.utc_offset.is_none() {
-            return Err(StoreError::Unsupported(format!(
-                "{} was written by an older version (layout {}): start medassist serve on it \
-                 once, with its configuration, to bring it up to date (this uses the fund's \
-                 [reconciliation] utc_offset, which this command does not read)",
-                dir.display(),
-                legacy::VERSION
-            )));
-        }
-        let replayed = replay(&tree.db, held, journal::recover(&journal_dir)?, schema)?;
-        let last = held.max(replayed.unwrap_or(0));
-        if let (legacy::VERSION, Some(offset)) = (schema, options.utc_offset) {
-            migrate_v1(&tree.db, offset)?;
-        }
-        tree.checkpoint(last)?;
-        let journal = Arc::new(Journal::start(&journal_dir, options.journal_segment_bytes)?);
-        if let Some(through) = replayed {
-            tracing::info!(
-                from = held + 1,
-                through,
-                "recovered commits from the journal"
-            );
-        }
-        let poisoned = Arc::new(OnceLock::new());
-        let journaled = Arc::new(AtomicU64::new(last));
-        let checkpointer = Checkpointer::start(
-            tree,
-            Arc::clone(&journal),
-            Arc::clone(&journaled),
-            Arc::clone(&poisoned),
-            last,
-            options.checkpoint_interval,
-        )?;
-        Ok(SledStore {
-            db: checkpointer.tree.db.clone(),
-            journal,
-            poisoned,
-            journaled,
-            applied: AtomicU64::new(last),
-            checkpointer: Some(checkpointer),
-            faults: None,
-        })
+        recovery::open(dir, options)
     }
 
     /// Opens the store with failures injected at chosen commit steps. For
@@ -268,11 +297,11 @@ impl SledStore {
     }
 
     fn poison(&self, reason: String) -> StoreError {
-        poison(&self.poisoned, reason)
+        poison(&self.core.poisoned, reason)
     }
 
     fn healthy(&self) -> Result<(), StoreError> {
-        match self.poisoned.get() {
+        match self.core.poisoned.get() {
             Some(reason) => Err(StoreError::Poisoned(reason.clone())),
             None => Ok(()),
         }
@@ -283,7 +312,8 @@ impl SledStore {
         key: &[u8],
     ) -> Result<Option<Versioned<T>>, StoreError> {
         self.healthy()?;
-        self.db
+        self.core
+            .db
             .get(key)
             .map_err(io)?
             .map(|bytes| versioned(&bytes))
@@ -291,7 +321,7 @@ impl SledStore {
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
-        get_u64(&self.db, key)
+        get_u64(&self.core.db, key)
     }
 
     /// Encodes every write of the batch before touching the tree, so an
@@ -396,7 +426,7 @@ impl Store for SledStore {
                 .to_be_bytes(),
         );
         let mut found = Vec::new();
-        for entry in self.db.range(start..).take(limit) {
+        for entry in self.core.db.range(start..).take(limit) {
             let (key, _) = entry.map_err(io)?;
             if !key.starts_with(&prefix) {
                 break;
@@ -433,7 +463,7 @@ impl Store for SledStore {
             let mut start = prefix.clone();
             start.extend_from_slice(&from);
             let mut cursor = DayCursor {
-                entries: self.db.range(start..),
+                entries: self.core.db.range(start..),
                 prefix,
             };
             if let Some(id) = cursor.next_id()? {
@@ -480,7 +510,7 @@ impl Store for SledStore {
         }
         let end = referral_key(days.end().next(), SettlementId::new(0));
         let mut found = Vec::new();
-        for entry in self.db.range(start..end) {
+        for entry in self.core.db.range(start..end) {
             if found.len() >= limit {
                 break;
             }
@@ -506,7 +536,7 @@ impl Store for SledStore {
         self.healthy()?;
         let writes = Self::writes_of(batch)?;
         let record = encode(batch)?;
-        if record.len() > self.journal.payload_max() {
+        if record.len() > self.core.journal.payload_max() {
             return Err(StoreError::Io(format!(
                 "commit {} is {} bytes, more than a journal record holds",
                 batch.commit,
@@ -522,13 +552,15 @@ impl Store for SledStore {
         // One sled batch: atomic for readers (it holds sled's write lock, as
         // a transaction's commit would, without a transaction's read set and
         // copies: there is one writer) and for sled's recovery.
-        self.db
+        self.core
+            .db
             .apply_batch(writes)
             .map_err(|error| self.poison(error.to_string()))?;
-        self.applied.store(batch.commit, Ordering::Release);
+        self.core.applied.store(batch.commit, Ordering::Release);
         // The tree now holds the batch: if it cannot reach the journal, it
         // must not be served.
-        self.journal
+        self.core
+            .journal
             .stage(batch.commit, &record)
             .map_err(|error| self.poison(error.to_string()))
     }
@@ -538,33 +570,11 @@ impl Store for SledStore {
         out: &mut dyn Write,
         taken_at_micros: i64,
     ) -> Result<SnapshotSummary, StoreError> {
-        self.healthy()?;
-        let base = self.journaled.load(Ordering::Acquire);
-        let _kept = self.journal.pin(base)?;
-        let failed = |e: std::io::Error| StoreError::Io(format!("snapshot: {e}"));
-        let mut writer = SnapshotWriter::start(out, base, taken_at_micros).map_err(failed)?;
-        for entry in self.db.iter() {
-            let (key, value) = entry.map_err(io)?;
-            writer.entry(&key, &value).map_err(failed)?;
-        }
-        // Everything the copy saw was applied by now; once it is durable,
-        // the journal completes every commit the copy caught half-way.
-        let last = self.applied.load(Ordering::Acquire);
-        self.await_journaled(last)?;
-        self.journal.each_record(base, last, |record| {
-            writer
-                .record(record.commit, &record.payload)
-                .map_err(failed)
-        })?;
-        let entries = writer.entries();
-        writer.finish(last).map_err(failed)?;
-        Ok(SnapshotSummary {
-            base_commit: base,
-            last_commit: last,
-            entries,
-            records: last - base,
-            taken_at_micros,
-        })
+        self.core.save_snapshot(out, taken_at_micros)
+    }
+
+    fn observe(&self, observer: Arc<dyn StoreObserver>) {
+        let _ = self.core.observer.set(observer);
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -572,110 +582,37 @@ impl Store for SledStore {
         let synced = if self.fails(CommitStep::AtFlush) {
             Err("injected failure at the flush".to_owned())
         } else {
-            self.journal.sync().map_err(|e| e.to_string())
+            self.core.journal.sync().map_err(|e| e.to_string())
         };
         // A failed sync leaves the tree holding writes that are not durable,
         // and (as PostgreSQL learned) a retried fsync cannot be trusted: stop
         // serving. Restarting recovers the last durable state.
         if let Some(commit) = synced.map_err(|reason| self.poison(reason))? {
-            self.journaled.store(commit, Ordering::Release);
+            self.core.journaled.store(commit, Ordering::Release);
         }
         Ok(())
     }
 }
 
 impl SledStore {
-    /// Waits (briefly: a commit takes milliseconds) until `commit` is durable.
-    fn await_journaled(&self, commit: CommitNumber) -> Result<(), StoreError> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.journaled.load(Ordering::Acquire) < commit {
-            self.healthy()?;
-            if std::time::Instant::now() > deadline {
-                return Err(StoreError::Io(format!(
-                    "commit {commit} did not become durable within 10 s"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
     /// Makes a new data directory `dir` from a snapshot file, after checking
     /// the whole file: a damaged or truncated one is refused and nothing is
-    /// written. `dir` must be missing or empty. The restored store holds the
-    /// snapshot's last commit and opens like any other.
+    /// written. `dir` must be missing or empty. The snapshot becomes the
+    /// store's base copy, from which the store is built once.
     pub fn restore_snapshot(
         file: &Path,
         dir: &Path,
         options: SledOptions,
     ) -> Result<SnapshotSummary, StoreError> {
-        let open = || {
-            std::fs::File::open(file)
-                .map(std::io::BufReader::new)
-                .map_err(|e| StoreError::Io(format!("{}: {e}", file.display())))
-        };
-        let summary = snapshot::check(open()?)?;
-        let occupied = std::fs::read_dir(dir).map(|mut entries| entries.next().is_some());
-        if occupied.unwrap_or(false) {
-            return Err(StoreError::Io(format!(
-                "{} is not empty: restore into a new directory",
-                dir.display()
-            )));
-        }
-        create_data_dir(dir)?;
-        let tree = Tree {
-            db: open_sled(dir, options)?,
-            dir: dir.to_owned(),
-        };
-        let mut entries = sled::Batch::default();
-        let (mut queued, mut loaded) = (0, 0);
-        snapshot::read(open()?, |item| {
-            match item {
-                Item::Entry(key, value) => {
-                    entries.insert(key, value);
-                    queued += 1;
-                    if queued == RESTORE_BATCH {
-                        tree.db
-                            .apply_batch(std::mem::take(&mut entries))
-                            .map_err(io)?;
-                        queued = 0;
-                        loaded += RESTORE_BATCH;
-                        // sled keeps unwritten pages in memory; writing them
-                        // out as the load goes keeps a restore's memory flat.
-                        if loaded % RESTORE_FLUSH_EVERY == 0 {
-                            tree.db.flush().map_err(io)?;
-                        }
-                    }
-                }
-                Item::Record(commit, payload) => {
-                    if queued > 0 {
-                        tree.db
-                            .apply_batch(std::mem::take(&mut entries))
-                            .map_err(io)?;
-                        queued = 0;
-                    }
-                    replay_one(&tree.db, commit, &payload, stored_schema(&tree.db)?)?;
-                }
-            }
-            Ok(())
-        })?;
-        tree.db.apply_batch(entries).map_err(io)?;
-        // The copy's own commit counter is fuzzy; the store holds the last.
-        tree.db
-            .insert(META_COMMIT, &summary.last_commit.to_be_bytes())
-            .map_err(io)?;
-        tree.checkpoint(summary.last_commit)?;
-        drop(tree);
-        drop(SledStore::open(dir, options)?);
-        Ok(summary)
+        recovery::restore(file, dir, options)
     }
-}
 
-impl SledStore {
     /// Writes a new data directory `dir` as version 1 of this service did:
-    /// the commits of `in_tree` in sled, those of `in_journal` only in the
-    /// journal (as when the service stopped before sled's checkpoint). Only
-    /// for tests of the migration of older stores; the service never calls it.
+    /// the commits of `in_tree` in sled, synced, with a checkpoint of the
+    /// first format naming the last of them, and those of `in_journal` only
+    /// in the journal (as when the service stopped before sled's next
+    /// checkpoint). Only for tests of the migration of older stores; the
+    /// service never calls it.
     #[doc(hidden)]
     pub fn write_version_1(
         dir: &Path,
@@ -683,7 +620,7 @@ impl SledStore {
         in_journal: &[BatchV1],
     ) -> Result<(), StoreError> {
         let options = SledOptions::default();
-        drop(SledStore::open(dir, options)?);
+        create_data_dir(dir)?;
         let db = open_sled(dir, options)?;
         db.insert(META_SCHEMA, encode(&legacy::VERSION)?)
             .map_err(io)?;
@@ -691,7 +628,15 @@ impl SledStore {
             db.apply_batch(writes_of_v1(batch)?).map_err(io)?;
         }
         db.flush().map_err(io)?;
-        let journal = Journal::start(&dir.join(JOURNAL_DIR), SEGMENT_BYTES_MIN)?;
+        drop(db);
+        sync_tree(dir, NOT_SLEDS)?;
+        let checkpointed = in_tree.last().map_or(0, |batch| batch.commit);
+        checkpoint::write(dir, checkpoint::Checkpoint::Legacy(checkpointed))?;
+        let journal = Journal::resume(
+            &dir.join(JOURNAL_DIR),
+            SEGMENT_BYTES_MIN,
+            &journal::Recovered::default(),
+        )?;
         for batch in in_journal {
             journal.stage(batch.commit, &encode(batch)?)?;
         }
@@ -702,9 +647,23 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        // The last checkpoint leaves nothing in the journal to replay.
-        if let Some(checkpointer) = self.checkpointer.take() {
-            checkpointer.stop();
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
+        }
+        if self.core.poisoned.get().is_some() {
+            // The next start rebuilds from what is durable.
+            return;
+        }
+        let flushed = self
+            .core
+            .journal
+            .sync()
+            .and_then(|_| self.core.db.flush().map_err(io));
+        match flushed {
+            Ok(_) => self.closing.clean = Some(self.core.applied.load(Ordering::Acquire)),
+            Err(error) => {
+                tracing::error!(%error, "cannot close the store cleanly: it will be rebuilt at the next start")
+            }
         }
     }
 }
@@ -718,7 +677,7 @@ impl SledStore {
         if let Err(error) = self.healthy() {
             return Box::new(std::iter::once(Err(error)));
         }
-        Box::new(self.db.scan_prefix(prefix).map(move |entry| {
+        Box::new(self.core.db.scan_prefix(prefix).map(move |entry| {
             let (key, value) = entry.map_err(io)?;
             read(&key[prefix.len()..], &value)
         }))
@@ -856,8 +815,9 @@ fn open_sled(dir: &Path, options: SledOptions) -> Result<sled::Db, StoreError> {
     sled::Config::new()
         .path(dir)
         .cache_capacity(options.cache_bytes)
-        // Checkpoints flush; a timer would only add noise.
-        .flush_every_ms(None)
+        // sled writes its log out every second: not durable (the journal
+        // is), but it keeps sled's memory flat.
+        .flush_every_ms(Some(1000))
         .open()
         .map_err(|error| match error.to_string() {
             locked if locked.contains("could not acquire lock") => {
@@ -1081,30 +1041,6 @@ fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
         .transpose()
 }
 
-/// Applies the journal's commits that sled does not hold (those after
-/// `held`), in order; returns the last one applied.
-fn replay(
-    db: &sled::Db,
-    held: CommitNumber,
-    records: Vec<journal::JournalRecord>,
-    schema: u32,
-) -> Result<Option<CommitNumber>, StoreError> {
-    let mut last = None;
-    for record in records.into_iter().filter(|r| r.commit > held) {
-        let expected = last.unwrap_or(held) + 1;
-        if record.commit != expected {
-            return Err(StoreError::Corrupt(format!(
-                "the journal resumes at commit {} but the store holds commits up to {}",
-                record.commit,
-                expected - 1
-            )));
-        }
-        replay_one(db, record.commit, &record.payload, schema)?;
-        last = Some(record.commit);
-    }
-    Ok(last)
-}
-
 /// Applies one journal record's batch to the tree, atomically. `schema` is
 /// the layout the record was written in: the tree's.
 fn replay_one(
@@ -1132,77 +1068,6 @@ fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {
     let reason = poisoned.get_or_init(|| reason).clone();
     tracing::error!(%reason, "store poisoned: restart the service to recover");
     StoreError::Poisoned(reason)
-}
-
-/// The background thread that checkpoints sled while commits arrive, and
-/// once more when the store closes.
-struct Checkpointer {
-    tree: Tree,
-    wake: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    fn start(
-        tree: Tree,
-        journal: Arc<Journal>,
-        journaled: Arc<AtomicU64>,
-        poisoned: Arc<OnceLock<String>>,
-        mut done: CommitNumber,
-        interval: Duration,
-    ) -> Result<Checkpointer, StoreError> {
-        let wake = Arc::new((Mutex::new(false), Condvar::new()));
-        let (signal, worker) = (Arc::clone(&wake), tree.clone());
-        let thread = std::thread::Builder::new()
-            .name("medassist-checkpoint".into())
-            .spawn(move || {
-                let (lock, condvar) = &*signal;
-                loop {
-                    let stopping = match lock.lock() {
-                        Ok(guard) => condvar
-                            .wait_timeout_while(guard, interval, |stop| !*stop)
-                            .map(|(guard, _)| *guard)
-                            .unwrap_or(true),
-                        Err(_) => true,
-                    };
-                    let commit = journaled.load(Ordering::Acquire);
-                    if commit > done && poisoned.get().is_none() {
-                        let made = worker
-                            .checkpoint(commit)
-                            .and_then(|()| journal.release_through(commit));
-                        match made {
-                            Ok(()) => done = commit,
-                            Err(error) => {
-                                poison(&poisoned, format!("checkpoint failed: {error}"));
-                                return;
-                            }
-                        }
-                    }
-                    if stopping {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer {
-            tree,
-            wake,
-            thread: Some(thread),
-        })
-    }
-
-    /// Takes a last checkpoint and ends the thread.
-    fn stop(mut self) {
-        if let Ok(mut stop) = self.wake.0.lock() {
-            *stop = true;
-        }
-        self.wake.1.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the checkpoint thread panicked");
-        }
-    }
 }
 
 fn io(error: sled::Error) -> StoreError {

@@ -138,9 +138,7 @@ pub enum Item {
 }
 
 fn damaged(why: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!(
-        "the snapshot is damaged or incomplete: {why}; nothing was restored"
-    ))
+    StoreError::Corrupt(format!("the snapshot is damaged or incomplete: {why}"))
 }
 
 /// Reads exactly `buf.len()` bytes, hashing them.
