@@ -699,18 +699,18 @@ async fn check_race(
 /// So in either instance's batches claim keys collide, running totals are
 /// created and locked by the other, lock cycles form, and the cap of every
 /// patient is contended. Every call must be answered without an error.
-/// Then, read back: each claim key holds one settlement that every answer
-/// names and one settled (one reversal reversed it), nothing answered is
-/// lost, each patient's usage is the sum of its settlements not reversed
+/// Then, read back: each claim key holds one settlement, which every answer
+/// names and exactly one answer recorded (one reversal answer, when it was
+/// reversed), nothing answered is lost, each patient's usage is the sum of its settlements not reversed
 /// and within the cap, and `verify` finds the database consistent. The
-/// default is a short form; `MEDASSIST_RACE_RUNS` (3),
-/// `MEDASSIST_RACE_CLAIMS` (300 per run) and `MEDASSIST_RACE_SEED` (19)
+/// default is a short form; `MEDASSIST_RACE_RUNS` (2),
+/// `MEDASSIST_RACE_CLAIMS` (200 per run) and `MEDASSIST_RACE_SEED` (19)
 /// make it longer (docs/BENCHMARKS.md). Error answers are counted over all
 /// runs, and printed, before the test fails on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_race_between_two_instances_is_never_an_error() {
-    let runs = env_or("MEDASSIST_RACE_RUNS", 3u64);
-    let count = env_or("MEDASSIST_RACE_CLAIMS", 300usize);
+    let runs = env_or("MEDASSIST_RACE_RUNS", 2u64);
+    let count = env_or("MEDASSIST_RACE_CLAIMS", 200usize);
     let seed = env_or("MEDASSIST_RACE_SEED", 19u64);
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut errors, mut calls) = (Vec::new(), 0);
@@ -730,16 +730,24 @@ async fn a_race_between_two_instances_is_never_an_error() {
             .sum::<usize>();
         let failed = check_race(&b, &plan, &answered).await;
         check_usage(&a.channel(), &patients).await;
-        println!(
-            "run {run} of seed {seed}: {count} claims, {} error answers, {:?}",
-            failed.len(),
-            started.elapsed()
-        );
-        errors.extend(failed);
         a.stop().await;
         b.stop().await;
         let report = verify_postgres(&url);
         assert!(report.is_consistent(), "{report}");
+        // How hard it raced: each batch that lost was rolled back (as far
+        // as PostgreSQL's statistics have it by now; not asserted).
+        let name = url.rsplit('/').next().unwrap();
+        let rolled_back = backend::admin(&format!(
+            "SELECT xact_rollback FROM pg_stat_database WHERE datname = '{name}'"
+        ));
+        println!(
+            "run {run} of seed {seed}: {count} claims, {} error answers, \
+             {} transactions rolled back, {:?}",
+            failed.len(),
+            rolled_back.join(""),
+            started.elapsed()
+        );
+        errors.extend(failed);
     }
     assert!(
         errors.is_empty(),
