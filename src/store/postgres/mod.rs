@@ -13,10 +13,16 @@
 //! - a running total that does not exist yet cannot be locked, so it is
 //!   inserted with a plain `INSERT`: of two instances creating it at once the
 //!   second fails on the primary key, and a claim key used twice at once
-//!   fails on its unique constraint. Those failures, lock cycles (40P01) and
-//!   serialization failures (40001) come back as
+//!   fails on its unique constraint. Those failures, lock cycles (40P01),
+//!   serialization failures (40001, also at the COMMIT) and locks not had
+//!   within a `lock_timeout` (55P03) come back as
 //!   [`StoreError::Contended`] and the ledger runs the batch again, which
 //!   then sees the other instance's commit;
+//! - each round trip is pipelined, and once one of its statements fails the
+//!   server refuses the rest with 25P02 ("current transaction is aborted"):
+//!   a round trip fails with its first error (`sql::round_trip`), so a
+//!   lost race is run again and any other failure names its cause, never
+//!   the abort that follows it;
 //! - nothing read is cached: the roster cache and the ledger's running-total
 //!   cache are off for a shared store (see [`Store::shared`]).
 //!
@@ -599,17 +605,37 @@ async fn connect(hosts: &Hosts) -> Result<Client, StoreError> {
 }
 
 /// The store error of a driver error: the conflicts another instance causes
-/// are retried by the ledger, everything else fails the call.
+/// are retried by the ledger, everything else fails the call. Of a
+/// pipelined round trip, classify its first error, not the aborts that
+/// follow it (see `sql::round_trip`).
 fn classify(error: &tokio_postgres::Error) -> StoreError {
-    let contended = [
-        SqlState::T_R_SERIALIZATION_FAILURE,
-        SqlState::T_R_DEADLOCK_DETECTED,
-        SqlState::UNIQUE_VIOLATION,
-    ];
     match error.code() {
-        Some(code) if contended.contains(code) => StoreError::Contended(describe(error)),
+        Some(code) if contended(code) => StoreError::Contended(describe(error)),
+        // Says only that an earlier statement failed; with no earlier error
+        // at hand, its own words would pass for the cause.
+        Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => StoreError::Io(
+            "PostgreSQL: a statement was sent after its transaction had failed, \
+             and the first failure was not seen"
+                .into(),
+        ),
         _ => StoreError::Io(format!("PostgreSQL: {}", describe(error))),
     }
+}
+
+/// True for the ways a transaction loses a race with another instance's:
+/// the other created the same claim key or running total first (23505),
+/// the two waited on each other (40P01), a snapshot or a COMMIT found the
+/// other's write (40001), or a lock was not had in time (55P03, under a
+/// `lock_timeout` the database's owner set). Run again, the batch sees the
+/// other's commit.
+fn contended(code: &SqlState) -> bool {
+    [
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::LOCK_NOT_AVAILABLE,
+    ]
+    .contains(code)
 }
 
 /// The server's own words for a database error (the driver's `Display`
@@ -1245,6 +1271,36 @@ mod tests {
                     .get(0)
             });
             assert_eq!(level, expected, "with the database's default {default}");
+        }
+    }
+
+    /// Proves which SQLSTATEs the ledger runs a batch again for: the four
+    /// ways of losing a race with another instance, and nothing else. Not
+    /// a statement refused because its transaction failed earlier (25P02:
+    /// its cause is the earlier error), a cancelled statement, a standby
+    /// that refuses writes, a full disk, a lost or refused connection.
+    #[test]
+    fn only_a_lost_race_is_contention() {
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ] {
+            assert!(contended(&code), "{} is a lost race", code.code());
+        }
+        for code in [
+            SqlState::IN_FAILED_SQL_TRANSACTION,
+            SqlState::QUERY_CANCELED,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::DISK_FULL,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::UNDEFINED_TABLE,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+        ] {
+            assert!(!contended(&code), "{} is not a lost race", code.code());
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, Row, Statement, error::SqlState};
 
 use super::{Connection, Locked, StoreError, classify, from_json, to_json};
 use crate::{
@@ -110,54 +110,83 @@ fn db(error: tokio_postgres::Error) -> StoreError {
     classify(&error)
 }
 
+/// A statement's outcome, as the driver answers it.
+type Sent<T> = Result<T, tokio_postgres::Error>;
+
+/// What each statement of a pipelined round trip answered, in the order
+/// they were sent, or why the round trip failed: its first error.
+///
+/// Once a statement of a transaction fails, the server refuses every later
+/// one with 25P02 (`in_failed_sql_transaction`), which says only that an
+/// earlier one failed. Classified in its place, it turned a lost race (a
+/// unique violation or a lock cycle, which the ledger runs again) into an
+/// error answer. An abort is reported only when nothing else failed, and
+/// [`classify`] then names no cause it does not know.
+fn round_trip<T, const N: usize>(outcomes: [Sent<T>; N]) -> Result<[T; N], StoreError> {
+    let aborted =
+        |error: &&tokio_postgres::Error| error.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION);
+    // The first error that is not an abort, else the first abort.
+    let failed = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .min_by_key(aborted);
+    if let Some(error) = failed {
+        return Err(classify(error));
+    }
+    Ok(outcomes.map(|outcome| outcome.expect("no statement of the round trip failed")))
+}
+
+/// `query`'s rows, or none, without sending it, when nothing is `asked`.
+async fn rows_if(asked: bool, query: impl Future<Output = Sent<Vec<Row>>>) -> Sent<Vec<Row>> {
+    match asked {
+        true => query.await,
+        false => Ok(Vec::new()),
+    }
+}
+
 /// Starts the batch's transaction and takes every lock the plan names, all
 /// in one pipelined round trip: BEGIN is sent first, so the locks belong
-/// to the transaction.
+/// to the transaction. A failure is the first of its statements' (see
+/// [`round_trip`]).
 pub(super) async fn begin(c: &Connection, plan: &Plan) -> Result<Locked, StoreError> {
+    let new = id_count(plan.new_settlements)?;
     let (begun, ids, claims, usages, persons, roster) = tokio::join!(
         biased;
         c.client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
-        async {
-            match plan.new_settlements {
-                0 => Ok(VecDeque::new()),
-                n => reserve_ids(c, n).await,
-            }
-        },
-        async {
-            match plan.claims.is_empty() {
-                true => Ok(HashMap::new()),
-                false => lock_claims(c, &plan.claims).await,
-            }
-        },
-        async {
-            match plan.patient_years.is_empty() {
-                true => Ok(HashMap::new()),
-                false => lock_usages(c, &plan.patient_years).await,
-            }
-        },
-        async {
-            match plan.persons.is_empty() {
-                true => Ok(HashMap::new()),
-                false => lock_persons(c, &plan.persons).await,
-            }
-        },
-        async {
-            match plan.roster.is_empty() {
-                true => Ok(HashMap::new()),
-                false => persons_of(c, &c.statements.read_persons, &plan.roster).await,
-            }
-        },
+        rows_if(new > 0, id_rows(c, new)),
+        rows_if(!plan.claims.is_empty(), claim_rows(c, &plan.claims)),
+        rows_if(!plan.patient_years.is_empty(), usage_lock_rows(c, &plan.patient_years)),
+        rows_if(
+            !plan.persons.is_empty(),
+            person_rows(c, &c.statements.lock_persons, &plan.persons)
+        ),
+        rows_if(
+            !plan.roster.is_empty(),
+            person_rows(c, &c.statements.read_persons, &plan.roster)
+        ),
     );
-    begun.map_err(db)?;
+    let [_, ids, claims, usages, persons, roster] = round_trip([
+        begun.map(|()| Vec::new()),
+        ids,
+        claims,
+        usages,
+        persons,
+        roster,
+    ])?;
     // A record both locked and read is the same committed record.
-    let mut roster = roster?;
-    roster.extend(persons?);
+    let mut read = persons_of(&plan.roster, roster)?;
+    read.extend(persons_of(&plan.persons, persons)?);
     Ok(Locked {
-        ids: ids?,
-        claims: claims?,
-        usages: usages?,
-        persons: roster,
+        ids: ids_of(&ids),
+        claims: claims_of(&plan.claims, claims)?,
+        usages: usages_of(&plan.patient_years, usages)?,
+        persons: read,
     })
+}
+
+/// `n` settlement numbers as the sequence statement's parameter.
+fn id_count(n: usize) -> Result<i32, StoreError> {
+    i32::try_from(n).map_err(|_| StoreError::Io("too many settlements in one batch".into()))
 }
 
 /// Reserves `n` settlement numbers from the sequence.
@@ -165,17 +194,18 @@ pub(super) async fn reserve_ids(
     c: &Connection,
     n: usize,
 ) -> Result<VecDeque<SettlementId>, StoreError> {
-    let n =
-        i32::try_from(n).map_err(|_| StoreError::Io("too many settlements in one batch".into()))?;
-    let rows = c
-        .client
-        .query(&c.statements.reserve_ids, &[&n])
-        .await
-        .map_err(db)?;
-    Ok(rows
-        .iter()
+    let rows = id_rows(c, id_count(n)?).await.map_err(db)?;
+    Ok(ids_of(&rows))
+}
+
+async fn id_rows(c: &Connection, n: i32) -> Sent<Vec<Row>> {
+    c.client.query(&c.statements.reserve_ids, &[&n]).await
+}
+
+fn ids_of(rows: &[Row]) -> VecDeque<SettlementId> {
+    rows.iter()
         .map(|row| SettlementId::new(row.get::<_, i64>(0) as u64))
-        .collect())
+        .collect()
 }
 
 /// Locks the settlements of `keys`; every key is answered, `None` for one
@@ -184,13 +214,21 @@ pub(super) async fn lock_claims(
     c: &Connection,
     keys: &[ClaimKey],
 ) -> Result<HashMap<ClaimKey, Option<Settlement>>, StoreError> {
+    claims_of(keys, claim_rows(c, keys).await.map_err(db)?)
+}
+
+async fn claim_rows(c: &Connection, keys: &[ClaimKey]) -> Sent<Vec<Row>> {
     let hospitals: Vec<&str> = keys.iter().map(|k| k.hospital_id.as_str()).collect();
     let claims: Vec<&str> = keys.iter().map(|k| k.claim_id.as_str()).collect();
-    let rows = c
-        .client
+    c.client
         .query(&c.statements.lock_claims, &[&hospitals, &claims])
         .await
-        .map_err(db)?;
+}
+
+fn claims_of(
+    keys: &[ClaimKey],
+    rows: Vec<Row>,
+) -> Result<HashMap<ClaimKey, Option<Settlement>>, StoreError> {
     let mut found: HashMap<_, _> = keys.iter().map(|key| (key.clone(), None)).collect();
     for row in rows {
         let damaged = || StoreError::Corrupt("settlement row with a bad claim key".into());
@@ -209,13 +247,21 @@ pub(super) async fn lock_usages(
     c: &Connection,
     wanted: &[(ResidentId, Year)],
 ) -> Result<HashMap<(ResidentId, Year), Option<Usage>>, StoreError> {
+    usages_of(wanted, usage_lock_rows(c, wanted).await.map_err(db)?)
+}
+
+async fn usage_lock_rows(c: &Connection, wanted: &[(ResidentId, Year)]) -> Sent<Vec<Row>> {
     let patients: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
     let years: Vec<i32> = wanted.iter().map(|(_, y)| y.get()).collect();
-    let rows = c
-        .client
+    c.client
         .query(&c.statements.lock_usages, &[&patients, &years])
         .await
-        .map_err(db)?;
+}
+
+fn usages_of(
+    wanted: &[(ResidentId, Year)],
+    rows: Vec<Row>,
+) -> Result<HashMap<(ResidentId, Year), Option<Usage>>, StoreError> {
     let mut found: HashMap<_, _> = wanted.iter().map(|key| (key.clone(), None)).collect();
     for row in rows {
         let damaged = || StoreError::Corrupt("usage row with a bad key".into());
@@ -233,18 +279,27 @@ pub(super) async fn lock_persons(
     c: &Connection,
     wanted: &[ResidentId],
 ) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
-    persons_of(c, &c.statements.lock_persons, wanted).await
+    let rows = person_rows(c, &c.statements.lock_persons, wanted)
+        .await
+        .map_err(db)?;
+    persons_of(wanted, rows)
 }
 
-/// The roster records of `wanted` by `statement` (locking them or not);
-/// every one is answered, `None` for a patient not on the roster.
-async fn persons_of(
+/// The roster records of `wanted` by `statement` (locking them or not).
+async fn person_rows(
     c: &Connection,
     statement: &Statement,
     wanted: &[ResidentId],
-) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
+) -> Sent<Vec<Row>> {
     let ids: Vec<&str> = wanted.iter().map(|id| id.as_str()).collect();
-    let rows = c.client.query(statement, &[&ids]).await.map_err(db)?;
+    c.client.query(statement, &[&ids]).await
+}
+
+/// Every one of `wanted` answered, `None` for a patient not on the roster.
+fn persons_of(
+    wanted: &[ResidentId],
+    rows: Vec<Row>,
+) -> Result<HashMap<ResidentId, Option<Person>>, StoreError> {
     let mut found: HashMap<_, _> = wanted.iter().map(|id| (id.clone(), None)).collect();
     for row in rows {
         let id = ResidentId::parse(row.get(0))
@@ -362,7 +417,9 @@ impl Writes {
 
     /// Sends every write and the COMMIT in one pipelined round trip. Each
     /// statement's result is checked: after a failed one the server answers
-    /// the COMMIT with a rollback, and the batch fails with the first error.
+    /// the COMMIT with a rollback, and the batch fails with the first error
+    /// (see [`round_trip`]); the COMMIT's own failure (a conflict found
+    /// only then) counts when every write succeeded.
     pub(super) async fn commit(self, c: &Connection) -> Result<(), StoreError> {
         let s = &c.statements;
         let client = &c.client;
@@ -420,7 +477,7 @@ impl Writes {
             },
             client.batch_execute("COMMIT"),
         );
-        let counts = [new, changed, new_usages, changed_usages, persons];
+        let counts = round_trip([new, changed, new_usages, changed_usages, persons])?;
         let expected = [
             self.new.ids.len(),
             self.changed.ids.len(),
@@ -429,7 +486,6 @@ impl Writes {
             self.person_ids.len(),
         ];
         for (count, expected) in counts.into_iter().zip(expected) {
-            let count = count.map_err(db)?;
             if count != expected as u64 {
                 return Err(StoreError::Poisoned(format!(
                     "a write touched {count} rows instead of {expected} and was committed anyway"
@@ -440,11 +496,7 @@ impl Writes {
     }
 }
 
-async fn usage_rows(
-    client: &Client,
-    statement: &Statement,
-    rows: &UsageRows,
-) -> Result<u64, tokio_postgres::Error> {
+async fn usage_rows(client: &Client, statement: &Statement, rows: &UsageRows) -> Sent<u64> {
     match rows.patients.is_empty() {
         true => Ok(0),
         false => {
@@ -457,8 +509,182 @@ async fn usage_rows(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
-    use crate::store::postgres::{PostgresStore, ScratchDatabase, WRITER_SESSION, connect, target};
+    use crate::{
+        domain::{Date, RegionCode},
+        store::postgres::{PostgresStore, ScratchDatabase, WRITER_SESSION, connect, target},
+    };
+
+    /// Runs `test` with two connections to a new, migrated database: the
+    /// ledger's, its statements prepared, with `session` on top of its
+    /// own settings; and another instance's.
+    fn with_ledger_and_other(tag: &str, session: &str, test: impl AsyncFnOnce(Connection, Client)) {
+        let database = ScratchDatabase::new(tag);
+        PostgresStore::migrate(&database.url, None).unwrap();
+        let (_, hosts) = target(&database.url, None).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let client = connect(&hosts).await.unwrap();
+                client
+                    .batch_execute(&format!("{WRITER_SESSION}; {session}"))
+                    .await
+                    .unwrap();
+                let statements = Statements::prepare(&client).await.unwrap();
+                let ledger = Connection {
+                    client,
+                    statements,
+                    made: Instant::now(),
+                };
+                test(ledger, connect(&hosts).await.unwrap()).await
+            })
+    }
+
+    /// A patient's 2026.
+    fn patient_year() -> (ResidentId, Year) {
+        let region = RegionCode::parse("320602").unwrap();
+        let birth = Date::parse("1960-01-01").unwrap();
+        (
+            ResidentId::compose(region, birth, 1),
+            Year::parse(2026).unwrap(),
+        )
+    }
+
+    /// The plan of a batch that settles a claim of `patient` and writes
+    /// their roster record: a lock of the total, then the roster's lock
+    /// and read, in one round trip.
+    fn plan_charging(patient: &(ResidentId, Year)) -> Plan {
+        Plan {
+            patient_years: vec![patient.clone()],
+            persons: vec![patient.0.clone()],
+            roster: vec![patient.0.clone()],
+            new_settlements: 1,
+            ..Plan::default()
+        }
+    }
+
+    /// `other` creates the running total of `patient` and holds its lock,
+    /// in a transaction left open, as another instance's batch would.
+    async fn hold_total(other: &Client, patient: &(ResidentId, Year)) {
+        let (id, year) = (patient.0.as_str(), patient.1.get());
+        other
+            .batch_execute(&format!(
+                "INSERT INTO usage VALUES ('{id}', {year}, '{{}}')"
+            ))
+            .await
+            .unwrap();
+        other
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM usage WHERE patient_id = '{id}' FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Proves a race lost in the lock round trip is contention, not the
+    /// aborts after it: another instance holds a running total's lock past
+    /// the ledger connection's `lock_timeout`, so the lock statement fails
+    /// (55P03) and the roster's lock and read sent after it are refused
+    /// (25P02). `begin` answers `Contended` with the 55P03, and the ledger
+    /// runs the batch again; it used to answer the 25P02, as an error.
+    #[test]
+    fn a_race_lost_in_the_lock_round_trip_is_contention_not_the_aborts_after_it() {
+        let patient = patient_year();
+        with_ledger_and_other(
+            "lost",
+            "SET lock_timeout = '50ms'",
+            async |ledger, other| {
+                hold_total(&other, &patient).await;
+                let failed = begin(&ledger, &plan_charging(&patient)).await.err();
+                assert!(
+                    matches!(&failed, Some(StoreError::Contended(why)) if why.contains("55P03")),
+                    "{failed:?}"
+                );
+            },
+        );
+    }
+
+    /// Proves a failure of the database's own in the lock round trip is
+    /// reported by its root cause, not by the aborts after it: the lock
+    /// statement is cancelled by the connection's `statement_timeout`
+    /// (57014) while another instance holds the lock, the statements after
+    /// it are refused (25P02); `begin` fails with the 57014, not retried.
+    #[test]
+    fn a_failure_in_the_lock_round_trip_is_reported_by_its_root_cause() {
+        let patient = patient_year();
+        with_ledger_and_other(
+            "root",
+            "SET statement_timeout = '50ms'",
+            async |ledger, other| {
+                hold_total(&other, &patient).await;
+                let failed = begin(&ledger, &plan_charging(&patient)).await.err();
+                assert!(
+                    matches!(&failed, Some(StoreError::Io(why))
+                    if why.contains("57014") && !why.contains("25P02")),
+                    "{failed:?}"
+                );
+            },
+        );
+    }
+
+    /// Proves a race lost at the writes is contention, not the aborts after
+    /// it: the batch found no running total and inserts one, but another
+    /// instance committed it meanwhile, so the insert fails (23505), the
+    /// roster write after it is refused (25P02) and the COMMIT rolls back;
+    /// the commit answers `Contended` with the 23505.
+    #[test]
+    fn a_race_lost_at_the_writes_is_contention_not_the_aborts_after_it() {
+        let patient = patient_year();
+        with_ledger_and_other("writes", "", async |ledger, other| {
+            let locked = begin(&ledger, &plan_charging(&patient)).await.unwrap();
+            assert_eq!(locked.usages[&patient], None);
+            let (id, year) = (patient.0.as_str().to_owned(), patient.1.get());
+            other
+                .batch_execute(&format!(
+                    "INSERT INTO usage VALUES ('{id}', {year}, '{{}}')"
+                ))
+                .await
+                .unwrap();
+            let writes = Writes {
+                new_usages: UsageRows {
+                    patients: vec![id.clone()],
+                    years: vec![year],
+                    records: vec![serde_json::json!({})],
+                },
+                person_ids: vec![id],
+                person_records: vec![serde_json::json!({})],
+                ..Writes::default()
+            };
+            let failed = writes.commit(&ledger).await.err();
+            assert!(
+                matches!(&failed, Some(StoreError::Contended(why)) if why.contains("23505")),
+                "{failed:?}"
+            );
+        });
+    }
+
+    /// Proves a round trip refused only because its transaction had failed
+    /// in an earlier one (every statement 25P02) is not blamed on the abort
+    /// nor retried as a race: the error says the first failure was not seen.
+    #[test]
+    fn a_round_trip_of_aborts_alone_names_no_cause_it_does_not_know() {
+        with_ledger_and_other("aborts", "", async |ledger, _| {
+            let c = &ledger.client;
+            c.batch_execute("BEGIN").await.unwrap();
+            c.batch_execute("SELECT 1 / 0").await.unwrap_err();
+            let (first, second) = tokio::join!(c.query("SELECT 1", &[]), c.query("SELECT 2", &[]));
+            let failed = round_trip([first, second]).err();
+            assert!(
+                matches!(&failed, Some(StoreError::Io(why))
+                    if why.contains("first failure was not seen") && !why.contains("aborted")),
+                "{failed:?}"
+            );
+        });
+    }
 
     /// Planned on a new, empty database, as the ledger's connection plans
     /// them (generic plans, made once), the ledger's statements still find
