@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "medassist/v1/policy.proto",
     "medassist/v1/admin.proto",
     "medassist/v1/reconciliation.proto",
+    "medassist/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,6 +12,7 @@
 //! and referrals to temporary assistance in `app/referrals.rs`.
 
 mod admin;
+mod audit;
 mod reconciliation;
 mod referrals;
 mod roster;
@@ -27,7 +28,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::{
-    auth::{Action, Principal, Refusal, authorize},
+    audit::Event,
+    auth::{Action, Caller, Refusal, authorize},
     clock::Clock,
     domain::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
@@ -179,6 +181,9 @@ pub struct App {
     roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
     page_size_max: usize,
+    /// What audit records of calls are stamped with (commits are stamped by
+    /// the ledger with the same clock).
+    clock: Arc<dyn Clock>,
 }
 
 impl App {
@@ -198,7 +203,7 @@ impl App {
             Arc::clone(&store),
             Arc::clone(&metrics),
             Arc::clone(&roster),
-            clock,
+            Arc::clone(&clock),
             offset,
         )?;
         Ok(App {
@@ -208,6 +213,7 @@ impl App {
             roster,
             metrics,
             page_size_max,
+            clock,
         })
     }
 
@@ -228,8 +234,31 @@ impl App {
         self.ledger.stop().await;
     }
 
+    /// How many records a page holds when `page_size` is asked for: 0 means
+    /// the default, more than the maximum means the maximum.
+    fn page_limit(&self, page_size: usize) -> usize {
+        match page_size {
+            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
+            n => n.min(self.page_size_max),
+        }
+    }
+
+    /// The time on the service's clock.
+    pub fn now(&self) -> crate::domain::Timestamp {
+        self.clock.now()
+    }
+
+    /// Queues the audit record of a call for the next commit (see
+    /// [`Ledger::audit`]). A record that can no longer be queued (the
+    /// ledger stopped) is logged as lost.
+    pub async fn audit(&self, event: Event) {
+        if self.ledger.audit(event).await.is_err() {
+            tracing::error!("an audit record was lost: the ledger has stopped");
+        }
+    }
+
     /// Quotes a claim against the current state. Records nothing.
-    pub async fn pre_settle(&self, claim: Claim, by: &Principal) -> Result<Quote, AppError> {
+    pub async fn pre_settle(&self, claim: Claim, by: &Caller) -> Result<Quote, AppError> {
         authorize(by, Action::Quote(&claim.key().hospital_id))?;
         let assessment = self.assess(&claim).await?;
         let usage = match self.store.usage(claim.patient_id(), claim.year())? {
@@ -252,7 +281,7 @@ impl App {
 
     /// Settles a claim once: records it and charges the cap, or replays the
     /// settlement already recorded under its key.
-    pub async fn settle(&self, claim: Claim, by: &Principal) -> Result<Recorded, AppError> {
+    pub async fn settle(&self, claim: Claim, by: &Caller) -> Result<Recorded, AppError> {
         authorize(by, Action::Settle(&claim.key().hospital_id))?;
         // The ledger checks the key, in order, and answers retries itself:
         // a new claim (the common case) costs no extra read here.
@@ -271,7 +300,7 @@ impl App {
         };
         let recorded = self
             .ledger
-            .settle(claim, assessing, by.recorded_name())
+            .settle(claim, assessing, by.origin.clone())
             .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
@@ -305,10 +334,10 @@ impl App {
         &self,
         key: ClaimKey,
         reason: Reason,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::Reverse(&key.hospital_id))?;
-        let recorded = self.ledger.reverse(key, reason, by.recorded_name()).await?;
+        let recorded = self.ledger.reverse(key, reason, by.origin.clone()).await?;
         if !recorded.replayed {
             self.metrics
                 .reversed(recorded.settlement.outcome.assistance);
@@ -321,7 +350,7 @@ impl App {
     pub async fn settlement(
         &self,
         which: SettlementRef,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<Settlement, AppError> {
         let read = match &which {
             SettlementRef::Id(id) => self.store.settlement(*id)?,
@@ -356,7 +385,7 @@ impl App {
         &self,
         patient_id: ResidentId,
         year: Year,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
         let person = self.read_person(&patient_id).await?;
@@ -370,7 +399,7 @@ impl App {
         &self,
         patient_ids: Vec<ResidentId>,
         year: Year,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<(Vec<AnnualUsage>, Vec<ResidentId>), AppError> {
         authorize(by, Action::ReadUsage)?;
         // One book for the whole answer, even if a reload comes meanwhile.
@@ -418,13 +447,10 @@ impl App {
         year: Year,
         page_size: usize,
         after: Option<SettlementId>,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<SettlementPage, AppError> {
         authorize(by, Action::ListSettlements)?;
-        let limit = match page_size {
-            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
-            n => n.min(self.page_size_max),
-        };
+        let limit = self.page_limit(page_size);
         // One more than asked tells whether another page follows.
         let mut reads = self
             .store
@@ -443,36 +469,31 @@ impl App {
     }
 
     /// Creates or replaces a roster record.
-    pub async fn upsert_person(&self, person: Person, by: &Principal) -> Result<Person, AppError> {
+    pub async fn upsert_person(&self, person: Person, by: &Caller) -> Result<Person, AppError> {
         authorize(by, Action::WriteRoster)?;
-        self.ledger.put_person(person.clone()).await?;
+        self.ledger
+            .put_person(person.clone(), by.origin.clone())
+            .await?;
         tracing::info!(
             target: AUDIT,
-            principal = %by,
+            principal = %by.principal,
             action = "roster_write",
             patient = %person.id(),
             region = %person.region(),
             enrollments = person.enrollments().len(),
-            psychiatric_grade = person.psychiatric_grade().get(),
-            paralysis_certified = person.paralysis_certified(),
             "roster record written"
         );
         Ok(person)
     }
 
     /// One roster record.
-    pub async fn person(&self, id: &ResidentId, by: &Principal) -> Result<Person, AppError> {
+    pub async fn person(&self, id: &ResidentId, by: &Caller) -> Result<Person, AppError> {
         authorize(by, Action::ReadRoster)?;
         Ok(Person::clone(&*self.read_person(id).await?))
     }
 
     /// The policy that applies to a region and year, for a caller who asks.
-    pub fn policy(
-        &self,
-        region: RegionCode,
-        year: Year,
-        by: &Principal,
-    ) -> Result<Policy, AppError> {
+    pub fn policy(&self, region: RegionCode, year: Year, by: &Caller) -> Result<Policy, AppError> {
         authorize(by, Action::ReadPolicy)?;
         policy_for(&self.policies.load(), region, year).cloned()
     }
@@ -525,14 +546,16 @@ fn policy_for(book: &PolicyBook, region: RegionCode, year: Year) -> Result<&Poli
         .ok_or(AppError::NoPolicy { region, year })
 }
 
-/// The log target of audit events: one per settlement, reversal and roster
-/// change, naming who did it. Filter on it (`RUST_LOG=medassist::audit=info`)
-/// to keep an audit trail apart from operational logs.
+/// The log target of the log lines of writes: one per settlement, reversal
+/// and roster change, naming who did it (`RUST_LOG=medassist::audit=info`).
+/// The audit trail itself is kept by the store (see [`crate::audit`]); these
+/// lines are for the operators' log system, with every ID masked.
 pub const AUDIT: &str = "medassist::audit";
 
 /// The audit event of a recorded change: who, what, and the amounts; the
 /// resident ID masked by its `Display`.
-fn audit_settlement(action: &str, settlement: &Settlement, by: &Principal) {
+fn audit_settlement(action: &str, settlement: &Settlement, by: &Caller) {
+    let by = &by.principal;
     let key = settlement.claim.key();
     let outcome = &settlement.outcome;
     tracing::info!(

@@ -11,7 +11,7 @@
 //! | `hospital` | quote, settle, reverse and read settlements, of its own `hospital_id` only |
 //! | `insurer` | read annual usage, list settlements, read policies |
 //! | `roster_admin` | write and read the roster |
-//! | `auditor` | every read: settlements of any hospital, usage, lists, roster, policies |
+//! | `auditor` | every read: settlements of any hospital, usage, lists, roster, policies, the audit trail |
 //! | `operator` | the admin RPCs (snapshots), nothing else |
 
 use std::{
@@ -22,7 +22,7 @@ use std::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::HospitalId;
+use crate::domain::{HospitalId, RegionCode};
 
 /// What a caller is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,25 +71,45 @@ impl Role {
     }
 }
 
-/// An authenticated caller, as audit logs name it.
+/// An authenticated caller, as the audit trail names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// A name for logs: the configured one, else role, hospital and digest prefix.
+    /// Unique and stable: `token:` and the first 16 hexadecimal digits of
+    /// the token's digest (`open` on an open service). What the audit trail
+    /// is searched by.
+    pub id: String,
+    /// A name for logs, unique among the configured tokens: the configured
+    /// one, else role, hospital and digest prefix.
     pub name: String,
     /// What the caller may do.
     pub role: Role,
     /// The hospital a `hospital` caller acts for.
     pub hospital_id: Option<HospitalId>,
+    /// The regions whose enrolled patients the caller may see; empty for
+    /// every region. A city covers its counties, a province its cities.
+    pub regions: Vec<RegionCode>,
 }
 
 impl Principal {
     /// The caller of a service running open on loopback.
     pub fn open() -> Principal {
         Principal {
+            id: "open".into(),
             name: "open-loopback".into(),
             role: Role::Open,
             hospital_id: None,
+            regions: Vec::new(),
         }
+    }
+
+    /// The id of the holder of the token with `digest`.
+    pub fn id_of(digest: TokenDigest) -> String {
+        format!("token:{}", &digest.to_hex()[..16])
+    }
+
+    /// True when the caller may see patients enrolled in `region`.
+    pub fn sees(&self, region: RegionCode) -> bool {
+        self.regions.is_empty() || self.regions.iter().any(|r| r.covers(region))
     }
 }
 
@@ -107,6 +127,42 @@ impl Principal {
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
+    }
+}
+
+/// Who is calling and from where: what each use case decides on (the
+/// principal) and what its audit record says (the origin).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The authenticated principal.
+    pub principal: Arc<Principal>,
+    /// Where the call came from, for the audit trail.
+    pub origin: crate::audit::Origin,
+}
+
+impl Caller {
+    /// A caller with no connection of its own (a tool in the same process,
+    /// a test): its records name only the principal and `call`.
+    pub fn local(principal: Arc<Principal>, call: &str) -> Caller {
+        Caller {
+            origin: crate::audit::Origin {
+                principal: principal.id.clone(),
+                name: principal.recorded_name(),
+                role: principal.role.as_str().to_owned(),
+                peer: None,
+                client_cert: None,
+                call: call.to_owned(),
+            },
+            principal,
+        }
+    }
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
     }
 }
 
@@ -243,6 +299,8 @@ pub enum Action<'a> {
     Export,
     /// ListReferrals.
     ListReferrals,
+    /// ListAuditRecords: the audit trail.
+    ReadAudit,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -268,7 +326,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (
             Role::Auditor,
             ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
-            | Reconcile(_) | Export | ListReferrals,
+            | Reconcile(_) | Export | ListReferrals | ReadAudit,
         ) => true,
         _ => false,
     };
@@ -299,6 +357,7 @@ impl Action<'_> {
             Action::Reconcile(_) => "reconcile a hospital's day",
             Action::Export => "export settlements",
             Action::ListReferrals => "list referrals",
+            Action::ReadAudit => "read the audit trail",
         }
     }
 }
@@ -321,9 +380,11 @@ mod tests {
 
     fn principal(role: Role, hospital_id: Option<&str>) -> Principal {
         Principal {
+            id: "token:test".into(),
             name: "test".into(),
             role,
             hospital_id: hospital_id.map(hospital),
+            regions: Vec::new(),
         }
     }
 

@@ -12,11 +12,12 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
+pub mod audit;
 pub mod export;
 pub mod roster;
 
 use crate::grpc::pb::{
-    admin_service_client::AdminServiceClient,
+    admin_service_client::AdminServiceClient, audit_service_client::AuditServiceClient,
     reconciliation_service_client::ReconciliationServiceClient,
     roster_service_client::RosterServiceClient,
 };
@@ -46,6 +47,9 @@ pub enum ClientError {
     /// The token cannot be sent as a header.
     #[error("--token must be printable ASCII")]
     Token,
+    /// What the server sent could not be written out.
+    #[error("cannot write the output: {0}")]
+    Output(String),
 }
 
 impl From<tonic::Status> for ClientError {
@@ -114,6 +118,11 @@ impl Client {
     /// The reconciliation service.
     pub fn reconciliation(&self) -> ReconciliationServiceClient<Channel> {
         ReconciliationServiceClient::new(self.channel.clone())
+    }
+
+    /// The audit service.
+    pub fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
     }
 }
 

@@ -45,6 +45,9 @@
 //!
 //! [reconciliation]
 //! utc_offset = "+08:00"           # the fund's zone: business days turn at its midnight
+//!
+//! [audit]
+//! retention_days = 180            # audit records kept at least this long; never below 180
 //! ```
 //!
 //! The connection limits act before authentication (see [`crate::edge`]):
@@ -125,6 +128,27 @@ pub struct Config {
     pub limits: Limits,
     /// How settlements are assigned to business days.
     pub reconciliation: Reconciliation,
+    /// How long the audit trail is kept.
+    pub audit: AuditSettings,
+}
+
+/// Fewest days audit records are kept: MLPS 2.0 level 3 asks for six months.
+pub const AUDIT_RETENTION_DAYS_MIN: u32 = 180;
+
+/// The `[audit]` section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Records answered longer ago than this are pruned (whole segments or
+    /// rows at a time), never sooner than [`AUDIT_RETENTION_DAYS_MIN`].
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            retention_days: AUDIT_RETENTION_DAYS_MIN,
+        }
+    }
 }
 
 /// The `[reconciliation]` section.
@@ -144,6 +168,7 @@ impl Default for Config {
             tls: None,
             limits: Limits::default(),
             reconciliation: Reconciliation::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -225,6 +250,13 @@ struct FileShape {
     tls: Option<TlsFiles>,
     limits: Option<LimitsShape>,
     reconciliation: Option<ReconciliationShape>,
+    audit: Option<AuditShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditShape {
+    retention_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +300,7 @@ struct TokenShape {
     role: String,
     hospital_id: Option<String>,
     name: Option<String>,
+    regions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -319,8 +352,22 @@ impl Config {
                 .map(reconciliation)
                 .transpose()?
                 .unwrap_or_default(),
+            audit: audit(file.audit)?,
         })
     }
+}
+
+fn audit(shape: Option<AuditShape>) -> Result<AuditSettings, ConfigError> {
+    let retention_days = shape
+        .and_then(|s| s.retention_days)
+        .unwrap_or(AUDIT_RETENTION_DAYS_MIN);
+    if !(AUDIT_RETENTION_DAYS_MIN..=36_500).contains(&retention_days) {
+        return Err(ConfigError::File(format!(
+            "audit.retention_days must be {AUDIT_RETENTION_DAYS_MIN} to 36500 (MLPS level 3 keeps \
+             audit records at least six months), not {retention_days}"
+        )));
+    }
+    Ok(AuditSettings { retention_days })
 }
 
 fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigError> {
@@ -387,6 +434,13 @@ fn tokens(shapes: Vec<TokenShape>) -> Result<Vec<TokenEntry>, ConfigError> {
         if entries.iter().any(|e| e.digest == digest) {
             return Err(refuse("the same token is listed twice".into()));
         }
+        let id = Principal::id_of(digest);
+        if entries.iter().any(|e| e.principal.id == id) {
+            return Err(refuse(format!(
+                "its digest begins like another token's ({id}): make a new token"
+            )));
+        }
+        let regions = regions_of(shape.regions.unwrap_or_default(), role).map_err(refuse)?;
         let name = shape.name.unwrap_or_else(|| {
             let hospital = hospital_id
                 .as_ref()
@@ -399,14 +453,45 @@ fn tokens(shapes: Vec<TokenShape>) -> Result<Vec<TokenEntry>, ConfigError> {
                 "name must be 1 to 128 characters without control characters".into(),
             ));
         }
+        // The audit trail and the records a caller makes name it: one name,
+        // one principal.
+        if entries.iter().any(|e| e.principal.name == name) {
+            return Err(refuse(format!(
+                "name {name:?} is taken by another token: names must be unique"
+            )));
+        }
         let principal = Arc::new(Principal {
+            id,
             name,
             role,
             hospital_id,
+            regions,
         });
         entries.push(TokenEntry { digest, principal });
     }
     Ok(entries)
+}
+
+/// Most regions one token may be limited to.
+const TOKEN_REGIONS_MAX: usize = 64;
+
+/// A token's `regions`: valid codes, for the roles that read patients by
+/// region (a hospital sees whoever is discharged there; an operator sees
+/// no patient at all).
+fn regions_of(codes: Vec<String>, role: Role) -> Result<Vec<RegionCode>, String> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    if matches!(role, Role::Hospital | Role::Operator) {
+        return Err(format!("a {} token takes no regions", role.as_str()));
+    }
+    if codes.len() > TOKEN_REGIONS_MAX {
+        return Err(format!("more than {TOKEN_REGIONS_MAX} regions"));
+    }
+    codes
+        .iter()
+        .map(|code| RegionCode::parse(code).map_err(|e| format!("regions: {code:?} {e}")))
+        .collect()
 }
 
 fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {

@@ -16,6 +16,11 @@
 //! A second thread that flushes one batch while the next is applied was
 //! measured and dropped: no throughput gain where the CPU is the limit, and
 //! one more thread handoff on every answer (docs/BENCHMARKS.md).
+//!
+//! The ledger also seals the audit trail (see [`crate::audit`]): the record
+//! of each write goes into the write's own commit, and the records of reads
+//! queued since the last commit go into the next one, so the chain follows
+//! commit order and a read never waits for a sync of its own.
 
 use std::{
     collections::HashMap,
@@ -27,6 +32,7 @@ use std::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
+    audit::{self, Head, Origin, Phase, Subject},
     clock::Clock,
     domain::{
         BusinessDay, Claim, ClaimKey, Person, PolicyBook, Reason, ResidentId, Reversal, Settlement,
@@ -45,6 +51,9 @@ pub const BATCH_MAX: usize = 1024;
 /// batch fits in one commit.
 pub const PUT_PERSONS_MAX: usize = 512;
 /// Most requests that may wait for the ledger; senders wait beyond that.
+/// Audit records of reads queue here too: at most this many answered reads
+/// are not yet durable in the trail (a power cut can take back no more,
+/// plus the one batch being committed, at most [`BATCH_MAX`]).
 pub const QUEUE_MAX: usize = 8192;
 /// Most runs of one batch that a shared store undoes because another
 /// instance wrote the same records (each run locks afresh, so one usually
@@ -118,23 +127,28 @@ enum Command {
     Settle {
         claim: Box<Claim>,
         assessing: Assessing,
-        by: String,
+        by: Box<Origin>,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
     Reverse {
         key: ClaimKey,
         reason: Reason,
-        by: String,
+        by: Box<Origin>,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
     PutPerson {
         person: Box<Person>,
+        by: Box<Origin>,
         reply: oneshot::Sender<Result<(), LedgerError>>,
     },
     PutPersons {
         persons: Vec<Person>,
+        by: Box<Origin>,
         reply: oneshot::Sender<Result<Vec<PutOutcome>, LedgerError>>,
     },
+    /// The audit record of a call answered elsewhere, sealed with the next
+    /// commit.
+    Audit(Box<audit::Event>),
     Stop,
 }
 
@@ -166,6 +180,7 @@ impl Ledger {
         offset: UtcOffset,
     ) -> Result<Ledger, StoreError> {
         let meta = store.meta()?;
+        let chain = store.audit_head()?;
         let (commands, queue) = mpsc::channel(QUEUE_MAX);
         let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
         let worker = std::thread::Builder::new()
@@ -181,6 +196,7 @@ impl Ledger {
                     clock,
                     offset,
                     usages: HashMap::new(),
+                    chain,
                 }
                 .run(queue)
             })
@@ -193,47 +209,50 @@ impl Ledger {
     }
 
     /// Records a settlement of a claim made by `by`, or replays the one
-    /// recorded under its key.
+    /// recorded under its key. A new settlement's audit record is sealed
+    /// into its commit.
     pub async fn settle(
         &self,
         claim: Claim,
         assessing: Assessing,
-        by: String,
+        by: Origin,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Settle {
             claim: Box::new(claim),
             assessing,
-            by,
+            by: Box::new(by),
             reply,
         };
         self.ask(command, answer).await
     }
 
     /// Reverses the settlement under `key` on behalf of `by`, or replays an
-    /// earlier reversal.
+    /// earlier reversal. A reversal's audit record is sealed into its commit.
     pub async fn reverse(
         &self,
         key: ClaimKey,
         reason: Reason,
-        by: String,
+        by: Origin,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Reverse {
             key,
             reason,
-            by,
+            by: Box::new(by),
             reply,
         };
         self.ask(command, answer).await
     }
 
-    /// Creates or replaces a roster record.
-    pub async fn put_person(&self, person: Person) -> Result<(), LedgerError> {
+    /// Creates or replaces a roster record, with its audit record (what
+    /// changed) in the same commit.
+    pub async fn put_person(&self, person: Person, by: Origin) -> Result<(), LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
             Command::PutPerson {
                 person: Box::new(person),
+                by: Box::new(by),
                 reply,
             },
             answer,
@@ -244,24 +263,48 @@ impl Ledger {
     /// Creates or replaces up to [`PUT_PERSONS_MAX`] roster records (with
     /// distinct patient IDs) in one commit, skipping those already stored
     /// identical; answers, record by record, what changed, once durable.
-    pub async fn put_persons(&self, persons: Vec<Person>) -> Result<Vec<PutOutcome>, LedgerError> {
-        self.submit_persons(persons).await?.outcomes().await
+    /// Each record created or changed has its audit record in the commit.
+    pub async fn put_persons(
+        &self,
+        persons: Vec<Person>,
+        by: Origin,
+    ) -> Result<Vec<PutOutcome>, LedgerError> {
+        self.submit_persons(persons, by).await?.outcomes().await
     }
 
     /// Like [`Ledger::put_persons`], but returns once the ledger has the
     /// records, with the receiver of its answer: an import hands over the
     /// next batch while the previous one commits.
-    pub async fn submit_persons(&self, persons: Vec<Person>) -> Result<PersonsAnswer, LedgerError> {
+    pub async fn submit_persons(
+        &self,
+        persons: Vec<Person>,
+        by: Origin,
+    ) -> Result<PersonsAnswer, LedgerError> {
         assert!(
             persons.len() <= PUT_PERSONS_MAX,
             "an import batch is cut at PUT_PERSONS_MAX"
         );
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::PutPersons { persons, reply })
+            .send(Command::PutPersons {
+                persons,
+                by: Box::new(by),
+                reply,
+            })
             .await
             .map_err(|_| LedgerError::Stopped)?;
         Ok(PersonsAnswer(answer))
+    }
+
+    /// Queues the audit record of a call answered without a write of its
+    /// own (a read, a replay, a refusal): it is sealed with the next commit,
+    /// and the caller does not wait for that. Waits only while the queue is
+    /// full.
+    pub async fn audit(&self, event: audit::Event) -> Result<(), LedgerError> {
+        self.commands
+            .send(Command::Audit(Box::new(event)))
+            .await
+            .map_err(|_| LedgerError::Stopped)
     }
 
     /// A view of how far commits are durable, for readers that run off the
@@ -366,6 +409,8 @@ struct Writer {
     /// Running totals as committed. The ledger is the only writer, so the
     /// cache cannot go stale; it saves a read of the store per settlement.
     usages: HashMap<PatientYearKey, Usage>,
+    /// The audit chain as committed: each batch seals its records after it.
+    chain: Head,
 }
 
 /// Most running totals the ledger keeps in memory (about 100 bytes each);
@@ -449,6 +494,9 @@ impl Writer {
                     (Some(Command::PutPersons { reply, .. }), Reply::Failed(error)) => {
                         drop(reply.send(failed.and(Err(error))))
                     }
+                    (Some(Command::PutPerson { reply, .. }), Reply::Failed(error)) => {
+                        drop(reply.send(failed.and(Err(error))))
+                    }
                     _ => unreachable!("each waiting reply matches its command"),
                 }
             }
@@ -480,6 +528,7 @@ impl Writer {
                 let waiting = commands
                     .iter()
                     .enumerate()
+                    .filter(|(_, c)| !matches!(c, Some(Command::Audit(_))))
                     .filter_map(|(i, c)| c.as_ref().map(|c| (i, Reply::failed(c))))
                     .collect();
                 return (waiting, Err(error));
@@ -490,6 +539,10 @@ impl Writer {
         for (i, slot) in commands.iter_mut().enumerate() {
             let answer = match slot.as_ref() {
                 None | Some(Command::Stop) => continue,
+                Some(Command::Audit(event)) => {
+                    pending.events.push(audit::Event::clone(event));
+                    continue;
+                }
                 Some(Command::Settle {
                     claim,
                     assessing,
@@ -499,13 +552,15 @@ impl Writer {
                 Some(Command::Reverse {
                     key, reason, by, ..
                 }) => pending.reverse(key, reason, by),
-                Some(Command::PutPerson { person, .. }) => {
-                    pending.put_person(Person::clone(person));
-                    waiting.push((i, Reply::Done));
+                Some(Command::PutPerson { person, by, .. }) => {
+                    match pending.put_person_audited(Person::clone(person), by) {
+                        Ok(()) => waiting.push((i, Reply::Done)),
+                        Err(error) => waiting.push((i, Reply::Failed(error.into()))),
+                    }
                     continue;
                 }
-                Some(Command::PutPersons { persons, .. }) => {
-                    match pending.put_persons(persons) {
+                Some(Command::PutPersons { persons, by, .. }) => {
+                    match pending.put_persons(persons, by) {
                         Ok(outcomes) => waiting.push((i, Reply::Persons(outcomes))),
                         // Undone by another instance: the whole batch runs again.
                         Err(error @ StoreError::Contended(_)) => {
@@ -539,9 +594,19 @@ impl Writer {
             }
         }
         let usages = std::mem::take(&mut pending.usages);
-        let Pending { access, batch, .. } = pending;
+        let Pending {
+            access,
+            mut batch,
+            events,
+            ..
+        } = pending;
+        // Sealed in the order the batch took them; the chain moves on only
+        // if the commit holds.
+        let mut chain = self.chain;
+        batch.audit = events.into_iter().map(|event| chain.seal(event)).collect();
         let committed = self.commit(access, &batch, waiting.len());
         if committed.is_ok() {
+            self.chain = chain;
             if !self.shared {
                 self.remember(&batch, usages);
             }
@@ -665,6 +730,7 @@ impl Reply {
     fn failed(command: &Command) -> Reply {
         match command {
             Command::PutPerson { .. } | Command::Stop => Reply::Done,
+            Command::Audit(_) => unreachable!("audit records wait for no reply"),
             Command::PutPersons { .. } => Reply::Persons(Vec::new()),
             Command::Settle { .. } | Command::Reverse { .. } => {
                 Reply::Recorded(Err(LedgerError::Stopped))
@@ -693,7 +759,7 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
             Command::PutPersons { persons, .. } => {
                 plan.persons.extend(persons.iter().map(|p| p.id().clone()))
             }
-            Command::PutPerson { .. } | Command::Stop => {}
+            Command::PutPerson { .. } | Command::Stop | Command::Audit(_) => {}
         }
     }
     plan
@@ -712,6 +778,8 @@ struct Pending<'a, 's> {
     usages: HashMap<PatientYearKey, usize>,
     /// Roster records written in this batch (index into `batch.persons`).
     persons: HashMap<ResidentId, usize>,
+    /// Audit events of this batch, in order: sealed when it is committed.
+    events: Vec<audit::Event>,
 }
 
 impl<'a, 's> Pending<'a, 's> {
@@ -729,7 +797,14 @@ impl<'a, 's> Pending<'a, 's> {
             written: HashMap::new(),
             usages: HashMap::new(),
             persons: HashMap::new(),
+            events: Vec::new(),
         }
+    }
+
+    /// The audit event of a write of this batch.
+    fn audited(&mut self, by: &Origin, subject: Subject, detail: String) {
+        let event = by.event(self.now.at, Phase::Call, subject, None, "OK", detail);
+        self.events.push(event);
     }
 
     /// The settlement under `key` as this batch leaves it, and whether it was
@@ -823,10 +898,25 @@ impl<'a, 's> Pending<'a, 's> {
         }
     }
 
+    /// Writes one roster record (an upsert), with the audit record of what
+    /// it changed.
+    fn put_person_audited(&mut self, person: Person, by: &Origin) -> Result<(), StoreError> {
+        let before = self.roster_record(person.id())?;
+        let detail = person.changes_from(before.as_ref());
+        self.audited(by, Subject::Patient(person.id().clone()), detail);
+        self.put_person(person);
+        Ok(())
+    }
+
     /// Writes the records that differ from what is stored (or written
-    /// earlier in this batch) and says what each did. Every read comes
-    /// first, so a failed read writes nothing.
-    fn put_persons(&mut self, persons: &[Person]) -> Result<Vec<PutOutcome>, StoreError> {
+    /// earlier in this batch) and says what each did, with an audit record
+    /// of each one created or changed. Every read comes first, so a failed
+    /// read writes nothing.
+    fn put_persons(
+        &mut self,
+        persons: &[Person],
+        by: &Origin,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
         let mut stored = Vec::with_capacity(persons.len());
         for person in persons {
             stored.push(match self.persons.contains_key(person.id()) {
@@ -846,6 +936,8 @@ impl<'a, 's> Pending<'a, 's> {
                 Some(_) => PutOutcome::Updated,
             };
             if outcome != PutOutcome::Unchanged {
+                let detail = person.changes_from(before);
+                self.audited(by, Subject::Patient(person.id().clone()), detail);
                 self.put_person(person.clone());
             }
             outcomes.push(outcome);
@@ -864,7 +956,7 @@ impl<'a, 's> Pending<'a, 's> {
         }
     }
 
-    fn settle(&mut self, claim: &Claim, assessing: &Assessing, by: &str) -> Answer {
+    fn settle(&mut self, claim: &Claim, assessing: &Assessing, by: &Origin) -> Answer {
         match self.find(claim.key()) {
             Err(error) => Answer::Now(Err(error.into())),
             Ok(Some((existing, in_batch))) if existing.claim == *claim => Pending::about(
@@ -888,7 +980,7 @@ impl<'a, 's> Pending<'a, 's> {
         &mut self,
         claim: &Claim,
         assessing: &Assessing,
-        by: &str,
+        by: &Origin,
     ) -> Result<Recorded, LedgerError> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
         let assessed;
@@ -914,11 +1006,26 @@ impl<'a, 's> Pending<'a, 's> {
             outcome,
             settled_at: self.now.at,
             settled_day: self.now.day,
-            settled_by: by.to_owned(),
+            settled_by: by.name.clone(),
             referral,
             reversal: None,
         };
         self.set_usage(&patient, year, charged);
+        let detail = format!(
+            "settlement {}: assistance {}{}",
+            settlement.id,
+            settlement.outcome.assistance,
+            if settlement.outcome.capped {
+                ", capped"
+            } else {
+                ""
+            }
+        );
+        self.audited(
+            by,
+            Subject::Claim(claim.key().clone(), Some(patient)),
+            detail,
+        );
         self.write(settlement.clone());
         Ok(Recorded {
             settlement,
@@ -926,7 +1033,7 @@ impl<'a, 's> Pending<'a, 's> {
         })
     }
 
-    fn reverse(&mut self, key: &ClaimKey, reason: &Reason, by: &str) -> Answer {
+    fn reverse(&mut self, key: &ClaimKey, reason: &Reason, by: &Origin) -> Answer {
         let (mut settlement, in_batch) = match self.find(key) {
             Err(error) => return Answer::Now(Err(error.into())),
             Ok(None) => return Answer::Now(Err(LedgerError::NotFound)),
@@ -960,9 +1067,14 @@ impl<'a, 's> Pending<'a, 's> {
                     at: self.now.at,
                     reason: reason.clone(),
                     day: self.now.day,
-                    by: by.to_owned(),
+                    by: by.name.clone(),
                 });
                 self.set_usage(&patient, year, usage);
+                let detail = format!(
+                    "settlement {} reversed: assistance {} returned",
+                    settlement.id, settlement.outcome.assistance
+                );
+                self.audited(by, Subject::Claim(key.clone(), Some(patient)), detail);
                 self.write(settlement.clone());
                 Answer::AfterCommit(Ok(Recorded {
                     settlement,

@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;

@@ -23,11 +23,12 @@ use tokio_rustls::{
 use tokio_stream::StreamExt as _;
 use tower::Layer as _;
 
+use crate::grpc::audit::Peer;
 use crate::{
     app::App,
     auth::Access,
     clock::Clock,
-    config::{Config, Limits, Reconciliation, TlsFiles},
+    config::{AuditSettings, Config, Limits, Reconciliation, TlsFiles},
     edge::{Edge, Phase, StreamTrackLayer},
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
@@ -135,6 +136,7 @@ pub struct Server {
     access: Arc<ArcSwap<Access>>,
     limits: Limits,
     reconciliation: Reconciliation,
+    audit: AuditSettings,
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
     edge: Arc<Edge>,
@@ -170,6 +172,7 @@ impl Server {
             tls,
             limits,
             reconciliation,
+            audit,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
         if let Some(http_listen) = config.http_listen {
@@ -207,6 +210,7 @@ impl Server {
             access: Arc::new(ArcSwap::from_pointee(access)),
             limits,
             reconciliation,
+            audit,
             metrics,
             gate,
             edge,
@@ -246,6 +250,7 @@ impl Server {
             metrics: Arc::clone(&self.metrics),
             limits: self.limits,
             reconciliation: self.reconciliation,
+            audit: self.audit,
         }
     }
 
@@ -275,6 +280,11 @@ impl Server {
         });
         let shutdown = drain_then(shutdown, health.clone(), self.drain_period, draining_tx);
         let watch_store = tokio::spawn(report_store_failure(Arc::clone(&self.app), health));
+        let pruning = tokio::spawn(prune_audit(
+            Arc::clone(&self.app),
+            self.audit.retention_days,
+            stop_rx.clone(),
+        ));
         // v1 for current tools, v1alpha for older grpcurl and grpcui builds.
         // The error details (google.rpc.BadRequest, PreconditionFailure) are
         // published too, so grpcurl prints their reasons instead of base64.
@@ -297,6 +307,7 @@ impl Server {
                     grpc,
                     self.limits.message_bytes_max,
                     self.limits.request_timeout,
+                    Arc::clone(&self.app),
                 )?;
                 Some(tokio::spawn(serve_http(
                     listener,
@@ -359,6 +370,7 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
+        let _ = pruning.await;
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
         // The watcher ends with the ledger; waiting for it releases its hold
@@ -393,6 +405,8 @@ pub struct Reloader {
     /// The fund's zone the server started with: days already stamped on the
     /// records follow it, so a change waits for a restart.
     reconciliation: Reconciliation,
+    /// The audit retention the pruning task started with.
+    audit: AuditSettings,
 }
 
 impl Reloader {
@@ -419,9 +433,13 @@ impl Reloader {
             tls,
             limits,
             reconciliation,
+            audit,
         } = config;
         if reconciliation != self.reconciliation {
             tracing::warn!("[reconciliation] changed: it applies at the next restart");
+        }
+        if audit != self.audit {
+            tracing::warn!("[audit] changed: it applies at the next restart");
         }
         if tls.is_some() != self.edge.serves_tls() {
             return Err(ServeError::Tls(
@@ -677,16 +695,28 @@ async fn serve_http(
     let router = gateway.router();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (io, _peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
+        // Every request says where it came from, for its audit record.
+        let peer = Peer {
+            addr: peer,
+            client_cert: None,
+        };
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer.clone());
+                request
+            },
+        );
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(limits.handshake_timeout)
             .serve_connection(
                 hyper_util::rt::TokioIo::new(io),
-                hyper_util::service::TowerToHyperService::new(router.clone()),
+                hyper_util::service::TowerToHyperService::new(service),
             );
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
@@ -696,6 +726,25 @@ async fn serve_http(
         });
     }
     graceful.shutdown().await;
+}
+
+/// How often audit records past their retention are pruned.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Prunes the audit trail at start-up and every [`AUDIT_PRUNE_EVERY`] until
+/// the server stops: records answered more than `retention_days` ago go.
+async fn prune_audit(app: Arc<App>, retention_days: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        match app.prune_audit(retention_days).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, retention_days, "pruned the audit trail"),
+            Err(error) => tracing::error!(%error, "cannot prune the audit trail"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(AUDIT_PRUNE_EVERY) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
 }
 
 /// Marks every service NOT_SERVING once the store has failed beyond

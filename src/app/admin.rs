@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{AUDIT, App, AppError};
 use crate::{
-    auth::{Action, Principal, authorize},
+    auth::{Action, Caller, authorize},
     domain::Timestamp,
     store::Store,
 };
@@ -24,7 +24,7 @@ impl App {
     /// Starts a consistent snapshot of the whole store while writes go on
     /// and returns its chunks as they come. If the caller stops reading, the
     /// snapshot stops.
-    pub fn save_snapshot(&self, by: &Principal) -> Result<SnapshotChunks, AppError> {
+    pub fn save_snapshot(&self, by: &Caller) -> Result<SnapshotChunks, AppError> {
         authorize(by, Action::Administer)?;
         let (chunks, receiver) = mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
         let store: Arc<dyn Store> = Arc::clone(&self.store);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{App, AppError, PAGE_SIZE_DEFAULT, SettlementPage};
+use super::{App, AppError, SettlementPage};
 use crate::{
-    auth::{Action, Principal, authorize},
+    auth::{Action, Caller, authorize},
     domain::{BusinessDay, HospitalId, Money, Settlement, SettlementId},
     ledger::Ledger,
     store::{Store, Versioned},
@@ -103,7 +103,7 @@ impl App {
         hospital: &HospitalId,
         day: BusinessDay,
         hospital_totals: DayTotals,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<DayReconciliation, AppError> {
         authorize(by, Action::Reconcile(hospital))?;
         let mut fund_totals = DayTotals::default();
@@ -133,13 +133,10 @@ impl App {
         day: BusinessDay,
         page_size: usize,
         after: Option<SettlementId>,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<SettlementPage, AppError> {
         authorize(by, Action::Reconcile(hospital))?;
-        let limit = match page_size {
-            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
-            n => n.min(self.page_size_max),
-        };
+        let limit = self.page_limit(page_size);
         // One more than asked tells whether another page follows.
         let reads = self
             .store
@@ -163,7 +160,7 @@ impl App {
         from: BusinessDay,
         to: BusinessDay,
         hospital: Option<HospitalId>,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<ExportStream, AppError> {
         authorize(by, Action::Export)?;
         let (sender, receiver) = mpsc::channel(EXPORT_AHEAD);

@@ -3,9 +3,9 @@
 //! pay, for the offices that act on them. The rule itself is pure
 //! ([`crate::rules::referral`]); the ledger decides it once, when settling.
 
-use super::{App, AppError, PAGE_SIZE_DEFAULT, SettlementPage};
+use super::{App, AppError, SettlementPage};
 use crate::{
-    auth::{Action, Principal, authorize},
+    auth::{Action, Caller, authorize},
     domain::{BusinessDay, RegionCode, SettlementId},
 };
 
@@ -20,13 +20,10 @@ impl App {
         to: BusinessDay,
         page_size: usize,
         after: Option<SettlementId>,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<SettlementPage, AppError> {
         authorize(by, Action::ListReferrals)?;
-        let limit = match page_size {
-            0 => PAGE_SIZE_DEFAULT.min(self.page_size_max),
-            n => n.min(self.page_size_max),
-        };
+        let limit = self.page_limit(page_size);
         let reads = self.store.referrals(region, from..=to, after, limit + 1)?;
         let more = reads.len() > limit;
         let mut settlements = Vec::with_capacity(reads.len().min(limit));

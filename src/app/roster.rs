@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{AUDIT, App, AppError};
 use crate::{
-    auth::{Action, Principal, authorize},
+    auth::{Action, Caller, authorize},
     domain::{Person, RegionCode, Violations},
     ledger::{PUT_PERSONS_MAX, PersonsAnswer, PutOutcome},
     store::Store,
@@ -80,7 +80,7 @@ impl ImportSummary {
 /// An import under way: push records in stream order, then finish.
 pub struct Import<'a> {
     app: &'a App,
-    by: Principal,
+    by: Caller,
     /// Patient IDs seen so far (a resident ID is 18 ASCII bytes).
     seen: HashSet<[u8; 18]>,
     batch: Vec<Person>,
@@ -91,7 +91,7 @@ pub struct Import<'a> {
 
 impl App {
     /// Starts an import of roster records (role roster_admin).
-    pub fn import_persons(&self, by: &Principal) -> Result<Import<'_>, AppError> {
+    pub fn import_persons(&self, by: &Caller) -> Result<Import<'_>, AppError> {
         authorize(by, Action::WriteRoster)?;
         Ok(Import {
             app: self,
@@ -108,7 +108,7 @@ impl App {
     pub fn export_persons(
         &self,
         region: Option<RegionCode>,
-        by: &Principal,
+        by: &Caller,
     ) -> Result<mpsc::Receiver<Result<Person, AppError>>, AppError> {
         authorize(by, Action::ReadRoster)?;
         let (sender, receiver) = mpsc::channel(EXPORT_CHUNK);
@@ -212,7 +212,7 @@ impl Import<'_> {
         let summary = self.summary;
         tracing::info!(
             target: AUDIT,
-            principal = %self.by,
+            principal = %self.by.principal,
             action = "roster_import",
             received = summary.received,
             created = summary.created,
@@ -241,7 +241,8 @@ impl Import<'_> {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(IMPORT_BATCH_MAX));
-        self.committing = Some(self.app.ledger.submit_persons(batch).await?);
+        let by = self.by.origin.clone();
+        self.committing = Some(self.app.ledger.submit_persons(batch, by).await?);
         Ok(())
     }
 

@@ -118,6 +118,65 @@ impl Person {
     pub fn paralysis_certified(&self) -> bool {
         self.paralysis_certified
     }
+
+    /// What writing this record over `before` changes, for the audit trail:
+    /// the fields by name, enrollments added and ended by kind and dates.
+    /// Certified conditions and names are named, never their values.
+    pub fn changes_from(&self, before: Option<&Person>) -> String {
+        let Some(before) = before else {
+            let enrollments: Vec<String> = self.enrollments.iter().map(Enrollment::label).collect();
+            return format!(
+                "created in region {}; enrollments: {}",
+                self.region,
+                if enrollments.is_empty() {
+                    "none".to_owned()
+                } else {
+                    enrollments.join(", ")
+                }
+            );
+        };
+        let mut changes = Vec::new();
+        if self.name != before.name {
+            changes.push("name".to_owned());
+        }
+        if self.region != before.region {
+            changes.push(format!("region {} -> {}", before.region, self.region));
+        }
+        for gone in before
+            .enrollments
+            .iter()
+            .filter(|e| !self.enrollments.contains(e))
+        {
+            changes.push(format!("- {}", gone.label()));
+        }
+        for added in self
+            .enrollments
+            .iter()
+            .filter(|e| !before.enrollments.contains(e))
+        {
+            changes.push(format!("+ {}", added.label()));
+        }
+        if self.psychiatric_grade != before.psychiatric_grade {
+            changes.push("psychiatric_grade".to_owned());
+        }
+        if self.paralysis_certified != before.paralysis_certified {
+            changes.push("paralysis_certified".to_owned());
+        }
+        match changes.is_empty() {
+            true => "unchanged".to_owned(),
+            false => format!("changed: {}", changes.join("; ")),
+        }
+    }
+}
+
+impl Enrollment {
+    /// The enrollment as the audit trail names it: kind and dates.
+    fn label(&self) -> String {
+        let to = self
+            .valid_to
+            .map_or_else(|| "open".to_owned(), |d| d.to_string());
+        format!("{:?} {}..{to}", self.kind, self.valid_from)
+    }
 }
 
 /// A roster record as a caller sends it, before any check.

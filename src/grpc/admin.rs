@@ -22,8 +22,16 @@ impl pb::admin_service_server::AdminService for Api {
         request: Request<pb::SaveSnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let by = caller(&request)?;
+        by.note.bulk();
+        by.note.subject(crate::audit::Subject::Filter(
+            "a snapshot of the whole store (bytes)".into(),
+        ));
         let chunks = self.app.save_snapshot(&by).map_err(to_status)?;
-        let stream = ReceiverStream::new(chunks).map(|chunk| {
+        let note = by.note.clone();
+        let stream = ReceiverStream::new(chunks).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                note.sent(bytes.len() as u64);
+            }
             chunk
                 .map(|chunk| pb::SaveSnapshotResponse { chunk })
                 .map_err(to_status)

@@ -136,12 +136,23 @@ fn exit_kind(raw: i32) -> Option<ExitKind> {
     })
 }
 
-fn timestamp(at: Timestamp) -> prost_types::Timestamp {
+/// A moment on the wire.
+pub fn timestamp(at: Timestamp) -> prost_types::Timestamp {
     let micros = at.unix_micros();
     prost_types::Timestamp {
         seconds: micros.div_euclid(1_000_000),
         nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
     }
+}
+
+/// A moment from the wire, to the microsecond; out-of-range nanoseconds
+/// are clamped (the value is a search bound, never stored).
+pub fn from_timestamp(at: &prost_types::Timestamp) -> Timestamp {
+    let micros = at
+        .seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(at.nanos.clamp(0, 999_999_999) / 1_000));
+    Timestamp::from_unix_micros(micros)
 }
 
 fn category(category: Category) -> pb::Category {

@@ -4,6 +4,8 @@
 //! who may do what) are in [`crate::app`].
 
 mod admin;
+pub mod audit;
+mod audit_service;
 mod convert;
 mod gate;
 pub mod http_rule;
@@ -16,12 +18,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tonic::{Request, Response, Status, service::Interceptor};
+use tower::Layer as _;
 
 use crate::{
     app::{App, AppError},
-    auth::{Access, Principal},
+    audit::Subject,
+    auth::{Access, Caller},
     domain::{ClaimKey, Reason, SettlementId, Violations},
 };
+use audit::Note;
 
 pub use gate::{Gate, GateLayer, GateState};
 pub use status::to_status;
@@ -34,28 +39,57 @@ pub use transcode::{Gateway, OPENAPI_JSON};
 pub struct Authenticator(pub Arc<ArcSwap<Access>>);
 
 impl Interceptor for Authenticator {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .map(|value| value.as_bytes());
-        let principal = self
-            .0
-            .load()
-            .authenticate(header)
-            .map_err(|refusal| Status::unauthenticated(refusal.to_string()))?;
-        request.extensions_mut().insert(principal);
-        Ok(request)
+        let note = request
+            .extensions()
+            .get::<Arc<Note>>()
+            .cloned()
+            .ok_or_else(|| {
+                Status::internal("this call has no audit note: it bypassed the audit layer")
+            })?;
+        match self.0.load().authenticate(header) {
+            Ok(principal) => {
+                note.authenticated(principal);
+                Ok(request)
+            }
+            Err(refusal) => {
+                note.refused(&refusal.to_string());
+                Err(Status::unauthenticated(refusal.to_string()))
+            }
+        }
+    }
+}
+
+/// One call's authenticated caller, and the note its audit record is made
+/// from: handlers say there whom the call concerns.
+struct Call {
+    caller: Caller,
+    note: Arc<Note>,
+}
+
+impl std::ops::Deref for Call {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
     }
 }
 
 /// The caller the interceptor found.
-fn caller<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
-    request
+fn caller<T>(request: &Request<T>) -> Result<Call, Status> {
+    let note = request
         .extensions()
-        .get::<Arc<Principal>>()
+        .get::<Arc<Note>>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("no credentials were checked for this call"))
+        .ok_or_else(|| Status::internal("this call has no audit note"))?;
+    let caller = note
+        .caller()
+        .ok_or_else(|| Status::unauthenticated("no credentials were checked for this call"))?;
+    Ok(Call { caller, note })
 }
 
 /// Messages and service stubs generated from `proto/medassist/v1`.
@@ -77,8 +111,10 @@ pub fn api_routes(
     auth: &Authenticator,
     message_bytes_max: usize,
 ) -> tonic::service::Routes {
+    let audited = audit::AuditLayer(Arc::clone(&api.app));
     use pb::{
-        admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
+        admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
+        policy_service_server::PolicyServiceServer,
         reconciliation_service_server::ReconciliationServiceServer,
         roster_service_server::RosterServiceServer,
         settlement_service_server::SettlementServiceServer,
@@ -86,30 +122,34 @@ pub fn api_routes(
     };
     use tonic::service::interceptor::InterceptedService;
     let limit = message_bytes_max;
-    tonic::service::Routes::new(InterceptedService::new(
+    tonic::service::Routes::new(audited.layer(InterceptedService::new(
         SettlementServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
-    .add_service(InterceptedService::new(
+    )))
+    .add_service(audited.layer(InterceptedService::new(
         UsageServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
-    .add_service(InterceptedService::new(
+    )))
+    .add_service(audited.layer(InterceptedService::new(
         RosterServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
-    .add_service(InterceptedService::new(
+    )))
+    .add_service(audited.layer(InterceptedService::new(
         PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
-    .add_service(InterceptedService::new(
+    )))
+    .add_service(audited.layer(InterceptedService::new(
         AdminServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
-    .add_service(InterceptedService::new(
+    )))
+    .add_service(audited.layer(InterceptedService::new(
         ReconciliationServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
-    ))
+    )))
+    .add_service(audited.layer(InterceptedService::new(
+        AuditServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    )))
 }
 
 /// Every service over one application.
@@ -153,6 +193,7 @@ impl pb::settlement_service_server::SettlementService for Api {
     ) -> Result<Response<pb::SettleResponse>, Status> {
         let by = caller(&request)?;
         let claim = checked(convert::claim(request.get_ref()))?;
+        by.note.subject(claim_subject(&claim));
         answered(self.app.pre_settle(claim, &by).await, |quote| {
             pb::SettleResponse {
                 settlement: Some(convert::quote(quote)),
@@ -167,7 +208,10 @@ impl pb::settlement_service_server::SettlementService for Api {
     ) -> Result<Response<pb::SettleResponse>, Status> {
         let by = caller(&request)?;
         let claim = checked(convert::claim(request.get_ref()))?;
-        answered(self.app.settle(claim, &by).await, recorded)
+        by.note.subject(claim_subject(&claim));
+        let settled = self.app.settle(claim, &by).await;
+        write_audited(&by.note, &settled);
+        answered(settled, recorded)
     }
 
     async fn reverse(
@@ -176,7 +220,10 @@ impl pb::settlement_service_server::SettlementService for Api {
     ) -> Result<Response<pb::SettleResponse>, Status> {
         let by = caller(&request)?;
         let (key, reason) = checked(reverse_request(request.get_ref()))?;
-        answered(self.app.reverse(key, reason, &by).await, recorded)
+        by.note.subject(Subject::Claim(key.clone(), None));
+        let reversed = self.app.reverse(key, reason, &by).await;
+        write_audited(&by.note, &reversed);
+        answered(reversed, recorded)
     }
 
     async fn get_settlement(
@@ -185,7 +232,31 @@ impl pb::settlement_service_server::SettlementService for Api {
     ) -> Result<Response<pb::Settlement>, Status> {
         let by = caller(&request)?;
         let which = checked(convert::settlement_ref(request.get_ref()))?;
-        answered(self.app.settlement(which, &by).await, convert::settlement)
+        by.note.subject(match &which {
+            crate::app::SettlementRef::Id(id) => Subject::Settlement(*id, None),
+            crate::app::SettlementRef::Claim(key) => Subject::Claim(key.clone(), None),
+        });
+        let found = self.app.settlement(which, &by).await;
+        if let Ok(settlement) = &found {
+            let patient = Some(settlement.claim.patient_id().clone());
+            by.note.subject(Subject::Settlement(settlement.id, patient));
+        }
+        answered(found, convert::settlement)
+    }
+}
+
+/// Whom a claim concerns.
+fn claim_subject(claim: &crate::domain::Claim) -> Subject {
+    Subject::Claim(claim.key().clone(), Some(claim.patient_id().clone()))
+}
+
+/// Tells the note of a settle or reverse what the ledger recorded: a new
+/// write's record was sealed with it; a replay is recorded as a read.
+fn write_audited(note: &Note, result: &Result<crate::ledger::Recorded, AppError>) {
+    match result {
+        Ok(recorded) if recorded.replayed => note.detail("replay"),
+        Ok(_) => note.sealed(),
+        Err(_) => {}
     }
 }
 
@@ -207,6 +278,7 @@ impl pb::usage_service_server::UsageService for Api {
         let by = caller(&request)?;
         let request = request.get_ref();
         let (patient, year) = checked(convert::patient_year(&request.patient_id, request.year))?;
+        by.note.subject(Subject::Patient(patient.clone()));
         answered(
             self.app.annual_usage(patient, year, &by).await,
             convert::annual_usage,
@@ -219,10 +291,14 @@ impl pb::usage_service_server::UsageService for Api {
     ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
         let by = caller(&request)?;
         let (patient, year, page_size, after) = checked(list_request(request.get_ref()))?;
+        by.note.subject(Subject::Patient(patient.clone()));
         let page = self
             .app
             .list_settlements(&patient, year, page_size, after, &by)
             .await;
+        if let Ok(page) = &page {
+            by.note.count(page.settlements.len() as u64);
+        }
         answered(page, |page| pb::ListSettlementsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
             next_page_token: convert::next_page_token(page.next_after),
@@ -235,7 +311,11 @@ impl pb::usage_service_server::UsageService for Api {
     ) -> Result<Response<pb::BatchGetAnnualUsageResponse>, Status> {
         let by = caller(&request)?;
         let (patients, year) = checked(batch_usage_request(request.get_ref()))?;
+        by.note.subject(Subject::Patients(patients.clone()));
         let found = self.app.batch_annual_usage(patients, year, &by).await;
+        if let Ok((usages, _)) = &found {
+            by.note.count(usages.len() as u64);
+        }
         answered(found, |(usages, not_found)| {
             pb::BatchGetAnnualUsageResponse {
                 usages: usages.iter().map(convert::annual_usage).collect(),
@@ -333,10 +413,12 @@ impl pb::roster_service_server::RosterService for Api {
             violations.nest("person", inner);
             violations
         }))?;
-        answered(
-            self.app.upsert_person(person, &by).await,
-            convert::person_message,
-        )
+        by.note.subject(Subject::Patient(person.id().clone()));
+        let written = self.app.upsert_person(person, &by).await;
+        if written.is_ok() {
+            by.note.sealed();
+        }
+        answered(written, convert::person_message)
     }
 
     async fn get_person(
@@ -350,6 +432,7 @@ impl pb::roster_service_server::RosterService for Api {
             crate::domain::ResidentId::parse(&request.get_ref().patient_id),
         );
         let id = checked(violations.finish(|| id))?;
+        by.note.subject(Subject::Patient(id.clone()));
         answered(self.app.person(&id, &by).await, convert::person_message)
     }
 
@@ -360,10 +443,16 @@ impl pb::roster_service_server::RosterService for Api {
         let by = caller(&request)?;
         let (region, from, to, page_size, after) =
             checked(reconciliation::referrals_request(request.get_ref()))?;
+        by.note.subject(Subject::Filter(format!(
+            "referrals of region {region} days {from}..{to}"
+        )));
         let page = self
             .app
             .list_referrals(region, from, to, page_size, after, &by)
             .await;
+        if let Ok(page) = &page {
+            by.note.count(page.settlements.len() as u64);
+        }
         answered(page, |page| pb::ListReferralsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
             next_page_token: convert::next_page_token(page.next_after),
@@ -380,6 +469,9 @@ impl pb::policy_service_server::PolicyService for Api {
         let by = caller(&request)?;
         let request = request.get_ref();
         let (region, year) = checked(convert::region_year(&request.region_code, request.year))?;
+        by.note.subject(Subject::Filter(format!(
+            "policy of region {region} in {year}"
+        )));
         match self.app.policy(region, year, &by) {
             Ok(policy) => Ok(Response::new(convert::policy(&policy))),
             // Here the missing policy is the very thing asked for.

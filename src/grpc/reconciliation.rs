@@ -11,6 +11,7 @@ use tonic::{
 use super::{Api, answered, caller, checked, convert, pb, to_status};
 use crate::{
     app::{DayTotals, EXPORT_DAYS_MAX},
+    audit::Subject,
     domain::{BusinessDay, Date, HospitalId, Money, RegionCode, SettlementId, Violations},
 };
 
@@ -27,6 +28,8 @@ impl pb::reconciliation_service_server::ReconciliationService for Api {
     ) -> Result<Response<pb::ReconcileDayResponse>, Status> {
         let by = caller(&request)?;
         let (hospital, day, totals) = checked(reconcile_request(request.get_ref()))?;
+        by.note
+            .subject(Subject::HospitalDays(Some(hospital.clone()), day, day));
         let answer = self.app.reconcile_day(&hospital, day, totals, &by).await;
         answered(answer, |found| pb::ReconcileDayResponse {
             matched: found.differing_fields.is_empty(),
@@ -45,10 +48,15 @@ impl pb::reconciliation_service_server::ReconciliationService for Api {
     ) -> Result<Response<pb::ListDaySettlementsResponse>, Status> {
         let by = caller(&request)?;
         let (hospital, day, page_size, after) = checked(list_day_request(request.get_ref()))?;
+        by.note
+            .subject(Subject::HospitalDays(Some(hospital.clone()), day, day));
         let page = self
             .app
             .list_day_settlements(&hospital, day, page_size, after, &by)
             .await;
+        if let Ok(page) = &page {
+            by.note.count(page.settlements.len() as u64);
+        }
         answered(page, |page| pb::ListDaySettlementsResponse {
             settlements: page.settlements.iter().map(convert::settlement).collect(),
             next_page_token: convert::next_page_token(page.next_after),
@@ -61,11 +69,18 @@ impl pb::reconciliation_service_server::ReconciliationService for Api {
     ) -> Result<Response<ExportStream>, Status> {
         let by = caller(&request)?;
         let (from, to, hospital) = checked(export_request(request.get_ref()))?;
+        by.note.bulk();
+        by.note
+            .subject(Subject::HospitalDays(hospital.clone(), from, to));
         let settlements = self
             .app
             .export_settlements(from, to, hospital, &by)
             .map_err(to_status)?;
-        let stream = ReceiverStream::new(settlements).map(|settlement| {
+        let note = by.note.clone();
+        let stream = ReceiverStream::new(settlements).map(move |settlement| {
+            if settlement.is_ok() {
+                note.sent(1);
+            }
             settlement
                 .map(|s| convert::settlement(&s))
                 .map_err(to_status)

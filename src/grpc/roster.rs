@@ -12,6 +12,7 @@ use tonic::{
 use super::{Api, caller, checked, convert, pb, to_status};
 use crate::{
     app::{ImportRejection, ImportSummary},
+    audit::Subject,
     domain::{Person, RegionCode, Violations},
 };
 
@@ -39,6 +40,8 @@ pub(super) async fn import(
     request: Request<Streaming<pb::UpsertPersonRequest>>,
 ) -> Result<Response<pb::ImportPersonsResponse>, Status> {
     let by = caller(&request)?;
+    by.note.bulk();
+    by.note.subject(Subject::Filter("roster import".into()));
     let mut import = api.app.import_persons(&by).map_err(to_status)?;
     let mut stream = request.into_inner();
     // A broken stream ends the import here: batches already handed to the
@@ -48,6 +51,14 @@ pub(super) async fn import(
         import.push(parsed, patient_id).await.map_err(to_status)?;
     }
     let summary = import.finish().await.map_err(to_status)?;
+    by.note.count(summary.received);
+    by.note.detail(format!(
+        "{} created, {} updated, {} unchanged, {} rejected",
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        summary.errors.len()
+    ));
     Ok(Response::new(response(&summary)))
 }
 
@@ -91,8 +102,17 @@ pub(super) fn export(
             Some(checked(violations.finish(|| region))?)
         }
     };
+    by.note.bulk();
+    by.note.subject(match region {
+        Some(region) => Subject::Region(region),
+        None => Subject::Filter("the whole roster".into()),
+    });
     let records = api.app.export_persons(region, &by).map_err(to_status)?;
-    let stream = ReceiverStream::new(records).map(|record| {
+    let note = by.note.clone();
+    let stream = ReceiverStream::new(records).map(move |record| {
+        if record.is_ok() {
+            note.sent(1);
+        }
         record
             .map(|person| convert::person_message(&person))
             .map_err(to_status)

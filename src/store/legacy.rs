@@ -62,6 +62,39 @@ pub struct BatchV1 {
     pub persons: Vec<Person>,
 }
 
+/// A journal record (or snapshot record) of layout version 2 written before
+/// commits carried audit records: today's [`crate::store::Batch`] without
+/// them. postcard is not self-describing, so such a payload is told apart by
+/// failing to decode as today's batch (it ends where the audit records would
+/// begin).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchWithoutAudit {
+    /// The commit's number.
+    pub commit: CommitNumber,
+    /// The settlement counter after it.
+    pub next_settlement_id: SettlementId,
+    /// Settlements created or changed.
+    pub settlements: Vec<Settlement>,
+    /// Running totals changed.
+    pub usages: Vec<(ResidentId, Year, Usage)>,
+    /// Roster records written.
+    pub persons: Vec<Person>,
+}
+
+impl BatchWithoutAudit {
+    /// The batch in today's form, with no audit record.
+    pub fn upgrade(self) -> crate::store::Batch {
+        crate::store::Batch {
+            commit: self.commit,
+            next_settlement_id: self.next_settlement_id,
+            settlements: self.settlements,
+            usages: self.usages,
+            persons: self.persons,
+            audit: Vec::new(),
+        }
+    }
+}
+
 /// A running total as version 1 stored it: without what the patient paid.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct UsageV1 {

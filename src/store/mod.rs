@@ -14,6 +14,7 @@
 //! readers wait until the value they read is, so no caller ever sees a write
 //! that a crash could still take back.
 
+pub mod audit_log;
 pub mod base;
 pub mod checkpoint;
 pub mod journal;
@@ -70,6 +71,9 @@ pub struct Batch {
     pub usages: Vec<(ResidentId, Year, Usage)>,
     /// Roster records created or replaced.
     pub persons: Vec<Person>,
+    /// Audit records sealed with this commit: of the writes in it, and of
+    /// reads answered since the last commit.
+    pub audit: Vec<crate::audit::Record>,
 }
 
 impl Batch {
@@ -81,12 +85,16 @@ impl Batch {
             settlements: Vec::new(),
             usages: Vec::new(),
             persons: Vec::new(),
+            audit: Vec::new(),
         }
     }
 
     /// True when the commit would write nothing.
     pub fn is_empty(&self) -> bool {
-        self.settlements.is_empty() && self.usages.is_empty() && self.persons.is_empty()
+        self.settlements.is_empty()
+            && self.usages.is_empty()
+            && self.persons.is_empty()
+            && self.audit.is_empty()
     }
 }
 
@@ -113,6 +121,15 @@ pub enum StoreError {
     /// the batch again.
     #[error("another instance changed the same records: {0}")]
     Contended(String),
+}
+
+/// A page of the audit trail (see [`Store::audit_records`]).
+#[derive(Clone, Debug, Default)]
+pub struct AuditPage {
+    /// The records found, in the order stored.
+    pub records: Vec<crate::audit::Record>,
+    /// Where the next page starts, if the trail may go on.
+    pub next: Option<crate::audit::Cursor>,
 }
 
 /// What one batch will read, known before it runs, so that a shared store
@@ -256,6 +273,26 @@ pub trait Store: Send + Sync + 'static {
         let _ = plan;
         Ok(None)
     }
+
+    /// Where this process's audit chain stands: the chain the ledger seals
+    /// records into, from the last record stored (the embedded store keeps
+    /// one chain for ever; a shared store starts one per instance's run).
+    fn audit_head(&self) -> Result<crate::audit::Head, StoreError>;
+
+    /// Up to `limit` audit records that answer `query`, after `after` (from
+    /// the start when `None`). A page that stops early says where it got
+    /// to in [`AuditPage::next`], also when it found little: a store that
+    /// must read records to filter them bounds how many it reads per page.
+    fn audit_records(
+        &self,
+        query: &crate::audit::Query,
+        after: Option<crate::audit::Cursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// Removes audit records older than `before` (whole segments or rows),
+    /// keeping the chain checkable from the first kept; returns how many.
+    fn prune_audit(&self, before: crate::domain::Timestamp) -> Result<u64, StoreError>;
 
     /// Registers who is told of the store's background work (once; later
     /// calls are ignored). Stores with none do nothing.

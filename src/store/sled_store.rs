@@ -68,10 +68,11 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::legacy::{self, BatchV1, SettlementV1, UsageV1};
+use super::legacy::{self, BatchV1, BatchWithoutAudit, SettlementV1, UsageV1};
 use super::{
-    Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError,
+    AuditPage, Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError,
     StoreObserver, Versioned,
+    audit_log::AuditLog,
     base::{self, BaseCopy},
     checkpoint::{self, sync_dir, sync_tree},
     journal::{self, Journal, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
@@ -111,6 +112,8 @@ const NOT_SLEDS: &[&str] = &[
     base::TEMPORARY_NAME,
     recovery::LOCK_NAME,
 ];
+/// Most audit records one page reads to find its matches.
+const AUDIT_SCAN_MAX: usize = 1_000_000;
 /// The base copy written when nothing else sets its size.
 pub const REBASE_AFTER_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
@@ -162,6 +165,8 @@ struct Core {
     applied: Arc<AtomicU64>,
     /// Told of each base copy, for the metrics.
     observer: Arc<OnceLock<Arc<dyn StoreObserver>>>,
+    /// The audit trail's files.
+    audit: Arc<AuditLog>,
 }
 
 impl Core {
@@ -557,11 +562,12 @@ impl Store for SledStore {
             .apply_batch(writes)
             .map_err(|error| self.poison(error.to_string()))?;
         self.core.applied.store(batch.commit, Ordering::Release);
-        // The tree now holds the batch: if it cannot reach the journal, it
-        // must not be served.
+        // The tree now holds the batch: if it cannot reach the journal (and
+        // its audit records the trail), it must not be served.
         self.core
             .journal
             .stage(batch.commit, &record)
+            .and_then(|()| self.core.audit.append(&batch.audit))
             .map_err(|error| self.poison(error.to_string()))
     }
 
@@ -575,6 +581,45 @@ impl Store for SledStore {
 
     fn observe(&self, observer: Arc<dyn StoreObserver>) {
         let _ = self.core.observer.set(observer);
+    }
+
+    fn audit_head(&self) -> Result<crate::audit::Head, StoreError> {
+        self.healthy()?;
+        self.core.audit.head()
+    }
+
+    fn audit_records(
+        &self,
+        query: &crate::audit::Query,
+        after: Option<crate::audit::Cursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.healthy()?;
+        let mut page = AuditPage::default();
+        let mut scanned = 0;
+        self.core
+            .audit
+            .scan(after.map_or(0, |cursor| cursor.seq), query.from, |record| {
+                scanned += 1;
+                let position = crate::audit::Cursor::of(&record);
+                let past = record.event.at > query.to;
+                if query.matches(&record) {
+                    page.records.push(record);
+                }
+                // Sequence order is the order answers were sealed in: a
+                // record past the range ends the query.
+                let full = page.records.len() >= limit || scanned >= AUDIT_SCAN_MAX;
+                if full && !past {
+                    page.next = Some(position);
+                }
+                Ok(!full && !past)
+            })?;
+        Ok(page)
+    }
+
+    fn prune_audit(&self, before: crate::domain::Timestamp) -> Result<u64, StoreError> {
+        self.healthy()?;
+        self.core.audit.prune(before)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -658,7 +703,8 @@ impl Drop for SledStore {
             .core
             .journal
             .sync()
-            .and_then(|_| self.core.db.flush().map_err(io));
+            .and_then(|_| self.core.db.flush().map_err(io))
+            .and_then(|_| self.core.audit.sync());
         match flushed {
             Ok(_) => self.closing.clean = Some(self.core.applied.load(Ordering::Acquire)),
             Err(error) => {
@@ -1041,10 +1087,12 @@ fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
         .transpose()
 }
 
-/// Applies one journal record's batch to the tree, atomically. `schema` is
-/// the layout the record was written in: the tree's.
+/// Applies one journal record's batch to the tree, atomically, and its
+/// audit records to the trail (those it does not hold yet). `schema` is the
+/// layout the record was written in: the tree's.
 fn replay_one(
     db: &sled::Db,
+    audit: &AuditLog,
     commit: CommitNumber,
     payload: &[u8],
     schema: u32,
@@ -1053,7 +1101,8 @@ fn replay_one(
         let batch: BatchV1 = decode(payload)?;
         (batch.commit, writes_of_v1(&batch)?)
     } else {
-        let batch: Batch = decode(payload)?;
+        let batch = decode_batch(payload)?;
+        audit.append(&batch.audit)?;
         (batch.commit, SledStore::writes_of(&batch)?)
     };
     if held != commit {
@@ -1062,6 +1111,16 @@ fn replay_one(
         )));
     }
     db.apply_batch(writes).map_err(io)
+}
+
+/// A batch as the journal or a snapshot holds it: today's, or one written
+/// before commits carried audit records (which ends where they would begin).
+fn decode_batch(payload: &[u8]) -> Result<Batch, StoreError> {
+    decode::<Batch>(payload).or_else(|error| {
+        decode::<BatchWithoutAudit>(payload)
+            .map(BatchWithoutAudit::upgrade)
+            .map_err(|_| error)
+    })
 }
 
 fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {

@@ -34,6 +34,20 @@ impl Store for Recording {
     fn meta(&self) -> Result<Meta, StoreError> {
         self.inner.meta()
     }
+    fn audit_head(&self) -> Result<medassist::audit::Head, StoreError> {
+        self.inner.audit_head()
+    }
+    fn audit_records(
+        &self,
+        query: &medassist::audit::Query,
+        after: Option<medassist::audit::Cursor>,
+        limit: usize,
+    ) -> Result<medassist::store::AuditPage, StoreError> {
+        self.inner.audit_records(query, after, limit)
+    }
+    fn prune_audit(&self, before: medassist::domain::Timestamp) -> Result<u64, StoreError> {
+        self.inner.prune_audit(before)
+    }
     fn person(&self, id: &ResidentId) -> Result<Option<Versioned<Person>>, StoreError> {
         self.inner.person(id)
     }

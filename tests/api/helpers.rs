@@ -12,9 +12,10 @@ use std::{
 };
 
 use medassist::{
+    auth::{Principal, Role, TokenDigest, TokenEntry},
     clock::ManualClock,
     config::Config,
-    domain::{Date, RegionCode, ResidentId, Timestamp},
+    domain::{Date, HospitalId, RegionCode, ResidentId, Timestamp},
     edge::Edge,
     grpc::GateState,
     grpc::pb::{
@@ -572,5 +573,34 @@ where
             return all;
         }
         token = next;
+    }
+}
+
+/// A configured token for `role` (of `hospital`, for a hospital), named
+/// after the token, seeing every region.
+pub fn token_entry(token: &str, role: Role, hospital: Option<&str>) -> TokenEntry {
+    token_entry_in(token, role, hospital, &[])
+}
+
+/// A configured token limited to `regions` (every region when empty).
+pub fn token_entry_in(
+    token: &str,
+    role: Role,
+    hospital: Option<&str>,
+    regions: &[&str],
+) -> TokenEntry {
+    let digest = TokenDigest::of(token);
+    TokenEntry {
+        digest,
+        principal: Arc::new(Principal {
+            id: Principal::id_of(digest),
+            name: format!("test {token}"),
+            role,
+            hospital_id: hospital.map(|h| HospitalId::parse(h).unwrap()),
+            regions: regions
+                .iter()
+                .map(|r| RegionCode::parse(r).unwrap())
+                .collect(),
+        }),
     }
 }

@@ -7,9 +7,8 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use medassist::{
-    auth::{Access, Principal, Role, TokenDigest, TokenEntry},
+    auth::{Access, Role},
     config::Config,
-    domain::HospitalId,
     grpc::{FILE_DESCRIPTOR_SET, http_rule},
 };
 use serde_json::{Value, json};
@@ -285,17 +284,6 @@ async fn errors_are_status_json_with_their_details() {
     assert_eq!((status, error["code"].as_i64()), (404, Some(5)), "{error}");
     let (status, _) = http(http_addr, "DELETE", "/v1/settlements:settle", None, None).await;
     assert_eq!(status, 501);
-}
-
-fn token_entry(token: &str, role: Role, hospital: Option<&str>) -> TokenEntry {
-    TokenEntry {
-        digest: TokenDigest::of(token),
-        principal: Arc::new(Principal {
-            name: format!("test {token}"),
-            role,
-            hospital_id: hospital.map(|h| HospitalId::parse(h).unwrap()),
-        }),
-    }
 }
 
 /// Proves HTTP uses the same tokens and roles: no token is 401, a token of

@@ -7,9 +7,8 @@ use std::sync::{
 };
 
 use medassist::{
-    auth::{Access, Principal, Role, TokenDigest, TokenEntry},
+    auth::{Access, Role},
     config::{Config, TlsFiles},
-    domain::HospitalId,
     grpc::pb::{
         self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
         reconciliation_service_client::ReconciliationServiceClient,
@@ -28,17 +27,6 @@ use tonic::{
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::helpers::*;
-
-fn token_entry(token: &str, role: Role, hospital: Option<&str>) -> TokenEntry {
-    TokenEntry {
-        digest: TokenDigest::of(token),
-        principal: Arc::new(Principal {
-            name: format!("test {token}"),
-            role,
-            hospital_id: hospital.map(|h| HospitalId::parse(h).unwrap()),
-        }),
-    }
-}
 
 fn guarded_config() -> Config {
     Config {

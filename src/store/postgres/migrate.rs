@@ -9,7 +9,10 @@
 use super::{StoreError, classify, connect, describe, hosts::Hosts};
 
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_ledger.sql"),
+    include_str!("migrations/0002_audit.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -45,6 +45,7 @@
 //! it; and connections made before the monitor last found no primary are
 //! not used again, since they may still lead to the hung one.
 
+mod audit;
 mod hosts;
 mod migrate;
 mod sql;
@@ -884,6 +885,23 @@ impl Store for PostgresStore {
             failed: None,
             committing: false,
         })))
+    }
+
+    fn audit_head(&self) -> Result<crate::audit::Head, StoreError> {
+        self.start_audit_chain()
+    }
+
+    fn audit_records(
+        &self,
+        query: &crate::audit::Query,
+        after: Option<crate::audit::Cursor>,
+        limit: usize,
+    ) -> Result<super::AuditPage, StoreError> {
+        self.read_audit(query, after, limit)
+    }
+
+    fn prune_audit(&self, before: crate::domain::Timestamp) -> Result<u64, StoreError> {
+        self.prune_audit_before(before)
     }
 
     fn availability(&self) -> Option<watch::Receiver<bool>> {

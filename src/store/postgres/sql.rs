@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio_postgres::{Client, Row, Statement, error::SqlState};
 
+use super::audit::AuditRows;
 use super::{Connection, Locked, StoreError, classify, from_json, to_json};
 use crate::{
     domain::{
@@ -26,6 +27,7 @@ pub(super) struct Statements {
     insert_usages: Statement,
     update_usages: Statement,
     upsert_persons: Statement,
+    insert_audit: Statement,
 }
 
 /// Reserves `$1` settlement numbers.
@@ -78,7 +80,7 @@ const UPSERT_PERSONS: &str = "INSERT INTO person (patient_id, record) \
 impl Statements {
     pub(super) async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         // Prepared together: one round trip.
-        let (a, b, c, d, r, e, f, g, h, i) = tokio::join!(
+        let (a, b, c, d, r, e, f, g, h, i, j) = tokio::join!(
             biased;
             client.prepare(RESERVE_IDS),
             client.prepare(LOCK_CLAIMS),
@@ -90,6 +92,7 @@ impl Statements {
             client.prepare(INSERT_USAGES),
             client.prepare(UPDATE_USAGES),
             client.prepare(UPSERT_PERSONS),
+            client.prepare(super::audit::INSERT),
         );
         Ok(Statements {
             reserve_ids: a?,
@@ -102,6 +105,7 @@ impl Statements {
             insert_usages: g?,
             update_usages: h?,
             upsert_persons: i?,
+            insert_audit: j?,
         })
     }
 }
@@ -318,6 +322,7 @@ pub(super) struct Writes {
     changed_usages: UsageRows,
     person_ids: Vec<String>,
     person_records: Vec<serde_json::Value>,
+    audit: AuditRows,
 }
 
 #[derive(Default)]
@@ -412,6 +417,7 @@ impl Writes {
             writes.person_ids.push(person.id().as_str().to_owned());
             writes.person_records.push(to_json(person)?);
         }
+        writes.audit = AuditRows::of(&batch.audit)?;
         Ok(writes)
     }
 
@@ -423,7 +429,7 @@ impl Writes {
     pub(super) async fn commit(self, c: &Connection) -> Result<(), StoreError> {
         let s = &c.statements;
         let client = &c.client;
-        let (new, changed, new_usages, changed_usages, persons, committed) = tokio::join!(
+        let (new, changed, new_usages, changed_usages, persons, audit, committed) = tokio::join!(
             biased;
             async {
                 let n = &self.new;
@@ -475,15 +481,38 @@ impl Writes {
                     }
                 }
             },
+            async {
+                let a = &self.audit;
+                match a.seqs.is_empty() {
+                    true => Ok(0),
+                    false => {
+                        client
+                            .execute(
+                                &s.insert_audit,
+                                &[
+                                    &a.chains,
+                                    &a.seqs,
+                                    &a.ats,
+                                    &a.principals,
+                                    &a.patients,
+                                    &a.hashes,
+                                    &a.records,
+                                ],
+                            )
+                            .await
+                    }
+                }
+            },
             client.batch_execute("COMMIT"),
         );
-        let counts = round_trip([new, changed, new_usages, changed_usages, persons])?;
+        let counts = round_trip([new, changed, new_usages, changed_usages, persons, audit])?;
         let expected = [
             self.new.ids.len(),
             self.changed.ids.len(),
             self.new_usages.patients.len(),
             self.changed_usages.patients.len(),
             self.person_ids.len(),
+            self.audit.seqs.len(),
         ];
         for (count, expected) in counts.into_iter().zip(expected) {
             if count != expected as u64 {

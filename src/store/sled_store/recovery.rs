@@ -30,6 +30,7 @@ use super::{
 };
 use crate::store::{
     CommitNumber, StoreError,
+    audit_log::AuditLog,
     base::{self, BaseCopy},
     checkpoint::{self, Checkpoint, sync_dir, sync_tree},
     journal::{self, Journal, Recovered},
@@ -45,6 +46,8 @@ const BASE_RETRY_MAX: Duration = Duration::from_secs(300);
 const SLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// The data directory's lock file.
 pub(super) const LOCK_NAME: &str = "lock";
+/// The embedded store's one audit chain.
+const AUDIT_CHAIN: u64 = 1;
 
 /// The exclusive lock on a data directory, held while a store is open, so
 /// two processes never open (or rebuild) one directory together.
@@ -107,6 +110,13 @@ fn await_sled_released(dir: &Path) -> bool {
     }
 }
 
+/// What an open store holds from the start: its directory's lock and its
+/// audit trail.
+struct Held {
+    audit: AuditLog,
+    _lock: DirLock,
+}
+
 /// A sled tree opened, and the last commit it holds.
 struct Opened {
     db: sled::Db,
@@ -127,6 +137,14 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
     let journal_dir = dir.join(JOURNAL_DIR);
     let recovered = journal::recover(&journal_dir)?;
     let found = checkpoint::read(dir)?;
+    // After a clean stop the trail's files were synced whole; otherwise
+    // what follows their last sync comes back from the journal.
+    let clean = matches!(found, Some(Checkpoint::Clean(_)));
+    let held = Held {
+        audit: AuditLog::open(dir, AUDIT_CHAIN, !clean)?,
+        _lock: lock,
+    };
+    let audit = &held.audit;
     let copy = base::check(dir);
     let mut marked_open = false;
     let (opened, base) = match (found, copy) {
@@ -134,7 +152,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
             // From here a power cut leaves sled's files untrusted.
             checkpoint::write(dir, Checkpoint::Open(commit))?;
             marked_open = true;
-            let opened = match trusted(dir, options, commit, &journal_dir, &recovered) {
+            let opened = match trusted(dir, options, commit, &journal_dir, &recovered, audit) {
                 Err(StoreError::Corrupt(why)) => {
                     tracing::warn!(%why, "sled's files are damaged: rebuilding them from the base copy and the journal");
                     if !await_sled_released(dir) {
@@ -142,7 +160,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                             "sled did not close its damaged files; restart the service".into(),
                         ));
                     }
-                    rebuild(dir, options, &journal_dir, &recovered)?
+                    rebuild(dir, options, &journal_dir, &recovered, audit)?
                 }
                 other => other?,
             };
@@ -154,7 +172,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                 "the store was not closed cleanly: rebuilding sled from the base copy and the journal"
             );
             (
-                rebuild(dir, options, &journal_dir, &recovered)?,
+                rebuild(dir, options, &journal_dir, &recovered, audit)?,
                 BaseState::Whole(copy),
             )
         }
@@ -166,12 +184,12 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                     "the base copy was damaged"
                 }
             };
-            let opened = trusted(dir, options, commit, &journal_dir, &recovered)
+            let opened = trusted(dir, options, commit, &journal_dir, &recovered, audit)
                 .map_err(|error| refuse_untrusted(dir, error))?;
             (opened, BaseState::Rewrite(why))
         }
         (None, Ok(None)) => (
-            new_or_older(dir, options, &journal_dir, &recovered)?,
+            new_or_older(dir, options, &journal_dir, &recovered, audit)?,
             BaseState::Rewrite("the store has no base copy yet"),
         ),
         (Some(Checkpoint::Open(_)), Ok(None)) => {
@@ -189,7 +207,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
             )));
         }
     };
-    finish_open(dir, options, lock, opened, base, &recovered, marked_open)
+    finish_open(dir, options, held, opened, base, &recovered, marked_open)
 }
 
 /// Brings an opened tree up to date and starts serving from it: migrates an
@@ -198,12 +216,13 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
 fn finish_open(
     dir: &Path,
     options: SledOptions,
-    lock: DirLock,
+    held: Held,
     opened: Opened,
     base: BaseState,
     recovered: &Recovered,
     marked_open: bool,
 ) -> Result<SledStore, StoreError> {
+    let Held { _lock: lock, audit } = held;
     let Opened { db, last } = opened;
     let schema = stored_schema(&db)?;
     if schema == legacy::VERSION && options.utc_offset.is_none() {
@@ -239,6 +258,7 @@ fn finish_open(
         journaled: Arc::new(AtomicU64::new(last)),
         applied: Arc::new(AtomicU64::new(last)),
         observer: Arc::new(OnceLock::new()),
+        audit: Arc::new(audit),
     };
     let copy = match base {
         BaseState::Whole(copy) => {
@@ -292,6 +312,7 @@ fn trusted(
     acknowledged: CommitNumber,
     journal_dir: &Path,
     recovered: &Recovered,
+    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         let db = open_sled(dir, options)?;
@@ -307,7 +328,7 @@ fn trusted(
         let last = match recovered.last_commit {
             Some(last) if last > held => {
                 journal::read_records(journal_dir, held, last, |record| {
-                    replay_one(&db, record.commit, &record.payload, schema)
+                    replay_one(&db, audit, record.commit, &record.payload, schema)
                 })?;
                 tracing::info!(
                     from = held + 1,
@@ -354,6 +375,7 @@ fn new_or_older(
     options: SledOptions,
     journal_dir: &Path,
     recovered: &Recovered,
+    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     if recovered.last_commit.is_some() {
         return Err(StoreError::Corrupt(format!(
@@ -362,7 +384,7 @@ fn new_or_older(
             dir.display()
         )));
     }
-    match trusted(dir, options, 0, journal_dir, recovered) {
+    match trusted(dir, options, 0, journal_dir, recovered, audit) {
         Ok(opened) if opened.last > 0 => {
             tracing::info!(
                 commit = opened.last,
@@ -418,16 +440,17 @@ fn rebuild(
     options: SledOptions,
     journal_dir: &Path,
     recovered: &Recovered,
+    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     let started = Instant::now();
     remove_sled_files(dir)?;
     let db = open_sled(dir, options)?;
-    let copy = load(&db, |each| base::load(dir, each))?;
+    let copy = load(&db, audit, |each| base::load(dir, each))?;
     let schema = stored_schema(&db)?;
     let last = match recovered.last_commit {
         Some(last) if last > copy.last_commit => {
             journal::read_records(journal_dir, copy.last_commit, last, |record| {
-                replay_one(&db, record.commit, &record.payload, schema)
+                replay_one(&db, audit, record.commit, &record.payload, schema)
             })
             .map_err(|error| {
                 StoreError::Corrupt(format!(
@@ -455,6 +478,7 @@ fn rebuild(
 /// then holds the snapshot's last commit.
 pub(super) fn load(
     db: &sled::Db,
+    audit: &AuditLog,
     read: impl FnOnce(
         &mut dyn FnMut(Item) -> Result<(), StoreError>,
     ) -> Result<SnapshotSummary, StoreError>,
@@ -482,7 +506,7 @@ pub(super) fn load(
                     db.apply_batch(std::mem::take(&mut entries)).map_err(io)?;
                     queued = 0;
                 }
-                replay_one(db, commit, &payload, stored_schema(db)?)?;
+                replay_one(db, audit, commit, &payload, stored_schema(db)?)?;
             }
         }
         Ok(())
