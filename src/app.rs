@@ -257,6 +257,19 @@ impl App {
         }
     }
 
+    /// Queues the audit record of a call without waiting, where nothing can
+    /// wait (a response dropped half-way): at once if the queue has room,
+    /// else from a task.
+    pub fn audit_soon(self: &Arc<Self>, event: Event) {
+        if let Err(event) = self.ledger.try_audit(event) {
+            let app = Arc::clone(self);
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn(async move { app.audit(*event).await })),
+                Err(_) => tracing::error!("an audit record was lost: no runtime to queue it"),
+            }
+        }
+    }
+
     /// Quotes a claim against the current state. Records nothing.
     pub async fn pre_settle(&self, claim: Claim, by: &Caller) -> Result<Quote, AppError> {
         authorize(by, Action::Quote(&claim.key().hospital_id))?;

@@ -149,6 +149,10 @@ enum Command {
     /// The audit record of a call answered elsewhere, sealed with the next
     /// commit.
     Audit(Box<audit::Event>),
+    /// Answered once everything queued before it is committed.
+    Barrier {
+        reply: oneshot::Sender<Result<(), LedgerError>>,
+    },
     Stop,
 }
 
@@ -294,6 +298,26 @@ impl Ledger {
             .await
             .map_err(|_| LedgerError::Stopped)?;
         Ok(PersonsAnswer(answer))
+    }
+
+    /// Queues an audit record without waiting (from a destructor: a
+    /// response dropped because its client went away); hands it back when
+    /// the queue is full or the ledger has stopped.
+    pub fn try_audit(&self, event: audit::Event) -> Result<(), Box<audit::Event>> {
+        self.commands
+            .try_send(Command::Audit(Box::new(event)))
+            .map_err(|error| match error.into_inner() {
+                Command::Audit(event) => event,
+                _ => unreachable!("the command sent is the one handed back"),
+            })
+    }
+
+    /// Completes once every request and audit record queued before it is
+    /// committed: a read of the audit trail after it holds the record of
+    /// every call answered before it.
+    pub async fn committed_so_far(&self) -> Result<(), LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Command::Barrier { reply }, answer).await
     }
 
     /// Queues the audit record of a call answered without a write of its
@@ -484,6 +508,7 @@ impl Writer {
                     (Some(Command::PutPerson { reply, .. }), Reply::Done) => {
                         drop(reply.send(failed))
                     }
+                    (Some(Command::Barrier { reply }), Reply::Done) => drop(reply.send(failed)),
                     (Some(Command::PutPersons { reply, .. }), Reply::Persons(outcomes)) => {
                         drop(reply.send(failed.map(|()| outcomes)))
                     }
@@ -541,6 +566,10 @@ impl Writer {
                 None | Some(Command::Stop) => continue,
                 Some(Command::Audit(event)) => {
                     pending.events.push(audit::Event::clone(event));
+                    continue;
+                }
+                Some(Command::Barrier { .. }) => {
+                    waiting.push((i, Reply::Done));
                     continue;
                 }
                 Some(Command::Settle {
@@ -729,7 +758,7 @@ impl Reply {
     /// error replaces it).
     fn failed(command: &Command) -> Reply {
         match command {
-            Command::PutPerson { .. } | Command::Stop => Reply::Done,
+            Command::PutPerson { .. } | Command::Barrier { .. } | Command::Stop => Reply::Done,
             Command::Audit(_) => unreachable!("audit records wait for no reply"),
             Command::PutPersons { .. } => Reply::Persons(Vec::new()),
             Command::Settle { .. } | Command::Reverse { .. } => {
@@ -759,7 +788,10 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
             Command::PutPersons { persons, .. } => {
                 plan.persons.extend(persons.iter().map(|p| p.id().clone()))
             }
-            Command::PutPerson { .. } | Command::Stop | Command::Audit(_) => {}
+            Command::PutPerson { .. }
+            | Command::Barrier { .. }
+            | Command::Stop
+            | Command::Audit(_) => {}
         }
     }
     plan

@@ -20,6 +20,8 @@ impl App {
         by: &Caller,
     ) -> Result<AuditPage, AppError> {
         authorize(by, Action::ReadAudit)?;
+        // Every call answered before this one is in the trail it reads.
+        self.ledger.committed_so_far().await?;
         let limit = self.page_limit(page_size);
         let store = std::sync::Arc::clone(&self.store);
         let mut page =

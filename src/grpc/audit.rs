@@ -260,11 +260,7 @@ pin_project_lite::pin_project! {
                 let code = this.early.unwrap_or(tonic::Code::Cancelled);
                 let phase = match note.state().bulk { true => Phase::End, false => Phase::Call };
                 if let Some(event) = note.event(this.app, phase, code) {
-                    let app = Arc::clone(this.app);
-                    // No task may wait here: the runtime queues it.
-                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                        handle.spawn(async move { app.audit(event).await });
-                    }
+                    this.app.audit_soon(event);
                 }
             }
         }
@@ -341,5 +337,118 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The layer's end of a call, where it can break: a response body read
+    //! to its trailers, and one dropped half-way because the client went
+    //! away (buffers in the HTTP/2 stack would hide that from a real client).
+
+    use std::convert::Infallible;
+
+    use http_body_util::{BodyExt as _, StreamBody};
+    use prost::bytes::Bytes;
+
+    use super::*;
+    use crate::{
+        audit::Query,
+        auth::Principal,
+        clock,
+        domain::{PolicyBook, Timestamp, UtcOffset},
+        metrics::Metrics,
+        store::{SledOptions, SledStore},
+    };
+
+    fn app(dir: &std::path::Path) -> Arc<App> {
+        let store = SledStore::open(dir, SledOptions::default()).unwrap();
+        let app = App::start(
+            Arc::new(store),
+            PolicyBook::builtin(),
+            Arc::new(Metrics::new()),
+            500,
+            clock::system(),
+            UtcOffset::CHINA,
+        );
+        Arc::new(app.unwrap())
+    }
+
+    fn note(call: &str) -> Arc<Note> {
+        let note = Arc::new(Note {
+            peer: Some("127.0.0.1:40000".into()),
+            client_cert: None,
+            call: call.into(),
+            state: Mutex::new(State::default()),
+        });
+        note.authenticated(Arc::new(Principal::open()));
+        note.bulk();
+        note
+    }
+
+    type Frames = Vec<Result<Frame<Bytes>, Infallible>>;
+    type Framed =
+        StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+    fn body(note: &Arc<Note>, app: &Arc<App>, frames: Frames) -> AuditBody<Framed> {
+        AuditBody {
+            inner: StreamBody::new(tokio_stream::iter(frames)),
+            note: Some(Arc::clone(note)),
+            app: Arc::clone(app),
+            early: None,
+            pending: None,
+            trailers: None,
+        }
+    }
+
+    fn frames() -> Frames {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        vec![
+            Ok(Frame::data(Bytes::from_static(b"one"))),
+            Ok(Frame::data(Bytes::from_static(b"two"))),
+            Ok(Frame::trailers(trailers)),
+        ]
+    }
+
+    /// Proves the end record of a bulk read: OK from the trailers, with the
+    /// count sent, for a body read to its end; CANCELLED with the count sent
+    /// so far for one dropped after its first frame.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_the_client_leaves_records_cancelled_with_what_was_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let finished = note("test/Finished");
+        finished.sent(2);
+        let read = body(&finished, &app, frames()).collect().await.unwrap();
+        assert!(read.trailers().is_some(), "the trailers still go out");
+        let left = note("test/Left");
+        finished.sent(0);
+        let mut abandoned = body(&left, &app, frames());
+        abandoned.frame().await.unwrap().unwrap();
+        left.sent(1);
+        drop(abandoned);
+        let everything = Query {
+            from: Timestamp::from_unix_micros(0),
+            to: Timestamp::from_unix_micros(i64::MAX),
+            principal: None,
+            patient: None,
+        };
+        let by = crate::auth::Caller::local(Arc::new(Principal::open()), "test/List");
+        let page = app.audit_records(everything, None, 10, &by).await.unwrap();
+        let ends: Vec<(&str, &str, Option<u64>)> = page
+            .records
+            .iter()
+            .map(|r| (r.event.call.as_str(), r.event.code.as_str(), r.event.count))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("test/Finished", "OK", Some(2)),
+                ("test/Left", "CANCELLED", Some(1))
+            ]
+        );
+        assert!(page.records.iter().all(|r| r.event.phase == Phase::End));
+        app.shutdown().await;
     }
 }

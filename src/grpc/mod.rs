@@ -311,6 +311,7 @@ impl pb::usage_service_server::UsageService for Api {
     ) -> Result<Response<pb::BatchGetAnnualUsageResponse>, Status> {
         let by = caller(&request)?;
         let (patients, year) = checked(batch_usage_request(request.get_ref()))?;
+        by.note.bulk();
         by.note.subject(Subject::Patients(patients.clone()));
         let found = self.app.batch_annual_usage(patients, year, &by).await;
         if let Ok((usages, _)) = &found {

@@ -48,6 +48,7 @@ impl pb::reconciliation_service_server::ReconciliationService for Api {
     ) -> Result<Response<pb::ListDaySettlementsResponse>, Status> {
         let by = caller(&request)?;
         let (hospital, day, page_size, after) = checked(list_day_request(request.get_ref()))?;
+        by.note.bulk();
         by.note
             .subject(Subject::HospitalDays(Some(hospital.clone()), day, day));
         let page = self

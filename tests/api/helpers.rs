@@ -604,3 +604,17 @@ pub fn token_entry_in(
         }),
     }
 }
+
+/// Adds `authorization: Bearer <token>` to every call, or nothing.
+pub fn bearer(
+    token: Option<&'static str>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut request: tonic::Request<()>| {
+        if let Some(token) = token {
+            let value =
+                tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).unwrap();
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}

@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 mod http;
 
+mod audit;
 mod chaos;
 mod clusters;
 mod concurrency;

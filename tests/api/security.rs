@@ -20,8 +20,7 @@ use medassist::{
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tempfile::TempDir;
 use tonic::{
-    Code, Request, Status,
-    metadata::MetadataValue,
+    Code, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Identity},
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -39,19 +38,6 @@ fn guarded_config() -> Config {
             token_entry("t-operator", Role::Operator, None),
         ]),
         ..Config::default()
-    }
-}
-
-/// Adds `authorization: Bearer <token>` to every call, or nothing.
-fn bearer(
-    token: Option<&'static str>,
-) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |mut request: Request<()>| {
-        if let Some(token) = token {
-            let value = MetadataValue::try_from(format!("Bearer {token}")).unwrap();
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
     }
 }
 

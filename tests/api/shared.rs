@@ -276,8 +276,11 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let name = url.rsplit('/').next().unwrap();
     let (code, text) = medassist_on(&url, "verify");
     assert_ne!(code, 0, "{text}");
+    let current = medassist::store::postgres::SCHEMA_VERSION;
     assert!(
-        text.contains("schema is version 0, older than this medassist's (version 1)"),
+        text.contains(&format!(
+            "schema is version 0, older than this medassist's (version {current})"
+        )),
         "{text}"
     );
     assert_eq!(
@@ -288,22 +291,28 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let (code, text) = migrate(&url);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("schema migrated from version 0 to 1"),
+        text.contains(&format!("schema migrated from version 0 to {current}")),
         "{text}"
     );
     let (code, text) = migrate(&url);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("schema is at version 1: nothing to do"),
+        text.contains(&format!("schema is at version {current}: nothing to do")),
         "{text}"
     );
 
-    backend::admin_on(name, "INSERT INTO medassist_schema (version) VALUES (2)");
+    let newer = current + 1;
+    backend::admin_on(
+        name,
+        &format!("INSERT INTO medassist_schema (version) VALUES ({newer})"),
+    );
     for command in ["migrate", "verify"] {
         let (code, text) = medassist_on(&url, command);
         assert_eq!(code, 2, "{command}: {text}");
         assert!(
-            text.contains("schema is version 2, newer than this medassist knows (version 1)"),
+            text.contains(&format!(
+                "schema is version {newer}, newer than this medassist knows (version {current})"
+            )),
             "{command}: {text}"
         );
     }
