@@ -13,6 +13,7 @@
 
 mod admin;
 mod audit;
+mod probes;
 mod reconciliation;
 mod referrals;
 mod roster;
@@ -63,6 +64,9 @@ pub enum AppError {
     /// The caller may not do this (its role, or another hospital's data).
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller reached a limit on what it may do in a while.
+    #[error("{0}")]
+    Exhausted(String),
     /// No policy applies to the patient's region and year.
     #[error("no medical assistance policy applies to region {region} in {year}")]
     NoPolicy {
@@ -184,17 +188,21 @@ pub struct App {
     /// What audit records of calls are stamped with (commits are stamped by
     /// the ledger with the same clock).
     clock: Arc<dyn Clock>,
+    /// The patients each hospital token named in the last hour.
+    probes: probes::PatientWindows,
 }
 
 impl App {
     /// Starts the ledger on `store`, to settle under `policies`; lists hold
-    /// at most `page_size_max` settlements. Commits are stamped by `clock`
-    /// and fall on business days in the zone `offset`.
+    /// at most `limits.page_size_max` settlements, and a hospital token may
+    /// name at most `limits.patients_per_hour_max` patients an hour.
+    /// Commits are stamped by `clock` and fall on business days in the zone
+    /// `offset`.
     pub fn start(
         store: Arc<dyn Store>,
         policies: PolicyBook,
         metrics: Arc<Metrics>,
-        page_size_max: usize,
+        limits: &crate::config::Limits,
         clock: Arc<dyn Clock>,
         offset: UtcOffset,
     ) -> Result<App, StoreError> {
@@ -212,8 +220,9 @@ impl App {
             ledger: Arc::new(ledger),
             roster,
             metrics,
-            page_size_max,
+            page_size_max: limits.page_size_max,
             clock,
+            probes: probes::PatientWindows::new(limits.patients_per_hour_max),
         })
     }
 
@@ -270,9 +279,26 @@ impl App {
         }
     }
 
+    /// Refuses a hospital token a patient past its hourly limit of distinct
+    /// patients (see [`probes`]).
+    fn bound_probing(&self, claim: &Claim, by: &Caller) -> Result<(), AppError> {
+        if by.role != crate::auth::Role::Hospital
+            || self.probes.admit(&by.id, claim.patient_id(), self.now())
+        {
+            return Ok(());
+        }
+        self.metrics.patient_limit_reached();
+        Err(AppError::Exhausted(
+            "this token has quoted or settled as many distinct patients in the last hour as \
+             it may ([limits] patients_per_hour_max); patients already named go on"
+                .into(),
+        ))
+    }
+
     /// Quotes a claim against the current state. Records nothing.
     pub async fn pre_settle(&self, claim: Claim, by: &Caller) -> Result<Quote, AppError> {
         authorize(by, Action::Quote(&claim.key().hospital_id))?;
+        self.bound_probing(&claim, by)?;
         let assessment = self.assess(&claim).await?;
         let usage = match self.store.usage(claim.patient_id(), claim.year())? {
             Some(read) => self.ledger.durable(read).await?,
@@ -296,6 +322,7 @@ impl App {
     /// settlement already recorded under its key.
     pub async fn settle(&self, claim: Claim, by: &Caller) -> Result<Recorded, AppError> {
         authorize(by, Action::Settle(&claim.key().hospital_id))?;
+        self.bound_probing(&claim, by)?;
         // The ledger checks the key, in order, and answers retries itself:
         // a new claim (the common case) costs no extra read here.
         let assessing = match self.store.shared() {
@@ -359,22 +386,20 @@ impl App {
         Ok(recorded)
     }
 
-    /// One recorded settlement, if the caller may read its hospital's.
+    /// One recorded settlement. One the caller may not see (another
+    /// hospital's, or a patient's outside its regions) is answered exactly
+    /// as one that does not exist: the same read, the same code and words.
     pub async fn settlement(
         &self,
         which: SettlementRef,
         by: &Caller,
     ) -> Result<Settlement, AppError> {
+        authorize(by, Action::ReadSettlements)?;
         let read = match &which {
             SettlementRef::Id(id) => self.store.settlement(*id)?,
-            SettlementRef::Claim(key) => {
-                // Checked before the read, so the answer tells another
-                // hospital nothing about this one's claims.
-                authorize(by, Action::ReadSettlement(&key.hospital_id))?;
-                self.store.settlement_by_claim(key)?
-            }
+            SettlementRef::Claim(key) => self.store.settlement_by_claim(key)?,
         };
-        let read = read.ok_or_else(|| {
+        let missing = || {
             AppError::NotFound(match &which {
                 SettlementRef::Id(id) => format!("no settlement {id}"),
                 SettlementRef::Claim(key) => {
@@ -384,12 +409,11 @@ impl App {
                     )
                 }
             })
-        })?;
-        let settlement = self.ledger.durable(read).await?;
-        authorize(
-            by,
-            Action::ReadSettlement(&settlement.claim.key().hospital_id),
-        )?;
+        };
+        let settlement = self.ledger.durable(read.ok_or_else(missing)?).await?;
+        if !by.sees_settlement(&settlement) {
+            return Err(missing());
+        }
         Ok(settlement)
     }
 
@@ -401,13 +425,14 @@ impl App {
         by: &Caller,
     ) -> Result<AnnualUsage, AppError> {
         authorize(by, Action::ReadUsage)?;
-        let person = self.read_person(&patient_id).await?;
+        let person = self.read_person_for(&patient_id, by).await?;
         self.usage_of(&self.policies.load(), patient_id, &person, year)
             .await
     }
 
     /// The annual usage of many patients, in the order asked; those not on
-    /// the roster are returned apart, in the order asked.
+    /// the roster (or outside the caller's regions) are returned apart, in
+    /// the order asked.
     pub async fn batch_annual_usage(
         &self,
         patient_ids: Vec<ResidentId>,
@@ -419,7 +444,7 @@ impl App {
         let book = self.policies.load();
         let (mut usages, mut not_found) = (Vec::new(), Vec::new());
         for patient_id in patient_ids {
-            match self.find_person(&patient_id).await? {
+            match self.find_person_for(&patient_id, by).await? {
                 Some(person) => usages.push(self.usage_of(&book, patient_id, &person, year).await?),
                 None => not_found.push(patient_id),
             }
@@ -453,7 +478,9 @@ impl App {
     }
 
     /// A page of a patient-year's settlements, oldest first. `page_size` 0
-    /// means the default; larger than the maximum means the maximum.
+    /// means the default; larger than the maximum means the maximum. A
+    /// caller limited to regions gets none of a patient enrolled elsewhere
+    /// (or not on the roster), as for a patient with no settlements.
     pub async fn list_settlements(
         &self,
         patient_id: &ResidentId,
@@ -463,6 +490,12 @@ impl App {
         by: &Caller,
     ) -> Result<SettlementPage, AppError> {
         authorize(by, Action::ListSettlements)?;
+        if !by.regions.is_empty() && self.find_person_for(patient_id, by).await?.is_none() {
+            return Ok(SettlementPage {
+                settlements: Vec::new(),
+                next_after: None,
+            });
+        }
         let limit = self.page_limit(page_size);
         // One more than asked tells whether another page follows.
         let mut reads = self
@@ -484,6 +517,7 @@ impl App {
     /// Creates or replaces a roster record.
     pub async fn upsert_person(&self, person: Person, by: &Caller) -> Result<Person, AppError> {
         authorize(by, Action::WriteRoster)?;
+        self.may_write(&person, by).await?;
         self.ledger
             .put_person(person.clone(), by.origin.clone())
             .await?;
@@ -502,7 +536,24 @@ impl App {
     /// One roster record.
     pub async fn person(&self, id: &ResidentId, by: &Caller) -> Result<Person, AppError> {
         authorize(by, Action::ReadRoster)?;
-        Ok(Person::clone(&*self.read_person(id).await?))
+        Ok(Person::clone(&*self.read_person_for(id, by).await?))
+    }
+
+    /// Refuses a roster write by a caller limited to regions when the record
+    /// it writes, or the one it would replace, is enrolled elsewhere.
+    async fn may_write(&self, person: &Person, by: &Caller) -> Result<(), AppError> {
+        if by.regions.is_empty() {
+            return Ok(());
+        }
+        let replaced = self.find_person(person.id()).await?;
+        let outside = !by.sees(person.region())
+            || replaced.is_some_and(|stored| !by.sees(stored.region()));
+        match outside {
+            true => Err(AppError::PermissionDenied(
+                "this token may not write roster records outside its regions".into(),
+            )),
+            false => Ok(()),
+        }
     }
 
     /// The policy that applies to a region and year, for a caller who asks.
@@ -538,8 +589,21 @@ impl App {
         Ok(Some(person))
     }
 
-    async fn read_person(&self, id: &ResidentId) -> Result<Arc<Person>, AppError> {
-        self.find_person(id)
+    /// A roster record the caller may see: one enrolled outside its
+    /// regions is `None`, exactly as one that is not on the roster.
+    async fn find_person_for(
+        &self,
+        id: &ResidentId,
+        by: &Caller,
+    ) -> Result<Option<Arc<Person>>, AppError> {
+        Ok(self
+            .find_person(id)
+            .await?
+            .filter(|person| by.sees(person.region())))
+    }
+
+    async fn read_person_for(&self, id: &ResidentId, by: &Caller) -> Result<Arc<Person>, AppError> {
+        self.find_person_for(id, by)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("patient {id} is not on the roster")))
     }

@@ -22,7 +22,7 @@ use std::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::{HospitalId, RegionCode};
+use crate::domain::{HospitalId, RegionCode, Settlement};
 
 /// What a caller is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,6 +110,22 @@ impl Principal {
     /// True when the caller may see patients enrolled in `region`.
     pub fn sees(&self, region: RegionCode) -> bool {
         self.regions.is_empty() || self.regions.iter().any(|r| r.covers(region))
+    }
+
+    /// True when the caller may see `settlement`: its hospital's, for a
+    /// hospital; one whose patient was enrolled (when it was settled) in the
+    /// caller's regions, for a caller limited to regions.
+    pub fn sees_settlement(&self, settlement: &Settlement) -> bool {
+        let hospital = &settlement.claim.key().hospital_id;
+        match (self.role, &self.hospital_id) {
+            (Role::Hospital, Some(own)) if own != hospital => false,
+            _ if self.regions.is_empty() => true,
+            _ => settlement
+                .outcome
+                .cap
+                .as_ref()
+                .is_some_and(|cap| self.sees(cap.region)),
+        }
     }
 }
 
@@ -279,8 +295,9 @@ pub enum Action<'a> {
     Settle(&'a HospitalId),
     /// Reverse a settlement of this hospital.
     Reverse(&'a HospitalId),
-    /// Read a settlement of this hospital.
-    ReadSettlement(&'a HospitalId),
+    /// GetSettlement: which settlements the caller sees is
+    /// [`Principal::sees_settlement`]; the others are answered as missing.
+    ReadSettlements,
     /// GetAnnualUsage.
     ReadUsage,
     /// ListSettlements of a patient.
@@ -308,7 +325,8 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
     use Action::*;
     let allowed = match (principal.role, action) {
         (Role::Open, _) => true,
-        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | ReadSettlement(h) | Reconcile(h)) => {
+        (Role::Hospital, ReadSettlements) => true,
+        (Role::Hospital, Quote(h) | Settle(h) | Reverse(h) | Reconcile(h)) => {
             if principal.hospital_id.as_ref() != Some(h) {
                 return Err(Refusal::PermissionDenied(format!(
                     "{principal} acts for hospital {}, not {h}",
@@ -325,7 +343,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (Role::Operator, Administer) => true,
         (
             Role::Auditor,
-            ReadSettlement(_) | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
+            ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
             | Reconcile(_) | Export | ListReferrals | ReadAudit,
         ) => true,
         _ => false,
@@ -347,7 +365,7 @@ impl Action<'_> {
             Action::Quote(_) => "quote claims",
             Action::Settle(_) => "settle claims",
             Action::Reverse(_) => "reverse settlements",
-            Action::ReadSettlement(_) => "read settlements",
+            Action::ReadSettlements => "read settlements",
             Action::ReadUsage => "read annual usage",
             Action::ListSettlements => "list settlements",
             Action::ReadPolicy => "read policies",
@@ -454,7 +472,7 @@ mod tests {
             Action::Quote(&own),
             Action::Settle(&own),
             Action::Reverse(&own),
-            Action::ReadSettlement(&own),
+            Action::ReadSettlements,
         ] {
             assert!(allowed(&h001, action), "{action:?}");
             assert!(
@@ -466,7 +484,6 @@ mod tests {
             Action::Quote(&other),
             Action::Settle(&other),
             Action::Reverse(&other),
-            Action::ReadSettlement(&other),
         ] {
             assert!(
                 matches!(authorize(&h001, action), Err(Refusal::PermissionDenied(m)) if m.contains("H002"))
@@ -483,7 +500,7 @@ mod tests {
         }
         assert!(allowed(&roster, Action::WriteRoster) && allowed(&roster, Action::ReadRoster));
         assert!(!allowed(&auditor, Action::WriteRoster) && allowed(&auditor, Action::ReadRoster));
-        assert!(allowed(&auditor, Action::ReadSettlement(&other)));
+        assert!(allowed(&auditor, Action::ReadSettlements));
         assert!(
             !allowed(&auditor, Action::Settle(&own)) && !allowed(&auditor, Action::Quote(&own))
         );

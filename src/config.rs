@@ -34,6 +34,7 @@
 //! message_bytes_max = 65536
 //! concurrent_requests_max = 1024
 //! page_size_max = 500
+//! patients_per_hour_max = 600     # distinct patients one hospital token may quote or settle per hour
 //! connections_max = 1024          # open connections; beyond it new ones are closed at once
 //! handshake_timeout = "10s"       # TLS and HTTP/2 preface must complete within it
 //! idle_timeout = "5m"             # a connection with no open stream is closed after it
@@ -196,6 +197,12 @@ pub struct Limits {
     pub concurrent_requests_max: usize,
     /// Most settlements in one page of `ListSettlements`.
     pub page_size_max: usize,
+    /// Most distinct patients one hospital token may quote or settle in any
+    /// hour: a billing desk settles whoever is discharged there, but cannot
+    /// walk the roster. The default is several times the busiest hour of a
+    /// large hospital (a 3,000-bed hospital discharges about 600 patients a
+    /// day, at most about 150 in its busiest hour, each quoted and settled).
+    pub patients_per_hour_max: usize,
     /// Most connections open at once (TLS or not, handshaking or serving).
     /// Beyond it a new connection is closed as soon as it is accepted, so a
     /// flood cannot exhaust file descriptors or memory.
@@ -229,6 +236,7 @@ impl Default for Limits {
             message_bytes_max: 64 * 1024,
             concurrent_requests_max: 1024,
             page_size_max: 500,
+            patients_per_hour_max: 600,
             connections_max: 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -310,6 +318,7 @@ struct LimitsShape {
     message_bytes_max: Option<usize>,
     concurrent_requests_max: Option<usize>,
     page_size_max: Option<usize>,
+    patients_per_hour_max: Option<usize>,
     connections_max: Option<usize>,
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -552,6 +561,12 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
             shape.page_size_max,
             defaults.page_size_max,
             1..=10_000,
+        )?,
+        patients_per_hour_max: within(
+            "patients_per_hour_max",
+            shape.patients_per_hour_max,
+            defaults.patients_per_hour_max,
+            1..=1_000_000,
         )?,
         connections_max: within(
             "connections_max",

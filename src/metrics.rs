@@ -14,6 +14,7 @@
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
 //! | `medassist_store_batch_retries_total` | | batches run again because another instance wrote the same records first (PostgreSQL) |
+//! | `medassist_patient_limit_refusals_total` | | quotes and settles refused because a hospital token reached its hourly limit of distinct patients |
 //! | `medassist_store_base_copies_total` | `result` | base copies of the embedded store written (`ok`) or failed (`failed`) |
 //! | `medassist_store_base_copy_duration_seconds` | | writing one base copy |
 //! | `medassist_store_base_copy_bytes` | | the size of the last base copy written |
@@ -111,6 +112,7 @@ pub struct Metrics {
     flush_seconds: Histogram,
     flush_requests: Histogram,
     batch_retries: Counter,
+    patient_limit_refusals: Counter,
     base_copies: Family<ResultLabels, Counter>,
     base_copy_seconds: Histogram,
     base_copy_bytes: Gauge,
@@ -150,6 +152,7 @@ impl Metrics {
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             flush_requests: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             batch_retries: Counter::default(),
+            patient_limit_refusals: Counter::default(),
             base_copies: Family::default(),
             // 10 ms to about 10 minutes.
             base_copy_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
@@ -226,6 +229,11 @@ impl Metrics {
             "store_batch_retries",
             "Batches run again because another instance wrote the same records first",
             metrics.batch_retries.clone(),
+        );
+        registry.register(
+            "patient_limit_refusals",
+            "Quotes and settles refused: a hospital token reached its hourly limit of distinct patients",
+            metrics.patient_limit_refusals.clone(),
         );
         registry.register(
             "store_base_copies",
@@ -343,6 +351,11 @@ impl Metrics {
     /// Counts a batch run again after a shared store undid it.
     pub fn batch_retried(&self) {
         self.batch_retries.inc();
+    }
+
+    /// Counts a quote or settle refused by the hourly patient limit.
+    pub fn patient_limit_reached(&self) {
+        self.patient_limit_refusals.inc();
     }
 
     /// How many batches were run again (see [`Metrics::batch_retried`]).

@@ -198,7 +198,7 @@ impl Server {
             store,
             policies,
             Arc::clone(&metrics),
-            limits.page_size_max,
+            &limits,
             config.clock,
             reconciliation.utc_offset,
         )?;

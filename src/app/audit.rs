@@ -44,9 +44,8 @@ impl App {
     /// regions.
     async fn in_scope(&self, record: &Record, by: &Caller) -> Result<bool, AppError> {
         for patient in record.event.subject.patients() {
-            match self.find_person(patient).await? {
-                Some(person) if by.sees(person.region()) => {}
-                _ => return Ok(false),
+            if self.find_person_for(patient, by).await?.is_none() {
+                return Ok(false);
             }
         }
         Ok(true)

@@ -111,7 +111,7 @@ impl App {
         loop {
             let page =
                 read_page(&self.store, &self.ledger, Some(hospital), day, day, after).await?;
-            for settlement in &page {
+            for settlement in page.iter().filter(|s| by.sees_settlement(s)) {
                 fund_totals.count(settlement, day)?;
             }
             match page.last() {
@@ -145,6 +145,7 @@ impl App {
         let mut settlements = wait_durable(&self.ledger, reads).await?;
         settlements.truncate(limit);
         let next_after = more.then(|| settlements.last().map(|s| s.id)).flatten();
+        settlements.retain(|s| by.sees_settlement(s));
         Ok(SettlementPage {
             settlements,
             next_after,
@@ -166,6 +167,7 @@ impl App {
         let (sender, receiver) = mpsc::channel(EXPORT_AHEAD);
         let (store, ledger) = (Arc::clone(&self.store), Arc::clone(&self.ledger));
         let principal = by.name.clone();
+        let by = Arc::clone(&by.principal);
         tokio::spawn(async move {
             let mut after = None;
             let mut sent = 0u64;
@@ -181,7 +183,7 @@ impl App {
                 };
                 let full = page.len() == READ_PAGE;
                 after = page.last().map(|s| s.id);
-                for settlement in page {
+                for settlement in page.into_iter().filter(|s| by.sees_settlement(s)) {
                     if sender.send(Ok(settlement)).await.is_err() {
                         tracing::info!(principal, sent, "export stopped: the client went away");
                         return;

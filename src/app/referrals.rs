@@ -12,7 +12,8 @@ use crate::{
 impl App {
     /// A page of the referred settlements that are not reversed, of
     /// `region` (a city takes in its counties), settled on the business
-    /// days `from..=to`, oldest first.
+    /// days `from..=to`, oldest first; of a caller limited to regions, only
+    /// those listed in them (a page may then hold fewer than asked).
     pub async fn list_referrals(
         &self,
         region: RegionCode,
@@ -31,6 +32,7 @@ impl App {
             settlements.push(self.ledger.durable(read).await?);
         }
         let next_after = more.then(|| settlements.last().map(|s| s.id)).flatten();
+        settlements.retain(|s| by.sees_settlement(s));
         Ok(SettlementPage {
             settlements,
             next_after,

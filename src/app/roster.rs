@@ -103,8 +103,9 @@ impl App {
         })
     }
 
-    /// Streams the roster records of `region` (everyone when `None`),
-    /// ordered by patient ID. If the caller stops reading, the scan stops.
+    /// Streams the roster records of `region` (everyone when `None`) that the
+    /// caller may see, ordered by patient ID. If the caller stops reading,
+    /// the scan stops.
     pub fn export_persons(
         &self,
         region: Option<RegionCode>,
@@ -116,6 +117,7 @@ impl App {
         let durable = self.ledger.durability();
         let runtime = tokio::runtime::Handle::current();
         let principal = by.name.clone();
+        let by = Arc::clone(&by.principal);
         tokio::task::spawn_blocking(move || {
             let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
             let mut sent = 0u64;
@@ -132,9 +134,10 @@ impl App {
                         return;
                     }
                 };
-                if let Some(read) =
-                    read.filter(|r| region.is_none_or(|c| c.covers(r.value.region())))
-                {
+                let wanted = |person: &Person| {
+                    region.is_none_or(|c| c.covers(person.region())) && by.sees(person.region())
+                };
+                if let Some(read) = read.filter(|r| wanted(&r.value)) {
                     chunk.push(read);
                 }
                 if chunk.len() < EXPORT_CHUNK && !end {
@@ -189,6 +192,12 @@ impl Import<'_> {
                 return Ok(());
             }
         };
+        if let Err(AppError::PermissionDenied(why)) = self.app.may_write(&person, &self.by).await {
+            let mut violations = Violations::new();
+            violations.add("person.region_code", why);
+            self.reject(index, patient_id, violations);
+            return Ok(());
+        }
         if !self.seen.insert(id_bytes(&person)) {
             let mut violations = Violations::new();
             violations.add(

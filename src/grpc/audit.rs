@@ -131,21 +131,26 @@ impl Note {
         }
     }
 
-    /// The record of `phase` with outcome `code`, unless the ledger sealed
-    /// the call's record itself.
-    fn event(&self, app: &App, phase: Phase, code: tonic::Code) -> Option<Event> {
+    /// The record of `phase` with the outcome `status`, unless the ledger
+    /// sealed the call's record itself. A refusal's message is its detail
+    /// when the handler gave none (the service's messages mask every ID).
+    fn event(&self, app: &App, phase: Phase, status: &Outcome) -> Option<Event> {
         let state = self.state();
         if state.sealed && phase != Phase::Start {
             return None;
         }
         let origin = self.origin(state.principal.as_deref());
+        let detail = match (&status.1, state.detail.is_empty()) {
+            (Some(message), true) => message.clone(),
+            _ => state.detail.clone(),
+        };
         Some(origin.event(
             app.now(),
             phase,
             state.subject.clone(),
             state.count,
-            metrics::code_name(code),
-            state.detail.clone(),
+            metrics::code_name(status.0),
+            detail,
         ))
     }
 }
@@ -209,9 +214,9 @@ where
         Box::pin(async move {
             let response = answered.await?;
             // A status in the headers is the whole answer (trailers-only).
-            let early = header_code(response.headers());
+            let early = outcome_of(response.headers());
             let bulk = early.is_none() && note.state().bulk;
-            if bulk && let Some(event) = note.event(&app, Phase::Start, tonic::Code::Ok) {
+            if bulk && let Some(event) = note.event(&app, Phase::Start, &(tonic::Code::Ok, None)) {
                 app.audit(event).await;
             }
             let (parts, body) = response.into_parts();
@@ -228,13 +233,16 @@ where
     }
 }
 
+/// How a call ended: its status code, and its message when it failed.
+type Outcome = (tonic::Code, Option<String>);
+
 /// The gRPC status a header map carries.
-fn header_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    headers
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
+fn outcome_of(headers: &http::HeaderMap) -> Option<Outcome> {
+    tonic::Status::from_header_map(headers).map(|status| {
+        let message = (status.code() != tonic::Code::Ok && !status.message().is_empty())
+            .then(|| status.message().to_owned());
+        (status.code(), message)
+    })
 }
 
 type Queued = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -248,7 +256,7 @@ pin_project_lite::pin_project! {
         inner: B,
         note: Option<Arc<Note>>,
         app: Arc<App>,
-        early: Option<tonic::Code>,
+        early: Option<Outcome>,
         pending: Option<Queued>,
         trailers: Option<Frame<prost::bytes::Bytes>>,
     }
@@ -257,9 +265,9 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(note) = this.note.take() {
-                let code = this.early.unwrap_or(tonic::Code::Cancelled);
+                let code = this.early.take().unwrap_or((tonic::Code::Cancelled, None));
                 let phase = match note.state().bulk { true => Phase::End, false => Phase::Call };
-                if let Some(event) = note.event(this.app, phase, code) {
+                if let Some(event) = note.event(this.app, phase, &code) {
                     this.app.audit_soon(event);
                 }
             }
@@ -269,7 +277,7 @@ pin_project_lite::pin_project! {
 
 impl<B> AuditBody<B> {
     /// Starts queueing the call's record with outcome `code`.
-    fn finish(note: Arc<Note>, app: &Arc<App>, code: tonic::Code) -> Option<Queued> {
+    fn finish(note: Arc<Note>, app: &Arc<App>, code: &Outcome) -> Option<Queued> {
         let phase = match note.state().bulk {
             true => Phase::End,
             false => Phase::Call,
@@ -302,15 +310,15 @@ where
             Some(Ok(data)) if data.is_data() => return Poll::Ready(frame),
             Some(Ok(trailers)) => trailers
                 .trailers_ref()
-                .and_then(header_code)
-                .unwrap_or(tonic::Code::Unknown),
-            Some(Err(_)) => tonic::Code::Internal,
-            None => this.early.unwrap_or(tonic::Code::Unknown),
+                .and_then(outcome_of)
+                .unwrap_or((tonic::Code::Unknown, None)),
+            Some(Err(_)) => (tonic::Code::Internal, None),
+            None => this.early.take().unwrap_or((tonic::Code::Unknown, None)),
         };
         let Some(note) = this.note.take() else {
             return Poll::Ready(frame);
         };
-        let Some(mut queued) = AuditBody::<B>::finish(note, this.app, code) else {
+        let Some(mut queued) = AuditBody::<B>::finish(note, this.app, &code) else {
             return Poll::Ready(frame);
         };
         match frame {
@@ -367,7 +375,7 @@ mod tests {
             Arc::new(store),
             PolicyBook::builtin(),
             Arc::new(Metrics::new()),
-            500,
+            &crate::config::Limits::default(),
             clock::system(),
             UtcOffset::CHINA,
         );

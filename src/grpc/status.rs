@@ -13,6 +13,7 @@ use crate::{app::AppError, domain::Violations};
 /// | unknown settlement, person | `NOT_FOUND` | check the key |
 /// | claim key used for another claim | `ALREADY_EXISTS` | settle under a new claim number |
 /// | outside the caller's role or hospital | `PERMISSION_DENIED` | use the right credentials |
+/// | a limit on what the caller may do in a while | `RESOURCE_EXHAUSTED` | wait, or ask the fund |
 /// | no policy for the region | `FAILED_PRECONDITION` + `PreconditionFailure` | ask the fund to configure it |
 /// | storage failing, shutting down | `UNAVAILABLE` | retry the same request later |
 /// | stored data damaged | `INTERNAL` | call the operator |
@@ -24,6 +25,7 @@ pub fn to_status(error: AppError) -> Status {
         AppError::NotFound(_) => Status::not_found(message),
         AppError::AlreadyExists(_) => Status::already_exists(message),
         AppError::PermissionDenied(_) => Status::permission_denied(message),
+        AppError::Exhausted(_) => Status::resource_exhausted(message),
 
         AppError::NoPolicy { region, .. } => Status::with_error_details(
             Code::FailedPrecondition,

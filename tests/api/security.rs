@@ -85,12 +85,17 @@ const RPCS: [Rpc; 18] = [
 ];
 
 /// What the matrix runs against: an enrolled patient, and one settlement
-/// for each hospital (with its number).
+/// for each hospital (with its number), settled at `SETTLED_AT`.
 struct Fixtures {
     patient: String,
     settlement_ids: [(String, String); 2],
     claims: AtomicUsize,
 }
+
+/// When the fixtures' settlements are made (on the test clock) and the
+/// business day the matrix reconciles and lists.
+const SETTLED_AT: &str = "2026-03-20T02:00:00Z";
+const SETTLED_DAY: &str = "2026-03-20";
 
 impl Fixtures {
     async fn new(channel: &Channel) -> Fixtures {
@@ -135,9 +140,69 @@ impl Fixtures {
             .1
             .clone()
     }
+
+    /// The fixtures' patient and settlement of `hospital`.
+    fn target(&self, hospital: &str) -> Target {
+        Target {
+            patient: self.patient.clone(),
+            settlement_id: self.settlement_id_of(hospital),
+            claim_id: "FIX".into(),
+        }
+    }
 }
 
-/// Calls `rpc` with `token` about hospital `hospital`'s data; the status code.
+/// Whom a call is about: a patient, and one settlement.
+struct Target {
+    patient: String,
+    settlement_id: String,
+    claim_id: String,
+}
+
+impl Target {
+    /// A patient who is on no roster, and a settlement that does not exist.
+    fn absent() -> Target {
+        Target {
+            patient: resident_id("1961-02-02", 999),
+            settlement_id: "999999".into(),
+            claim_id: "NEVER".into(),
+        }
+    }
+
+    /// `message` with this target's IDs (as the service shows them) put as
+    /// placeholders, so answers about two targets compare.
+    fn neutral(&self, message: &str) -> String {
+        let masked = format!("{}********{}", &self.patient[..6], &self.patient[14..]);
+        let number = format!("{:0>16}", self.settlement_id);
+        message
+            .replace(&masked, "<patient>")
+            .replace(&number, "<settlement>")
+            .replace(&self.claim_id, "<claim>")
+    }
+}
+
+/// What a call answered: its code, its message (IDs as placeholders), and
+/// how many records it returned.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    code: Code,
+    message: String,
+    records: usize,
+}
+
+/// Reads a server stream to its end: how many messages, or its error.
+async fn drained<T>(
+    answer: Result<tonic::Response<tonic::Streaming<T>>, Status>,
+) -> Result<usize, Status> {
+    let mut stream = answer?.into_inner();
+    let mut count = 0;
+    while stream.message().await?.is_some() {
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Calls `rpc` with `token` about hospital `hospital`'s data and the
+/// fixtures' patient; the status code.
 async fn call(
     channel: &Channel,
     fixtures: &Fixtures,
@@ -145,6 +210,21 @@ async fn call(
     token: Option<&'static str>,
     hospital: &str,
 ) -> Code {
+    let target = fixtures.target(hospital);
+    call_about(channel, fixtures, rpc, token, hospital, &target)
+        .await
+        .code
+}
+
+/// Calls `rpc` with `token` about hospital `hospital`'s data and `target`.
+async fn call_about(
+    channel: &Channel,
+    fixtures: &Fixtures,
+    rpc: Rpc,
+    token: Option<&'static str>,
+    hospital: &str,
+    target: &Target,
+) -> Answer {
     let mut settlements = SettlementServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut usage = UsageServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
@@ -153,67 +233,68 @@ async fn call(
     let mut reconciliation =
         ReconciliationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
+    let patient = target.patient.clone();
     let request = pb::SettleRequest {
         hospital_id: hospital.into(),
-        ..worked_example(&fixtures.patient, &claim)
+        ..worked_example(&patient, &claim)
     };
     let by_key = pb::GetSettlementRequest {
         hospital_id: hospital.into(),
-        claim_id: "FIX".into(),
+        claim_id: target.claim_id.clone(),
         ..Default::default()
     };
     let by_id = pb::GetSettlementRequest {
-        settlement_id: fixtures.settlement_id_of(hospital),
+        settlement_id: target.settlement_id.clone(),
         ..Default::default()
     };
-    let result = match rpc {
-        Rpc::PreSettle => settlements.pre_settle(request).await.map(drop),
-        Rpc::Settle => settlements.settle(request).await.map(drop),
+    let result: Result<usize, Status> = match rpc {
+        Rpc::PreSettle => settlements.pre_settle(request).await.map(|_| 1),
+        Rpc::Settle => settlements.settle(request).await.map(|_| 1),
         Rpc::Reverse => settlements
             .reverse(pb::ReverseRequest {
                 hospital_id: hospital.into(),
-                claim_id: "FIX".into(),
+                claim_id: target.claim_id.clone(),
                 reason: "test".into(),
             })
             .await
-            .map(drop),
-        Rpc::GetSettlementByKey => settlements.get_settlement(by_key).await.map(drop),
-        Rpc::GetSettlementById => settlements.get_settlement(by_id).await.map(drop),
+            .map(|_| 1),
+        Rpc::GetSettlementByKey => settlements.get_settlement(by_key).await.map(|_| 1),
+        Rpc::GetSettlementById => settlements.get_settlement(by_id).await.map(|_| 1),
         Rpc::GetAnnualUsage => usage
             .get_annual_usage(pb::GetAnnualUsageRequest {
-                patient_id: fixtures.patient.clone(),
+                patient_id: patient.clone(),
                 year: 2026,
             })
             .await
-            .map(drop),
+            .map(|_| 1),
         Rpc::ListSettlements => usage
             .list_settlements(pb::ListSettlementsRequest {
-                patient_id: fixtures.patient.clone(),
+                patient_id: patient.clone(),
                 year: 2026,
                 page_size: 10,
                 page_token: String::new(),
             })
             .await
-            .map(drop),
+            .map(|r| r.into_inner().settlements.len()),
         Rpc::BatchGetAnnualUsage => usage
             .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
-                patient_ids: vec![fixtures.patient.clone()],
+                patient_ids: vec![patient.clone()],
                 year: 2026,
             })
             .await
-            .map(drop),
+            .map(|r| r.into_inner().usages.len()),
         Rpc::UpsertPerson => roster
             .upsert_person(pb::UpsertPersonRequest {
-                person: Some(dibao_person(&fixtures.patient)),
+                person: Some(dibao_person(&patient)),
             })
             .await
-            .map(drop),
+            .map(|_| 1),
         Rpc::GetPerson => roster
             .get_person(pb::GetPersonRequest {
-                patient_id: fixtures.patient.clone(),
+                patient_id: patient.clone(),
             })
             .await
-            .map(drop),
+            .map(|_| 1),
         Rpc::ListReferrals => roster
             .list_referrals(pb::ListReferralsRequest {
                 region_code: "320600".into(),
@@ -223,58 +304,38 @@ async fn call(
                 page_token: String::new(),
             })
             .await
-            .map(drop),
+            .map(|r| r.into_inner().settlements.len()),
         Rpc::GetPolicy => policies
             .get_policy(pb::GetPolicyRequest {
                 region_code: "320602".into(),
                 year: 2026,
             })
             .await
-            .map(drop),
+            .map(|_| 1),
         // The whole stream must arrive: refusals come before the first chunk.
-        Rpc::SaveSnapshot => match admin.save_snapshot(pb::SaveSnapshotRequest {}).await {
-            Ok(response) => {
-                let mut chunks = response.into_inner();
-                loop {
-                    match chunks.message().await {
-                        Ok(Some(_)) => continue,
-                        Ok(None) => break Ok(()),
-                        Err(status) => break Err(status),
-                    }
-                }
-            }
-            Err(status) => Err(status),
-        },
+        Rpc::SaveSnapshot => drained(admin.save_snapshot(pb::SaveSnapshotRequest {}).await)
+            .await
+            .map(|_| 1),
         Rpc::ImportPersons => {
             let records = vec![pb::UpsertPersonRequest {
-                person: Some(dibao_person(&fixtures.patient)),
+                person: Some(dibao_person(&patient)),
             }];
             roster
                 .import_persons(tokio_stream::iter(records))
                 .await
-                .map(drop)
+                .map(|r| {
+                    let r = r.into_inner();
+                    (r.created + r.updated + r.unchanged) as usize
+                })
         }
         // As for snapshots, the whole stream must arrive.
-        Rpc::ExportPersons => match roster
-            .export_persons(pb::ExportPersonsRequest::default())
-            .await
-        {
-            Ok(response) => {
-                let mut records = response.into_inner();
-                loop {
-                    match records.message().await {
-                        Ok(Some(_)) => continue,
-                        Ok(None) => break Ok(()),
-                        Err(status) => break Err(status),
-                    }
-                }
-            }
-            Err(status) => Err(status),
-        },
+        Rpc::ExportPersons => {
+            drained(roster.export_persons(pb::ExportPersonsRequest::default()).await).await
+        }
         Rpc::ReconcileDay => reconciliation
             .reconcile_day(pb::ReconcileDayRequest {
                 hospital_id: hospital.into(),
-                date: "2026-12-01".into(),
+                date: SETTLED_DAY.into(),
                 hospital_totals: Some(pb::DayTotals {
                     settled_count: 0,
                     assistance_total: "0".into(),
@@ -283,40 +344,39 @@ async fn call(
                 }),
             })
             .await
-            .map(drop),
+            .map(|r| {
+                let totals = r.into_inner().fund_totals.unwrap_or_default();
+                totals.settled_count as usize
+            }),
         Rpc::ListDaySettlements => reconciliation
             .list_day_settlements(pb::ListDaySettlementsRequest {
                 hospital_id: hospital.into(),
-                date: "2026-12-01".into(),
+                date: SETTLED_DAY.into(),
                 page_size: 10,
                 page_token: String::new(),
             })
             .await
-            .map(drop),
+            .map(|r| r.into_inner().settlements.len()),
         Rpc::ExportSettlements => {
             let request = pb::ExportSettlementsRequest {
                 from_date: "2026-01-01".into(),
                 to_date: "2026-12-31".into(),
                 hospital_id: hospital.into(),
             };
-            match reconciliation.export_settlements(request).await {
-                Ok(response) => {
-                    let mut settlements = response.into_inner();
-                    loop {
-                        match settlements.message().await {
-                            Ok(Some(_)) => continue,
-                            Ok(None) => break Ok(()),
-                            Err(status) => break Err(status),
-                        }
-                    }
-                }
-                Err(status) => Err(status),
-            }
+            drained(reconciliation.export_settlements(request).await).await
         }
     };
     match result {
-        Ok(()) => Code::Ok,
-        Err(status) => status.code(),
+        Ok(records) => Answer {
+            code: Code::Ok,
+            message: String::new(),
+            records,
+        },
+        Err(status) => Answer {
+            code: status.code(),
+            message: target.neutral(status.message()),
+            records: 0,
+        },
     }
 }
 
@@ -362,12 +422,26 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
         ),
         other => panic!("unknown caller {other}"),
     };
+    // Another hospital's settlement is answered exactly as a missing one.
+    let other_hospitals = caller == "t-h001"
+        && hospital != "H001"
+        && matches!(rpc, GetSettlementByKey | GetSettlementById);
     match allowed {
         // Allowed, but PostgreSQL's backups are PostgreSQL's own.
         true if rpc == SaveSnapshot && crate::backend::on_postgres() => Code::FailedPrecondition,
         true => Code::Ok,
+        false if other_hospitals => Code::NotFound,
         false => Code::PermissionDenied,
     }
+}
+
+/// A guarded server whose commits fall on `SETTLED_DAY`.
+async fn guarded_server(config: Config) -> TestServer {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut server_config = TestServer::config_for(&dir);
+    server_config.config = config;
+    server_config.clock = medassist::clock::ManualClock::new(at(SETTLED_AT));
+    TestServer::launch(dir, server_config, None).await
 }
 
 /// Proves the whole matrix: 18 RPCs x 7 callers x own and other hospital,
@@ -375,7 +449,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
-    let server = TestServer::start_with(Arc::new(TempDir::new().unwrap()), guarded_config()).await;
+    let server = guarded_server(guarded_config()).await;
     let channel = server.channel();
     let fixtures = Fixtures::new(&channel).await;
     let callers: [(&str, Option<&'static str>); 7] = [
@@ -408,6 +482,97 @@ async fn every_rpc_against_every_caller() {
         })
         .await;
     assert!(health.is_ok(), "health needs no token");
+}
+
+/// Tokens of the roles that read patients by region, limited to the
+/// fixtures' city (whose county the patient is enrolled in) and to another.
+const SCOPED: [(&str, Role, &str); 6] = [
+    ("t-insurer-in", Role::Insurer, "320600"),
+    ("t-insurer-out", Role::Insurer, "320100"),
+    ("t-roster-in", Role::RosterAdmin, "320600"),
+    ("t-roster-out", Role::RosterAdmin, "320100"),
+    ("t-auditor-in", Role::Auditor, "320600"),
+    ("t-auditor-out", Role::Auditor, "320100"),
+];
+
+/// The unscoped token of the same role as a scoped one.
+fn unscoped(role: Role) -> &'static str {
+    match role {
+        Role::Insurer => "t-insurer",
+        Role::RosterAdmin => "t-roster",
+        _ => "t-auditor",
+    }
+}
+
+/// Proves least privilege by region: every RPC by every region-limited
+/// role, in and out of region. In region, each answer equals the unlimited
+/// token's. Out of region, a patient (and its settlements) is answered
+/// exactly as one that does not exist: the same code, the same words, the
+/// same number of records as the unlimited token gets about a patient on no
+/// roster; lists and exports leave the patient out; writes are refused.
+/// On the code before regions, every out-of-region answer gave the patient
+/// away.
+#[tokio::test]
+async fn every_rpc_against_region_limited_callers() {
+    let mut config = guarded_config();
+    if let Access::Tokens(tokens) = &mut config.access {
+        for (token, role, region) in SCOPED {
+            tokens.push(token_entry_in(token, role, None, &[region]));
+        }
+    }
+    let server = guarded_server(config).await;
+    let channel = server.channel();
+    let fixtures = Fixtures::new(&channel).await;
+    let absent = Target::absent();
+    let mut checked = 0;
+    for rpc in RPCS {
+        for (token, role, region) in SCOPED {
+            let target = fixtures.target("H001");
+            let got = call_about(&channel, &fixtures, rpc, Some(token), "H001", &target).await;
+            let (expected, about) = match region {
+                "320600" => (&target, "the same patient"),
+                _ => (&absent, "a patient on no roster"),
+            };
+            let outside = region != "320600";
+            let wanted = match (rpc, role) {
+                // A write by the roster's role outside its regions is
+                // refused (the absent patient is not written to compare).
+                (Rpc::UpsertPerson, Role::RosterAdmin) if outside => Answer {
+                    code: Code::PermissionDenied,
+                    message: "this token may not write roster records outside its regions"
+                        .into(),
+                    records: 0,
+                },
+                (Rpc::ImportPersons, Role::RosterAdmin) if outside => Answer {
+                    code: Code::Ok,
+                    message: String::new(),
+                    records: 0,
+                },
+                _ => {
+                    let unlimited = Some(unscoped(role));
+                    let mut wanted =
+                        call_about(&channel, &fixtures, rpc, unlimited, "H001", expected).await;
+                    // Listed by region or day, not by patient: the
+                    // patient's records are left out, nothing else differs.
+                    let listed = matches!(
+                        rpc,
+                        Rpc::ListReferrals
+                            | Rpc::ExportPersons
+                            | Rpc::ReconcileDay
+                            | Rpc::ListDaySettlements
+                            | Rpc::ExportSettlements
+                    );
+                    if outside && listed && wanted.code == Code::Ok {
+                        wanted.records = 0;
+                    }
+                    wanted
+                }
+            };
+            assert_eq!(got, wanted, "{rpc:?} by {token} (as for {about})");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 108);
 }
 
 /// Proves open mode refuses to listen off loopback.
