@@ -158,23 +158,20 @@ impl FileState {
             size_synced: self.synced.size,
             size_latest: self.current.size,
             size_kept,
-            kept_new: 0,
-            kept_old: 0,
-            rewritten_durable: Vec::new(),
+            kept_new: Pages::default(),
+            kept_old: Pages::default(),
+            rewritten_durable: Pages::default(),
         };
         for &index in &self.dirty {
             if !rng.bool() {
-                file.kept_old += 1; // the synced page is already in place
+                file.kept_old.push(index); // the synced page is already in place
                 continue;
             }
             // A page dropped by a truncate is kept new as a hole.
             let latest = self.current.pages.get(index).cloned().flatten();
-            file.kept_new += 1;
+            file.kept_new.push(index);
             if self.overwrites_durable_data(index, latest.as_deref()) {
-                match file.rewritten_durable.last_mut() {
-                    Some(range) if range.end == index => range.end += 1,
-                    _ => file.rewritten_durable.push(index..index + 1),
-                }
+                file.rewritten_durable.push(index);
             }
             if let Some(slot) = kept.pages.get_mut(index) {
                 *slot = latest;
@@ -346,53 +343,78 @@ pub struct ReorderedFile {
     /// Which of the two sizes the cut kept.
     pub size_kept: u64,
     /// Dirty pages that kept their latest bytes.
-    pub kept_new: usize,
-    /// Dirty pages that kept their synced bytes (the write was lost).
-    pub kept_old: usize,
+    pub kept_new: Pages,
+    /// Dirty pages that kept their synced bytes: the writes lost.
+    pub kept_old: Pages,
     /// The kept-new pages that changed durable data (a non-zero byte made
-    /// durable by a sync, overwritten since), as ranges of page numbers: a
-    /// store that relies on the order of such writes is what this disk
-    /// catches. Filling durable zeros (appending) does not count.
-    pub rewritten_durable: Vec<Range<usize>>,
+    /// durable by a sync, overwritten since): a store that relies on the
+    /// order of such writes is what this disk catches. Filling durable
+    /// zeros (appending) does not count.
+    pub rewritten_durable: Pages,
 }
 
-impl ReorderedFile {
-    /// How many pages `rewritten_durable` covers.
-    pub fn rewritten_durable_pages(&self) -> usize {
-        self.rewritten_durable
-            .iter()
-            .map(ExactSizeIterator::len)
-            .sum()
+/// Page numbers (4 KiB each), in order, as ranges: where in a file a store
+/// must look to see what the cut did.
+#[derive(Clone, Debug, Default)]
+pub struct Pages(pub Vec<Range<usize>>);
+
+/// Ranges of pages a message shows, at most.
+const RANGES_SHOWN: usize = 8;
+
+impl Pages {
+    /// Adds page `index`, which follows every page added so far.
+    fn push(&mut self, index: usize) {
+        match self.0.last_mut() {
+            Some(range) if range.end == index => range.end += 1,
+            _ => self.0.push(index..index + 1),
+        }
+    }
+
+    /// How many pages.
+    pub fn count(&self) -> usize {
+        self.0.iter().map(ExactSizeIterator::len).sum()
+    }
+}
+
+impl fmt::Display for Pages {
+    /// `3 (pages 7..9, 12..13)`, the first ranges only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.count())?;
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = (self.0.iter().take(RANGES_SHOWN))
+            .map(|r| format!("{}..{}", r.start, r.end))
+            .collect();
+        write!(f, " (pages {}", shown.join(", "))?;
+        match self.0.len().saturating_sub(RANGES_SHOWN) {
+            0 => write!(f, ")"),
+            more => write!(f, " and {more} ranges more)"),
+        }
     }
 }
 
 impl CutReport {
     pub fn kept_new(&self) -> usize {
-        self.files.iter().map(|f| f.kept_new).sum()
+        self.files.iter().map(|f| f.kept_new.count()).sum()
     }
 
     pub fn kept_old(&self) -> usize {
-        self.files.iter().map(|f| f.kept_old).sum()
+        self.files.iter().map(|f| f.kept_old.count()).sum()
     }
 
     /// Kept-new pages that overwrote durable data, in all files.
     pub fn rewritten_durable_pages(&self) -> usize {
-        self.files
-            .iter()
-            .map(ReorderedFile::rewritten_durable_pages)
-            .sum()
+        self.files.iter().map(|f| f.rewritten_durable.count()).sum()
     }
 }
-
-/// Ranges of page numbers listed at most, per file.
-const RANGES_SHOWN: usize = 8;
 
 impl fmt::Display for CutReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "of the pages written since their file's last sync, {} kept their new bytes and \
-             {} their old; {} of the kept-new pages overwrote durable data",
+            "of the 4 KiB pages written since their file's last sync, {} kept their new bytes \
+             and {} their old; {} of the kept-new pages overwrote durable data",
             self.kept_new(),
             self.kept_old(),
             self.rewritten_durable_pages()
@@ -405,32 +427,15 @@ impl fmt::Display for CutReport {
             };
             write!(
                 f,
-                "\n  {}: {} new, {} old; size {} B synced, {} B latest, the {size} kept",
+                "\n  {}: size {} B synced, {} B latest, the {size} kept; kept new {}; kept old {}",
                 file.path.display(),
-                file.kept_new,
-                file.kept_old,
                 file.size_synced,
                 file.size_latest,
+                file.kept_new,
+                file.kept_old,
             )?;
-            if !file.rewritten_durable.is_empty() {
-                let shown: Vec<String> = file
-                    .rewritten_durable
-                    .iter()
-                    .take(RANGES_SHOWN)
-                    .map(|r| format!("{}..{}", r.start, r.end))
-                    .collect();
-                let more = file.rewritten_durable.len().saturating_sub(RANGES_SHOWN);
-                write!(
-                    f,
-                    "; {} pages overwrote durable data (pages {}{})",
-                    file.rewritten_durable_pages(),
-                    shown.join(", "),
-                    if more > 0 {
-                        format!(" and {more} ranges more")
-                    } else {
-                        String::new()
-                    }
-                )?;
+            if file.rewritten_durable.count() > 0 {
+                write!(f, "; overwrote durable data {}", file.rewritten_durable)?;
             }
         }
         Ok(())
@@ -1225,7 +1230,7 @@ mod tests {
         path::Path,
     };
 
-    use super::{CutReport, PAGE, PowerFs};
+    use super::{CutReport, PAGE, Pages, PowerFs};
 
     fn sync_dir(dir: &Path) {
         File::open(dir).unwrap().sync_all().unwrap();
@@ -1381,6 +1386,11 @@ mod tests {
         vec![version * 50 + index as u8; PAGE]
     }
 
+    /// Every page number in `pages`.
+    fn numbers(pages: &Pages) -> Vec<usize> {
+        pages.0.iter().cloned().flatten().collect()
+    }
+
     /// Which state a page read back after a cut holds.
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Kept {
@@ -1388,6 +1398,11 @@ mod tests {
         New,
         /// The synced and the latest bytes are the same.
         Either,
+    }
+
+    /// The numbers of the pages seen to hold `which`.
+    fn seen(kept: &[Kept], which: Kept) -> Vec<usize> {
+        (0..kept.len()).filter(|&i| kept[i] == which).collect()
     }
 
     /// Each page of `back`, read after a cut, against the synced bytes `old`
@@ -1489,24 +1504,22 @@ mod tests {
             };
             assert_eq!(file.path, Path::new("a"));
             assert_eq!(
-                file.kept_new + file.kept_old,
+                file.kept_new.count() + file.kept_old.count(),
                 8,
                 "seed {seed}: pages 1-3, 6, 12-14 and 18 were written since the sync"
             );
-            let overwritten = [1, 2, 3, 6].iter().filter(|&&i| kept[i] == Kept::New);
+            let mut overwritten = seen(&kept, Kept::New);
+            overwritten.retain(|i| [1, 2, 3, 6].contains(i));
             assert_eq!(
-                file.rewritten_durable_pages(),
-                overwritten.count(),
+                numbers(&file.rewritten_durable),
+                overwritten,
                 "seed {seed}: pages 1-3 and 6 overwrote durable data, page 12 appended: {report}"
             );
             if back.len() == new.len() {
                 // Every dirty page is visible, and differs from its old self
                 // unless both are zeros (the hole, pages 15-17, is not dirty).
-                let count = |k| kept.iter().filter(|&&seen| seen == k).count();
-                assert_eq!(
-                    (count(Kept::New), count(Kept::Old)),
-                    (file.kept_new, file.kept_old)
-                );
+                assert_eq!(numbers(&file.kept_new), seen(&kept, Kept::New));
+                assert_eq!(numbers(&file.kept_old), seen(&kept, Kept::Old));
             }
             pages_seen.extend(kept);
             sizes_seen.push(back.len());
@@ -1560,19 +1573,33 @@ mod tests {
             );
             let kept = kept_pages(&back, &old, &new);
             let report = fs.last_cut();
+            let [file] = &report.files[..] else {
+                panic!("seed {seed}: one file: {report}");
+            };
+            let mut dirty = [numbers(&file.kept_new), numbers(&file.kept_old)].concat();
+            dirty.sort();
             assert_eq!(
-                report.kept_new() + report.kept_old(),
-                6,
+                dirty,
+                [2, 3, 4, 5, 6, 7],
                 "seed {seed}: page 2 was cut short, pages 3-7 dropped, page 5 written"
             );
             assert_eq!(
-                report.rewritten_durable_pages(),
-                report.kept_new(),
+                numbers(&file.rewritten_durable),
+                numbers(&file.kept_new),
                 "seed {seed}: every dirty page changes durable data"
             );
             if back.len() == old.len() {
-                let new_pages = kept.iter().filter(|&&k| k == Kept::New).count();
-                assert_eq!(new_pages, report.kept_new(), "seed {seed}: {report}");
+                // All 8 pages are visible, and every dirty one changed.
+                assert_eq!(
+                    numbers(&file.kept_new),
+                    seen(&kept, Kept::New),
+                    "seed {seed}"
+                );
+                assert_eq!(
+                    numbers(&file.kept_old),
+                    seen(&kept, Kept::Old),
+                    "seed {seed}"
+                );
             }
             pages_seen.extend_from_slice(&kept[2..]);
             sizes_seen.push(back.len());
