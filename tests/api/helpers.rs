@@ -344,7 +344,9 @@ impl ServerProcess {
     /// address from its log (the line `serving addr=...`); a thread keeps
     /// reading the log so the child never blocks on a full pipe.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-        Self::start_logging(data_dir, extra, "medassist::server=info,warn").await
+        Self::try_start(data_dir, extra)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`ServerProcess::start`], with a chosen `RUST_LOG` filter.
@@ -354,6 +356,15 @@ impl ServerProcess {
         Self::spawn(command, false)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`ServerProcess::start`], answering how the server exited, and
+    /// what it logged, when it does not start serving (a store it refuses
+    /// to open): for a test that must say more than that it did not start.
+    pub async fn try_start(data_dir: &Path, extra: &[&str]) -> Result<ServerProcess, NotServing> {
+        let mut command = Command::new(BINARY);
+        Self::serve_args(&mut command, data_dir, extra, "medassist::server=info,warn");
+        Self::spawn(command, false).await
     }
 
     /// Like [`ServerProcess::start`], with the binary run by `wrapper` (a
