@@ -503,12 +503,24 @@ pub async fn check_usage(channel: &Channel, patients: &[String]) {
 /// Runs `medassist verify` on a stopped server's directory (its database on
 /// PostgreSQL): it must exit 0 and say `consistent`. Returns its report.
 pub fn verify_offline(data_dir: &Path, after: &str) -> String {
-    if crate::backend::on_postgres() {
-        return verify_database(&crate::backend::database_for(data_dir), after);
-    }
+    try_verify_offline(data_dir)
+        .unwrap_or_else(|failure| panic!("verify failed after {after} {failure}"))
+}
+
+/// Like [`verify_offline`], answering a failed check (exit status, report
+/// and errors) instead of panicking, for a caller that adds what it knows.
+pub fn try_verify_offline(data_dir: &Path) -> Result<String, String> {
     let mut command = Command::new(BINARY);
-    command.arg("verify").arg("--data-dir").arg(data_dir);
-    verified(command, after)
+    if crate::backend::on_postgres() {
+        command.args([
+            "verify",
+            "--database-url",
+            &crate::backend::database_for(data_dir),
+        ]);
+    } else {
+        command.arg("verify").arg("--data-dir").arg(data_dir);
+    }
+    verified(command)
 }
 
 /// Runs `medassist verify --database-url URL`: it must exit 0 and say
@@ -516,17 +528,18 @@ pub fn verify_offline(data_dir: &Path, after: &str) -> String {
 pub fn verify_database(url: &str, after: &str) -> String {
     let mut command = Command::new(BINARY);
     command.args(["verify", "--database-url", url]);
-    verified(command, after)
+    verified(command).unwrap_or_else(|failure| panic!("verify failed after {after} {failure}"))
 }
 
-fn verified(mut command: Command, after: &str) -> String {
+fn verified(mut command: Command) -> Result<String, String> {
     let output = command.output().expect("verify runs");
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && report.contains("consistent"),
-        "verify failed after {after} ({}):\n{report}{}",
+    if output.status.success() && report.contains("consistent") {
+        return Ok(report);
+    }
+    Err(format!(
+        "({}):\n{report}{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
-    );
-    report
+    ))
 }

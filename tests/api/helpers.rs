@@ -6,7 +6,7 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -345,13 +345,26 @@ impl ServerProcess {
     /// address from its log (the line `serving addr=...`); a thread keeps
     /// reading the log so the child never blocks on a full pipe.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-        Self::start_logging(data_dir, extra, "medassist::server=info,warn").await
+        Self::try_start(data_dir, extra)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`ServerProcess::start`], with a chosen `RUST_LOG` filter.
     pub async fn start_logging(data_dir: &Path, extra: &[&str], filter: &str) -> ServerProcess {
         let mut command = Command::new(BINARY);
         Self::serve_args(&mut command, data_dir, extra, filter);
+        Self::spawn(command, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`ServerProcess::start`], answering how the server exited, and
+    /// what it logged, when it does not start serving (a store it refuses
+    /// to open): for a test that must say more than that it did not start.
+    pub async fn try_start(data_dir: &Path, extra: &[&str]) -> Result<ServerProcess, NotServing> {
+        let mut command = Command::new(BINARY);
+        Self::serve_args(&mut command, data_dir, extra, "medassist::server=info,warn");
         Self::spawn(command, false).await
     }
 
@@ -365,7 +378,9 @@ impl ServerProcess {
         let mut command = Command::new(program);
         command.args(args).arg(BINARY);
         Self::serve_args(&mut command, data_dir, extra, "medassist::server=info,warn");
-        Self::spawn(command, true).await
+        Self::spawn(command, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The arguments and environment of `medassist serve` on port 0. Tests
@@ -385,8 +400,10 @@ impl ServerProcess {
     }
 
     /// Spawns `command`, whose stderr carries the server's log, and connects
-    /// once the server announced its address.
-    async fn spawn(mut command: Command, wrapped: bool) -> ServerProcess {
+    /// once the server announced its address; a server that exits first, or
+    /// announces nothing for a minute (then it is killed), is reaped and
+    /// answered with its log.
+    async fn spawn(mut command: Command, wrapped: bool) -> Result<ServerProcess, NotServing> {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -411,9 +428,15 @@ impl ServerProcess {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server announces its address");
+        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(60)) else {
+            // Killing a child that has exited, not yet reaped, is harmless.
+            let _ = child.kill();
+            let status = child.wait().expect("the child is reaped");
+            // Not joined: the sender is gone only once the reader has read
+            // every line, and a silent server's log has nothing more to say.
+            let log = std::mem::take(&mut *log.lock().unwrap());
+            return Err(NotServing { status, log });
+        };
         // The server logged, so the wrapper has forked and exec'd it already.
         let server_pid = if wrapped {
             wrapped_child(child.id())
@@ -425,14 +448,14 @@ impl ServerProcess {
             .connect()
             .await
             .expect("connects");
-        ServerProcess {
+        Ok(ServerProcess {
             addr: addr.parse().expect("the announced address parses"),
             child,
             server_pid,
             channel,
             log,
             reader: Some(reader),
-        }
+        })
     }
 
     /// True when a line the server logged so far contains `text`.
@@ -507,6 +530,47 @@ impl ServerProcess {
                 .expect("the log reader ends");
         }
         std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+/// A server that never announced its address: how it exited, and every
+/// line it logged.
+#[derive(Debug)]
+pub struct NotServing {
+    pub status: ExitStatus,
+    pub log: Vec<String>,
+}
+
+/// Lines of a server's log that a failure message shows, at most.
+const LINES_SHOWN: usize = 20;
+
+impl std::fmt::Display for NotServing {
+    /// The exit status and the last lines logged, where a server says why
+    /// it stopped; a panic's backtrace (indented lines after `stack
+    /// backtrace:`) is left out, so its message stays in view.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut in_backtrace = false;
+        let said: Vec<&String> = self
+            .log
+            .iter()
+            .filter(|line| {
+                in_backtrace =
+                    line.starts_with("stack backtrace:") || (in_backtrace && line.starts_with(' '));
+                !in_backtrace
+            })
+            .collect();
+        let skipped = said.len().saturating_sub(LINES_SHOWN);
+        write!(
+            f,
+            "the server exited ({}) without announcing its address; the last {} lines it \
+             logged (backtraces left out):",
+            self.status,
+            said.len() - skipped
+        )?;
+        for line in &said[skipped..] {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
     }
 }
 
