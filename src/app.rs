@@ -546,8 +546,8 @@ impl App {
             return Ok(());
         }
         let replaced = self.find_person(person.id()).await?;
-        let outside = !by.sees(person.region())
-            || replaced.is_some_and(|stored| !by.sees(stored.region()));
+        let outside =
+            !by.sees(person.region()) || replaced.is_some_and(|stored| !by.sees(stored.region()));
         match outside {
             true => Err(AppError::PermissionDenied(
                 "this token may not write roster records outside its regions".into(),

@@ -343,8 +343,8 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (Role::Operator, Administer) => true,
         (
             Role::Auditor,
-            ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster
-            | Reconcile(_) | Export | ListReferrals | ReadAudit,
+            ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster | Reconcile(_)
+            | Export | ListReferrals | ReadAudit,
         ) => true,
         _ => false,
     };

@@ -38,8 +38,7 @@ use crate::{
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
     store::{
         PostgresStore, REBASE_AFTER_BYTES_DEFAULT, Schema, SledOptions, SledStore, StoreError,
-        journal::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
-        snapshot,
+        journal::SEGMENT_BYTES_DEFAULT, snapshot,
     },
     telemetry::LogFormat,
 };
@@ -319,9 +318,10 @@ struct ServeArgs {
     /// requests this long (such as "5s", "0s"), then stop.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     drain: Duration,
-    /// Size of each journal segment file of the embedded store, in bytes.
+    /// Size of each journal segment file of the embedded store, in bytes
+    /// (at least 4 MiB: a commit of the largest batch fits half of one).
     #[arg(long, default_value_t = SEGMENT_BYTES_DEFAULT,
-          value_parser = clap::value_parser!(u64).range(SEGMENT_BYTES_MIN..))]
+          value_parser = clap::value_parser!(u64).range(4 * 1024 * 1024..))]
     journal_segment_bytes: u64,
     /// Write a new base copy of the embedded store once the journal after
     /// the last one holds this many bytes (or as many as the base copy
@@ -652,7 +652,7 @@ fn audit_verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>
             }
             // Opening recovers what an unclean stop left; closing syncs it.
             drop(SledStore::open(&args.data_dir, SledOptions::default())?);
-            crate::store::audit_log::verify(&args.data_dir, 1)?.map(|head| vec![head])
+            crate::store::audit_log::verify(&args.data_dir)?.map(|head| vec![head])
         }
     };
     match checked {

@@ -5,10 +5,7 @@
 //! categories and what is left of the cap, so an unbounded one would let a
 //! token walk the roster.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-};
+use std::{collections::HashMap, sync::Mutex};
 
 use crate::domain::{ResidentId, Timestamp};
 
@@ -83,8 +80,17 @@ mod tests {
         }
         assert!(windows.admit("token:a", &patient(2), at(10)), "named again");
         assert!(!windows.admit("token:a", &patient(4), at(20)), "a fourth");
-        assert!(windows.admit("token:b", &patient(4), at(20)), "another principal");
-        assert!(!windows.admit("token:a", &patient(4), at(3_601)), "2 is still fresh");
-        assert!(windows.admit("token:a", &patient(4), at(3_611)), "an hour on");
+        assert!(
+            windows.admit("token:b", &patient(4), at(20)),
+            "another principal"
+        );
+        assert!(
+            !windows.admit("token:a", &patient(4), at(3_601)),
+            "2 is still fresh"
+        );
+        assert!(
+            windows.admit("token:a", &patient(4), at(3_611)),
+            "an hour on"
+        );
     }
 }

@@ -4,11 +4,18 @@
 //! Records reach these files with the commit that carries them: each is in
 //! the commit's journal record, so it is durable with the commit's
 //! `fdatasync`, and is appended here (without a sync of its own) when the
-//! commit is applied. The files are synced before a base copy releases the
-//! journal segments that hold their records, and at a clean stop; each sync
-//! writes `synced` (the segment, byte and head it reached). After an unclean
-//! stop the files are cut back to that mark, and the records after it come
-//! back from the journal as the store is rebuilt.
+//! commit is applied. Each sync writes `synced`: the segment, byte, head
+//! and commit it reached. The journal is released only up to a synced
+//! commit (the files are synced before a base copy releases journal
+//! segments, and at a clean stop), so after an unclean stop the files are
+//! cut back to the mark and every record after it is still in the journal,
+//! which opening reads again ([`AuditLog::append`] skips what is here).
+//!
+//! Each data directory keeps one chain, with an id drawn when the trail is
+//! first made. A snapshot carries no trail (the fund's log system keeps it,
+//! from `medassist audit export`): a store restored from one starts a chain
+//! of its own, and records of the old chain that the snapshot's journal
+//! records carry are not appended to it.
 //!
 //! ```text
 //! audit/0000000000000001.log ...   frames: length (u32 LE) | crc32 (u32 LE) | postcard(Record)
@@ -31,7 +38,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, checkpoint::sync_dir};
+use super::{CommitNumber, StoreError, checkpoint::sync_dir};
 use crate::{
     audit::{Break, Head, Record, Verifier},
     domain::Timestamp,
@@ -57,6 +64,8 @@ struct Mark {
     segment: u64,
     offset: u64,
     head: Head,
+    /// The last commit whose records are all in the files up to `offset`.
+    commit: CommitNumber,
 }
 
 /// Writes `value` to `dir/name` as two checksummed copies, beside and
@@ -219,34 +228,41 @@ struct Tail {
     head: Head,
     /// A segment was created since the last sync: the directory needs one.
     new_segment: bool,
+    /// The last commit appended.
+    commit: CommitNumber,
 }
 
 /// The audit trail of one data directory.
 pub struct AuditLog {
     dir: PathBuf,
     tail: Mutex<Tail>,
+    /// The commit the files were synced through when opened: the journal
+    /// holds every record after it.
+    synced_commit: CommitNumber,
 }
 
 impl AuditLog {
-    /// Opens the trail of the data directory `data_dir` for chain `chain`.
-    /// With `cut_to_mark` (the store was not closed cleanly), everything
-    /// after the last sync's mark is removed: the journal gives those
-    /// records back as the store is rebuilt ([`AuditLog::append`] skips the
-    /// ones already here). After a clean stop nothing is cut, so a file
-    /// changed while the service was stopped stays as it was found, for
-    /// `medassist audit verify` to judge.
-    pub fn open(data_dir: &Path, chain: u64, cut_to_mark: bool) -> Result<AuditLog, StoreError> {
+    /// Opens the trail of the data directory `data_dir` (a new one gets a
+    /// chain of its own). With `cut_to_mark` (the store was not closed
+    /// cleanly), everything after the last sync's mark is removed: the
+    /// journal gives those records back. After a clean stop nothing is cut,
+    /// so a file changed while the service was stopped stays as it was
+    /// found, for `medassist audit verify` to judge.
+    pub fn open(data_dir: &Path, cut_to_mark: bool) -> Result<AuditLog, StoreError> {
         let dir = data_dir.join(DIR);
         if !dir.exists() {
             std::fs::create_dir(&dir).map_err(|e| io_error(&dir, e))?;
             sync_dir(data_dir)?;
         }
-        let mark: Option<Mark> = read_mark(&dir, SYNCED)?;
-        let mark = mark.unwrap_or(Mark {
-            segment: 1,
-            offset: 0,
-            head: Head::new(chain),
-        });
+        let mark = match read_mark::<Mark>(&dir, SYNCED)? {
+            Some(mark) => mark,
+            None => Mark {
+                segment: 1,
+                offset: 0,
+                head: Head::new(Self::chain_of(data_dir)?),
+                commit: 0,
+            },
+        };
         let tail = if cut_to_mark {
             Self::tail_at_mark(&dir, mark)?
         } else {
@@ -255,7 +271,44 @@ impl AuditLog {
         Ok(AuditLog {
             dir,
             tail: Mutex::new(tail),
+            synced_commit: mark.commit,
         })
+    }
+
+    /// The chain of a trail that was never synced: its first record's, or
+    /// a new one, drawn at random so that restored stores' chains differ.
+    fn chain_of(data_dir: &Path) -> Result<u64, StoreError> {
+        if let Some(first) = Self::first_record(data_dir)? {
+            return Ok(first.chain);
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Io(format!("no randomness for an audit chain: {e}")))?;
+        // Positive in a signed column, and never 0.
+        Ok((u64::from_le_bytes(bytes) >> 1).max(1))
+    }
+
+    /// The first record of the trail of `data_dir`, if any.
+    fn first_record(data_dir: &Path) -> Result<Option<Record>, StoreError> {
+        let mut first = None;
+        for path in Self::segment_paths(data_dir)? {
+            read_segment(&path, |frame| {
+                if let Frame::Record(record) = frame {
+                    first = Some(*record);
+                }
+                Ok(false)
+            })?;
+            if first.is_some() {
+                break;
+            }
+        }
+        Ok(first)
+    }
+
+    /// The commit the files were synced through when opened: the journal
+    /// must give back every record after it.
+    pub fn synced_commit(&self) -> CommitNumber {
+        self.synced_commit
     }
 
     /// After an unclean stop: everything after the mark goes.
@@ -292,6 +345,7 @@ impl AuditLog {
             offset: size.min(mark.offset),
             head: mark.head,
             new_segment: true,
+            commit: mark.commit,
         })
     }
 
@@ -327,6 +381,7 @@ impl AuditLog {
             offset,
             head,
             new_segment: true,
+            commit: mark.commit,
         })
     }
 
@@ -341,15 +396,18 @@ impl AuditLog {
             .map_err(|_| StoreError::Poisoned("the audit trail's lock was poisoned".into()))
     }
 
-    /// Appends the records of one commit, in order; records at or before the
-    /// head (already here, when the journal is replayed) are skipped. Not
-    /// synced: the commit's journal record holds them.
-    pub fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Appends the records of commit `commit`, in order; records at or
+    /// before the head (already here, when the journal is read again) and
+    /// records of another chain (carried by a snapshot into a restored
+    /// store) are skipped. Not synced: the commit's journal record holds
+    /// them.
+    pub fn append(&self, commit: CommitNumber, records: &[Record]) -> Result<(), StoreError> {
         let mut tail = self.lock()?;
+        tail.commit = tail.commit.max(commit);
         let mut bytes = Vec::new();
         let mut head = tail.head;
         for record in records {
-            if record.seq <= head.seq {
+            if record.chain != head.chain || record.seq <= head.seq {
                 continue;
             }
             if record.seq != head.seq + 1 {
@@ -414,14 +472,18 @@ impl AuditLog {
             segment: tail.segment,
             offset: tail.offset,
             head: tail.head,
+            commit: tail.commit,
         };
         write_mark(&self.dir, SYNCED, &mark)
     }
 
     /// The anchor the kept chain starts from: the last record pruned, or the
-    /// chain's start.
-    pub fn anchor(data_dir: &Path, chain: u64) -> Result<Head, StoreError> {
-        Ok(read_mark(&data_dir.join(DIR), PRUNED)?.unwrap_or(Head::new(chain)))
+    /// start of the chain of the first record.
+    pub fn anchor(data_dir: &Path) -> Result<Head, StoreError> {
+        if let Some(anchor) = read_mark(&data_dir.join(DIR), PRUNED)? {
+            return Ok(anchor);
+        }
+        Ok(Head::new(Self::first_record(data_dir)?.map_or(0, |r| r.chain)))
     }
 
     /// The segments of the trail of `data_dir`, in order, for reading.
@@ -524,8 +586,10 @@ impl AuditLog {
 /// Returns the head the chain reaches and how many records were checked, or
 /// where it first breaks; a damaged frame is a break at the record that
 /// belongs there.
-pub fn verify(data_dir: &Path, chain: u64) -> Result<Result<(Head, u64), Break>, StoreError> {
-    let mut verifier = Verifier::new(AuditLog::anchor(data_dir, chain)?);
+pub fn verify(data_dir: &Path) -> Result<Result<(Head, u64), Break>, StoreError> {
+    let anchor = AuditLog::anchor(data_dir)?;
+    let chain = anchor.chain;
+    let mut verifier = Verifier::new(anchor);
     let mut broken = None;
     for path in AuditLog::segment_paths(data_dir)? {
         read_segment(&path, |frame| {
@@ -593,23 +657,27 @@ mod tests {
     }
 
     /// Proves records come back in order after a clean stop, that replayed
-    /// ones are skipped, and that the chain checks whole.
+    /// ones and another chain's are skipped, and that the chain checks whole.
     #[test]
     fn appended_records_come_back_and_replays_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut head = Head::new(1);
-        let records = sealed(&mut head, 1, 20);
-        {
-            let log = AuditLog::open(dir.path(), 1, true).unwrap();
-            log.append(&records[..10]).unwrap();
-            log.append(&records[5..]).unwrap();
+        let head = {
+            let log = AuditLog::open(dir.path(), true).unwrap();
+            let mut head = log.head().unwrap();
+            let records = sealed(&mut head, 1, 20);
+            log.append(1, &records[..10]).unwrap();
+            log.append(2, &records[5..]).unwrap();
+            let mut other = Head::new(head.chain + 1);
+            log.append(3, &sealed(&mut other, 1, 3)).unwrap();
             log.sync().unwrap();
             assert_eq!(log.head().unwrap(), head);
-        }
-        let log = AuditLog::open(dir.path(), 1, false).unwrap();
+            head
+        };
+        let log = AuditLog::open(dir.path(), false).unwrap();
         assert_eq!(seqs(&log), (1..=20).collect::<Vec<_>>());
         assert_eq!(log.head().unwrap(), head);
-        let (checked_head, checked) = verify(dir.path(), 1).unwrap().unwrap();
+        assert_eq!(log.synced_commit(), 3);
+        let (checked_head, checked) = verify(dir.path()).unwrap().unwrap();
         assert_eq!((checked_head, checked), (head, 20));
     }
 
@@ -618,20 +686,22 @@ mod tests {
     #[test]
     fn an_unclean_stop_cuts_back_to_the_last_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let mut head = Head::new(1);
-        let first = sealed(&mut head, 1, 5);
-        let synced = head;
-        let later = sealed(&mut head, 6, 9);
-        {
-            let log = AuditLog::open(dir.path(), 1, true).unwrap();
-            log.append(&first).unwrap();
+        let (synced, later) = {
+            let log = AuditLog::open(dir.path(), true).unwrap();
+            let mut head = log.head().unwrap();
+            let first = sealed(&mut head, 1, 5);
+            let synced = head;
+            let later = sealed(&mut head, 6, 9);
+            log.append(1, &first).unwrap();
             log.sync().unwrap();
-            log.append(&later).unwrap();
-        }
-        let log = AuditLog::open(dir.path(), 1, true).unwrap();
+            log.append(2, &later).unwrap();
+            (synced, later)
+        };
+        let log = AuditLog::open(dir.path(), true).unwrap();
         assert_eq!(log.head().unwrap(), synced);
+        assert_eq!(log.synced_commit(), 1, "the journal gives back what follows");
         assert_eq!(seqs(&log), (1..=5).collect::<Vec<_>>());
-        log.append(&later).unwrap();
+        log.append(2, &later).unwrap();
         assert_eq!(seqs(&log), (1..=9).collect::<Vec<_>>());
     }
 
@@ -640,11 +710,12 @@ mod tests {
     #[test]
     fn pruning_keeps_the_chain_checkable() {
         let dir = tempfile::tempdir().unwrap();
-        let mut head = Head::new(1);
-        let log = AuditLog::open(dir.path(), 1, true).unwrap();
+        let log = AuditLog::open(dir.path(), true).unwrap();
+        let mut head = log.head().unwrap();
         // Three segments' worth, one commit each, rolled by hand.
-        for (from, to) in [(1, 10), (11, 20), (21, 30)] {
-            log.append(&sealed(&mut head, from, to)).unwrap();
+        for (commit, (from, to)) in [(1, 10), (11, 20), (21, 30)].into_iter().enumerate() {
+            log.append(commit as u64 + 1, &sealed(&mut head, from, to))
+                .unwrap();
             let mut tail = log.lock().unwrap();
             log.roll(&mut tail).unwrap();
         }
@@ -653,7 +724,7 @@ mod tests {
         assert_eq!(removed, 10, "only the first segment is wholly older");
         assert_eq!(seqs(&log), (11..=30).collect::<Vec<_>>());
         drop(log);
-        let (reached, checked) = verify(dir.path(), 1).unwrap().unwrap();
+        let (reached, checked) = verify(dir.path()).unwrap().unwrap();
         assert_eq!((reached.seq, checked), (30, 20));
     }
 
@@ -662,10 +733,10 @@ mod tests {
     #[test]
     fn a_changed_record_is_found() {
         let dir = tempfile::tempdir().unwrap();
-        let mut head = Head::new(1);
         {
-            let log = AuditLog::open(dir.path(), 1, true).unwrap();
-            log.append(&sealed(&mut head, 1, 8)).unwrap();
+            let log = AuditLog::open(dir.path(), true).unwrap();
+            let mut head = log.head().unwrap();
+            log.append(1, &sealed(&mut head, 1, 8)).unwrap();
             log.sync().unwrap();
         }
         let path = AuditLog::segment_paths(dir.path()).unwrap().remove(0);
@@ -683,7 +754,7 @@ mod tests {
             encode_frame(record, &mut bytes).unwrap();
         }
         std::fs::write(&path, &bytes).unwrap();
-        let broken = verify(dir.path(), 1).unwrap().unwrap_err();
+        let broken = verify(dir.path()).unwrap().unwrap_err();
         assert_eq!(broken.seq, 4, "{broken}");
     }
 }

@@ -567,7 +567,7 @@ impl Store for SledStore {
         self.core
             .journal
             .stage(batch.commit, &record)
-            .and_then(|()| self.core.audit.append(&batch.audit))
+            .and_then(|()| self.core.audit.append(batch.commit, &batch.audit))
             .map_err(|error| self.poison(error.to_string()))
     }
 
@@ -1087,12 +1087,11 @@ fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
         .transpose()
 }
 
-/// Applies one journal record's batch to the tree, atomically, and its
-/// audit records to the trail (those it does not hold yet). `schema` is the
-/// layout the record was written in: the tree's.
+/// Applies one journal record's batch to the tree, atomically. `schema` is
+/// the layout the record was written in: the tree's. (Its audit records are
+/// the trail's: see [`recovery`].)
 fn replay_one(
     db: &sled::Db,
-    audit: &AuditLog,
     commit: CommitNumber,
     payload: &[u8],
     schema: u32,
@@ -1102,7 +1101,6 @@ fn replay_one(
         (batch.commit, writes_of_v1(&batch)?)
     } else {
         let batch = decode_batch(payload)?;
-        audit.append(&batch.audit)?;
         (batch.commit, SledStore::writes_of(&batch)?)
     };
     if held != commit {

@@ -155,7 +155,7 @@ fn listing(root: &Path) -> String {
 async fn nothing_acknowledged_is_lost_across_power_cuts() {
     let seed = env_or("MEDASSIST_POWERCUT_SEED", 20261201u64);
     let cycles = env_or("MEDASSIST_POWERCUT_CYCLES", 20usize);
-    cut_power_repeatedly(PowerFs::mount(), seed, cycles).await;
+    cut_power_repeatedly(PowerFs::mount(), seed, cycles, &[]).await;
 }
 
 /// Proves the same on a disk with a volatile write cache
@@ -172,7 +172,10 @@ async fn nothing_acknowledged_is_lost_across_power_cuts() {
 async fn nothing_acknowledged_is_lost_across_reordering_power_cuts() {
     let seed = env_or("MEDASSIST_POWERCUT_SEED", 20261201u64);
     let cycles = env_or("MEDASSIST_REORDER_CYCLES", 8usize);
-    cut_power_repeatedly(PowerFs::mount_reordering(seed), seed, cycles).await;
+    // Base copies every few commits, so cuts also land while one is
+    // written and while the journal segments it covers are released.
+    let rebase_often = ["--rebase-after-bytes", "65536"];
+    cut_power_repeatedly(PowerFs::mount_reordering(seed), seed, cycles, &rebase_often).await;
 }
 
 /// The positive control: the same harness on a disk where every write is
@@ -181,7 +184,7 @@ async fn nothing_acknowledged_is_lost_across_reordering_power_cuts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn power_cut_harness_loses_nothing_on_an_ideal_disk() {
     let seed = env_or("MEDASSIST_POWERCUT_SEED", 20261201u64);
-    cut_power_repeatedly(PowerFs::mount_ideal(), seed, 3).await;
+    cut_power_repeatedly(PowerFs::mount_ideal(), seed, 3, &[]).await;
 }
 
 /// One cut, as a failure after it names it: when, and what survived.
@@ -227,9 +230,9 @@ impl Cut {
 /// Checks the data directory a cut left and restarts the server on it:
 /// `medassist verify` must say `consistent` and the store must open. A
 /// failure of either fails the test, saying which and what the cut kept.
-async fn verify_and_restart(data_dir: &Path, cut: &Cut) -> (String, ServerProcess) {
+async fn verify_and_restart(data_dir: &Path, cut: &Cut, args: &[&str]) -> (String, ServerProcess) {
     let verified = try_verify_offline(data_dir);
-    let started = ServerProcess::try_start(data_dir, &[]).await;
+    let started = ServerProcess::try_start(data_dir, args).await;
     match (verified, started) {
         (Ok(report), Ok(server)) => (report, server),
         (verified, Err(not_serving)) => {
@@ -253,7 +256,8 @@ async fn verify_and_restart(data_dir: &Path, cut: &Cut) -> (String, ServerProces
 }
 
 /// Load, cut, restore, verify, restart and check, `cycles` times on `fs`.
-async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
+/// The server runs with `args` besides its data directory.
+async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize, args: &[&str]) {
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(seed);
     // The data directory is provisioned durably, as an operator's volume
@@ -267,7 +271,7 @@ async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
         .expect("the data directory's entry is synced");
     let model = Arc::new(Mutex::new(Model::default()));
 
-    let mut server = ServerProcess::start(&data_dir, &[]).await;
+    let mut server = ServerProcess::start(&data_dir, args).await;
     let mut guard = KillOnPanic(Some(server.id()));
     let patients = enroll_patients(
         &server.channel,
@@ -321,7 +325,7 @@ async fn cut_power_repeatedly(mut fs: PowerFs, seed: u64, cycles: usize) {
         };
         rewritten_total += cut.kept.rewritten_durable_pages();
         let report;
-        (report, server) = verify_and_restart(&data_dir, &cut).await;
+        (report, server) = verify_and_restart(&data_dir, &cut, args).await;
         guard.0 = Some(server.id());
         // Owned while checking: no lock is held across an await.
         let mut owned = std::mem::take(&mut *model.lock().unwrap());

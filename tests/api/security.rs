@@ -330,7 +330,12 @@ async fn call_about(
         }
         // As for snapshots, the whole stream must arrive.
         Rpc::ExportPersons => {
-            drained(roster.export_persons(pb::ExportPersonsRequest::default()).await).await
+            drained(
+                roster
+                    .export_persons(pb::ExportPersonsRequest::default())
+                    .await,
+            )
+            .await
         }
         Rpc::ReconcileDay => reconciliation
             .reconcile_day(pb::ReconcileDayRequest {
@@ -539,8 +544,7 @@ async fn every_rpc_against_region_limited_callers() {
                 // refused (the absent patient is not written to compare).
                 (Rpc::UpsertPerson, Role::RosterAdmin) if outside => Answer {
                     code: Code::PermissionDenied,
-                    message: "this token may not write roster records outside its regions"
-                        .into(),
+                    message: "this token may not write roster records outside its regions".into(),
                     records: 0,
                 },
                 (Rpc::ImportPersons, Role::RosterAdmin) if outside => Answer {

@@ -46,8 +46,6 @@ const BASE_RETRY_MAX: Duration = Duration::from_secs(300);
 const SLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// The data directory's lock file.
 pub(super) const LOCK_NAME: &str = "lock";
-/// The embedded store's one audit chain.
-const AUDIT_CHAIN: u64 = 1;
 
 /// The exclusive lock on a data directory, held while a store is open, so
 /// two processes never open (or rebuild) one directory together.
@@ -141,10 +139,9 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
     // what follows their last sync comes back from the journal.
     let clean = matches!(found, Some(Checkpoint::Clean(_)));
     let held = Held {
-        audit: AuditLog::open(dir, AUDIT_CHAIN, !clean)?,
+        audit: AuditLog::open(dir, !clean)?,
         _lock: lock,
     };
-    let audit = &held.audit;
     let copy = base::check(dir);
     let mut marked_open = false;
     let (opened, base) = match (found, copy) {
@@ -152,7 +149,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
             // From here a power cut leaves sled's files untrusted.
             checkpoint::write(dir, Checkpoint::Open(commit))?;
             marked_open = true;
-            let opened = match trusted(dir, options, commit, &journal_dir, &recovered, audit) {
+            let opened = match trusted(dir, options, commit, &journal_dir, &recovered) {
                 Err(StoreError::Corrupt(why)) => {
                     tracing::warn!(%why, "sled's files are damaged: rebuilding them from the base copy and the journal");
                     if !await_sled_released(dir) {
@@ -160,7 +157,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                             "sled did not close its damaged files; restart the service".into(),
                         ));
                     }
-                    rebuild(dir, options, &journal_dir, &recovered, audit)?
+                    rebuild(dir, options, &journal_dir, &recovered)?
                 }
                 other => other?,
             };
@@ -172,7 +169,7 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                 "the store was not closed cleanly: rebuilding sled from the base copy and the journal"
             );
             (
-                rebuild(dir, options, &journal_dir, &recovered, audit)?,
+                rebuild(dir, options, &journal_dir, &recovered)?,
                 BaseState::Whole(copy),
             )
         }
@@ -184,12 +181,12 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
                     "the base copy was damaged"
                 }
             };
-            let opened = trusted(dir, options, commit, &journal_dir, &recovered, audit)
+            let opened = trusted(dir, options, commit, &journal_dir, &recovered)
                 .map_err(|error| refuse_untrusted(dir, error))?;
             (opened, BaseState::Rewrite(why))
         }
         (None, Ok(None)) => (
-            new_or_older(dir, options, &journal_dir, &recovered, audit)?,
+            new_or_older(dir, options, &journal_dir, &recovered)?,
             BaseState::Rewrite("the store has no base copy yet"),
         ),
         (Some(Checkpoint::Open(_)), Ok(None)) => {
@@ -234,6 +231,9 @@ fn finish_open(
             legacy::VERSION
         )));
     }
+    if schema != legacy::VERSION {
+        recover_audit(&audit, &dir.join(JOURNAL_DIR), recovered)?;
+    }
     let mut base = base;
     if let (legacy::VERSION, Some(offset)) = (schema, options.utc_offset) {
         migrate_v1(&db, offset)?;
@@ -262,6 +262,9 @@ fn finish_open(
     };
     let copy = match base {
         BaseState::Whole(copy) => {
+            // What the journal gave back to the trail is synced before the
+            // journal segments that held it can go.
+            core.audit.sync()?;
             core.journal.release_through(copy.last_commit)?;
             copy
         }
@@ -293,6 +296,27 @@ fn finish_open(
     })
 }
 
+/// Gives the trail back the records the journal holds after the commit its
+/// files were synced through (an unclean stop cut them back to it); records
+/// already there are skipped.
+fn recover_audit(
+    audit: &AuditLog,
+    journal_dir: &Path,
+    recovered: &Recovered,
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (recovered.first_commit, recovered.last_commit) else {
+        return Ok(());
+    };
+    let from = audit.synced_commit().max(first - 1);
+    if last <= from {
+        return Ok(());
+    }
+    journal::read_records(journal_dir, from, last, |record| {
+        let batch = super::decode_batch(&record.payload)?;
+        audit.append(record.commit, &batch.audit)
+    })
+}
+
 /// True when the journal holds every commit after `base` up to `last`.
 fn covers(recovered: &Recovered, base: CommitNumber, last: CommitNumber) -> bool {
     last <= base
@@ -312,7 +336,6 @@ fn trusted(
     acknowledged: CommitNumber,
     journal_dir: &Path,
     recovered: &Recovered,
-    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         let db = open_sled(dir, options)?;
@@ -328,7 +351,7 @@ fn trusted(
         let last = match recovered.last_commit {
             Some(last) if last > held => {
                 journal::read_records(journal_dir, held, last, |record| {
-                    replay_one(&db, audit, record.commit, &record.payload, schema)
+                    replay_one(&db, record.commit, &record.payload, schema)
                 })?;
                 tracing::info!(
                     from = held + 1,
@@ -375,7 +398,6 @@ fn new_or_older(
     options: SledOptions,
     journal_dir: &Path,
     recovered: &Recovered,
-    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     if recovered.last_commit.is_some() {
         return Err(StoreError::Corrupt(format!(
@@ -384,7 +406,7 @@ fn new_or_older(
             dir.display()
         )));
     }
-    match trusted(dir, options, 0, journal_dir, recovered, audit) {
+    match trusted(dir, options, 0, journal_dir, recovered) {
         Ok(opened) if opened.last > 0 => {
             tracing::info!(
                 commit = opened.last,
@@ -440,17 +462,16 @@ fn rebuild(
     options: SledOptions,
     journal_dir: &Path,
     recovered: &Recovered,
-    audit: &AuditLog,
 ) -> Result<Opened, StoreError> {
     let started = Instant::now();
     remove_sled_files(dir)?;
     let db = open_sled(dir, options)?;
-    let copy = load(&db, audit, |each| base::load(dir, each))?;
+    let copy = load(&db, |each| base::load(dir, each))?;
     let schema = stored_schema(&db)?;
     let last = match recovered.last_commit {
         Some(last) if last > copy.last_commit => {
             journal::read_records(journal_dir, copy.last_commit, last, |record| {
-                replay_one(&db, audit, record.commit, &record.payload, schema)
+                replay_one(&db, record.commit, &record.payload, schema)
             })
             .map_err(|error| {
                 StoreError::Corrupt(format!(
@@ -478,7 +499,6 @@ fn rebuild(
 /// then holds the snapshot's last commit.
 pub(super) fn load(
     db: &sled::Db,
-    audit: &AuditLog,
     read: impl FnOnce(
         &mut dyn FnMut(Item) -> Result<(), StoreError>,
     ) -> Result<SnapshotSummary, StoreError>,
@@ -506,7 +526,7 @@ pub(super) fn load(
                     db.apply_batch(std::mem::take(&mut entries)).map_err(io)?;
                     queued = 0;
                 }
-                replay_one(db, audit, commit, &payload, stored_schema(db)?)?;
+                replay_one(db, commit, &payload, stored_schema(db)?)?;
             }
         }
         Ok(())
