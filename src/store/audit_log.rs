@@ -483,7 +483,9 @@ impl AuditLog {
         if let Some(anchor) = read_mark(&data_dir.join(DIR), PRUNED)? {
             return Ok(anchor);
         }
-        Ok(Head::new(Self::first_record(data_dir)?.map_or(0, |r| r.chain)))
+        Ok(Head::new(
+            Self::first_record(data_dir)?.map_or(0, |r| r.chain),
+        ))
     }
 
     /// The segments of the trail of `data_dir`, in order, for reading.
@@ -699,7 +701,11 @@ mod tests {
         };
         let log = AuditLog::open(dir.path(), true).unwrap();
         assert_eq!(log.head().unwrap(), synced);
-        assert_eq!(log.synced_commit(), 1, "the journal gives back what follows");
+        assert_eq!(
+            log.synced_commit(),
+            1,
+            "the journal gives back what follows"
+        );
         assert_eq!(seqs(&log), (1..=5).collect::<Vec<_>>());
         log.append(2, &later).unwrap();
         assert_eq!(seqs(&log), (1..=9).collect::<Vec<_>>());

@@ -458,6 +458,18 @@ impl ServerProcess {
         })
     }
 
+    /// The HTTP/JSON address the server announced so far (`--http-listen`),
+    /// from its text or JSON log line.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|line| line.contains("serving HTTP/JSON"))?;
+        let text = match line.split_once(r#""addr":""#) {
+            Some((_, rest)) => rest.split('"').next()?,
+            None => line.split("addr=").nth(1)?.split_whitespace().next()?,
+        };
+        text.parse().ok()
+    }
+
     /// True when a line the server logged so far contains `text`.
     pub fn logged(&self, text: &str) -> bool {
         self.log

@@ -200,17 +200,20 @@ async fn a_burst_above_the_limit_is_shed_not_queued() {
     );
 }
 
-/// Proves a full run of the real binary (roster, quotes, settlements,
-/// replays, conflicts, reversals, bad input, lookups) logs audit events with
-/// the caller, and never a whole resident ID or name, in text or JSON.
+/// Proves a full run of the real binary at `trace` (roster writes, an
+/// import and an export, quotes, settlements, replays, conflicts,
+/// reversals, bad input, lookups, lists, batch reads, reconciliation, the
+/// audit trail, and HTTP/JSON calls with IDs in their paths and bodies)
+/// logs audit events with the caller, and never a whole resident ID, a
+/// birth date, a name or a diagnosis code, in text or JSON.
 #[tokio::test]
 async fn logs_of_a_full_run_hold_no_whole_resident_id() {
     for format in ["text", "json"] {
         let dir = TempDir::new().unwrap();
         let server = ServerProcess::start_logging(
             &dir.path().join("data"),
-            &["--log-format", format],
-            "debug",
+            &["--log-format", format, "--http-listen", "127.0.0.1:0"],
+            "trace",
         )
         .await;
         let channel = server.channel.clone();
@@ -275,6 +278,15 @@ async fn logs_of_a_full_run_hold_no_whole_resident_id() {
             })
             .await
             .unwrap_err();
+        every_read(&channel, &ids, &stranger).await;
+        let http = server.http_addr().expect("the HTTP/JSON port is announced");
+        {
+            let path = format!("/v1/patients/{}/usage/2026", ids[0]);
+            http_call(http, "GET", &path, None).await;
+            http_call(http, "GET", &format!("/v1/nothing/{}", ids[1]), None).await;
+            let body = serde_json::json!({"patientIds": [ids[2], stranger], "year": 2026});
+            http_call(http, "POST", "/v1/usages:batchGet", Some(body)).await;
+        }
 
         let log = server.terminate().await.join("\n");
         for id in ids.iter().chain([&stranger, &wrong_check]) {
@@ -288,6 +300,9 @@ async fn logs_of_a_full_run_hold_no_whole_resident_id() {
             );
         }
         assert!(!log.contains("欧阳明月"), "{format} log holds a name");
+        for code in ["N18.500", "N18"] {
+            assert!(!log.contains(code), "{format} log holds diagnosis {code}");
+        }
         assert!(
             log.contains("medassist::audit"),
             "{format} log has audit events:\n{log}"
@@ -304,4 +319,115 @@ async fn logs_of_a_full_run_hold_no_whole_resident_id() {
             );
         }
     }
+}
+
+/// Every read and bulk call a log might carry a patient in: lists, batch
+/// reads (one patient absent), an import and an export, referrals, a day's
+/// reconciliation and export, the audit trail by patient.
+async fn every_read(channel: &tonic::transport::Channel, ids: &[String], absent: &str) {
+    use medassist::grpc::pb::{
+        audit_service_client::AuditServiceClient,
+        reconciliation_service_client::ReconciliationServiceClient,
+        roster_service_client::RosterServiceClient, usage_service_client::UsageServiceClient,
+    };
+    use tokio_stream::StreamExt as _;
+    let mut usage = UsageServiceClient::new(channel.clone());
+    usage
+        .list_settlements(pb::ListSettlementsRequest {
+            patient_id: ids[0].clone(),
+            year: 2026,
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap();
+    let batch = usage
+        .batch_get_annual_usage(pb::BatchGetAnnualUsageRequest {
+            patient_ids: vec![ids[1].clone(), absent.to_owned()],
+            year: 2026,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        batch
+            .not_found
+            .iter()
+            .all(|id| !id.contains(&absent[6..14])),
+        "not_found is masked: {:?}",
+        batch.not_found
+    );
+    let mut roster = RosterServiceClient::new(channel.clone());
+    let records = vec![pb::UpsertPersonRequest {
+        person: Some(dibao_person(&ids[2])),
+    }];
+    roster
+        .import_persons(tokio_stream::iter(records))
+        .await
+        .unwrap();
+    let exported: Vec<_> = roster
+        .export_persons(pb::ExportPersonsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert!(!exported.is_empty());
+    roster
+        .list_referrals(pb::ListReferralsRequest {
+            region_code: "320600".into(),
+            from_date: "2026-01-01".into(),
+            to_date: "2026-12-31".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut reconciliation = ReconciliationServiceClient::new(channel.clone());
+    let settled: Vec<_> = reconciliation
+        .export_settlements(pb::ExportSettlementsRequest {
+            from_date: "2026-01-01".into(),
+            to_date: "2026-12-31".into(),
+            hospital_id: "H001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert!(!settled.is_empty());
+    AuditServiceClient::new(channel.clone())
+        .list_audit_records(pb::ListAuditRecordsRequest {
+            from_time: Some(prost_types::Timestamp::default()),
+            to_time: Some(prost_types::Timestamp {
+                seconds: 4_000_000_000,
+                nanos: 0,
+            }),
+            patient_id: ids[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// One HTTP/1.1 call on a fresh connection; the answer is not read closely,
+/// only that one came.
+async fn http_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 "), "an HTTP answer");
 }
