@@ -16,7 +16,7 @@ mod reconciliation;
 mod referrals;
 mod roster;
 
-pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
@@ -179,6 +179,9 @@ pub struct App {
     roster: Arc<RosterCache>,
     metrics: Arc<Metrics>,
     page_size_max: usize,
+    /// The fund's recovery keys snapshots are sealed to (`[backup]`),
+    /// swapped whole on a configuration reload.
+    backup_recipients: ArcSwap<crate::seal::Recipients>,
 }
 
 impl App {
@@ -208,6 +211,7 @@ impl App {
             roster,
             metrics,
             page_size_max,
+            backup_recipients: ArcSwap::default(),
         })
     }
 

@@ -625,7 +625,7 @@ async fn snapshot_save(args: SnapshotSaveArgs) -> Result<ExitCode, Box<dyn std::
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
         let mut chunks = client
             .admin()
-            .save_snapshot(client.request(SaveSnapshotRequest {}))
+            .save_snapshot(client.request(SaveSnapshotRequest::default()))
             .await
             .map_err(ClientError::from)?
             .into_inner();

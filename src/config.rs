@@ -45,6 +45,9 @@
 //!
 //! [reconciliation]
 //! utc_offset = "+08:00"           # the fund's zone: business days turn at its midnight
+//!
+//! [backup]
+//! recipients = ["age1…"]          # the fund's recovery keys: snapshots leave sealed to them
 //! ```
 //!
 //! The connection limits act before authentication (see [`crate::edge`]):
@@ -53,6 +56,10 @@
 //!
 //! Numbers that are money or shares are strings, so no value ever passes
 //! through a floating-point number.
+//!
+//! With `[backup]`, every snapshot the server streams is sealed with age to
+//! those recipients (see [`crate::seal`]), and none is sent unencrypted, to
+//! any caller: the operator who takes it never holds a readable copy.
 
 use std::{
     ops::RangeInclusive,
@@ -70,6 +77,7 @@ use crate::{
         PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
         builtin_catalogue,
     },
+    seal::Recipients,
 };
 
 /// Largest configuration file read, in bytes.
@@ -125,6 +133,17 @@ pub struct Config {
     pub limits: Limits,
     /// How settlements are assigned to business days.
     pub reconciliation: Reconciliation,
+    /// Who snapshots are sealed to.
+    pub backup: Backup,
+}
+
+/// The `[backup]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backup {
+    /// The fund's recovery keys (age X25519 public keys). When any is set,
+    /// every snapshot is streamed sealed to them, and a request for an
+    /// unencrypted one is refused; when none is, snapshots are plain.
+    pub recipients: Recipients,
 }
 
 /// The `[reconciliation]` section.
@@ -144,6 +163,7 @@ impl Default for Config {
             tls: None,
             limits: Limits::default(),
             reconciliation: Reconciliation::default(),
+            backup: Backup::default(),
         }
     }
 }
@@ -225,6 +245,13 @@ struct FileShape {
     tls: Option<TlsFiles>,
     limits: Option<LimitsShape>,
     reconciliation: Option<ReconciliationShape>,
+    backup: Option<BackupShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupShape {
+    recipients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -319,8 +346,24 @@ impl Config {
                 .map(reconciliation)
                 .transpose()?
                 .unwrap_or_default(),
+            backup: file.backup.map(backup).transpose()?.unwrap_or_default(),
         })
     }
+}
+
+fn backup(shape: BackupShape) -> Result<Backup, ConfigError> {
+    let refuse = |message: String| ConfigError::Entry {
+        entry: "backup.recipients".into(),
+        message,
+    };
+    if shape.recipients.is_empty() {
+        return Err(refuse(
+            "lists no recipient: add the fund's age1… key, or remove [backup]".into(),
+        ));
+    }
+    Ok(Backup {
+        recipients: Recipients::parse(&shape.recipients).map_err(refuse)?,
+    })
 }
 
 fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigError> {
@@ -586,6 +629,20 @@ mod tests {
         let config = Config::parse(include_str!("../packaging/medassist.toml")).unwrap();
         assert!(matches!(config.access, crate::auth::Access::Open));
         assert!(config.tls.is_none());
+    }
+
+    /// Proves `[backup]` reads the fund's keys and refuses an empty list or
+    /// a key that is not an age X25519 recipient.
+    #[test]
+    fn reads_the_backup_recipients() {
+        let key = age::x25519::Identity::generate().to_public().to_string();
+        let config = Config::parse(&format!("[backup]\nrecipients = [\"{key}\"]")).unwrap();
+        assert_eq!(config.backup.recipients.len(), 1);
+        assert!(Config::parse("").unwrap().backup.recipients.is_empty());
+        let empty = error_of("[backup]\nrecipients = []");
+        assert!(empty.contains("lists no recipient"), "{empty}");
+        let bad = error_of("[backup]\nrecipients = [\"ssh-ed25519 AAAA\"]");
+        assert!(bad.starts_with("backup.recipients: recipient 1"), "{bad}");
     }
 
     const CITY_AND_COUNTY: &str = r#"

@@ -258,7 +258,10 @@ async fn call(
             .await
             .map(drop),
         // The whole stream must arrive: refusals come before the first chunk.
-        Rpc::SaveSnapshot => match admin.save_snapshot(pb::SaveSnapshotRequest {}).await {
+        Rpc::SaveSnapshot => match admin
+            .save_snapshot(pb::SaveSnapshotRequest::default())
+            .await
+        {
             Ok(response) => {
                 let mut chunks = response.into_inner();
                 loop {
