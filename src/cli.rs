@@ -6,8 +6,8 @@
 //!   with no subcommand;
 //! - `medassist openapi` (the OpenAPI document of the HTTP/JSON API);
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
-//! - `medassist verify --data-dir DIR | --database-url URL [--database-ca PEM]` (see
-//!   [`crate::verify`]);
+//! - `medassist verify --data-dir DIR | --database-url URL | --database-url-file FILE
+//!   [--database-ca PEM]` (see [`crate::verify`]);
 //! - `medassist snapshot save CONNECT [SEAL] FILE` and
 //!   `medassist snapshot restore FILE [--identity FILE] --data-dir DIR` (see
 //!   [`crate::client::snapshot`], [`crate::store::snapshot`]);
@@ -441,9 +441,15 @@ struct VerifyArgs {
     /// Check this PostgreSQL database instead of a data directory, with
     /// every instance stopped. Only from the command line, not from
     /// DATABASE_URL: a check of a data directory on a host whose
-    /// environment serves from PostgreSQL must not check the database.
-    #[arg(long)]
+    /// environment serves from PostgreSQL must not check the database. A
+    /// URL with a password is refused here (`ps` would show it): use
+    /// --database-url-file.
+    #[arg(long, conflicts_with = "database_url_file")]
     database_url: Option<String>,
+    /// A file (mode 0600) holding the URL of the database to check, for a
+    /// URL with a password.
+    #[arg(long)]
+    database_url_file: Option<PathBuf>,
     #[command(flatten)]
     database_tls: DatabaseTls,
 }
@@ -674,7 +680,12 @@ fn token_instructions(
 
 fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    let report = match args.database_url {
+    let url = match (args.database_url, &args.database_url_file) {
+        (Some(url), _) => Some(url_without_password(url)?),
+        (None, Some(path)) => Some(read_database_url(path)?),
+        (None, None) => None,
+    };
+    let report = match url {
         Some(url) => crate::verify::verify(&PostgresStore::open(
             &url,
             args.database_tls.database_ca.as_deref(),
@@ -693,6 +704,45 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A database URL given on the command line, refused if it holds a
+/// password: arguments show in `ps` and the shell's history.
+fn url_without_password(url: String) -> Result<String, String> {
+    let has_password = url
+        .parse::<tokio_postgres::Config>()
+        .map(|config| config.get_password().is_some())
+        .map_err(|e| format!("--database-url is not a PostgreSQL URL: {e}"))?;
+    if has_password {
+        return Err(
+            "--database-url holds a password, which `ps` and the shell's history \
+                    would show: put the URL in a file only you can read and pass \
+                    --database-url-file FILE"
+                .into(),
+        );
+    }
+    Ok(url)
+}
+
+/// Largest file `--database-url-file` reads: a URL is one line.
+const DATABASE_URL_FILE_BYTES_MAX: u64 = 8 * 1024;
+
+/// The database URL in `path`: its first line, trimmed.
+fn read_database_url(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let failed = |why: String| format!("--database-url-file {}: {why}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(DATABASE_URL_FILE_BYTES_MAX)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| failed(e.to_string()))?;
+    let url = text.lines().next().unwrap_or("").trim();
+    if url.is_empty() {
+        return Err(failed("holds no URL".into()));
+    }
+    Ok(url.to_owned())
 }
 
 fn migrate(args: MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -946,6 +996,40 @@ mod tests {
             panic!("reconcile expected")
         };
         assert!(args.connect.connection().unwrap().token.is_some());
+    }
+
+    /// Proves `verify` refuses a database URL with a password on its
+    /// command line, in either form PostgreSQL accepts, and reads one from
+    /// `--database-url-file` instead.
+    #[test]
+    fn database_passwords_stay_out_of_the_arguments() {
+        for with_password in [
+            "postgres://medassist:s3cret@db.example/medassist",
+            "host=db.example user=medassist password=s3cret",
+        ] {
+            let refused = url_without_password(with_password.to_owned()).unwrap_err();
+            assert!(refused.contains("--database-url-file"), "{refused}");
+            assert!(!refused.contains("s3cret"), "{refused}");
+        }
+        let plain = "postgres://medassist@db.example/medassist";
+        assert_eq!(url_without_password(plain.to_owned()).unwrap(), plain);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(
+            &file,
+            "  postgres://medassist:s3cret@db.example/medassist\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_database_url(&file).unwrap(),
+            "postgres://medassist:s3cret@db.example/medassist"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        assert!(
+            read_database_url(&file)
+                .unwrap_err()
+                .contains("holds no URL")
+        );
     }
 
     /// Proves the printed lines, pasted into a configuration file, admit the
