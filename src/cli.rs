@@ -54,6 +54,18 @@ use crate::{
     telemetry::LogFormat,
 };
 
+/// Makes every file and directory this process creates private to its
+/// user (`0600`, `0700`), whatever umask it was started with: the data
+/// directory, the journal, sled's own files, snapshots and exports all hold
+/// personal data. `main` calls it first, before any thread or file exists.
+pub fn keep_files_private() {
+    // SAFETY: umask only sets the process's file mode creation mask; it
+    // cannot fail and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 /// Medical assistance one-stop settlement service.
 #[derive(Debug, Parser)]
 #[command(
