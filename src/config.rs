@@ -622,13 +622,35 @@ impl PolicyEntry {
 mod tests {
     use super::*;
 
-    /// Proves the configuration the systemd unit ships with loads: the
-    /// built-in policy, open on loopback.
+    /// Proves the configuration the systemd unit ships with never runs
+    /// open: as shipped it is refused, naming its placeholder token; with
+    /// the placeholder replaced by a real digest it requires tokens.
     #[test]
-    fn the_packaged_configuration_loads() {
-        let config = Config::parse(include_str!("../packaging/medassist.toml")).unwrap();
-        assert!(matches!(config.access, crate::auth::Access::Open));
+    fn the_packaged_configuration_requires_tokens() {
+        let packaged = include_str!("../packaging/medassist.toml");
+        let refused = Config::parse(packaged).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("auth.tokens[0]: sha256 must be 64 hexadecimal digits"),
+            "{refused}"
+        );
+        let placeholder = packaged
+            .lines()
+            .find_map(|line| line.strip_prefix("sha256 = "))
+            .unwrap()
+            .trim_matches('"');
+        let pasted = packaged.replace(placeholder, &TokenDigest::of("a token").to_hex());
+        let config = Config::parse(&pasted).unwrap();
+        let Access::Tokens(tokens) = &config.access else {
+            panic!("the packaged configuration must not run open")
+        };
+        assert_eq!(tokens[0].principal.role, Role::Operator);
         assert!(config.tls.is_none());
+        let sealed = pasted.replace("# [backup]\n# recipients", "[backup]\nrecipients");
+        let refused = Config::parse(&sealed).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("backup.recipients: recipient 1"),
+            "{refused}"
+        );
     }
 
     /// Proves `[backup]` reads the fund's keys and refuses an empty list or
