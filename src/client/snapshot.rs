@@ -127,7 +127,8 @@ fn write(
     let head = input.fill_buf().map_err(|e| e.to_string())?;
     let sealed_by_server = seal::is_sealed(head);
     let mut output = OutputFile::create(path)?;
-    let written = |e: io::Error| format!("cannot write {}: {e}", path.display());
+    // An error here is the file's or the server's (a failed stream).
+    let written = |e: io::Error| format!("cannot save {}: {e}", path.display());
     if sealed_by_server {
         if !recipients.is_empty() {
             eprintln!(

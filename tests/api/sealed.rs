@@ -19,7 +19,7 @@ use medassist::{
 use tempfile::TempDir;
 use tonic::{Code, Request, Status, metadata::MetadataValue, transport::Channel};
 
-use crate::helpers::*;
+use crate::{helpers::*, reload::eventually};
 
 /// The tokens of the test configuration, by role.
 pub const OPERATOR: &str = "mdas_test_operator";
@@ -297,9 +297,12 @@ async fn an_operator_takes_only_sealed_snapshots_and_the_fund_opens_them() {
 
 /// Proves exports written with `--recipient` (or `--recipients-file`) open
 /// with `age -d` into exactly the plain export, for settlements (CSV to a
-/// file, JSON lines to a pipe) and the roster; and that a snapshot from a
+/// file, JSON lines to a pipe) and the roster; that a snapshot from a
 /// server without `[backup]` is sealed by `snapshot save --recipient`,
-/// checked whole on the way. The tokens come from MEDASSIST_TOKEN here.
+/// checked whole on the way; and that such a server sends plain snapshots
+/// and refuses to promise a sealed one until a reload (SIGHUP) gives it
+/// the fund's key, from which on it seals them. The tokens come from
+/// MEDASSIST_TOKEN here.
 #[tokio::test]
 async fn sealed_exports_open_with_age_into_the_plain_export() {
     let work = TempDir::new().unwrap();
@@ -424,5 +427,26 @@ async fn sealed_exports_open_with_age_into_the_plain_export() {
     );
     let opened = age_decrypt(&key, Path::new(&path("client-sealed.snapshot")));
     assert!(snapshot::check(&opened[..]).unwrap().entries > 0);
+
+    // The fund gives the server its key: a reload applies it to the next snapshot.
+    let plain = save_as_operator(&server.channel, pb::SnapshotEncryption::None).await;
+    assert!(snapshot::check(&plain.unwrap()[..]).is_ok());
+    let refused = save_as_operator(&server.channel, pb::SnapshotEncryption::Age)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    config_file(work.path(), Some(&public));
+    server.hang_up();
+    eventually("the reloaded [backup] refuses a plain snapshot", || async {
+        let answer = save_as_operator(&server.channel, pb::SnapshotEncryption::None).await;
+        matches!(answer, Err(status) if status.code() == Code::PermissionDenied)
+    })
+    .await;
+    let sealed = save_as_operator(&server.channel, pb::SnapshotEncryption::Unspecified)
+        .await
+        .unwrap();
+    std::fs::write(path("reloaded.snapshot"), &sealed).unwrap();
+    let opened = age_decrypt(&key, Path::new(&path("reloaded.snapshot")));
+    assert!(snapshot::check(&opened[..]).is_ok());
     server.terminate().await;
 }
