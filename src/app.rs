@@ -18,7 +18,7 @@ mod reconciliation;
 mod referrals;
 mod roster;
 
-pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks};
+pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
@@ -190,6 +190,9 @@ pub struct App {
     clock: Arc<dyn Clock>,
     /// The patients each hospital token named in the last hour.
     probes: probes::PatientWindows,
+    /// The fund's recovery keys snapshots are sealed to (`[backup]`),
+    /// swapped whole on a configuration reload.
+    backup_recipients: ArcSwap<crate::seal::Recipients>,
 }
 
 impl App {
@@ -223,6 +226,7 @@ impl App {
             page_size_max: limits.page_size_max,
             clock,
             probes: probes::PatientWindows::new(limits.patients_per_hour_max),
+            backup_recipients: ArcSwap::default(),
         })
     }
 

@@ -6,19 +6,28 @@
 //!   with no subcommand;
 //! - `medassist openapi` (the OpenAPI document of the HTTP/JSON API);
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
-//! - `medassist verify --data-dir DIR | --database-url URL [--database-ca PEM]` (see
-//!   [`crate::verify`]);
-//! - `medassist snapshot save --target URL [--token T] FILE` and
-//!   `medassist snapshot restore FILE --data-dir DIR` (see [`crate::store::snapshot`]);
-//! - `medassist roster import FILE --target URL [--token T] [--encoding utf-8|gbk]` and
-//!   `medassist roster export --target URL [--token T] [--region CODE] [--output FILE]`
+//! - `medassist verify --data-dir DIR | --database-url URL | --database-url-file FILE
+//!   [--database-ca PEM]` (see [`crate::verify`]);
+//! - `medassist snapshot save CONNECT [SEAL] FILE` and
+//!   `medassist snapshot restore FILE [--identity FILE] --data-dir DIR` (see
+//!   [`crate::client::snapshot`], [`crate::store::snapshot`]);
+//! - `medassist roster import FILE CONNECT [--encoding utf-8|gbk]` and
+//!   `medassist roster export CONNECT [SEAL] [--region CODE] [--output FILE]`
 //!   (see [`crate::client::roster`]);
-//! - `medassist export --target URL [--token T] --from DATE --to DATE [--hospital ID]
-//!   [--format csv|jsonl] [--output FILE]` and `medassist reconcile --target URL [--token T]
+//! - `medassist export CONNECT [SEAL] --from DATE --to DATE [--hospital ID]
+//!   [--format csv|jsonl] [--output FILE]` and `medassist reconcile CONNECT
 //!   --hospital ID --date DATE --settled-count N --assistance-total X --reversed-count N
 //!   --reversed-total X` (the fund office's; see [`crate::client::export`]);
 //! - `medassist bench` (see [`crate::bench`]);
 //! - `medassist soak` (see [`crate::soak`]).
+//!
+//! CONNECT is `--target URL [--token-file FILE] [--ca PEM] [--cert PEM --key
+//! PEM]`: an `https://` target speaks TLS, checked against `--ca` (else the
+//! system's roots), with a client certificate for mTLS. The token comes from
+//! `--token-file` or `MEDASSIST_TOKEN`, never from the command line, where
+//! `ps` and the shell's history would show it. SEAL is `[--recipient age1…]…
+//! [--recipients-file FILE]`: the file written is encrypted with age to
+//! those keys (see [`crate::seal`]).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -28,20 +37,34 @@ use crate::{
     auth::{Role, TokenDigest, new_token},
     bench::{BenchOptions, Scenario},
     client::{
-        Client, ClientError, byte_progress, count_progress,
-        export::{ExportWriter, Format},
-        roster::{self, Encoding, ExportOptions, ImportOptions},
+        Client, ClientError, Connection, TOKEN_VARIABLE, Token,
+        export::{self, Format},
+        roster::{self, Encoding, ImportOptions},
+        snapshot::SaveOptions,
     },
     config::{Config, TlsFiles},
     domain::HospitalId,
-    grpc::pb::{self, SaveSnapshotRequest},
+    grpc::pb,
+    seal::{self, Identities, Recipients},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
     store::{
         PostgresStore, REBASE_AFTER_BYTES_DEFAULT, Schema, SledOptions, SledStore, StoreError,
-        journal::SEGMENT_BYTES_DEFAULT, snapshot,
+        journal::SEGMENT_BYTES_DEFAULT,
     },
     telemetry::LogFormat,
 };
+
+/// Makes every file and directory this process creates private to its
+/// user (`0600`, `0700`), whatever umask it was started with: the data
+/// directory, the journal, sled's own files, snapshots and exports all hold
+/// personal data. `main` calls it first, before any thread or file exists.
+pub fn keep_files_private() {
+    // SAFETY: umask only sets the process's file mode creation mask; it
+    // cannot fail and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
 
 /// Medical assistance one-stop settlement service.
 #[derive(Debug, Parser)]
@@ -110,16 +133,86 @@ enum RosterCommand {
     Export(RosterExportArgs),
 }
 
+/// How a client subcommand reaches the server.
+#[derive(Debug, Args)]
+struct ConnectArgs {
+    /// The running server: http://HOST:PORT, or https://HOST:PORT for TLS.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// A file holding the caller's token (mode 0600), as `medassist token
+    /// new` printed it. Without it, MEDASSIST_TOKEN is read.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Refused: a token in the arguments shows in `ps` and the shell's
+    /// history. Kept only to say so.
+    #[arg(long, hide = true)]
+    token: Option<String>,
+    /// CA certificate(s) (PEM) the server's certificate must chain to, for
+    /// an https:// target; the system's trusted roots when absent.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a server that requires one (mTLS).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    /// The connection these arguments describe; a token given on the
+    /// command line is refused, saying why, before anything is sent.
+    fn connection(self) -> Result<Connection, ClientError> {
+        if self.token.is_some() {
+            return Err(ClientError::Setup(format!(
+                "--token is refused: a token on the command line shows in `ps` and the \
+                 shell's history; put it in a file only you can read and pass \
+                 --token-file FILE, or set {TOKEN_VARIABLE}"
+            )));
+        }
+        let token = match &self.token_file {
+            Some(path) => Some(Token::read_file(path)?),
+            None => Token::from_environment()?,
+        };
+        Ok(Connection {
+            target: self.target,
+            token,
+            ca: self.ca,
+            identity: self.cert.zip(self.key),
+        })
+    }
+}
+
+/// Who a file written by a client subcommand is sealed to.
+#[derive(Debug, Args)]
+struct SealArgs {
+    /// Encrypt the file with age to this public key (age1…, the fund's
+    /// recovery key, as age-keygen prints it). Repeatable.
+    #[arg(long = "recipient", value_name = "AGE1…")]
+    recipients: Vec<String>,
+    /// Encrypt the file to every key in this file (one age1… a line, as
+    /// `age -R` reads it).
+    #[arg(long)]
+    recipients_file: Option<PathBuf>,
+}
+
+impl SealArgs {
+    fn recipients(self) -> Result<Recipients, String> {
+        let mut recipients = Recipients::parse(&self.recipients)?;
+        if let Some(path) = &self.recipients_file {
+            recipients.merge(Recipients::read_file(path)?)?;
+        }
+        Ok(recipients)
+    }
+}
+
 #[derive(Debug, Args)]
 struct RosterImportArgs {
     /// The CSV file (layout in the README).
     file: PathBuf,
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// A roster_admin token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; a roster_admin token.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The file's encoding.
     #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
     encoding: EncodingArg,
@@ -127,12 +220,11 @@ struct RosterImportArgs {
 
 #[derive(Debug, Args)]
 struct RosterExportArgs {
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// A roster_admin or auditor token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; a roster_admin or auditor token.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    seal: SealArgs,
     /// Only this region: a county, or a city code (ending in 00) for its counties.
     #[arg(long)]
     region: Option<String>,
@@ -171,12 +263,11 @@ enum ExportFormat {
 
 #[derive(Debug, Args)]
 struct ExportArgs {
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// An auditor's token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; an auditor's token.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    seal: SealArgs,
     /// The first business day (YYYY-MM-DD), included.
     #[arg(long)]
     from: String,
@@ -196,12 +287,9 @@ struct ExportArgs {
 
 #[derive(Debug, Args)]
 struct ReconcileArgs {
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// The hospital's or an auditor's token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; the hospital's or an auditor's token.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The hospital.
     #[arg(long)]
     hospital: String,
@@ -225,29 +313,35 @@ struct ReconcileArgs {
 #[derive(Debug, Subcommand)]
 enum SnapshotCommand {
     /// Stream a consistent snapshot from a running server into FILE while it
-    /// keeps settling (role operator). FILE must not exist.
+    /// keeps settling (role operator). FILE must not exist. A server with
+    /// [backup] recipients sends it encrypted to them; else it is encrypted
+    /// here to --recipient, or written plain.
     Save(SnapshotSaveArgs),
     /// Check FILE whole, then make a new data directory from it and verify
-    /// it. A damaged or truncated file is refused and nothing is written.
+    /// it. A damaged or truncated file is refused and nothing is written;
+    /// so is an encrypted one without the identity that opens it.
     Restore(SnapshotRestoreArgs),
 }
 
 #[derive(Debug, Args)]
 struct SnapshotSaveArgs {
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// An operator's token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; an operator's token.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    seal: SealArgs,
     /// Where to write the snapshot.
     file: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct SnapshotRestoreArgs {
-    /// The snapshot file.
+    /// The snapshot file, plain or encrypted (age).
     file: PathBuf,
+    /// The age identity file (AGE-SECRET-KEY-1…, the fund's recovery key)
+    /// that opens an encrypted snapshot.
+    #[arg(long)]
+    identity: Option<PathBuf>,
     /// The new data directory: missing or empty.
     #[arg(long)]
     data_dir: PathBuf,
@@ -345,17 +439,16 @@ enum AuditCommand {
     /// Write the audit records of a time range as JSON lines, for the
     /// fund's log system (role auditor); the last line holds each chain's
     /// head.
-    Export(AuditExportArgs),
+    Export(Box<AuditExportArgs>),
 }
 
 #[derive(Debug, Args)]
 struct AuditExportArgs {
-    /// The running server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    target: String,
-    /// An auditor's token (or set MEDASSIST_TOKEN).
-    #[arg(long, env = "MEDASSIST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The running server; an auditor's token.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    seal: SealArgs,
     /// From this moment (RFC 3339, such as 2026-11-01T00:00:00+08:00), included.
     #[arg(long)]
     from: String,
@@ -401,9 +494,15 @@ struct VerifyArgs {
     /// Check this PostgreSQL database instead of a data directory, with
     /// every instance stopped. Only from the command line, not from
     /// DATABASE_URL: a check of a data directory on a host whose
-    /// environment serves from PostgreSQL must not check the database.
-    #[arg(long)]
+    /// environment serves from PostgreSQL must not check the database. A
+    /// URL with a password is refused here (`ps` would show it): use
+    /// --database-url-file.
+    #[arg(long, conflicts_with = "database_url_file")]
     database_url: Option<String>,
+    /// A file (mode 0600) holding the URL of the database to check, for a
+    /// URL with a password.
+    #[arg(long)]
+    database_url_file: Option<PathBuf>,
     #[command(flatten)]
     database_tls: DatabaseTls,
 }
@@ -483,29 +582,49 @@ impl Cli {
             Some(Command::Audit(AuditCommand::Verify(args))) => audit_verify(args),
             Some(Command::Audit(AuditCommand::Export(args))) => audit_export(args).await,
             Some(Command::Bench(args)) => bench(args).await,
-            Some(Command::Snapshot(SnapshotCommand::Save(args))) => snapshot_save(args).await,
+            Some(Command::Snapshot(SnapshotCommand::Save(args))) => {
+                crate::client::snapshot::save(SaveOptions {
+                    connection: args.connect.connection()?,
+                    file: args.file,
+                    recipients: args.seal.recipients()?,
+                })
+                .await
+            }
             Some(Command::Snapshot(SnapshotCommand::Restore(args))) => snapshot_restore(args),
             Some(Command::Soak(args)) => soak(args).await,
             Some(Command::Roster(RosterCommand::Import(args))) => {
                 roster::import(ImportOptions {
-                    target: args.target,
-                    token: args.token,
+                    connection: args.connect.connection()?,
                     file: args.file,
                     encoding: args.encoding.into(),
                 })
                 .await
             }
             Some(Command::Roster(RosterCommand::Export(args))) => {
-                roster::export(ExportOptions {
-                    target: args.target,
-                    token: args.token,
+                roster::export(roster::ExportOptions {
+                    connection: args.connect.connection()?,
                     region: args.region,
                     output: args.output,
                     encoding: args.encoding.into(),
+                    recipients: args.seal.recipients()?,
                 })
                 .await
             }
-            Some(Command::Export(args)) => export(args).await,
+            Some(Command::Export(args)) => {
+                export::export(export::ExportOptions {
+                    connection: args.connect.connection()?,
+                    from: args.from,
+                    to: args.to,
+                    hospital: args.hospital,
+                    format: match args.format {
+                        ExportFormat::Csv => Format::Csv,
+                        ExportFormat::Jsonl => Format::JsonLines,
+                    },
+                    output: args.output,
+                    recipients: args.seal.recipients()?,
+                })
+                .await
+            }
             Some(Command::Reconcile(args)) => reconcile(args).await,
             None => serve(self.serve).await,
         }
@@ -614,9 +733,21 @@ fn token_instructions(
     ))
 }
 
+impl VerifyArgs {
+    /// The database to check, if any: from the command line (without a
+    /// password) or from a file.
+    fn database_url(&self) -> Result<Option<String>, String> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => url_without_password(url.clone()).map(Some),
+            (None, Some(path)) => read_database_url(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    let report = match args.database_url {
+    let report = match args.database_url()? {
         Some(url) => crate::verify::verify(&PostgresStore::open(
             &url,
             args.database_tls.database_ca.as_deref(),
@@ -639,7 +770,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 fn audit_verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
-    let checked = match args.database_url {
+    let checked = match args.database_url()? {
         Some(url) => PostgresStore::open(
             &url,
             args.database_tls.database_ca.as_deref(),
@@ -675,7 +806,8 @@ fn audit_verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     }
 }
 
-async fn audit_export(args: AuditExportArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn audit_export(args: Box<AuditExportArgs>) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let args = *args;
     let moment = |text: &str, flag: &str| -> Result<prost_types::Timestamp, String> {
         let at = chrono::DateTime::parse_from_rfc3339(text)
             .map_err(|e| format!("--{flag} {text:?}: {e} (such as 2026-11-01T00:00:00+08:00)"))?;
@@ -699,20 +831,54 @@ async fn audit_export(args: AuditExportArgs) -> Result<ExitCode, Box<dyn std::er
         principal: args.principal,
         patient_id,
     };
-    let client = Client::connect(&args.target, args.token.as_deref()).await?;
-    let written = match &args.output {
-        Some(path) => {
-            let mut file = std::io::BufWriter::new(
-                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-            );
-            crate::client::audit::export(&client, filter, &mut file).await?
-        }
-        None => {
-            crate::client::audit::export(&client, filter, &mut std::io::stdout().lock()).await?
-        }
-    };
+    let written = crate::client::audit::export(crate::client::audit::AuditExportOptions {
+        connection: args.connect.connection()?,
+        filter,
+        output: args.output,
+        recipients: args.seal.recipients()?,
+    })
+    .await?;
     eprintln!("exported {written} audit records");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL given on the command line, refused if it holds a
+/// password: arguments show in `ps` and the shell's history.
+fn url_without_password(url: String) -> Result<String, String> {
+    let has_password = url
+        .parse::<tokio_postgres::Config>()
+        .map(|config| config.get_password().is_some())
+        .map_err(|e| format!("--database-url is not a PostgreSQL URL: {e}"))?;
+    if has_password {
+        return Err(
+            "--database-url holds a password, which `ps` and the shell's history \
+                    would show: put the URL in a file only you can read and pass \
+                    --database-url-file FILE"
+                .into(),
+        );
+    }
+    Ok(url)
+}
+
+/// Largest file `--database-url-file` reads: a URL is one line.
+const DATABASE_URL_FILE_BYTES_MAX: u64 = 8 * 1024;
+
+/// The database URL in `path`: its first line, trimmed.
+fn read_database_url(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let failed = |why: String| format!("--database-url-file {}: {why}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(DATABASE_URL_FILE_BYTES_MAX)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| failed(e.to_string()))?;
+    let url = text.lines().next().unwrap_or("").trim();
+    if url.is_empty() {
+        return Err(failed("holds no URL".into()));
+    }
+    Ok(url.to_owned())
 }
 
 fn migrate(args: MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -729,75 +895,22 @@ fn migrate(args: MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn snapshot_save(args: SnapshotSaveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    use std::io::Write as _;
-    if args.file.exists() {
-        return Err(format!(
-            "{} exists: choose a new name, backups are never overwritten",
-            args.file.display()
-        )
-        .into());
-    }
-    let started = std::time::Instant::now();
-    let client = Client::connect(&args.target, args.token.as_deref()).await?;
-    let partial = args.file.with_extension("partial");
-    let saved = async {
-        let mut file = std::fs::File::create(&partial)
-            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-        let mut chunks = client
-            .admin()
-            .save_snapshot(client.request(SaveSnapshotRequest {}))
-            .await
-            .map_err(ClientError::from)?
-            .into_inner();
-        let bar = byte_progress("saving snapshot");
-        while let Some(message) = chunks.message().await.map_err(ClientError::from)? {
-            file.write_all(&message.chunk)
-                .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-            bar.inc(message.chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-        file.sync_all()
-            .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
-        // What arrived must be whole before it is called a backup.
-        let summary = snapshot::check(std::io::BufReader::new(std::fs::File::open(&partial)?))?;
-        std::fs::rename(&partial, &args.file)?;
-        let dir = args
-            .file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok::<_, Box<dyn std::error::Error>>(summary)
-    }
-    .await;
-    let summary = match saved {
-        Ok(summary) => summary,
-        Err(error) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(error);
-        }
-    };
-    let bytes = std::fs::metadata(&args.file)?.len();
-    println!(
-        "saved {}: {bytes} bytes, {} entries, commit {} ({} commits during the copy), in {:.1} s",
-        args.file.display(),
-        summary.entries,
-        summary.last_commit,
-        summary.records,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 fn snapshot_restore(args: SnapshotRestoreArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     crate::telemetry::init(LogFormat::Text);
+    let identities = args
+        .identity
+        .as_deref()
+        .map(Identities::read_file)
+        .transpose()?;
+    // Opened once to check, once to install: a sealed file is decrypted
+    // each time, and its plaintext goes nowhere but the new directory.
+    let source = || seal::open(&args.file, identities.as_ref()).map_err(StoreError::Io);
     // The store's messages name the file and what is wrong; no prefix needed.
-    let summary = SledStore::restore_snapshot(&args.file, &args.data_dir, SledOptions::default())
+    let summary = SledStore::restore_snapshot(&source, &args.data_dir, SledOptions::default())
         .map_err(|error| match error {
-        StoreError::Io(message) | StoreError::Corrupt(message) => message,
-        other => other.to_string(),
-    })?;
+            StoreError::Io(message) | StoreError::Corrupt(message) => message,
+            other => other.to_string(),
+        })?;
     let store = SledStore::open(&args.data_dir, SledOptions::default())?;
     let report = crate::verify::verify(&store)?;
     println!(
@@ -815,45 +928,8 @@ fn snapshot_restore(args: SnapshotRestoreArgs) -> Result<ExitCode, Box<dyn std::
     })
 }
 
-async fn export(args: ExportArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = Client::connect(&args.target, args.token.as_deref()).await?;
-    let request = pb::ExportSettlementsRequest {
-        from_date: args.from,
-        to_date: args.to,
-        hospital_id: args.hospital.unwrap_or_default(),
-    };
-    let mut settlements = client
-        .reconciliation()
-        .export_settlements(client.request(request))
-        .await
-        .map_err(ClientError::from)?
-        .into_inner();
-    let out: Box<dyn std::io::Write> = match &args.output {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let format = match args.format {
-        ExportFormat::Csv => Format::Csv,
-        ExportFormat::Jsonl => Format::JsonLines,
-    };
-    let written = |e: std::io::Error| format!("cannot write the export: {e}");
-    let mut writer = ExportWriter::start(std::io::BufWriter::new(out), format).map_err(written)?;
-    let bar = count_progress("exporting settlements");
-    while let Some(settlement) = settlements.message().await.map_err(ClientError::from)? {
-        writer.write(&settlement).map_err(written)?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    writer.finish().map_err(written)?;
-    eprintln!("exported {} settlements", bar.position());
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn reconcile(args: ReconcileArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = Client::connect(&args.target, args.token.as_deref()).await?;
+    let client = Client::connect(&args.connect.connection()?).await?;
     let theirs = pb::DayTotals {
         settled_count: args.settled_count,
         assistance_total: args.assistance_total,
@@ -1005,6 +1081,91 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(args.drain, Duration::ZERO);
+    }
+
+    /// Proves a token on the command line is refused, saying why and
+    /// without echoing it, before anything is read or sent; a token file is
+    /// read instead.
+    #[test]
+    fn tokens_never_come_from_the_command_line() {
+        let cli = Cli::parse_from([
+            "medassist",
+            "export",
+            "--token",
+            "mdas_secret",
+            "--from",
+            "a",
+            "--to",
+            "b",
+        ]);
+        let Some(Command::Export(args)) = cli.command else {
+            panic!("export expected")
+        };
+        let refused = args.connect.connection().unwrap_err().to_string();
+        assert!(
+            refused.contains("--token-file") && refused.contains("`ps`"),
+            "{refused}"
+        );
+        assert!(!refused.contains("mdas_secret"), "{refused}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "mdas_from_a_file\n").unwrap();
+        let cli = Cli::parse_from([
+            "medassist",
+            "reconcile",
+            "--token-file",
+            file.to_str().unwrap(),
+            "--hospital",
+            "H001",
+            "--date",
+            "2026-01-01",
+            "--settled-count",
+            "0",
+            "--assistance-total",
+            "0",
+            "--reversed-count",
+            "0",
+            "--reversed-total",
+            "0",
+        ]);
+        let Some(Command::Reconcile(args)) = cli.command else {
+            panic!("reconcile expected")
+        };
+        assert!(args.connect.connection().unwrap().token.is_some());
+    }
+
+    /// Proves `verify` refuses a database URL with a password on its
+    /// command line, in either form PostgreSQL accepts, and reads one from
+    /// `--database-url-file` instead.
+    #[test]
+    fn database_passwords_stay_out_of_the_arguments() {
+        for with_password in [
+            "postgres://medassist:s3cret@db.example/medassist",
+            "host=db.example user=medassist password=s3cret",
+        ] {
+            let refused = url_without_password(with_password.to_owned()).unwrap_err();
+            assert!(refused.contains("--database-url-file"), "{refused}");
+            assert!(!refused.contains("s3cret"), "{refused}");
+        }
+        let plain = "postgres://medassist@db.example/medassist";
+        assert_eq!(url_without_password(plain.to_owned()).unwrap(), plain);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(
+            &file,
+            "  postgres://medassist:s3cret@db.example/medassist\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_database_url(&file).unwrap(),
+            "postgres://medassist:s3cret@db.example/medassist"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        assert!(
+            read_database_url(&file)
+                .unwrap_err()
+                .contains("holds no URL")
+        );
     }
 
     /// Proves the printed lines, pasted into a configuration file, admit the

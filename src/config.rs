@@ -49,6 +49,8 @@
 //!
 //! [audit]
 //! retention_days = 180            # audit records kept at least this long; never below 180
+//! [backup]
+//! recipients = ["age1…"]          # the fund's recovery keys: snapshots leave sealed to them
 //! ```
 //!
 //! The connection limits act before authentication (see [`crate::edge`]):
@@ -57,6 +59,10 @@
 //!
 //! Numbers that are money or shares are strings, so no value ever passes
 //! through a floating-point number.
+//!
+//! With `[backup]`, every snapshot the server streams is sealed with age to
+//! those recipients (see [`crate::seal`]), and none is sent unencrypted, to
+//! any caller: the operator who takes it never holds a readable copy.
 
 use std::{
     ops::RangeInclusive,
@@ -74,6 +80,7 @@ use crate::{
         PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
         builtin_catalogue,
     },
+    seal::Recipients,
 };
 
 /// Largest configuration file read, in bytes.
@@ -131,6 +138,8 @@ pub struct Config {
     pub reconciliation: Reconciliation,
     /// How long the audit trail is kept.
     pub audit: AuditSettings,
+    /// Who snapshots are sealed to.
+    pub backup: Backup,
 }
 
 /// Fewest days audit records are kept: MLPS 2.0 level 3 asks for six months.
@@ -152,6 +161,15 @@ impl Default for AuditSettings {
     }
 }
 
+/// The `[backup]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backup {
+    /// The fund's recovery keys (age X25519 public keys). When any is set,
+    /// every snapshot is streamed sealed to them, and a request for an
+    /// unencrypted one is refused; when none is, snapshots are plain.
+    pub recipients: Recipients,
+}
+
 /// The `[reconciliation]` section.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reconciliation {
@@ -170,6 +188,7 @@ impl Default for Config {
             limits: Limits::default(),
             reconciliation: Reconciliation::default(),
             audit: AuditSettings::default(),
+            backup: Backup::default(),
         }
     }
 }
@@ -259,12 +278,19 @@ struct FileShape {
     limits: Option<LimitsShape>,
     reconciliation: Option<ReconciliationShape>,
     audit: Option<AuditShape>,
+    backup: Option<BackupShape>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditShape {
     retention_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupShape {
+    recipients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +388,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or_default(),
             audit: audit(file.audit)?,
+            backup: file.backup.map(backup).transpose()?.unwrap_or_default(),
         })
     }
 }
@@ -377,6 +404,21 @@ fn audit(shape: Option<AuditShape>) -> Result<AuditSettings, ConfigError> {
         )));
     }
     Ok(AuditSettings { retention_days })
+}
+
+fn backup(shape: BackupShape) -> Result<Backup, ConfigError> {
+    let refuse = |message: String| ConfigError::Entry {
+        entry: "backup.recipients".into(),
+        message,
+    };
+    if shape.recipients.is_empty() {
+        return Err(refuse(
+            "lists no recipient: add the fund's age1… key, or remove [backup]".into(),
+        ));
+    }
+    Ok(Backup {
+        recipients: Recipients::parse(&shape.recipients).map_err(refuse)?,
+    })
 }
 
 fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigError> {
@@ -679,13 +721,49 @@ impl PolicyEntry {
 mod tests {
     use super::*;
 
-    /// Proves the configuration the systemd unit ships with loads: the
-    /// built-in policy, open on loopback.
+    /// Proves the configuration the systemd unit ships with never runs
+    /// open: as shipped it is refused, naming its placeholder token; with
+    /// the placeholder replaced by a real digest it requires tokens.
     #[test]
-    fn the_packaged_configuration_loads() {
-        let config = Config::parse(include_str!("../packaging/medassist.toml")).unwrap();
-        assert!(matches!(config.access, crate::auth::Access::Open));
+    fn the_packaged_configuration_requires_tokens() {
+        let packaged = include_str!("../packaging/medassist.toml");
+        let refused = Config::parse(packaged).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("auth.tokens[0]: sha256 must be 64 hexadecimal digits"),
+            "{refused}"
+        );
+        let placeholder = packaged
+            .lines()
+            .find_map(|line| line.strip_prefix("sha256 = "))
+            .unwrap()
+            .trim_matches('"');
+        let pasted = packaged.replace(placeholder, &TokenDigest::of("a token").to_hex());
+        let config = Config::parse(&pasted).unwrap();
+        let Access::Tokens(tokens) = &config.access else {
+            panic!("the packaged configuration must not run open")
+        };
+        assert_eq!(tokens[0].principal.role, Role::Operator);
         assert!(config.tls.is_none());
+        let sealed = pasted.replace("# [backup]\n# recipients", "[backup]\nrecipients");
+        let refused = Config::parse(&sealed).unwrap_err().to_string();
+        assert!(
+            refused.starts_with("backup.recipients: recipient 1"),
+            "{refused}"
+        );
+    }
+
+    /// Proves `[backup]` reads the fund's keys and refuses an empty list or
+    /// a key that is not an age X25519 recipient.
+    #[test]
+    fn reads_the_backup_recipients() {
+        let key = age::x25519::Identity::generate().to_public().to_string();
+        let config = Config::parse(&format!("[backup]\nrecipients = [\"{key}\"]")).unwrap();
+        assert_eq!(config.backup.recipients.len(), 1);
+        assert!(Config::parse("").unwrap().backup.recipients.is_empty());
+        let empty = error_of("[backup]\nrecipients = []");
+        assert!(empty.contains("lists no recipient"), "{empty}");
+        let bad = error_of("[backup]\nrecipients = [\"ssh-ed25519 AAAA\"]");
+        assert!(bad.starts_with("backup.recipients: recipient 1"), "{bad}");
     }
 
     const CITY_AND_COUNTY: &str = r#"

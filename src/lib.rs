@@ -62,8 +62,9 @@
 //!   health, reflection, metrics and HTTP/JSON endpoints, the drain
 //!   (`NOT_SERVING` first) and graceful shutdown. [`telemetry`]:
 //!   logs, text or JSON. [`cli`]: the command line that `main.rs` calls.
-//!   [`client`]: what the client subcommands share (connection, token,
-//!   progress, errors). [`bench`](mod@bench): the load generator; [`soak`]:
+//!   [`client`]: what the client subcommands share (connection over TLS or
+//!   not, token, progress, output files, errors). [`seal`]: snapshots and
+//!   exports encrypted with age to the fund's recovery key. [`bench`](mod@bench): the load generator; [`soak`]:
 //!   the long load with chaos that checks every acknowledged write.
 //!   [`verify`]: the offline consistency check of a data directory.
 //!   [`clock`]: the time the ledger stamps commits with (settable in tests).
@@ -88,6 +89,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod roster_cache;
 pub mod rules;
+pub mod seal;
 pub mod server;
 pub mod soak;
 pub mod store;

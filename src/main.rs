@@ -10,9 +10,18 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match medassist::cli::Cli::parse().run().await {
+fn main() -> ExitCode {
+    // First, so that nothing is ever created readable by others.
+    medassist::cli::keep_files_private();
+    let cli = medassist::cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("medassist: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(cli.run()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("medassist: {error}");

@@ -173,6 +173,7 @@ impl Server {
             limits,
             reconciliation,
             audit,
+            backup,
         } = config.config;
         check_exposure(&access, config.listen, tls.is_some())?;
         if let Some(http_listen) = config.http_listen {
@@ -202,6 +203,7 @@ impl Server {
             config.clock,
             reconciliation.utc_offset,
         )?;
+        app.set_backup_recipients(backup.recipients);
         Ok(Server {
             listener,
             metrics_listener,
@@ -391,7 +393,7 @@ impl Server {
 /// and the TLS certificate, to requests and connections that start after
 /// it. Requests in flight finish under what they started with (each reads
 /// the tokens and policies once). A configuration that cannot be applied
-/// changes nothing.
+/// changes nothing. The `[backup]` recipients apply to the next snapshot.
 #[derive(Clone)]
 pub struct Reloader {
     listen: SocketAddr,
@@ -434,6 +436,7 @@ impl Reloader {
             limits,
             reconciliation,
             audit,
+            backup,
         } = config;
         if reconciliation != self.reconciliation {
             tracing::warn!("[reconciliation] changed: it applies at the next restart");
@@ -464,6 +467,7 @@ impl Reloader {
         self.edge.reload(fixed, tls);
         self.access.store(Arc::new(access));
         self.app.set_policies(policies);
+        self.app.set_backup_recipients(backup.recipients);
         Ok(())
     }
 }

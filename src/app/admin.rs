@@ -1,6 +1,12 @@
-//! The operators' use cases: an online snapshot of the store.
+//! The operators' use cases: an online snapshot of the store, sealed to
+//! the fund's recovery keys when the server has them.
+//!
+//! The server seals, not the client: the operator who runs `medassist
+//! snapshot save` then never receives a readable copy, on any path (the
+//! CLI, the HTTP gateway, a hand-written client), and cannot ask for one
+//! once `[backup] recipients` are configured.
 
-use std::{io, sync::Arc, time::Instant};
+use std::{io, io::Write as _, sync::Arc, time::Instant};
 
 use tokio::sync::mpsc;
 
@@ -8,6 +14,7 @@ use super::{AUDIT, App, AppError};
 use crate::{
     auth::{Action, Caller, authorize},
     domain::Timestamp,
+    seal::{Recipients, Sink},
     store::Store,
 };
 
@@ -20,43 +27,103 @@ const SNAPSHOT_CHUNKS_AHEAD: usize = 8;
 /// A snapshot as it is produced: chunks in order; an error, if any, last.
 pub type SnapshotChunks = mpsc::Receiver<Result<Vec<u8>, AppError>>;
 
+/// What a caller asks of a snapshot's encryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotEncryption {
+    /// Sealed to the `[backup]` recipients when the server has any, else plain.
+    ServerChoice,
+    /// Sealed, or refused when the server has no recipients: for a backup
+    /// job that must never write a readable copy.
+    Sealed,
+    /// Plain, or refused when the server has recipients.
+    Plain,
+}
+
 impl App {
+    /// Replaces the recipients snapshots are sealed to (at start-up and on
+    /// every configuration reload); snapshots in progress keep theirs.
+    pub fn set_backup_recipients(&self, recipients: Recipients) {
+        self.backup_recipients.store(Arc::new(recipients));
+    }
+
     /// Starts a consistent snapshot of the whole store while writes go on
-    /// and returns its chunks as they come. If the caller stops reading, the
-    /// snapshot stops.
-    pub fn save_snapshot(&self, by: &Caller) -> Result<SnapshotChunks, AppError> {
+    /// and returns its chunks as they come, sealed as [`SnapshotEncryption`]
+    /// and the configured recipients decide. If the caller stops reading,
+    /// the snapshot stops.
+    pub fn save_snapshot(
+        &self,
+        by: &Caller,
+        asked: SnapshotEncryption,
+    ) -> Result<SnapshotChunks, AppError> {
         authorize(by, Action::Administer)?;
+        let recipients = self.backup_recipients.load_full();
+        match (asked, recipients.is_empty()) {
+            (SnapshotEncryption::Plain, false) => {
+                return Err(AppError::PermissionDenied(
+                    "snapshots leave this server only encrypted to the fund's [backup] \
+                     recipients, so an unencrypted one is refused: ask for the default and \
+                     restore it with the fund's identity"
+                        .into(),
+                ));
+            }
+            (SnapshotEncryption::Sealed, true) => {
+                return Err(AppError::Unsupported(
+                    "this server has no [backup] recipients to encrypt a snapshot to: add \
+                     the fund's age1… key to [backup] recipients in its configuration"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
         let (chunks, receiver) = mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
         let store: Arc<dyn Store> = Arc::clone(&self.store);
         let principal = by.name.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let mut sink = ChunkSink {
+            let sink = ChunkSink {
                 chunks: chunks.clone(),
                 buffer: Vec::with_capacity(SNAPSHOT_CHUNK_BYTES),
                 sent_bytes: 0,
             };
-            let now = Timestamp::from(chrono::Utc::now()).unix_micros();
-            match store.save_snapshot(&mut sink, now) {
-                Ok(summary) => tracing::info!(
+            let sealed = !recipients.is_empty();
+            match take_snapshot(store.as_ref(), sink, &recipients) {
+                Ok((summary, sent_bytes)) => tracing::info!(
                     target: AUDIT,
                     principal,
                     action = "snapshot",
+                    sealed,
+                    recipients = recipients.len(),
                     base_commit = summary.base_commit,
                     last_commit = summary.last_commit,
                     entries = summary.entries,
-                    bytes = sink.sent_bytes,
+                    bytes = sent_bytes,
                     millis = started.elapsed().as_millis() as u64,
                     "snapshot saved"
                 ),
                 Err(error) => {
                     tracing::warn!(principal, %error, "snapshot failed");
-                    let _ = chunks.blocking_send(Err(error.into()));
+                    let _ = chunks.blocking_send(Err(error));
                 }
             }
         });
         Ok(receiver)
     }
+}
+
+/// Writes the store's snapshot into `sink`, sealed to `recipients` when
+/// there are any; answers its summary and the bytes sent.
+fn take_snapshot(
+    store: &dyn Store,
+    sink: ChunkSink,
+    recipients: &Recipients,
+) -> Result<(crate::store::snapshot::SnapshotSummary, u64), AppError> {
+    let failed = |e: io::Error| AppError::Unavailable(format!("snapshot: {e}"));
+    let mut out = Sink::new(sink, recipients).map_err(failed)?;
+    let now = Timestamp::from(chrono::Utc::now()).unix_micros();
+    let summary = store.save_snapshot(&mut out, now)?;
+    let mut sink = out.finish().map_err(failed)?;
+    sink.flush().map_err(failed)?;
+    Ok((summary, sink.sent_bytes))
 }
 
 /// Cuts the snapshot's bytes into chunks and hands them to the caller,

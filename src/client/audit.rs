@@ -3,15 +3,37 @@
 //! token. Each line is one record, resident IDs masked as the server shows
 //! them; the last line is the head of each chain seen (its last sequence
 //! number and hash), which the log system keeps to check the trail later.
+//! The file is sealed to `--recipient`s when given (see [`crate::seal`]).
 
-use std::{collections::BTreeMap, io::Write};
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+    path::PathBuf,
+};
 
 use serde_json::json;
 
-use super::{Client, ClientError, count_progress};
-use crate::grpc::pb;
+use super::{Client, ClientError, Connection, Output, count_progress};
+use crate::{
+    grpc::pb,
+    seal::{Recipients, Sink},
+};
+
+/// What `medassist audit export` is asked to do.
+#[derive(Debug)]
+pub struct AuditExportOptions {
+    /// The server, and how to reach it (an auditor's token).
+    pub connection: Connection,
+    /// Which records.
+    pub filter: AuditFilter,
+    /// Where to write; standard output when `None`.
+    pub output: Option<PathBuf>,
+    /// Who to seal the output to (none: it is written plain).
+    pub recipients: Recipients,
+}
 
 /// What to export: a time range, optionally one principal and one patient.
+#[derive(Debug)]
 pub struct AuditFilter {
     /// From this moment (RFC 3339), included.
     pub from: prost_types::Timestamp,
@@ -23,9 +45,21 @@ pub struct AuditFilter {
     pub patient_id: Option<String>,
 }
 
-/// Writes every record the filter finds to `out`, one JSON object a line,
-/// then the heads line; returns how many records were written.
-pub async fn export(
+/// Writes every record the filter finds, one JSON object a line, then the
+/// heads line; a file appears only whole. Returns how many records.
+pub async fn export(options: AuditExportOptions) -> Result<u64, Box<dyn std::error::Error>> {
+    let client = Client::connect(&options.connection).await?;
+    let sealed = !options.recipients.is_empty();
+    let written = |e: io::Error| format!("cannot write the audit export: {e}");
+    let output = Output::open(options.output.as_deref(), sealed)?;
+    let mut sink = Sink::new(output, &options.recipients).map_err(written)?;
+    let count = write_records(&client, options.filter, &mut sink).await?;
+    sink.finish().map_err(written)?.commit()?;
+    Ok(count)
+}
+
+/// Pages through the records into `out`.
+async fn write_records(
     client: &Client,
     filter: AuditFilter,
     out: &mut dyn Write,

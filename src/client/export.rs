@@ -1,12 +1,79 @@
-//! How `medassist export` writes settlements: CSV with one header row, or
-//! JSON lines. Money and dates are written exactly as the API prints them;
-//! enums by their proto names; timestamps in RFC 3339 (UTC).
+//! `medassist export`: every settlement settled or reversed in a range of
+//! business days, as CSV with one header row, or JSON lines. Money and
+//! dates are written exactly as the API prints them; enums by their proto
+//! names; timestamps in RFC 3339 (UTC). The file is sealed to
+//! `--recipient`s when given (see [`crate::seal`]).
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use serde_json::{Map, Value};
 
-use crate::grpc::pb;
+use super::{Client, ClientError, Connection, Output, count_progress};
+use crate::{
+    grpc::pb,
+    seal::{Recipients, Sink},
+};
+
+/// What `medassist export` is asked to do.
+#[derive(Debug)]
+pub struct ExportOptions {
+    /// The server, and how to reach it (an auditor's token).
+    pub connection: Connection,
+    /// The first and last business days (`YYYY-MM-DD`), included.
+    pub from: String,
+    /// See `from`.
+    pub to: String,
+    /// One hospital; all when `None`.
+    pub hospital: Option<String>,
+    /// The output format.
+    pub format: Format,
+    /// Where to write; standard output when `None`.
+    pub output: Option<PathBuf>,
+    /// Who to seal the output to (none: it is written plain).
+    pub recipients: Recipients,
+}
+
+/// Streams ExportSettlements into the output; a file appears only whole.
+pub async fn export(options: ExportOptions) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = Client::connect(&options.connection).await?;
+    let request = pb::ExportSettlementsRequest {
+        from_date: options.from,
+        to_date: options.to,
+        hospital_id: options.hospital.unwrap_or_default(),
+    };
+    let mut settlements = client
+        .reconciliation()
+        .export_settlements(client.request(request))
+        .await
+        .map_err(ClientError::from)?
+        .into_inner();
+    let sealed = !options.recipients.is_empty();
+    let output = Output::open(options.output.as_deref(), sealed)?;
+    let written = |e: io::Error| format!("cannot write the export: {e}");
+    let sink = Sink::new(output, &options.recipients).map_err(written)?;
+    let mut writer = ExportWriter::start(sink, options.format).map_err(written)?;
+    let bar = count_progress("exporting settlements");
+    while let Some(settlement) = settlements.message().await.map_err(ClientError::from)? {
+        writer.write(&settlement).map_err(written)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    writer
+        .finish()
+        .and_then(Sink::finish)
+        .map_err(written)?
+        .commit()?;
+    eprintln!(
+        "exported {} settlements{}",
+        bar.position(),
+        if sealed { ", encrypted (age)" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

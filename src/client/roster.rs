@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Export writes the same layout ordered by patient ID, so an export imports
-//! back `unchanged` and `diff` of two exports is a ledger comparison.
+//! back `unchanged` and `diff` of two exports is a ledger comparison. It is
+//! sealed to `--recipient`s when given (see [`crate::seal`]): open it with
+//! `age -d` before comparing.
 
 use std::{
     io::{Read, Write},
@@ -24,8 +26,11 @@ use std::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Client, ClientError, count_progress};
-use crate::grpc::pb;
+use super::{Client, ClientError, Connection, Output, count_progress};
+use crate::{
+    grpc::pb,
+    seal::{Recipients, Sink},
+};
 
 /// Records queued for the server ahead of its answers.
 const SEND_AHEAD: usize = 1024;
@@ -436,10 +441,8 @@ impl LineMap {
 /// What `medassist roster import` is asked to do.
 #[derive(Debug)]
 pub struct ImportOptions {
-    /// The server.
-    pub target: String,
-    /// A roster_admin token.
-    pub token: Option<String>,
+    /// The server, and how to reach it (a roster_admin token).
+    pub connection: Connection,
     /// The CSV file.
     pub file: PathBuf,
     /// Its encoding.
@@ -452,7 +455,7 @@ pub struct ImportOptions {
 pub async fn import(options: ImportOptions) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let text = read_text(&options.file, options.encoding)?;
     let items = read_people(&text).map_err(|e| format!("{}: {e}", options.file.display()))?;
-    let client = Client::connect(&options.target, options.token.as_deref()).await?;
+    let client = Client::connect(&options.connection).await?;
     let (records, queue) = mpsc::channel(SEND_AHEAD);
     let request = client.request(ReceiverStream::new(queue));
     let mut roster = client.roster();
@@ -535,21 +538,22 @@ pub async fn import(options: ImportOptions) -> Result<ExitCode, Box<dyn std::err
 /// What `medassist roster export` is asked to do.
 #[derive(Debug)]
 pub struct ExportOptions {
-    /// The server.
-    pub target: String,
-    /// A roster_admin or auditor token.
-    pub token: Option<String>,
+    /// The server, and how to reach it (a roster_admin or auditor token).
+    pub connection: Connection,
     /// A region code, or everyone.
     pub region: Option<String>,
     /// Where to write; standard output when `None`.
     pub output: Option<PathBuf>,
     /// The encoding to write.
     pub encoding: Encoding,
+    /// Who to seal the output to (none: it is written plain).
+    pub recipients: Recipients,
 }
 
-/// Streams ExportPersons into the CSV layout import reads.
+/// Streams ExportPersons into the CSV layout import reads; a file appears
+/// only whole.
 pub async fn export(options: ExportOptions) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = Client::connect(&options.target, options.token.as_deref()).await?;
+    let client = Client::connect(&options.connection).await?;
     let request = client.request(pb::ExportPersonsRequest {
         region_code: options.region.clone().unwrap_or_default(),
     });
@@ -559,51 +563,38 @@ pub async fn export(options: ExportOptions) -> Result<ExitCode, Box<dyn std::err
         .await
         .map_err(ClientError::from)?
         .into_inner();
-    let mut out: Box<dyn Write> = match &options.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let written = async {
-        let mut header = csv::Writer::from_writer(Vec::new());
-        write_header(&mut header)?;
-        out.write_all(&encode(
-            &String::from_utf8(header.into_inner()?)?,
-            options.encoding,
-        ))?;
-        let bar = count_progress("exporting people");
-        let mut people = 0u64;
-        while let Some(person) = stream.message().await.map_err(ClientError::from)? {
-            // One small writer per person, so each is encoded whole.
-            let mut rows = csv::WriterBuilder::new()
-                .buffer_capacity(512)
-                .from_writer(Vec::new());
-            write_person(&mut rows, &person)?;
-            let text = String::from_utf8(rows.into_inner()?)?;
-            out.write_all(&encode(&text, options.encoding))?;
-            people += 1;
-            bar.inc(1);
-        }
-        out.flush()?;
-        bar.finish_and_clear();
-        Ok::<_, Box<dyn std::error::Error>>(people)
+    let output = Output::open(options.output.as_deref(), !options.recipients.is_empty())?;
+    let mut out = Sink::new(output, &options.recipients)?;
+    let mut header = csv::Writer::from_writer(Vec::new());
+    write_header(&mut header)?;
+    out.write_all(&encode(
+        &String::from_utf8(header.into_inner()?)?,
+        options.encoding,
+    ))?;
+    let bar = count_progress("exporting people");
+    let mut people = 0u64;
+    while let Some(person) = stream.message().await.map_err(ClientError::from)? {
+        // One small writer per person, so each is encoded whole.
+        let mut rows = csv::WriterBuilder::new()
+            .buffer_capacity(512)
+            .from_writer(Vec::new());
+        write_person(&mut rows, &person)?;
+        let text = String::from_utf8(rows.into_inner()?)?;
+        out.write_all(&encode(&text, options.encoding))?;
+        people += 1;
+        bar.inc(1);
     }
-    .await;
-    match (written, &options.output) {
-        (Ok(people), Some(path)) => {
-            eprintln!("exported {people} people to {}", path.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        (Ok(_), None) => Ok(ExitCode::SUCCESS),
-        (Err(error), Some(path)) => {
-            drop(out);
-            let _ = std::fs::remove_file(path);
-            Err(error)
-        }
-        (Err(error), None) => Err(error),
+    bar.finish_and_clear();
+    let sealed = out.is_sealed();
+    out.finish()?.commit()?;
+    if let Some(path) = &options.output {
+        eprintln!(
+            "exported {people} people to {}{}",
+            path.display(),
+            if sealed { ", encrypted (age)" } else { "" }
+        );
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use tonic::{
 };
 
 use super::{Api, caller, pb, to_status};
+use crate::app::SnapshotEncryption;
 
 /// The chunks of one snapshot, as the wire sends them.
 pub type SnapshotStream =
@@ -22,11 +23,16 @@ impl pb::admin_service_server::AdminService for Api {
         request: Request<pb::SaveSnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let by = caller(&request)?;
+        let asked = match request.get_ref().encryption() {
+            pb::SnapshotEncryption::Unspecified => SnapshotEncryption::ServerChoice,
+            pb::SnapshotEncryption::Age => SnapshotEncryption::Sealed,
+            pb::SnapshotEncryption::None => SnapshotEncryption::Plain,
+        };
         by.note.bulk();
         by.note.subject(crate::audit::Subject::Filter(
             "a snapshot of the whole store (bytes)".into(),
         ));
-        let chunks = self.app.save_snapshot(&by).map_err(to_status)?;
+        let chunks = self.app.save_snapshot(&by, asked).map_err(to_status)?;
         let note = by.note.clone();
         let stream = ReceiverStream::new(chunks).map(move |chunk| {
             if let Ok(bytes) = &chunk {

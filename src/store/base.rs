@@ -24,7 +24,7 @@
 
 use std::{
     fs::File,
-    io::{BufReader, BufWriter, Write},
+    io::{BufReader, BufWriter, Read, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
@@ -88,12 +88,12 @@ pub fn write<T>(
     Ok((written, bytes))
 }
 
-/// Copies the snapshot `file` into `dir` as its base copy (for a restore).
-pub fn install(file: &Path, dir: &Path) -> Result<u64, StoreError> {
-    let mut input = File::open(file).map_err(|e| io_error(file, e))?;
+/// Copies the snapshot read from `input` into `dir` as its base copy (for
+/// a restore).
+pub fn install(input: &mut dyn Read, dir: &Path) -> Result<u64, StoreError> {
     write(dir, |out| {
-        std::io::copy(&mut input, out)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", file.display())))
+        std::io::copy(input, out)
+            .map_err(|e| StoreError::Io(format!("cannot read the snapshot: {e}")))
     })
     .map(|(_, bytes)| bytes)
 }

@@ -76,7 +76,7 @@ use super::{
     base::{self, BaseCopy},
     checkpoint::{self, sync_dir, sync_tree},
     journal::{self, Journal, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN},
-    snapshot::{SnapshotSummary, SnapshotWriter},
+    snapshot::{self, SnapshotSummary, SnapshotWriter},
 };
 use crate::domain::{
     BusinessDay, ClaimId, ClaimKey, HospitalId, Money, Person, RegionCode, ResidentId, Settlement,
@@ -640,16 +640,17 @@ impl Store for SledStore {
 }
 
 impl SledStore {
-    /// Makes a new data directory `dir` from a snapshot file, after checking
-    /// the whole file: a damaged or truncated one is refused and nothing is
-    /// written. `dir` must be missing or empty. The snapshot becomes the
+    /// Makes a new data directory `dir` from the snapshot `source` reads
+    /// (see [`snapshot::Source`]), after checking it whole: a damaged or
+    /// truncated one, or one the source cannot open, is refused and nothing
+    /// is written. `dir` must be missing or empty. The snapshot becomes the
     /// store's base copy, from which the store is built once.
     pub fn restore_snapshot(
-        file: &Path,
+        source: snapshot::Source<'_>,
         dir: &Path,
         options: SledOptions,
     ) -> Result<SnapshotSummary, StoreError> {
-        recovery::restore(file, dir, options)
+        recovery::restore(source, dir, options)
     }
 
     /// Writes a new data directory `dir` as version 1 of this service did:

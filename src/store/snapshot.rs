@@ -145,6 +145,9 @@ fn damaged(why: impl std::fmt::Display) -> StoreError {
 fn take<R: Read>(input: &mut R, digest: &mut Sha256, buf: &mut [u8]) -> Result<(), StoreError> {
     input.read_exact(buf).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => damaged("it ends too soon (truncated?)"),
+        // What a sealed snapshot's decryption says of a chunk that fails
+        // its authentication (see `crate::seal::open`).
+        io::ErrorKind::InvalidData => damaged(format!("it fails its encryption's check ({e})")),
         _ => StoreError::Io(format!("cannot read the snapshot: {e}")),
     })?;
     digest.update(&*buf);
@@ -260,6 +263,13 @@ pub fn read<R: Read>(
 pub fn check<R: Read>(input: R) -> Result<SnapshotSummary, StoreError> {
     read(input, |_| Ok(()))
 }
+
+/// Where a restore reads a snapshot: opened once to check it whole, then
+/// once more to install it, so nothing is written from bytes not yet
+/// checked. A sealed snapshot's source decrypts it on each opening
+/// ([`crate::seal::open`]), so its plaintext is never written anywhere but
+/// the new data directory.
+pub type Source<'a> = &'a dyn Fn() -> Result<Box<dyn Read>, StoreError>;
 
 #[cfg(test)]
 mod tests {

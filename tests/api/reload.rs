@@ -99,7 +99,7 @@ async fn put_on_roster(channel: &Channel, id: &str, region: &str) {
 }
 
 /// Waits until `done` holds, polling; fails after 20 s.
-async fn eventually<F: std::future::Future<Output = bool>>(
+pub async fn eventually<F: std::future::Future<Output = bool>>(
     what: &str,
     mut done: impl FnMut() -> F,
 ) {

@@ -313,9 +313,13 @@ async fn call_about(
             .await
             .map(|_| 1),
         // The whole stream must arrive: refusals come before the first chunk.
-        Rpc::SaveSnapshot => drained(admin.save_snapshot(pb::SaveSnapshotRequest {}).await)
-            .await
-            .map(|_| 1),
+        Rpc::SaveSnapshot => drained(
+            admin
+                .save_snapshot(pb::SaveSnapshotRequest::default())
+                .await,
+        )
+        .await
+        .map(|_| 1),
         Rpc::ImportPersons => {
             let records = vec![pb::UpsertPersonRequest {
                 person: Some(dibao_person(&patient)),

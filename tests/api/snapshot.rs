@@ -167,7 +167,7 @@ async fn a_snapshot_under_load_restores_every_acknowledged_write() {
 async fn save_with_rpc(server: &TestServer, file: &Path) {
     let mut admin = pb::admin_service_client::AdminServiceClient::new(server.channel());
     let mut chunks = admin
-        .save_snapshot(pb::SaveSnapshotRequest {})
+        .save_snapshot(pb::SaveSnapshotRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -35,7 +35,7 @@ use crate::store::{
     checkpoint::{self, Checkpoint, sync_dir, sync_tree},
     journal::{self, Journal, Recovered},
     legacy,
-    snapshot::{Item, SnapshotSummary},
+    snapshot::{Item, SnapshotSummary, Source},
 };
 
 /// How often the base keeper looks at the journal's size.
@@ -538,18 +538,16 @@ pub(super) fn load(
     Ok(summary)
 }
 
-/// Makes a new data directory `dir` from a snapshot file, after checking
-/// the whole file: a damaged or truncated one is refused and nothing is
-/// written. `dir` must be missing or empty. The snapshot becomes the store's
+/// Makes a new data directory `dir` from a snapshot, after checking it
+/// whole: a damaged or truncated one (or one its source cannot open, such
+/// as a sealed file and the wrong key) is refused and nothing is written. `dir` must be missing or empty. The snapshot becomes the store's
 /// base copy, and the store is built from it once, by opening it.
 pub(super) fn restore(
-    file: &Path,
+    source: Source<'_>,
     dir: &Path,
     options: SledOptions,
 ) -> Result<SnapshotSummary, StoreError> {
-    let input = std::fs::File::open(file)
-        .map(std::io::BufReader::new)
-        .map_err(|e| StoreError::Io(format!("{}: {e}", file.display())))?;
+    let input = std::io::BufReader::with_capacity(1 << 20, source()?);
     let summary = crate::store::snapshot::check(input).map_err(|error| match error {
         StoreError::Corrupt(why) => StoreError::Corrupt(format!("{why}; nothing was restored")),
         other => other,
@@ -562,7 +560,7 @@ pub(super) fn restore(
         )));
     }
     super::create_data_dir(dir)?;
-    base::install(file, dir)?;
+    base::install(&mut source()?, dir)?;
     drop(open(dir, options)?);
     Ok(summary)
 }
