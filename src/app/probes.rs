@@ -85,8 +85,8 @@ mod tests {
             "another principal"
         );
         assert!(
-            !windows.admit("token:a", &patient(4), at(3_601)),
-            "2 is still fresh"
+            !windows.admit("token:a", &patient(4), at(3_600)),
+            "all three named within the hour"
         );
         assert!(
             windows.admit("token:a", &patient(4), at(3_611)),
