@@ -13,6 +13,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // First, so that nothing is ever created readable by others.
     medassist::cli::keep_files_private();
+    // A panic the store catches on damaged files is reported by its caller
+    // in one line, as every refusal is; any other panic as usual.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !medassist::store::panic_is_caught() {
+            report(info);
+        }
+    }));
     let cli = medassist::cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

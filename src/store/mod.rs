@@ -26,6 +26,36 @@ pub mod snapshot;
 pub use postgres::{PostgresStore, Schema};
 pub use sled_store::{REBASE_AFTER_BYTES_DEFAULT, SledOptions, SledStore};
 
+thread_local! {
+    /// Set while [`catch_damage`] runs on this thread: a panic there is
+    /// reported by its caller as damage, in one line.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work`, turning a panic inside it (sled's, reading damaged files)
+/// into `Err` with the panic's message, which the caller reports as
+/// damage. While it runs, the process's panic hook stays quiet for this
+/// thread (see [`panic_is_caught`]).
+pub fn catch_damage<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    CATCHING.with(|flag| flag.set(true));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    CATCHING.with(|flag| flag.set(false));
+    caught.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message")
+            .to_owned()
+    })
+}
+
+/// True while this thread runs [`catch_damage`]: a panic hook then leaves
+/// the report to the caller.
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(|flag| flag.get())
+}
+
 /// Items of a full scan; each may fail on its own (a damaged record).
 pub type ScanIter<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
 
@@ -345,4 +375,27 @@ pub trait Scan: Store {
     fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)>;
     /// Every entry of the referral index: day settled, settlement, region.
     fn scan_referral_index(&self) -> ScanIter<'_, (BusinessDay, SettlementId, RegionCode)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves a panic inside `catch_damage` comes back as its message (so
+    /// opening reports it as damage in one line) and that the panic hook is
+    /// told to stay quiet only while it runs.
+    #[test]
+    fn a_panic_in_the_store_is_reported_as_damage() {
+        assert!(!panic_is_caught());
+        let caught = catch_damage(|| {
+            assert!(panic_is_caught());
+            panic!("tried to serialize Uninitialized")
+        });
+        assert_eq!(
+            caught,
+            Err::<(), _>("tried to serialize Uninitialized".into())
+        );
+        assert!(!panic_is_caught());
+        assert_eq!(catch_damage(|| 7), Ok(7));
+    }
 }

@@ -17,7 +17,6 @@
 
 use std::{
     os::unix::fs::OpenOptionsExt,
-    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     sync::{Arc, Condvar, Mutex, OnceLock, atomic::AtomicU64},
     thread::JoinHandle,
@@ -129,7 +128,19 @@ enum BaseState {
 }
 
 /// Opens (or creates) the store in `dir`, as the table of the module says.
+/// A panic anywhere in it (sled's, on damaged files) is damage, reported as
+/// every other refusal is.
 pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
+    crate::store::catch_damage(|| open_unguarded(dir, options)).unwrap_or_else(|panic| {
+        Err(StoreError::Corrupt(format!(
+            "opening {} failed inside the store ({panic}): its files are damaged; restore \
+             the last snapshot (medassist snapshot restore) and run medassist verify",
+            dir.display()
+        )))
+    })
+}
+
+fn open_unguarded(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
     super::create_data_dir(dir)?;
     let lock = DirLock::acquire(dir)?;
     let journal_dir = dir.join(JOURNAL_DIR);
@@ -337,7 +348,7 @@ fn trusted(
     journal_dir: &Path,
     recovered: &Recovered,
 ) -> Result<Opened, StoreError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
+    crate::store::catch_damage(|| {
         let db = open_sled(dir, options)?;
         let schema = check_schema(&db)?;
         let held = get_u64(&db, META_COMMIT)?.unwrap_or(0);
@@ -363,18 +374,12 @@ fn trusted(
             _ => held,
         };
         Ok(Opened { db, last })
-    }))
-    .unwrap_or_else(|panic| Err(StoreError::Corrupt(panicked(&panic))))
-}
-
-/// What a panic caught while reading damaged files said.
-fn panicked(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let what = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("no message");
-    format!("sled failed reading its files ({what}): they are damaged")
+    })
+    .unwrap_or_else(|panic| {
+        Err(StoreError::Corrupt(format!(
+            "sled failed reading its files ({panic}): they are damaged"
+        )))
+    })
 }
 
 /// The refusal of a store sled cannot open when there is no base copy to
