@@ -201,6 +201,7 @@ impl Ledger {
                     offset,
                     usages: HashMap::new(),
                     chain,
+                    chain_unsure: false,
                 }
                 .run(queue)
             })
@@ -435,6 +436,10 @@ struct Writer {
     usages: HashMap<PatientYearKey, Usage>,
     /// The audit chain as committed: each batch seals its records after it.
     chain: Head,
+    /// A commit to a shared store failed without saying whether it held
+    /// (the connection broke at the COMMIT): its records may be stored, so
+    /// the next batch starts a new chain rather than seal them again.
+    chain_unsure: bool,
 }
 
 /// Most running totals the ledger keeps in memory (about 100 bytes each);
@@ -546,7 +551,14 @@ impl Writer {
             false => Plan::default(),
         };
         let store = Arc::clone(&self.store);
-        let access = match store.begin(&plan) {
+        let started = match self.chain_unsure {
+            true => store.audit_head().map(|head| {
+                self.chain = head;
+                self.chain_unsure = false;
+            }),
+            false => Ok(()),
+        };
+        let access = match started.and_then(|()| store.begin(&plan)) {
             Ok(Some(txn)) => Access::Shared(txn),
             Ok(None) => Access::Direct(store.as_ref()),
             Err(error) => {
@@ -634,6 +646,12 @@ impl Writer {
         let mut chain = self.chain;
         batch.audit = events.into_iter().map(|event| chain.seal(event)).collect();
         let committed = self.commit(access, &batch, waiting.len());
+        if let Err(StoreError::Io(_)) = &committed
+            && self.shared
+            && !batch.audit.is_empty()
+        {
+            self.chain_unsure = true;
+        }
         if committed.is_ok() {
             self.chain = chain;
             if !self.shared {
