@@ -43,7 +43,7 @@ server_pid=""
 start_server() { # BIN DATA_DIR LOG -> prints milliseconds to serving
     local begin
     begin=$(date +%s%N)
-    "$1" serve --listen "127.0.0.1:$port" --data-dir "$2" --metrics-listen "127.0.0.1:$metrics_port" \
+    "$1" serve --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --data-dir "$2" --metrics-listen "127.0.0.1:$metrics_port" \
         --drain 0s >"$3" 2>&1 &
     server_pid=$!
     until grep -q "serving addr" "$3" 2>/dev/null; do

@@ -26,7 +26,7 @@ cargo build --release --quiet
 
 server_pid=""
 start_server() { # DATA_DIR LOG
-    "$bin" serve --listen "127.0.0.1:$port" --data-dir "$1" --metrics-listen 127.0.0.1:$((port + 1)) >"$2" 2>&1 &
+    "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$1" --metrics-listen 127.0.0.1:$((port + 1)) >"$2" 2>&1 &
     server_pid=$!
     until grep -q "serving addr" "$2" 2>/dev/null; do
         kill -0 "$server_pid" 2>/dev/null || { cat "$2"; exit 1; }

@@ -42,7 +42,7 @@ explained='^$'
 
 data="$out/data"
 rm -rf "$data"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --metrics-listen 127.0.0.1:0 \
+"$bin" serve --listen 127.0.0.1:0 --http-listen off --data-dir "$data" --metrics-listen 127.0.0.1:0 \
     >"$out/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT

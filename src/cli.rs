@@ -402,9 +402,9 @@ struct ServeArgs {
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// Serve the HTTP/JSON API (gRPC-JSON transcoding) and /openapi.json at
-    /// http://ADDR, with the same tokens, roles and validation.
-    #[arg(long)]
-    http_listen: Option<SocketAddr>,
+    /// ADDR, with the same tokens, roles and validation; `off` for none.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_or_off)]
+    http_listen: HttpListen,
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     log_format: LogFormatArg,
@@ -422,6 +422,20 @@ struct ServeArgs {
     /// itself, if that is more).
     #[arg(long, default_value_t = REBASE_AFTER_BYTES_DEFAULT)]
     rebase_after_bytes: u64,
+}
+
+/// Where the HTTP/JSON API listens, if anywhere.
+#[derive(Debug, Clone, Copy)]
+struct HttpListen(Option<SocketAddr>);
+
+fn listen_or_off(text: &str) -> Result<HttpListen, String> {
+    match text {
+        "off" => Ok(HttpListen(None)),
+        addr => addr
+            .parse()
+            .map(|addr| HttpListen(Some(addr)))
+            .map_err(|e| format!("{e}: an address such as 127.0.0.1:8080, or off")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -669,7 +683,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     server_config.config = config;
     server_config.metrics_listen = args.metrics_listen;
     server_config.drain_period = args.drain;
-    server_config.http_listen = args.http_listen;
+    server_config.http_listen = args.http_listen.0;
     server_config.database_url = args.database_url;
     server_config.database_ca = args.database_tls.database_ca;
     server_config.store = SledOptions {

@@ -46,7 +46,7 @@ trap cleanup EXIT
 addr=""
 start_instance() { # DATABASE LOG: starts a server, sets $addr
     : >"$2"
-    "$bin" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    "$bin" serve --listen 127.0.0.1:0 --http-listen off --metrics-listen 127.0.0.1:0 \
         --database-url "$server_url/$1" --drain 0s >"$2" 2>&1 &
     pids+=($!)
     addr=""

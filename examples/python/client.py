@@ -71,6 +71,17 @@ def check(what, ok):
         failures.append(what)
 
 
+def what_it_means(answer, amount):
+    """How to read a settle or reverse answer: by its answer, never by the amount alone."""
+    return {
+        "SETTLE_ANSWER_QUOTED": f"a quote of {amount}: nothing is paid yet",
+        "SETTLE_ANSWER_SETTLED": f"pays {amount}",
+        "SETTLE_ANSWER_ALREADY_SETTLED": f"already settled: {amount} was paid once, not again",
+        "SETTLE_ANSWER_ALREADY_REVERSED": "already reversed: nothing is paid; settle a corrected bill under a new claim number",
+        "SETTLE_ANSWER_REVERSED": f"reversed: {amount} goes back to the year's cap",
+    }.get(answer, f"unknown answer {answer}: do not pay")
+
+
 def over_grpc(stubs, target, token):
     settlement_pb2, settlement_grpc = stubs["settlement"]
     roster_pb2, roster_grpc = stubs["roster"]
@@ -87,8 +98,9 @@ def over_grpc(stubs, target, token):
 
         settlements = settlement_grpc.SettlementServiceStub(channel)
         answer = settlements.Settle(settlement_pb2.SettleRequest(**CLAIM), metadata=metadata)
-        print(f"gRPC: assistance {answer.settlement.assistance_amount}, replayed {answer.replayed}")
-        check("gRPC Settle pays 7350.00", answer.settlement.assistance_amount == "7350.00")
+        meaning = what_it_means(settlement_pb2.SettleAnswer.Name(answer.answer), answer.settlement.assistance_amount)
+        print(f"gRPC: {meaning}")
+        check("gRPC Settle pays 7350.00", meaning == "pays 7350.00")
 
         try:
             settlements.Settle(settlement_pb2.SettleRequest(**BAD_CLAIM), metadata=metadata)
@@ -113,10 +125,19 @@ def over_http(base, token):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     answer = requests.post(f"{base}/v1/settlements:settle", json=CLAIM, headers=headers, timeout=10)
     body = answer.json()
-    print(f"HTTP {answer.status_code}: assistance {body['settlement']['assistanceAmount']}, replayed {body['replayed']}")
+    meaning = what_it_means(body["answer"], body["settlement"]["assistanceAmount"])
+    print(f"HTTP {answer.status_code}: {meaning}")
     check("HTTP Settle answers 200", answer.status_code == 200)
-    check("HTTP Settle replays the gRPC settlement", body["replayed"] is True)
-    check("HTTP Settle pays 7350.00", body["settlement"]["assistanceAmount"] == "7350.00")
+    check("HTTP Settle replays the gRPC settlement", body["answer"] == "SETTLE_ANSWER_ALREADY_SETTLED")
+
+    key = {"hospitalId": CLAIM["hospital_id"], "claimId": CLAIM["claim_id"]}
+    reversed_ = requests.post(f"{base}/v1/settlements:reverse", json=dict(key, reason="bill corrected"), headers=headers, timeout=10).json()
+    print(f"HTTP Reverse: {what_it_means(reversed_['answer'], reversed_['settlement']['assistanceAmount'])}")
+    check("HTTP Reverse reverses", reversed_["answer"] == "SETTLE_ANSWER_REVERSED")
+    retried = requests.post(f"{base}/v1/settlements:settle", json=CLAIM, headers=headers, timeout=10).json()
+    meaning = what_it_means(retried["answer"], retried["settlement"]["assistanceAmount"])
+    print(f"HTTP Settle again: {meaning}")
+    check("a retried Settle of a reversed claim pays nothing", retried["answer"] == "SETTLE_ANSWER_ALREADY_REVERSED" and "pays" not in meaning)
 
     error = requests.post(f"{base}/v1/settlements:settle", json=BAD_CLAIM, headers=headers, timeout=10)
     status = error.json()

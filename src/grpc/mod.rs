@@ -178,10 +178,18 @@ fn answered<T, U>(
         .map_err(to_status)
 }
 
-fn recorded(recorded: &crate::ledger::Recorded) -> pb::SettleResponse {
+/// The answer to a settle or reverse: `fresh` is what this request did when
+/// it was not a replay; a replay says where the claim already stands.
+fn recorded(recorded: &crate::ledger::Recorded, fresh: pb::SettleAnswer) -> pb::SettleResponse {
+    let answer = match (recorded.replayed, &recorded.settlement.reversal) {
+        (false, _) => fresh,
+        (true, Some(_)) => pb::SettleAnswer::AlreadyReversed,
+        (true, None) => pb::SettleAnswer::AlreadySettled,
+    };
     pb::SettleResponse {
         settlement: Some(convert::settlement(&recorded.settlement)),
         replayed: recorded.replayed,
+        answer: answer.into(),
     }
 }
 
@@ -198,6 +206,7 @@ impl pb::settlement_service_server::SettlementService for Api {
             pb::SettleResponse {
                 settlement: Some(convert::quote(quote)),
                 replayed: false,
+                answer: pb::SettleAnswer::Quoted.into(),
             }
         })
     }
@@ -211,7 +220,7 @@ impl pb::settlement_service_server::SettlementService for Api {
         by.note.subject(claim_subject(&claim));
         let settled = self.app.settle(claim, &by).await;
         write_audited(&by.note, &settled);
-        answered(settled, recorded)
+        answered(settled, |r| recorded(r, pb::SettleAnswer::Settled))
     }
 
     async fn reverse(
@@ -223,7 +232,7 @@ impl pb::settlement_service_server::SettlementService for Api {
         by.note.subject(Subject::Claim(key.clone(), None));
         let reversed = self.app.reverse(key, reason, &by).await;
         write_audited(&by.note, &reversed);
-        answered(reversed, recorded)
+        answered(reversed, |r| recorded(r, pb::SettleAnswer::Reversed))
     }
 
     async fn get_settlement(

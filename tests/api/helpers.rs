@@ -294,15 +294,40 @@ pub fn claim_paying_7000(patient_id: &str, claim_id: &str) -> pb::SettleRequest 
     }
 }
 
-/// The settlement of a successful settle-like call.
+/// The settlement of a successful settle-like call, and whether it was a
+/// replay; every answer's `answer` agrees with its `replayed`.
 pub fn settled(
     response: Result<tonic::Response<pb::SettleResponse>, tonic::Status>,
 ) -> (pb::Settlement, bool) {
+    let (settlement, answer) = settled_as(response);
+    let replayed = matches!(
+        answer,
+        pb::SettleAnswer::AlreadySettled | pb::SettleAnswer::AlreadyReversed
+    );
+    (settlement, replayed)
+}
+
+/// The settlement of a successful settle-like call, and what the answer
+/// says it means for the bill.
+pub fn settled_as(
+    response: Result<tonic::Response<pb::SettleResponse>, tonic::Status>,
+) -> (pb::Settlement, pb::SettleAnswer) {
     let response = response.expect("call succeeds").into_inner();
-    (
-        response.settlement.expect("a settlement"),
-        response.replayed,
-    )
+    let answer = response.answer();
+    assert_ne!(
+        answer,
+        pb::SettleAnswer::Unspecified,
+        "every answer says what it means"
+    );
+    let replay = matches!(
+        answer,
+        pb::SettleAnswer::AlreadySettled | pb::SettleAnswer::AlreadyReversed
+    );
+    assert_eq!(
+        response.replayed, replay,
+        "answer {answer:?} agrees with replayed"
+    );
+    (response.settlement.expect("a settlement"), answer)
 }
 
 /// The fields named by an INVALID_ARGUMENT status's BadRequest details.
@@ -396,6 +421,10 @@ impl ServerProcess {
         }
         if !extra.contains(&"--drain") {
             command.args(["--drain", "0s"]);
+        }
+        // Its own port, not the default 8080 every test would share.
+        if !extra.contains(&"--http-listen") {
+            command.args(["--http-listen", "127.0.0.1:0"]);
         }
     }
 

@@ -126,6 +126,7 @@ async fn the_readme_example_settles_over_http_json() {
     assert_eq!(settlement["remainingAfter"], "142650.00");
     assert_eq!(settlement["status"], "SETTLEMENT_STATUS_SETTLED");
     assert_eq!(answer["replayed"], false, "defaults are written out");
+    assert_eq!(answer["answer"], "SETTLE_ANSWER_SETTLED");
     let id = settlement["settlementId"].as_str().unwrap().to_owned();
 
     let (_, again) = http(
@@ -137,6 +138,7 @@ async fn the_readme_example_settles_over_http_json() {
     )
     .await;
     assert_eq!(again["replayed"], true);
+    assert_eq!(again["answer"], "SETTLE_ANSWER_ALREADY_SETTLED");
 
     for path in [
         format!("/v1/settlements/{id}"),

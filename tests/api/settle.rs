@@ -13,8 +13,8 @@ async fn the_worked_example_end_to_end() {
     let patient = server.enroll("1960-01-01", 11).await;
     let request = worked_example(&patient, "C-0001");
 
-    let (quote, replayed) = settled(server.settlements().pre_settle(request.clone()).await);
-    assert!(!replayed);
+    let (quote, answer) = settled_as(server.settlements().pre_settle(request.clone()).await);
+    assert_eq!(answer, pb::SettleAnswer::Quoted);
     assert_eq!(quote.status(), pb::SettlementStatus::Quote);
     assert_eq!(quote.settlement_id, "");
     assert_eq!(quote.settled_at, None);
@@ -26,8 +26,8 @@ async fn the_worked_example_end_to_end() {
         "a quote records nothing"
     );
 
-    let (settlement, replayed) = settled(server.settlements().settle(request).await);
-    assert!(!replayed);
+    let (settlement, answer) = settled_as(server.settlements().settle(request).await);
+    assert_eq!(answer, pb::SettleAnswer::Settled);
     assert_eq!(settlement.status(), pb::SettlementStatus::Settled);
     assert!(settlement.eligible);
     assert_eq!(
@@ -190,8 +190,8 @@ async fn reverse_and_reuse_of_the_cap() {
         claim_id: "A".into(),
         reason: "bill corrected".into(),
     };
-    let (reversed, replayed) = settled(settlements.reverse(reverse.clone()).await);
-    assert!(!replayed);
+    let (reversed, answer) = settled_as(settlements.reverse(reverse.clone()).await);
+    assert_eq!(answer, pb::SettleAnswer::Reversed);
     assert_eq!(reversed.status(), pb::SettlementStatus::Reversed);
     assert_eq!(reversed.reverse_reason, "bill corrected");
     assert!(reversed.reversed_at.is_some());
@@ -213,11 +213,15 @@ async fn reverse_and_reuse_of_the_cap() {
     assert_eq!((c.assistance_amount.as_str(), c.capped), ("7000.00", false));
     assert_eq!(c.used_before, "0.00");
 
-    let (again, replayed) = settled(settlements.reverse(reverse).await);
-    assert!(replayed);
+    let (again, answer) = settled_as(settlements.reverse(reverse).await);
+    assert_eq!(answer, pb::SettleAnswer::AlreadyReversed);
     assert_eq!(again, reversed);
-    let (replay_of_a, replayed) = settled(settlements.settle(big).await);
-    assert!(replayed, "the key is used forever, even after reversal");
+    let (replay_of_a, answer) = settled_as(settlements.settle(big).await);
+    assert_eq!(
+        answer,
+        pb::SettleAnswer::AlreadyReversed,
+        "the key is used forever, and its replay is not read as a payment"
+    );
     assert_eq!(replay_of_a.status(), pb::SettlementStatus::Reversed);
 
     let unknown = pb::ReverseRequest {
