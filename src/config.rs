@@ -35,7 +35,8 @@
 //! concurrent_requests_max = 1024
 //! page_size_max = 500
 //! patients_per_hour_max = 600     # distinct patients one hospital token may quote or settle per hour
-//! connections_max = 1024          # open connections; beyond it new ones are closed at once
+//! connections_max = 1024          # open connections, both ports; at it a new one sheds the oldest without a request
+//! connections_per_source_max = 256  # open connections from one address (IPv6: one /64)
 //! handshake_timeout = "10s"       # TLS and HTTP/2 preface must complete within it
 //! idle_timeout = "5m"             # a connection with no open stream is closed after it
 //! keepalive_interval = "60s"      # HTTP/2 PING after this long without a frame from the peer
@@ -55,7 +56,12 @@
 //!
 //! The connection limits act before authentication (see [`crate::edge`]):
 //! they are what stands between an unauthenticated peer and the server's
-//! memory and file descriptors.
+//! memory and file descriptors. `connections_per_source_max` is sized for
+//! the largest client behind one address: a large hospital's NAT, behind
+//! which its billing desks, self-service kiosks and HIS servers, on the
+//! order of 150 to 200 connections at a peak, share one public address.
+//! 256 leaves them room while one address can take only a quarter of the
+//! default 1,024 slots.
 //!
 //! Numbers that are money or shares are strings, so no value ever passes
 //! through a floating-point number.
@@ -222,10 +228,17 @@ pub struct Limits {
     /// large hospital (a 3,000-bed hospital discharges about 600 patients a
     /// day, at most about 150 in its busiest hour, each quoted and settled).
     pub patients_per_hour_max: usize,
-    /// Most connections open at once (TLS or not, handshaking or serving).
-    /// Beyond it a new connection is closed as soon as it is accepted, so a
-    /// flood cannot exhaust file descriptors or memory.
+    /// Most connections open at once on both ports together (TLS or not,
+    /// handshaking or serving), so a flood cannot exhaust file descriptors
+    /// or memory. At it, a new connection sheds the oldest one that has
+    /// not sent a request yet, or is closed at once if every connection
+    /// has, so half-open connections cannot lock new clients out.
     pub connections_max: usize,
+    /// Most connections open at once from one source: an IPv4 address or
+    /// an IPv6 /64. Beyond it the source's new connections are closed at
+    /// once, so one address cannot take every slot. The default fits a
+    /// large hospital behind one NAT (see the module documentation).
+    pub connections_per_source_max: usize,
     /// Longest a new connection may take to complete its TLS handshake and
     /// send the HTTP/2 client preface (magic and SETTINGS frame). A real
     /// client needs a few round trips; a silent peer is closed at this point.
@@ -257,6 +270,7 @@ impl Default for Limits {
             page_size_max: 500,
             patients_per_hour_max: 600,
             connections_max: 1024,
+            connections_per_source_max: 256,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             keepalive_interval: Duration::from_secs(60),
@@ -346,6 +360,7 @@ struct LimitsShape {
     page_size_max: Option<usize>,
     patients_per_hour_max: Option<usize>,
     connections_max: Option<usize>,
+    connections_per_source_max: Option<usize>,
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
     keepalive_interval: Option<String>,
@@ -614,6 +629,12 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
             "connections_max",
             shape.connections_max,
             defaults.connections_max,
+            1..=1_000_000,
+        )?,
+        connections_per_source_max: within(
+            "connections_per_source_max",
+            shape.connections_per_source_max,
+            defaults.connections_per_source_max,
             1..=1_000_000,
         )?,
         handshake_timeout: duration(
@@ -966,6 +987,10 @@ mod more_tests {
         assert!(error("[limits]\nmessage_bytes_max = 10").contains("message_bytes_max"));
         assert!(error("[limits]\nconnections_max = 0").contains("limits: connections_max must be"));
         assert!(
+            error("[limits]\nconnections_per_source_max = 0")
+                .contains("limits: connections_per_source_max must be")
+        );
+        assert!(
             error("[limits]\nhandshake_timeout = \"2m\"")
                 .contains("handshake_timeout must be from \"100ms\" to \"1m\"")
         );
@@ -986,6 +1011,7 @@ mod more_tests {
             r#"
             [limits]
             connections_max = 20
+            connections_per_source_max = 5
             handshake_timeout = "500ms"
             idle_timeout = "1s"
             keepalive_interval = "5s"
@@ -998,6 +1024,7 @@ mod more_tests {
         .unwrap();
         let limits = config.limits;
         assert_eq!(limits.connections_max, 20);
+        assert_eq!(limits.connections_per_source_max, 5);
         assert_eq!(limits.handshake_timeout, Duration::from_millis(500));
         assert_eq!(limits.idle_timeout, Duration::from_secs(1));
         assert_eq!(limits.keepalive_interval, Duration::from_secs(5));

@@ -19,9 +19,10 @@
 //! | `medassist_store_base_copy_duration_seconds` | | writing one base copy |
 //! | `medassist_store_base_copy_bytes` | | the size of the last base copy written |
 //! | `medassist_connections_open` | | connections open now, handshaking or serving |
-//! | `medassist_connections_accepted_total` | | connections admitted under `connections_max` |
-//! | `medassist_connections_rejected_total` | `reason` | connections closed before serving: `limit` (over `connections_max`), `handshake_timeout`, `tls` (failed TLS handshake) |
-//! | `medassist_connections_closed_total` | `reason` | serving connections the server closed: `idle`, `write_stall`, `shutdown` |
+//! | `medassist_connections_accepted_total` | | connections admitted under `connections_max` and `connections_per_source_max` |
+//! | `medassist_connections_rejected_total` | `reason` | connections closed before serving: `limit` (at `connections_max` with none to shed), `per_source` (over `connections_per_source_max`), `handshake_timeout`, `tls` (failed TLS handshake) |
+//! | `medassist_connections_evicted_total` | `reason` | connections without a request shed at `connections_max` for a new one: `handshake` (TLS or HTTP/2 preface unfinished, or no HTTP/1.1 request), `no_request` (handshake done) |
+//! | `medassist_connections_closed_total` | `reason` | serving connections the server closed: `idle`, `write_stall`, `shutdown`, and the reasons hyper's GOAWAY names: `keepalive` (no PING answer), `rapid_reset` (too many streams reset by the client), `stream_errors` (too many streams reset by the server for the client's errors), `enhance_your_calm` (other abuse h2 detects), `protocol_error` |
 //!
 //! RPC labels come from a fixed list, so random paths cannot grow the
 //! number of series: anything else is counted as `unknown`.
@@ -119,6 +120,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_accepted: Counter,
     connections_rejected: Family<ReasonLabels, Counter>,
+    connections_evicted: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     referrals: Family<ReasonLabels, Counter>,
@@ -160,6 +162,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_rejected: Family::default(),
+            connections_evicted: Family::default(),
             connections_closed: Family::default(),
             config_reloads: Family::default(),
             referrals: Family::default(),
@@ -262,12 +265,17 @@ impl Metrics {
         );
         registry.register(
             "connections_rejected",
-            "Connections closed before serving: over the limit, handshake deadline, TLS failure",
+            "Connections closed before serving: over a limit, handshake deadline, TLS failure",
             metrics.connections_rejected.clone(),
         );
         registry.register(
+            "connections_evicted",
+            "Connections without a request shed for a new one when every slot was taken",
+            metrics.connections_evicted.clone(),
+        );
+        registry.register(
             "connections_closed",
-            "Serving connections the server closed: idle, write stall, shutdown",
+            "Serving connections the server closed: idle, write stall, shutdown, keepalive, HTTP/2 abuse",
             metrics.connections_closed.clone(),
         );
         registry.register(
@@ -382,16 +390,24 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a connection closed before serving: `limit`, `tls` or
-    /// `handshake_timeout`.
+    /// Counts a connection closed before serving: `limit`, `per_source`,
+    /// `tls` or `handshake_timeout`.
     pub fn connection_rejected(&self, reason: &'static str) {
         self.connections_rejected
             .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
-    /// Counts a serving connection the server closed: `idle`, `write_stall`
-    /// or `shutdown`.
+    /// Counts a connection shed for a new one: `handshake` or `no_request`.
+    pub fn connection_evicted(&self, reason: &'static str) {
+        self.connections_evicted
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts a serving connection the server closed: `idle`,
+    /// `write_stall`, `shutdown`, or a reason of hyper's GOAWAY
+    /// (see [`crate::edge`]).
     pub fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
             .get_or_create(&ReasonLabels { reason })

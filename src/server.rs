@@ -23,13 +23,12 @@ use tokio_rustls::{
 use tokio_stream::StreamExt as _;
 use tower::Layer as _;
 
-use crate::grpc::audit::Peer;
 use crate::{
     app::App,
     auth::Access,
     clock::Clock,
     config::{AuditSettings, Config, Limits, Reconciliation, TlsFiles},
-    edge::{Edge, Phase, StreamTrackLayer},
+    edge::{Edge, Phase, Port, StreamTrackLayer},
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
         pb::{
@@ -299,7 +298,7 @@ impl Server {
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
         let routes = api_routes(&api, &auth, self.limits.message_bytes_max);
-        let (http_stop_tx, http_stop_rx) = watch::channel(false);
+        let edge = Arc::clone(&self.edge);
         let http_server = match self.http_listener {
             Some(listener) => {
                 // Health too, so GET /healthz reports the drain over HTTP.
@@ -311,19 +310,20 @@ impl Server {
                     self.limits.request_timeout,
                     Arc::clone(&self.app),
                 )?;
+                let addr = bound_addr(&listener);
+                let connections = edge.serve(listener, Port::Http);
                 Some(tokio::spawn(serve_http(
-                    listener,
+                    connections,
+                    addr,
                     Arc::new(gateway),
-                    self.limits,
-                    http_stop_rx,
                 )))
             }
             None => None,
         };
         let builder = http2_settings(&self.limits);
-        let edge = Arc::clone(&self.edge);
-        let incoming = tokio_stream::wrappers::ReceiverStream::new(edge.serve(self.listener))
-            .map(Ok::<_, std::io::Error>);
+        let incoming =
+            tokio_stream::wrappers::ReceiverStream::new(edge.serve(self.listener, Port::Grpc))
+                .map(Ok::<_, std::io::Error>);
         tracing::info!(%addr, "serving");
         let mut stop_serving = stop_rx.clone();
         let (grace_tx, grace_rx) = tokio::sync::oneshot::channel::<()>();
@@ -340,10 +340,9 @@ impl Server {
                     () = shutdown => {},
                     _ = stop_serving.changed() => {},
                 }
-                // No new connections; idle ones close now, busy ones when
-                // their last request is answered.
+                // No new connections on either port; idle ones close now,
+                // busy ones when their last request is answered.
                 draining.set_phase(Phase::Draining);
-                let _ = http_stop_tx.send(true);
                 let _ = grace_tx.send(());
             });
         // In-flight requests may finish, but a client that keeps an idle
@@ -368,7 +367,10 @@ impl Server {
                 .await
                 .is_err()
             {
-                tracing::warn!("HTTP/JSON requests still open after the grace period");
+                tracing::warn!(
+                    "HTTP/JSON requests still open after the grace period; closing them"
+                );
+                edge.set_phase(Phase::Closed);
             }
         }
         let _ = stop_tx.send(true);
@@ -678,46 +680,37 @@ async fn drain_then(
     }
 }
 
-/// Serves the HTTP/JSON API and `/openapi.json` (HTTP/1.1) until `stop`
-/// turns true, then lets open requests finish. At most `connections_max`
-/// connections are open (more are closed at once), and each request's
-/// headers must arrive within `handshake_timeout`, which also closes a
-/// keep-alive connection left silent that long.
+/// Serves the HTTP/JSON API and `/openapi.json` (HTTP/1.1) on the
+/// connections the edge hands over from the HTTP/JSON port, until the edge
+/// drains; then lets open requests finish. The edge enforces the same
+/// limits and deadlines as on the gRPC port (see [`crate::edge`]); it is
+/// told of each request by the [`StreamTrackLayer`], which finds the
+/// connection in the request's extensions as it does under tonic.
 async fn serve_http(
-    listener: TcpListener,
+    mut connections: tokio::sync::mpsc::Receiver<crate::edge::EdgeIo>,
+    addr: SocketAddr,
     gateway: Arc<Gateway>,
-    limits: Limits,
-    mut stop: watch::Receiver<bool>,
 ) {
-    use axum::serve::Listener as _;
-    let addr = bound_addr(&listener);
+    use tonic::transport::server::Connected as _;
+    use tower::ServiceExt as _;
     for route in gateway.route_table() {
         tracing::debug!(%route, "HTTP/JSON route");
     }
     tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
-    let mut listener = crate::edge::LimitedListener::new(listener, limits.connections_max);
     let router = gateway.router();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (io, peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stopped| *stopped) => break,
-        };
-        // Every request says where it came from, for its audit record.
-        let peer = Peer {
-            addr: peer,
-            client_cert: None,
-        };
-        let service = tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer.clone());
+    while let Some(io) = connections.recv().await {
+        let info = io.connect_info();
+        let service = StreamTrackLayer.layer(router.clone()).map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(info.clone());
                 request
             },
         );
         let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.handshake_timeout)
+            // The edge owns the header deadline: the first request's is
+            // the handshake deadline, a later one's the idle timeout.
+            .header_read_timeout(None)
             .serve_connection(
                 hyper_util::rt::TokioIo::new(io),
                 hyper_util::service::TowerToHyperService::new(service),

@@ -12,7 +12,6 @@
 //! write itself is not recorded twice. Bulk reads also record their start.
 
 use std::{
-    net::SocketAddr,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, ready},
@@ -29,16 +28,6 @@ use crate::{
     edge::EdgeInfo,
     metrics,
 };
-
-/// Where a call came from, put in the request's extensions by a listener
-/// that is not the gRPC edge (the HTTP/JSON port).
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// The peer's address.
-    pub addr: SocketAddr,
-    /// The subject of the TLS client certificate it presented.
-    pub client_cert: Option<String>,
-}
 
 #[derive(Default)]
 struct State {
@@ -197,10 +186,9 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions();
-        let (peer, client_cert) = match (extensions.get::<Peer>(), extensions.get::<EdgeInfo>()) {
-            (Some(peer), _) => (Some(peer.addr.to_string()), peer.client_cert.clone()),
-            (None, Some(edge)) => (Some(edge.remote.to_string()), None),
-            (None, None) => (None, None),
+        let (peer, client_cert) = match extensions.get::<EdgeInfo>() {
+            Some(edge) => (Some(edge.remote.to_string()), None),
+            None => (None, None),
         };
         let note = Arc::new(Note {
             peer,
@@ -214,17 +202,32 @@ where
         Box::pin(async move {
             let response = answered.await?;
             // A status in the headers is the whole answer (trailers-only).
-            let early = outcome_of(response.headers());
-            let bulk = early.is_none() && note.state().bulk;
-            if bulk && let Some(event) = note.event(&app, Phase::Start, &(tonic::Code::Ok, None)) {
-                app.audit(event).await;
-            }
+            let note = match &outcome_of(response.headers()) {
+                // The headers end the stream: the record is queued before
+                // they go out, and the body stays empty, so the client sees
+                // a trailers-only answer (a body frame after it would be a
+                // protocol error to strict clients such as grpcio).
+                Some(code) => {
+                    if let Some(queued) = AuditBody::<ResBody>::finish(note, &app, code) {
+                        queued.await;
+                    }
+                    None
+                }
+                None => {
+                    if note.state().bulk
+                        && let Some(event) =
+                            note.event(&app, Phase::Start, &(tonic::Code::Ok, None))
+                    {
+                        app.audit(event).await;
+                    }
+                    Some(note)
+                }
+            };
             let (parts, body) = response.into_parts();
             let body = AuditBody {
                 inner: body,
-                note: Some(note),
+                note,
                 app,
-                early,
                 pending: None,
                 trailers: None,
             };
@@ -256,7 +259,6 @@ pin_project_lite::pin_project! {
         inner: B,
         note: Option<Arc<Note>>,
         app: Arc<App>,
-        early: Option<Outcome>,
         pending: Option<Queued>,
         trailers: Option<Frame<prost::bytes::Bytes>>,
     }
@@ -265,7 +267,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(note) = this.note.take() {
-                let code = this.early.take().unwrap_or((tonic::Code::Cancelled, None));
+                let code = (tonic::Code::Cancelled, None);
                 let phase = match note.state().bulk { true => Phase::End, false => Phase::Call };
                 if let Some(event) = note.event(this.app, phase, &code) {
                     this.app.audit_soon(event);
@@ -313,7 +315,7 @@ where
                 .and_then(outcome_of)
                 .unwrap_or((tonic::Code::Unknown, None)),
             Some(Err(_)) => (tonic::Code::Internal, None),
-            None => this.early.take().unwrap_or((tonic::Code::Unknown, None)),
+            None => (tonic::Code::Unknown, None),
         };
         let Some(note) = this.note.take() else {
             return Poll::Ready(frame);
@@ -403,7 +405,6 @@ mod tests {
             inner: StreamBody::new(tokio_stream::iter(frames)),
             note: Some(Arc::clone(note)),
             app: Arc::clone(app),
-            early: None,
             pending: None,
             trailers: None,
         }

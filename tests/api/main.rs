@@ -17,6 +17,8 @@ mod damage;
 mod database_tls;
 mod durability;
 mod edge;
+mod edge_flood;
+mod edge_stall;
 mod failover;
 mod faults;
 mod file_modes;
