@@ -35,8 +35,11 @@ pub enum Role {
     RosterAdmin,
     /// Reads everything, changes nothing.
     Auditor,
-    /// Runs the service: the admin RPCs (snapshots), and nothing else.
+    /// Runs the service: the admin RPCs (snapshots) and `/metrics`, and
+    /// nothing else.
     Operator,
+    /// A monitoring system: scrapes `/metrics`, and nothing else.
+    Metrics,
     /// Anyone, when the service runs without `[auth]` on a loopback address.
     Open,
 }
@@ -50,9 +53,10 @@ impl Role {
             "roster_admin" => Role::RosterAdmin,
             "auditor" => Role::Auditor,
             "operator" => Role::Operator,
+            "metrics" => Role::Metrics,
             other => {
                 return Err(format!(
-                    "unknown role {other:?}: hospital, insurer, roster_admin, auditor or operator"
+                    "unknown role {other:?}: hospital, insurer, roster_admin, auditor, operator or metrics"
                 ));
             }
         })
@@ -66,6 +70,7 @@ impl Role {
             Role::RosterAdmin => "roster_admin",
             Role::Auditor => "auditor",
             Role::Operator => "operator",
+            Role::Metrics => "metrics",
             Role::Open => "open",
         }
     }
@@ -318,6 +323,8 @@ pub enum Action<'a> {
     ListReferrals,
     /// ListAuditRecords: the audit trail.
     ReadAudit,
+    /// Scrape `/metrics`: counts and timings, no personal data.
+    ReadMetrics,
 }
 
 /// The permission table: may `principal` do `action`?
@@ -340,7 +347,8 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         }
         (Role::Insurer, ReadUsage | ListSettlements | ReadPolicy) => true,
         (Role::RosterAdmin, WriteRoster | ReadRoster | ListReferrals) => true,
-        (Role::Operator, Administer) => true,
+        (Role::Operator, Administer | ReadMetrics) => true,
+        (Role::Metrics, ReadMetrics) => true,
         (
             Role::Auditor,
             ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster | Reconcile(_)
@@ -376,6 +384,7 @@ impl Action<'_> {
             Action::Export => "export settlements",
             Action::ListReferrals => "list referrals",
             Action::ReadAudit => "read the audit trail",
+            Action::ReadMetrics => "read the metrics",
         }
     }
 }

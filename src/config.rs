@@ -542,13 +542,13 @@ fn tokens(shapes: Vec<TokenShape>) -> Result<Vec<TokenEntry>, ConfigError> {
 const TOKEN_REGIONS_MAX: usize = 64;
 
 /// A token's `regions`: valid codes, for the roles that read patients by
-/// region (a hospital sees whoever is discharged there; an operator sees
-/// no patient at all).
+/// region (a hospital sees whoever is discharged there; an operator or a
+/// metrics scraper sees no patient at all).
 fn regions_of(codes: Vec<String>, role: Role) -> Result<Vec<RegionCode>, String> {
     if codes.is_empty() {
         return Ok(Vec::new());
     }
-    if matches!(role, Role::Hospital | Role::Operator) {
+    if matches!(role, Role::Hospital | Role::Operator | Role::Metrics) {
         return Err(format!("a {} token takes no regions", role.as_str()));
     }
     if codes.len() > TOKEN_REGIONS_MAX {

@@ -23,10 +23,13 @@
 //!   edge runs itself before hyper sees the connection, so a half-open
 //!   connection costs only a small task. On the gRPC port that is the TLS
 //!   handshake and the whole HTTP/2 client preface: the 24-byte magic and
-//!   its first SETTINGS frame (RFC 9113, 3.4). On the HTTP/JSON port
-//!   (HTTP/1.1, no TLS) it is the first request's headers: the edge waits
-//!   for the first bytes, and [`EdgeIo`] watches the same deadline until
-//!   hyper has read the whole request.
+//!   its first SETTINGS frame (RFC 9113, 3.4). On the HTTP/JSON and
+//!   metrics ports (HTTP/1.1, over TLS when configured) it is the TLS
+//!   handshake and the first request's headers: the edge waits for the
+//!   first bytes, and [`EdgeIo`] watches the same deadline until hyper has
+//!   read the whole request. The subject of a verified client certificate
+//!   (mTLS) goes with the connection ([`EdgeInfo::client_cert`]) into the
+//!   audit trail.
 //! - **Idle timeout.** A connection with no open stream for `idle_timeout`
 //!   is closed; on HTTP/1.1, where a connection between requests waits for
 //!   the next one's headers, for `handshake_timeout`. Open streams are
@@ -104,10 +107,34 @@ pub enum Port {
     /// gRPC: HTTP/2, over TLS when configured; the handshake ends with the
     /// client preface.
     Grpc,
-    /// HTTP/JSON: HTTP/1.1 without TLS; the handshake ends with the first
-    /// request.
+    /// HTTP/JSON and metrics: HTTP/1.1, over TLS when configured; the
+    /// handshake ends with the first request.
     Http,
 }
+
+/// The TLS of every port, from one certificate (and client CA): each
+/// port's acceptor offers its own protocol by ALPN.
+#[derive(Clone)]
+pub struct TlsAcceptors {
+    /// The gRPC port's: `h2`.
+    pub grpc: TlsAcceptor,
+    /// The HTTP/JSON and metrics ports': `http/1.1`.
+    pub http: TlsAcceptor,
+}
+
+impl TlsAcceptors {
+    fn for_port(&self, port: Port) -> &TlsAcceptor {
+        match port {
+            Port::Grpc => &self.grpc,
+            Port::Http => &self.http,
+        }
+    }
+}
+
+/// What the edge hands over from a connection's handshake: the connection,
+/// the bytes it read, and the subject of the client's certificate when
+/// the peer presented one (mTLS).
+type Opened = (Box<dyn Io>, Vec<u8>, Option<String>);
 
 /// The edge's shared state: limits, slots, counters and the phase, for
 /// every port the server listens on.
@@ -115,7 +142,7 @@ pub struct Edge {
     /// Read once per new connection; a configuration reload swaps it.
     limits: ArcSwap<Limits>,
     /// Read once per new connection; a reload swaps in a new certificate.
-    tls: ArcSwapOption<TlsAcceptor>,
+    tls: ArcSwapOption<TlsAcceptors>,
     slots: Arc<Slots>,
     metrics: Arc<Metrics>,
     phase: watch::Sender<Phase>,
@@ -124,8 +151,8 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// The edge of one server, with `tls` when its gRPC port serves TLS.
-    pub fn new(limits: Limits, tls: Option<TlsAcceptor>, metrics: Arc<Metrics>) -> Arc<Edge> {
+    /// The edge of one server, with `tls` when its ports serve TLS.
+    pub fn new(limits: Limits, tls: Option<TlsAcceptors>, metrics: Arc<Metrics>) -> Arc<Edge> {
         let (phase, _) = watch::channel(Phase::Serving);
         Arc::new(Edge {
             slots: Slots::new(Arc::clone(&metrics)),
@@ -141,7 +168,7 @@ impl Edge {
     /// open connections keep what they started with. The server passes
     /// only the deadlines as reloaded: the connection limits stay as they
     /// were sized at start-up.
-    pub fn reload(&self, limits: Limits, tls: Option<TlsAcceptor>) {
+    pub fn reload(&self, limits: Limits, tls: Option<TlsAcceptors>) {
         self.limits.store(Arc::new(limits));
         self.tls.store(tls.map(Arc::new));
     }
@@ -288,26 +315,36 @@ impl Edge {
         }
     }
 
-    /// TLS when the port has it, then the rest of the port's handshake;
-    /// the connection and the bytes read.
-    async fn open(
-        &self,
-        tcp: TcpStream,
-        port: Port,
-    ) -> Result<(Box<dyn Io>, Vec<u8>), handshake::Failed> {
-        let tls = match port {
-            Port::Grpc => self.tls.load_full(),
-            Port::Http => None,
-        };
-        let mut io: Box<dyn Io> = match tls.as_deref() {
-            None => Box::new(tcp),
-            Some(acceptor) => match acceptor.accept(tcp).await {
-                Ok(tls) => Box::new(tls),
+    /// TLS when the server has it, then the rest of the port's handshake.
+    async fn open(&self, tcp: TcpStream, port: Port) -> Result<Opened, handshake::Failed> {
+        let tls = self.tls.load_full();
+        let (mut io, client_cert): (Box<dyn Io>, _) = match tls.as_deref() {
+            None => (Box::new(tcp), None),
+            Some(acceptors) => match acceptors.for_port(port).accept(tcp).await {
+                Ok(tls) => {
+                    let subject = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|der| certificate_subject(der));
+                    (Box::new(tls), subject)
+                }
                 Err(error) => return Err(handshake::Failed::Tls(error)),
             },
         };
         let read = handshake::opening(&mut io, port).await?;
-        Ok((io, read))
+        Ok((io, read, client_cert))
+    }
+}
+
+/// The subject of a certificate the TLS handshake verified, as the audit
+/// trail records it (`CN=..., O=...`).
+fn certificate_subject(der: &[u8]) -> String {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => cert.subject().to_string(),
+        // rustls verified it, so it parses; say so if it ever does not.
+        Err(_) => "(unreadable subject)".to_owned(),
     }
 }
 

@@ -25,10 +25,10 @@ use tower::Layer as _;
 
 use crate::{
     app::App,
-    auth::Access,
+    auth::{Access, Refusal},
     clock::Clock,
     config::{AuditSettings, Config, Limits, Reconciliation, TlsFiles},
-    edge::{Edge, Phase, Port, StreamTrackLayer},
+    edge::{Edge, Phase, Port, StreamTrackLayer, TlsAcceptors},
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
         pb::{
@@ -139,6 +139,9 @@ pub struct Server {
     metrics: Arc<Metrics>,
     gate: Arc<GateState>,
     edge: Arc<Edge>,
+    /// The metrics port's own edge: a flood on the API ports cannot take
+    /// the slots a scrape needs to watch it.
+    metrics_edge: Arc<Edge>,
     drain_period: Duration,
 }
 
@@ -174,13 +177,14 @@ impl Server {
             audit,
             backup,
         } = config.config;
-        check_exposure(&access, config.listen, tls.is_some())?;
-        if let Some(http_listen) = config.http_listen {
-            // The HTTP/JSON listener has no TLS of its own.
-            check_exposure(&access, http_listen, false)?;
-        }
-        let tls = tls.as_ref().map(tls_acceptor).transpose()?;
-        crate::edge::raise_open_files_limit(limits.connections_max);
+        let listeners = Listeners {
+            grpc: config.listen,
+            http: config.http_listen,
+            metrics: config.metrics_listen,
+        };
+        listeners.check_exposure(&access, tls.is_some())?;
+        let tls = tls.as_ref().map(tls_acceptors).transpose()?;
+        crate::edge::raise_open_files_limit(limits.connections_max + METRICS_CONNECTIONS_MAX);
         let listener = bind(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -193,6 +197,11 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         store.observe(Arc::clone(&metrics) as Arc<dyn crate::store::StoreObserver>);
         let gate = GateState::new(limits.concurrent_requests_max, Arc::clone(&metrics));
+        let metrics_edge = Edge::new(
+            metrics_port_limits(limits),
+            tls.clone(),
+            Arc::clone(&metrics),
+        );
         let edge = Edge::new(limits, tls, Arc::clone(&metrics));
         let app = App::start(
             store,
@@ -215,6 +224,7 @@ impl Server {
             metrics,
             gate,
             edge,
+            metrics_edge,
             drain_period: config.drain_period,
         })
     }
@@ -244,10 +254,15 @@ impl Server {
     /// [`reload_on_hangup`]).
     pub fn reloader(&self) -> Reloader {
         Reloader {
-            listen: self.local_addr(),
+            listeners: Listeners {
+                grpc: self.local_addr(),
+                http: self.http_addr(),
+                metrics: self.metrics_addr(),
+            },
             access: Arc::clone(&self.access),
             app: Arc::clone(&self.app),
             edge: Arc::clone(&self.edge),
+            metrics_edge: Arc::clone(&self.metrics_edge),
             metrics: Arc::clone(&self.metrics),
             limits: self.limits,
             reconciliation: self.reconciliation,
@@ -266,13 +281,6 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let addr = self.local_addr();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let metrics_server = self.metrics_listener.map(|listener| {
-            tokio::spawn(serve_metrics(
-                listener,
-                Arc::clone(&self.metrics),
-                stop_rx.clone(),
-            ))
-        });
         let (health, health_service) = tonic_health::server::health_reporter();
         report_serving(&health).await;
         let (draining_tx, draining) = watch::channel(false);
@@ -295,10 +303,17 @@ impl Server {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
+        let edge = Arc::clone(&self.edge);
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let addr = bound_addr(&listener);
+            let router = metrics_router(Arc::clone(&self.metrics), Arc::clone(&self.access));
+            let connections = self.metrics_edge.serve(listener, Port::Http);
+            tracing::info!(%addr, "serving metrics at /metrics");
+            tokio::spawn(serve_http1(connections, router))
+        });
         let api = Api::new(Arc::clone(&self.app));
         let auth = Authenticator(Arc::clone(&self.access));
         let routes = api_routes(&api, &auth, self.limits.message_bytes_max);
-        let edge = Arc::clone(&self.edge);
         let http_server = match self.http_listener {
             Some(listener) => {
                 // Health too, so GET /healthz reports the drain over HTTP.
@@ -312,10 +327,13 @@ impl Server {
                 )?;
                 let addr = bound_addr(&listener);
                 let connections = edge.serve(listener, Port::Http);
-                Some(tokio::spawn(serve_http(
+                for route in gateway.route_table() {
+                    tracing::debug!(%route, "HTTP/JSON route");
+                }
+                tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
+                Some(tokio::spawn(serve_http1(
                     connections,
-                    addr,
-                    Arc::new(gateway),
+                    Arc::new(gateway).router(),
                 )))
             }
             None => None,
@@ -374,6 +392,8 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
+        // Metrics serve until the API has stopped, so the drain is seen.
+        self.metrics_edge.set_phase(Phase::Draining);
         let _ = pruning.await;
         tracing::info!("stopped accepting requests; finishing writes");
         self.app.shutdown().await;
@@ -383,8 +403,12 @@ impl Server {
         if let Some(follow_store) = follow_store {
             let _ = follow_store.await;
         }
-        if let Some(metrics_server) = metrics_server {
-            let _ = metrics_server.await;
+        if let Some(metrics_server) = metrics_server
+            && tokio::time::timeout(SHUTDOWN_GRACE, metrics_server)
+                .await
+                .is_err()
+        {
+            self.metrics_edge.set_phase(Phase::Closed);
         }
         tracing::info!("stopped");
         Ok(served?)
@@ -398,10 +422,13 @@ impl Server {
 /// changes nothing. The `[backup]` recipients apply to the next snapshot.
 #[derive(Clone)]
 pub struct Reloader {
-    listen: SocketAddr,
+    /// Where the server listens: a reload may never leave one of them off
+    /// loopback without `[auth]`.
+    listeners: Listeners,
     access: Arc<ArcSwap<Access>>,
     app: Arc<App>,
     edge: Arc<Edge>,
+    metrics_edge: Arc<Edge>,
     metrics: Arc<Metrics>,
     /// The limits the server started with: those sized at start-up (the
     /// connection and request limits, HTTP/2 settings) stay until a restart.
@@ -452,9 +479,9 @@ impl Reloader {
                     .into(),
             ));
         }
-        check_exposure(&access, self.listen, tls.is_some())?;
+        self.listeners.check_exposure(&access, tls.is_some())?;
         // Everything that can fail is done before anything is swapped.
-        let tls = tls.as_ref().map(tls_acceptor).transpose()?;
+        let tls = tls.as_ref().map(tls_acceptors).transpose()?;
         let fixed = Limits {
             handshake_timeout: limits.handshake_timeout,
             idle_timeout: limits.idle_timeout,
@@ -466,6 +493,8 @@ impl Reloader {
                 "[limits] other than the connection deadlines changed: they apply at the next restart"
             );
         }
+        self.metrics_edge
+            .reload(metrics_port_limits(fixed), tls.clone());
         self.edge.reload(fixed, tls);
         self.access.store(Arc::new(access));
         self.app.set_policies(policies);
@@ -522,6 +551,29 @@ fn bound_addr(listener: &TcpListener) -> SocketAddr {
     listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// Every address a server listens on, for the exposure check at start-up
+/// and at every reload.
+#[derive(Clone, Copy, Debug)]
+struct Listeners {
+    grpc: SocketAddr,
+    http: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// [`check_exposure`] for each listener: one off loopback without
+    /// `[auth]` refuses the whole configuration.
+    fn check_exposure(&self, access: &Access, tls: bool) -> Result<(), ServeError> {
+        for listen in [Some(self.grpc), self.http, self.metrics]
+            .into_iter()
+            .flatten()
+        {
+            check_exposure(access, listen, tls)?;
+        }
+        Ok(())
+    }
 }
 
 /// Open access is for a developer's machine only; tokens without TLS cross
@@ -582,9 +634,11 @@ const RESETS_PENDING_MAX: usize = 20;
 /// before the connection is closed.
 const RESETS_LOCAL_ERROR_MAX: usize = 256;
 
-/// The TLS acceptor the edge runs the handshake with (HTTP/2 by ALPN; with
-/// `client_ca`, client certificates must chain to it).
-fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
+/// The TLS acceptors the edge runs the handshake with, one certificate for
+/// every port: HTTP/2 by ALPN on the gRPC port, HTTP/1.1 on the HTTP/JSON
+/// and metrics ports. With `client_ca`, client certificates must chain to
+/// it (mTLS) on every port.
+fn tls_acceptors(files: &TlsFiles) -> Result<TlsAcceptors, ServeError> {
     let read = |path: &PathBuf| {
         std::fs::read(path)
             .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", path.display())))
@@ -615,44 +669,75 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
+    let config = builder
         .with_single_cert(certs, key)
         .map_err(|e| fail("server certificate and key", &e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    let speaking = |protocol: &[u8]| {
+        let mut config = config.clone();
+        config.alpn_protocols = vec![protocol.to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    };
+    Ok(TlsAcceptors {
+        grpc: speaking(b"h2"),
+        http: speaking(b"http/1.1"),
+    })
 }
 
-/// Serves `/metrics` in the Prometheus text format until `stop` turns true.
-async fn serve_metrics(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    use axum::{http::header::CONTENT_TYPE, routing::get};
-    let router = axum::Router::new().route(
+/// Connections the metrics port holds at most, from all sources: scrapers
+/// are few, and keep one connection each.
+const METRICS_CONNECTIONS_MAX: usize = 32;
+
+/// The metrics port's edge limits: the server's deadlines, its own slots.
+fn metrics_port_limits(limits: Limits) -> Limits {
+    Limits {
+        connections_max: METRICS_CONNECTIONS_MAX,
+        connections_per_source_max: METRICS_CONNECTIONS_MAX,
+        ..limits
+    }
+}
+
+/// `/metrics` in the Prometheus text format. With `[auth]`, a scrape must
+/// present a token of the `metrics` or `operator` role; without it the
+/// port is on loopback only ([`check_exposure`]). Counts and timings hold
+/// no personal data, so scrapes are not audited.
+fn metrics_router(metrics: Arc<Metrics>, access: Arc<ArcSwap<Access>>) -> axum::Router {
+    use axum::{
+        http::{HeaderMap, StatusCode, header},
+        response::IntoResponse,
+        routing::get,
+    };
+    axum::Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: HeaderMap| {
             let metrics = Arc::clone(&metrics);
+            let access = access.load_full();
             async move {
-                (
-                    [(
-                        CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
+                let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+                let allowed = access.authenticate(authorization).and_then(|principal| {
+                    crate::auth::authorize(&principal, crate::auth::Action::ReadMetrics)
+                });
+                match allowed {
+                    Ok(()) => (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                        .into_response(),
+                    Err(Refusal::Unauthenticated(why)) => (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, "Bearer")],
+                        format!("{why}\n"),
+                    )
+                        .into_response(),
+                    Err(Refusal::PermissionDenied(why)) => {
+                        (StatusCode::FORBIDDEN, format!("{why}\n")).into_response()
+                    }
+                }
             }
         }),
-    );
-    tracing::info!(addr = %bound_addr(&listener), "serving metrics at /metrics");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "the metrics endpoint failed");
-    }
+    )
 }
 
 /// The default drain period of `medassist serve`: long enough for a load
@@ -680,24 +765,19 @@ async fn drain_then(
     }
 }
 
-/// Serves the HTTP/JSON API and `/openapi.json` (HTTP/1.1) on the
-/// connections the edge hands over from the HTTP/JSON port, until the edge
-/// drains; then lets open requests finish. The edge enforces the same
-/// limits and deadlines as on the gRPC port (see [`crate::edge`]); it is
-/// told of each request by the [`StreamTrackLayer`], which finds the
-/// connection in the request's extensions as it does under tonic.
-async fn serve_http(
+/// Serves `router` over HTTP/1.1 (the HTTP/JSON API and `/openapi.json`,
+/// or `/metrics`) on the connections the edge hands over from its port,
+/// until the edge drains; then lets open requests finish. The edge enforces
+/// the same limits, deadlines and TLS as on the gRPC port (see
+/// [`crate::edge`]); it is told of each request by the
+/// [`StreamTrackLayer`], which finds the connection in the request's
+/// extensions as it does under tonic.
+async fn serve_http1(
     mut connections: tokio::sync::mpsc::Receiver<crate::edge::EdgeIo>,
-    addr: SocketAddr,
-    gateway: Arc<Gateway>,
+    router: axum::Router,
 ) {
     use tonic::transport::server::Connected as _;
     use tower::ServiceExt as _;
-    for route in gateway.route_table() {
-        tracing::debug!(%route, "HTTP/JSON route");
-    }
-    tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
-    let router = gateway.router();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     while let Some(io) = connections.recv().await {
         let info = io.connect_info();
@@ -718,7 +798,7 @@ async fn serve_http(
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = watched.await {
-                tracing::debug!(%error, "HTTP/JSON connection ended with an error");
+                tracing::debug!(%error, "HTTP/1.1 connection ended with an error");
             }
         });
     }

@@ -76,7 +76,7 @@ impl EdgeIo {
     /// The connection `inner`, handshaken by the edge, which read `read`
     /// from it.
     pub(super) fn new(
-        (inner, read): (Box<dyn Io>, Vec<u8>),
+        (inner, read, client_cert): super::Opened,
         (remote, local): (SocketAddr, Option<SocketAddr>),
         port: Port,
         deadline: Instant,
@@ -108,6 +108,7 @@ impl EdgeIo {
             info: EdgeInfo {
                 remote,
                 local,
+                client_cert,
                 conn: Arc::new(ConnState::new(Arc::clone(slot.slots()), slot.id())),
             },
             state,

@@ -109,6 +109,9 @@ pub struct EdgeInfo {
     pub remote: SocketAddr,
     /// The server's address the peer connected to.
     pub local: Option<SocketAddr>,
+    /// The subject of the client's certificate, when it presented one that
+    /// chains to the configured client CA (mTLS).
+    pub client_cert: Option<String>,
     /// The connection's stream count and idle clock.
     pub conn: Arc<ConnState>,
 }

@@ -187,7 +187,7 @@ where
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions();
         let (peer, client_cert) = match extensions.get::<EdgeInfo>() {
-            Some(edge) => (Some(edge.remote.to_string()), None),
+            Some(edge) => (Some(edge.remote.to_string()), edge.client_cert.clone()),
             None => (None, None),
         };
         let note = Arc::new(Note {

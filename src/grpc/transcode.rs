@@ -187,7 +187,7 @@ impl Gateway {
         let origin = Origin {
             principal: "anonymous".into(),
             peer: peer.map(|p| p.remote.to_string()),
-            client_cert: None,
+            client_cert: peer.and_then(|p| p.client_cert.clone()),
             call,
             ..Origin::default()
         };

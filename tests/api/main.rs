@@ -43,5 +43,6 @@ mod settle;
 mod shared;
 mod snapshot;
 mod syscalls;
+mod transit;
 mod usage;
 mod validation;
