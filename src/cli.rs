@@ -408,6 +408,11 @@ struct ServeArgs {
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     log_format: LogFormatArg,
+    /// Write the server's process ID to this file once it listens, and
+    /// remove it at exit: `kill -HUP "$(cat FILE)"` reloads this server and
+    /// no other, where systemd (`systemctl reload`) is not used.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
     /// On SIGTERM or SIGINT, report NOT_SERVING at once but keep serving new
     /// requests this long (such as "5s", "0s"), then stop.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -692,9 +697,29 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         ..SledOptions::default()
     };
     let server = Server::bind(server_config).await?;
+    let _pid_file = args.pid_file.map(PidFile::write).transpose()?;
     reload_on_hangup(server.reloader(), load);
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--pid-file` of a running server, removed when it stops.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: PathBuf) -> Result<PidFile, String> {
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write the pid file {}: {e}", path.display()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), %error, "cannot remove the pid file");
+        }
+    }
 }
 
 fn token_new(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -741,7 +766,9 @@ fn token_instructions(
     Ok(format!(
         "Token (give it to the caller over a safe channel; it is shown once and stored nowhere):\n\n\
          \x20 {token}\n\n\
-         Add to the configuration file, then send medassist SIGHUP (or restart it):\n\n\
+         Add to the configuration file, then reload the server that reads it (`systemctl reload \
+         medassist`, or `kill -HUP \"$(cat PIDFILE)\"` for one started with --config and \
+         --pid-file PIDFILE); a server started without --config needs a restart:\n\n\
          [[auth.tokens]]\n{}",
         toml::to_string(&entry)?
     ))

@@ -110,7 +110,8 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
-/// Proves, through SIGHUP to the real binary: a revoked token gets
+/// Proves, through SIGHUP to the real binary (sent as the README says, to
+/// the process its `--pid-file` names): a revoked token gets
 /// UNAUTHENTICATED after the reload while the others keep working; a new
 /// county policy applies to the next claim; a region whose policy was
 /// removed refuses new claims; then a file below the floors and one that does not parse
@@ -123,9 +124,15 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
     let two = ("hospital-two", "hospital", Some("H002"));
     let roster = ("roster", "roster_admin", None);
     std::fs::write(&config, config_text(&[one, two, roster], &[CITY, YANGZHOU])).unwrap();
+    let pid_file = dir.path().join("medassist.pid");
     let server = ServerProcess::start_logging(
         &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
         "info",
     )
     .await;
@@ -148,7 +155,15 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
 
     // Revoke hospital two; add county 320602's policy; drop Yangzhou's.
     std::fs::write(&config, config_text(&[one, roster], &[CITY, COUNTY_320602])).unwrap();
-    server.hang_up();
+    // As the README says: the pid file names this server and no other.
+    let pid = std::fs::read_to_string(&pid_file).expect("the pid file is written");
+    assert_eq!(pid.trim(), server.id().to_string());
+    let hup = std::process::Command::new("sh")
+        .args(["-c", "kill -HUP \"$(cat \"$1\")\"", "sh"])
+        .arg(&pid_file)
+        .status()
+        .unwrap();
+    assert!(hup.success());
     eventually("the revoked token is refused", || async {
         let answer = settle(&channel, "hospital-two", yz_request.clone()).await;
         matches!(answer, Err(status) if status.code() == Code::Unauthenticated)
@@ -193,6 +208,7 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
         .unwrap();
     assert_eq!(still.settlement.unwrap().assistance_amount, "8400.00");
     server.terminate().await;
+    assert!(!pid_file.exists(), "the pid file goes with the server");
 }
 
 /// Proves a retry of a settlement whose region's policy was removed by a
