@@ -28,7 +28,7 @@ fn refusal(opened: Result<PostgresStore, StoreError>) -> String {
 
 /// Proves a server given the database's CA settles through a cluster that
 /// refuses every connection without TLS, and that a store is refused with
-/// the README's messages when another CA signed the server's certificate,
+/// the messages docs/POSTGRESQL.md quotes when another CA signed the server's certificate,
 /// when the URL names the host otherwise than the certificate, and when it
 /// asks for TLS without a CA; without TLS the cluster itself refuses it.
 #[tokio::test(flavor = "multi_thread")]

@@ -467,7 +467,7 @@ async fn a_connection_flood_is_shed_and_real_clients_keep_working() {
         "shed and refused connections close at once: {refused}"
     );
     // The whole test process (clients, other tests) is measured, so the
-    // bound is loose; the binary's own figures are in the README.
+    // bound is loose; the binary's own figures are in docs/EDGE.md.
     let grown_kib = rss_during.saturating_sub(rss_before);
     assert!(
         grown_kib < 256 * 1024,

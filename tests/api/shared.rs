@@ -325,7 +325,8 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     );
 }
 
-/// Proves the README's database role, its SQL read from the README, is
+/// Proves the documented database role, its SQL read from
+/// docs/POSTGRESQL.md, is
 /// enough to serve a migrated database on which nobody else may create
 /// anything: SELECT, INSERT and UPDATE on the three tables, SELECT on
 /// medassist_schema, the sequence; no CREATE, no DELETE.
@@ -335,14 +336,15 @@ async fn the_documented_grants_are_enough_to_serve() {
     assert_eq!(migrate(&url).0, 0);
     let name = url.rsplit('/').next().unwrap();
     let role = format!("{name}_app");
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("the README");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/POSTGRESQL.md"))
+            .expect("docs/POSTGRESQL.md");
     let create = "CREATE ROLE medassist_app LOGIN;";
     let block = readme
         .split_once(create)
         .and_then(|(_, rest)| rest.split_once("```"))
         .map(|(grants, _)| grants)
-        .expect("the README's SQL for the database role");
+        .expect("the documented SQL for the database role");
     backend::admin(&create.replace("medassist_app", &role));
     backend::admin_on(
         name,
