@@ -8,9 +8,9 @@ same over HTTP/JSON.
 The stubs are generated from proto/ at start (grpc_tools.protoc), so they
 always match the server. An error's reasons are in its details, a
 google.rpc.Status: plain grpcio cannot decode them, grpcio-status can
-(rpc_status.from_call). Pass --token when the server has [auth] (the token
-needs the roster_admin and hospital roles' calls: use two runs or an open
-server on loopback). Exits 1 if any answer is not what the README says.
+(rpc_status.from_call). When the server has [auth], put the token in
+MEDASSIST_TOKEN (it needs the roster_admin and hospital roles' calls: use
+an open server on loopback to run it whole). Exits 1 if any answer is not what the README says.
 """
 
 import argparse
@@ -18,6 +18,7 @@ import importlib
 import os
 import sys
 import tempfile
+import uuid
 
 import grpc
 import requests
@@ -49,7 +50,9 @@ def generate_stubs():
 PATIENT = "320602196001010612"
 CLAIM = {
     "hospital_id": "H001",
-    "claim_id": "ZY2026-000123",
+    # A claim number of this run's own: the README's commands settled and
+    # reversed ZY2026-000123 already, and a used number never pays again.
+    "claim_id": "PY-" + uuid.uuid4().hex[:16],
     "patient_id": PATIENT,
     "admission_date": "2026-03-01",
     "discharge_date": "2026-03-20",
@@ -156,11 +159,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grpc", default="127.0.0.1:50051", help="gRPC address")
     parser.add_argument("--http", default="http://127.0.0.1:8080", help="HTTP/JSON base URL")
-    parser.add_argument("--token", default=os.environ.get("MEDASSIST_TOKEN"), help="bearer token")
     args = parser.parse_args()
+    # From the environment, never the command line (where ps shows it).
+    token = os.environ.get("MEDASSIST_TOKEN")
     stubs = generate_stubs()
-    over_grpc(stubs, args.grpc, args.token)
-    over_http(args.http.rstrip("/"), args.token)
+    over_grpc(stubs, args.grpc, token)
+    over_http(args.http.rstrip("/"), token)
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print("all checks passed")
