@@ -63,15 +63,28 @@ impl DirLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
-        if !try_lock(&file).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))? {
-            return Err(StoreError::Io(format!(
-                "{} is in use by another process (is the service still running?)",
-                dir.display()
-            )));
+        let deadline = Instant::now() + LOCK_WAIT;
+        while !try_lock(&file).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))? {
+            if Instant::now() >= deadline {
+                return Err(StoreError::Io(format!(
+                    "{} is in use by another process (is the service still running?)",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
         Ok(DirLock { _file: file })
     }
 }
+
+/// How long opening waits for a lock held elsewhere before it refuses. A
+/// lock belongs to the open file, and a process that forks shares its open
+/// files with the child until the child's `exec` closes them: a store
+/// closed while another thread of its process starts a program (the
+/// `snapshot restore` or `verify` a tool runs) stays locked for that
+/// moment after it closed. A running service holds it for good, and is
+/// refused after this wait.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Takes `flock(LOCK_EX)` on `file` without waiting: false when another
 /// open file holds it. It is released when the file is closed.
@@ -143,6 +156,9 @@ pub(super) fn open(dir: &Path, options: SledOptions) -> Result<SledStore, StoreE
 fn open_unguarded(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
     super::create_data_dir(dir)?;
     let lock = DirLock::acquire(dir)?;
+    // With the directory ours, sled's own lock on `db` can still be held
+    // for a moment by a child forked before it was closed (see LOCK_WAIT).
+    await_sled_released(dir);
     let journal_dir = dir.join(JOURNAL_DIR);
     let recovered = journal::recover(&journal_dir)?;
     let found = checkpoint::read(dir)?;
@@ -670,5 +686,49 @@ impl BaseKeeper {
         {
             tracing::error!("the base copy thread panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The data directory's lock, as a process that forks sees it.
+
+    use super::*;
+
+    /// Proves opening waits for a lock whose open file outlives the store
+    /// that held it for a moment, as a child forked just before the store
+    /// closed holds it until its `exec`: a clone of the descriptor shares
+    /// the lock just as the child's copy does.
+    #[test]
+    fn a_lock_a_forked_child_holds_for_a_moment_is_waited_for() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let held = DirLock::acquire(dir.path()).unwrap();
+        let childs_copy = held._file.try_clone().unwrap();
+        drop(held);
+        let (released_tx, released_rx) = std::sync::mpsc::channel();
+        let child = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let releasing = Instant::now();
+            drop(childs_copy);
+            released_tx.send(releasing).unwrap();
+        });
+        DirLock::acquire(dir.path()).expect("acquired once the child's copy closes");
+        let acquired = Instant::now();
+        let releasing = released_rx.recv().unwrap();
+        assert!(acquired >= releasing, "not before the copy closed");
+        child.join().unwrap();
+    }
+
+    /// Proves a lock held for good (a running service) is refused after
+    /// the wait, with the line that says why.
+    #[test]
+    fn a_lock_held_for_good_is_refused() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let _service = DirLock::acquire(dir.path()).unwrap();
+        let refused = DirLock::acquire(dir.path()).err().expect("refused");
+        assert!(
+            refused.to_string().contains("in use by another process"),
+            "{refused}"
+        );
     }
 }
