@@ -100,16 +100,26 @@ fn settle_json(patient: &str, claim: &str) -> Value {
 /// Proves the README's example settles over HTTP/JSON with the same answer
 /// as over gRPC, and every read RPC answers at its path: settlement by ID
 /// and by claim key, usage, the list with query parameters, person, policy.
+/// The calls about one patient are POSTs with the resident ID in the body.
 #[tokio::test]
 async fn the_readme_example_settles_over_http_json() {
     let (_server, http_addr) = http_server(Config::default()).await;
     let patient = resident_id("1960-01-01", 61);
-    let person = json!({"name": "张三", "regionCode": "320602",
+    let person = json!({"patientId": patient, "name": "张三", "regionCode": "320602",
         "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"}]});
-    let path = format!("/v1/persons/{patient}");
-    let (status, stored) = http(http_addr, "PUT", &path, None, Some(person)).await;
+    let (status, stored) = http(http_addr, "POST", "/v1/persons:upsert", None, Some(person)).await;
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["patientId"], patient.as_str());
+    let (status, read) = http(
+        http_addr,
+        "POST",
+        "/v1/persons:get",
+        None,
+        Some(json!({"patientId": patient})),
+    )
+    .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["name"], "张三");
 
     let (status, answer) = http(
         http_addr,
@@ -148,12 +158,19 @@ async fn the_readme_example_settles_over_http_json() {
         assert_eq!(status, 200, "{path}: {read}");
         assert_eq!(read["settlementId"], id.as_str(), "{path}");
     }
-    let usage_path = format!("/v1/patients/{patient}/usage/2026");
-    let (status, usage) = http(http_addr, "GET", &usage_path, None, None).await;
+    let usage = json!({"patientId": patient, "year": 2026});
+    let (status, usage) = http(http_addr, "POST", "/v1/usages:get", None, Some(usage)).await;
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["used"], "7350.00");
-    let list_path = format!("/v1/patients/{patient}/settlements?year=2026&page_size=10");
-    let (status, list) = http(http_addr, "GET", &list_path, None, None).await;
+    let list = json!({"patientId": patient, "year": 2026, "pageSize": 10});
+    let (status, list) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:listForPatient",
+        None,
+        Some(list),
+    )
+    .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["settlements"].as_array().unwrap().len(), 1);
     let (status, policy) = http(
@@ -232,11 +249,12 @@ async fn errors_are_status_json_with_their_details() {
     assert_eq!((status, error["code"].as_i64()), (404, Some(5)), "{error}");
 
     let enrolled = resident_id("1960-01-01", 63);
-    let person = json!({"name": "李四", "regionCode": "320602",
+    let person = json!({"patientId": enrolled, "name": "李四", "regionCode": "320602",
         "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"}]});
-    let path = format!("/v1/persons/{enrolled}");
     assert_eq!(
-        http(http_addr, "PUT", &path, None, Some(person)).await.0,
+        http(http_addr, "POST", "/v1/persons:upsert", None, Some(person))
+            .await
+            .0,
         200
     );
     let claim = settle_json(&enrolled, "E-2");
