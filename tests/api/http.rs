@@ -404,7 +404,7 @@ async fn openapi_has_every_annotated_rpc() {
                 method.full_name()
             );
             for binding in bindings {
-                let path = binding.path.replace("=*}", "}");
+                let path = json_named(&binding.path.replace("=*}", "}"));
                 let operation = &document["paths"][&path][binding.method.to_ascii_lowercase()];
                 assert!(
                     operation["operationId"]
@@ -424,6 +424,128 @@ async fn openapi_has_every_annotated_rpc() {
         }
     }
     assert!(checked >= 11, "only {checked} bindings");
+}
+
+/// `/v1/settlements/{settlement_id}` with its variables in lowerCamelCase.
+fn json_named(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_variable = false;
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '{' | '}' => in_variable = c == '{',
+            '_' if in_variable => {
+                upper = true;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(if std::mem::take(&mut upper) {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
+    }
+    out
+}
+
+/// The operation at `method path` of the document, and its request body's
+/// schema, resolved.
+fn request_schema<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
+    let schema =
+        &document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    let schema = schema["allOf"].get(0).unwrap_or(schema);
+    let name = schema["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{method} {path} has a body: {schema}"))
+        .trim_start_matches("#/components/schemas/");
+    &document["components"]["schemas"][name]
+}
+
+/// Proves the OpenAPI document is strict: the settle request lists every
+/// required field, amounts, dates, resident IDs and region codes carry
+/// their patterns (dates `format: date` too) and descriptions; no path
+/// parameter or query parameter is named other than as its JSON field; no
+/// route puts a resident ID in the URL.
+#[tokio::test]
+async fn openapi_says_what_the_validators_accept() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let (_, document) = http(http_addr, "GET", "/openapi.json", None, None).await;
+    let settle = request_schema(&document, "post", "/v1/settlements:settle");
+    let mut required: Vec<&str> = settle["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort();
+    assert_eq!(
+        required,
+        [
+            "admissionDate",
+            "basicInsurancePaid",
+            "claimId",
+            "criticalIllnessPaid",
+            "diagnosisCodes",
+            "dischargeDate",
+            "hospitalId",
+            "inScopeCost",
+            "patientId",
+            "totalCost"
+        ]
+    );
+    let properties = &settle["properties"];
+    for (name, schema) in properties.as_object().unwrap() {
+        assert!(
+            schema["description"].as_str().is_some_and(|d| d.len() > 10),
+            "{name} has a description: {schema}"
+        );
+    }
+    assert_eq!(
+        properties["totalCost"]["pattern"],
+        r"^0*[0-9]{1,14}(\.[0-9]{1,2})?$"
+    );
+    assert_eq!(properties["admissionDate"]["format"], "date");
+    assert!(properties["patientId"]["pattern"].as_str().is_some());
+    assert_eq!(properties["diagnosisCodes"]["minItems"], 1);
+    assert!(properties["diagnosisCodes"]["items"]["pattern"].is_string());
+    let person = request_schema(&document, "post", "/v1/persons:upsert");
+    assert_eq!(
+        person["properties"]["regionCode"]["pattern"],
+        "^[1-9][0-9]{5}$"
+    );
+    let enrollment = &document["components"]["schemas"]["medassist.v1.Enrollment"];
+    assert_eq!(
+        enrollment["properties"]["validTo"]["pattern"],
+        "^((19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$",
+        "an optional date may be empty"
+    );
+
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        assert!(!path.contains('_') && !path.contains('.'), "{path}");
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                assert!(
+                    !name.contains('_') && !name.contains('.'),
+                    "{method} {path}: parameter {name}"
+                );
+                assert!(
+                    !takes_resident_id(parameter),
+                    "{method} {path}: a resident ID in the URL ({name})"
+                );
+            }
+        }
+    }
+}
+
+/// True when a parameter takes a resident ID.
+fn takes_resident_id(parameter: &Value) -> bool {
+    let pattern = parameter["schema"]["pattern"].as_str().unwrap_or_default();
+    let pattern_items = parameter["schema"]["items"]["pattern"]
+        .as_str()
+        .unwrap_or_default();
+    pattern.contains("[0-9Xx]") || pattern_items.contains("[0-9Xx]")
 }
 
 /// Proves a client that never finishes its body is answered CANCELLED (499)
