@@ -90,10 +90,10 @@ fn dechunk(mut body: &str) -> String {
 
 fn settle_json(patient: &str, claim: &str) -> Value {
     json!({
-        "hospital_id": "H001", "claim_id": claim, "patient_id": patient,
-        "admission_date": "2026-03-01", "discharge_date": "2026-03-20",
-        "diagnosis_codes": ["N18.500"], "total_cost": "50000.00", "in_scope_cost": "42000.00",
-        "basic_insurance_paid": "25200.00", "critical_illness_paid": "6300.00"
+        "hospitalId": "H001", "claimId": claim, "patientId": patient,
+        "admissionDate": "2026-03-01", "dischargeDate": "2026-03-20",
+        "diagnosisCodes": ["N18.500"], "totalCost": "50000.00", "inScopeCost": "42000.00",
+        "basicInsurancePaid": "25200.00", "criticalIllnessPaid": "6300.00"
     })
 }
 
@@ -201,14 +201,17 @@ async fn the_readme_example_settles_over_http_json() {
 
 /// Proves errors read the same over HTTP: `google.rpc.Status` JSON with the
 /// BadRequest field violations and their reasons, and Google's HTTP status
-/// for each code (400, 404, 409); malformed requests are 400 too.
+/// for each code (400, 404, 409); malformed requests are 400 too. Fields
+/// are named as HTTP callers write them (lowerCamelCase), in the message,
+/// the violations' fields and their descriptions alike, whichever spelling
+/// the request used; gRPC keeps the proto names.
 #[tokio::test]
 async fn errors_are_status_json_with_their_details() {
-    let (_server, http_addr) = http_server(Config::default()).await;
+    let (server, http_addr) = http_server(Config::default()).await;
     let patient = resident_id("1960-01-01", 62);
     let mut bad = settle_json(&patient, "E-1");
-    bad["total_cost"] = json!("1.001");
-    bad["in_scope_cost"] = json!("");
+    bad["totalCost"] = json!("1.001");
+    bad["inScopeCost"] = json!("");
     let (status, error) = http(http_addr, "POST", "/v1/settlements:settle", None, Some(bad)).await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(error["code"], 3);
@@ -216,9 +219,10 @@ async fn errors_are_status_json_with_their_details() {
         error["message"]
             .as_str()
             .unwrap()
-            .contains("total_cost: has more than two decimals"),
+            .contains("totalCost: has more than two decimals"),
         "{error}"
     );
+    assert!(!error.to_string().contains('_'), "no proto name: {error}");
     let detail = &error["details"][0];
     assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
     let fields: Vec<&str> = detail["fieldViolations"]
@@ -228,7 +232,7 @@ async fn errors_are_status_json_with_their_details() {
         .map(|v| v["field"].as_str().unwrap())
         .collect();
     assert!(
-        fields.contains(&"total_cost") && fields.contains(&"in_scope_cost"),
+        fields.contains(&"totalCost") && fields.contains(&"inScopeCost"),
         "{error}"
     );
     assert!(
@@ -236,6 +240,74 @@ async fn errors_are_status_json_with_their_details() {
             .as_str()
             .unwrap()
             .contains("fen")
+    );
+
+    // Proto names in the request, a relation between fields in the answer:
+    // still the JSON names.
+    let snake = json!({"hospital_id": "H001", "claim_id": "E-3", "patient_id": patient,
+        "admission_date": "2026-03-01", "discharge_date": "2026-03-20",
+        "diagnosis_codes": ["N18.500"], "total_cost": "100", "in_scope_cost": "200",
+        "basic_insurance_paid": "0", "critical_illness_paid": "0"});
+    let (status, error) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(snake),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["details"][0]["fieldViolations"][0],
+        json!({"field": "inScopeCost", "description": "is more than totalCost"}),
+        "{error}"
+    );
+    // The same over gRPC: proto names.
+    let mut claim = worked_example(&patient, "E-3");
+    claim.total_cost = "100".into();
+    claim.in_scope_cost = "200".into();
+    let refused = server.settlements().settle(claim).await.unwrap_err();
+    assert!(
+        refused
+            .message()
+            .contains("in_scope_cost: is more than total_cost"),
+        "{refused:?}"
+    );
+
+    // A value of the wrong type is named by its field, nested ones by
+    // their path, as the request wrote them.
+    let mut typed = settle_json(&patient, "E-4");
+    typed["totalCost"] = json!(50000.0);
+    let (status, error) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(typed),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(3)), "{error}");
+    let violation = &error["details"][0]["fieldViolations"][0];
+    assert_eq!(violation["field"], "totalCost", "{error}");
+    assert!(
+        violation["description"]
+            .as_str()
+            .unwrap()
+            .contains("expected a string"),
+        "{error}"
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("totalCost: "),
+        "{error}"
+    );
+    let person = json!({"patientId": patient, "name": "王五", "regionCode": "320602",
+        "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"},
+                        {"kind": "ENROLLMENT_KIND_TEKUN", "validFrom": 20200101}]});
+    let (status, error) = http(http_addr, "POST", "/v1/persons:upsert", None, Some(person)).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["details"][0]["fieldViolations"][0]["field"], "enrollments[1].validFrom",
+        "{error}"
     );
 
     let (status, error) = http(
@@ -271,7 +343,7 @@ async fn errors_are_status_json_with_their_details() {
         200
     );
     let mut changed = claim;
-    changed["total_cost"] = json!("60000.00");
+    changed["totalCost"] = json!("60000.00");
     let (status, error) = http(
         http_addr,
         "POST",
@@ -546,6 +618,187 @@ fn takes_resident_id(parameter: &Value) -> bool {
         .as_str()
         .unwrap_or_default();
     pattern.contains("[0-9Xx]") || pattern_items.contains("[0-9Xx]")
+}
+
+/// Proves the document's `required` lists are the validators': for each
+/// request below, leaving out a field the document requires is refused
+/// naming that field (in lowerCamelCase), and leaving out any other field
+/// is not refused for it.
+#[tokio::test]
+async fn the_documents_required_fields_are_the_servers() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let (_, document) = http(http_addr, "GET", "/openapi.json", None, None).await;
+    let patient = resident_id("1960-01-01", 66);
+    let person = json!({"patientId": patient, "name": "赵六", "regionCode": "320602",
+        "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01",
+                         "validTo": "2030-01-01"}],
+        "psychiatricDisabilityGrade": 0, "paralysisCertified": false});
+    assert_eq!(
+        http(
+            http_addr,
+            "POST",
+            "/v1/persons:upsert",
+            None,
+            Some(person.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    let mut claim = settle_json(&patient, "REQ-0");
+    let requests = [
+        ("/v1/persons:upsert", person),
+        ("/v1/persons:get", json!({"patientId": patient})),
+        (
+            "/v1/usages:get",
+            json!({"patientId": patient, "year": 2026}),
+        ),
+        (
+            "/v1/settlements:listForPatient",
+            json!({"patientId": patient, "year": 2026, "pageSize": 5, "pageToken": ""}),
+        ),
+        ("/v1/settlements:preSettle", claim.clone()),
+    ];
+    let mut checked = 0;
+    for (path, body) in requests {
+        let schema = request_schema(&document, "post", path);
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has required fields: {schema}"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let (status, answer) = http(http_addr, "POST", path, None, Some(body.clone())).await;
+        assert_eq!(status, 200, "{path} whole: {answer}");
+        for field in body.as_object().unwrap().keys() {
+            let mut without = body.clone();
+            without.as_object_mut().unwrap().remove(field);
+            let (status, answer) = http(http_addr, "POST", path, None, Some(without)).await;
+            let named = answer["details"][0]["fieldViolations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["field"] == field.as_str());
+            assert_eq!(
+                named,
+                required.contains(&field.as_str()),
+                "{path} without {field}: {status} {answer}"
+            );
+            if !named {
+                assert_eq!(status, 200, "{path} without {field}: {answer}");
+            }
+            checked += 1;
+        }
+    }
+    // A required list needs an element (minItems 1).
+    claim["diagnosisCodes"] = json!([]);
+    let (status, answer) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:preSettle",
+        None,
+        Some(claim),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["details"][0]["fieldViolations"][0]["field"], "diagnosisCodes",
+        "an empty list is refused as minItems 1 says: {answer}"
+    );
+    assert!(checked >= 20, "{checked}");
+}
+
+/// Proves no resident ID travels in a URL or comes back whole: the routes
+/// that once carried one in their path are gone (404, the path echoed
+/// masked), and neither an error body (a wrong type, an unknown field named
+/// by the ID, a malformed ID) nor any audit record of the HTTP calls holds
+/// a whole ID. Calls are recorded by RPC, refusals by route template.
+#[tokio::test]
+async fn resident_ids_stay_out_of_urls_errors_and_the_trail() {
+    let (_server, http_addr) = http_server(Config::default()).await;
+    let patient = resident_id("1960-01-01", 67);
+    let mistyped = format!("{}0", &patient[..17]);
+    let person = json!({"patientId": patient, "name": "钱七", "regionCode": "320602",
+        "enrollments": [{"kind": "ENROLLMENT_KIND_DIBAO", "validFrom": "2020-01-01"}]});
+    let (status, _) = http(http_addr, "POST", "/v1/persons:upsert", None, Some(person)).await;
+    assert_eq!(status, 200);
+    let mut answers = Vec::new();
+    for (method, path) in [
+        ("GET", format!("/v1/persons/{patient}")),
+        ("PUT", format!("/v1/persons/{patient}")),
+        ("GET", format!("/v1/patients/{patient}/usage/2026")),
+        (
+            "GET",
+            format!("/v1/patients/{patient}/settlements?year=2026"),
+        ),
+    ] {
+        let (status, answer) = http(http_addr, method, &path, None, None).await;
+        assert_eq!(status, 404, "{method} {path} is gone: {answer}");
+        answers.push(answer);
+    }
+    let bodies = [
+        (
+            "/v1/usages:get",
+            json!({"patientId": patient.parse::<u64>().ok(), "year": 2026}),
+        ),
+        (
+            "/v1/usages:get",
+            json!({"patientId": mistyped, "year": 2026}),
+        ),
+        ("/v1/usages:get", json!({patient.clone(): 1, "year": 2026})),
+        ("/v1/persons:get", json!({"patientId": [patient]})),
+        (
+            "/v1/usages:batchGet",
+            json!({"patientIds": [patient, mistyped], "year": 2026}),
+        ),
+        (
+            "/v1/settlements:listForPatient",
+            json!({"patientId": patient, "year": 1}),
+        ),
+    ];
+    for (path, body) in bodies {
+        let (status, answer) = http(http_addr, "POST", path, None, Some(body.clone())).await;
+        assert!(
+            status == 400 || status == 200,
+            "{path} {body}: {status} {answer}"
+        );
+        answers.push(answer);
+    }
+    let (status, trail) = http(
+        http_addr,
+        "POST",
+        "/v1/audit:list",
+        None,
+        Some(json!({"fromTime": "2000-01-01T00:00:00Z", "toTime": "2100-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    let records = trail["records"].as_array().unwrap();
+    assert!(records.len() >= 10, "{trail}");
+    let calls: Vec<&str> = records
+        .iter()
+        .map(|r| r["call"].as_str().unwrap())
+        .collect();
+    assert!(
+        calls.contains(&"medassist.v1.UsageService/GetAnnualUsage"),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&"GET (no route)"), "{calls:?}");
+    assert!(
+        calls.contains(&"POST /v1/usages:get"),
+        "refused before the RPC: {calls:?}"
+    );
+    let everything = format!("{answers:?} {trail}");
+    for id in [&patient, &mistyped] {
+        assert!(
+            !everything.contains(id.as_str()),
+            "{id} whole in {everything}"
+        );
+    }
+    assert!(
+        everything.contains("320602********"),
+        "masked, not dropped: {everything}"
+    );
 }
 
 /// Proves a client that never finishes its body is answered CANCELLED (499)
