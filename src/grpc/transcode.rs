@@ -824,6 +824,44 @@ fn next_message(
     )
 }
 
+/// Our descriptors, read once, for writing messages as JSON outside the
+/// gateway (the CLI's exports).
+fn our_descriptors() -> &'static DescriptorPool {
+    static POOL: std::sync::OnceLock<DescriptorPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("our own descriptors decode")
+    })
+}
+
+fn settlement_descriptor() -> MessageDescriptor {
+    our_descriptors()
+        .get_message_by_name("medassist.v1.Settlement")
+        .expect("medassist.v1.Settlement is ours")
+}
+
+/// A settlement exactly as `GET /v1/settlements:export` writes it: the
+/// proto3 JSON mapping, lowerCamelCase keys, defaults written out, so the
+/// CLI's exports and the HTTP export have the same keys and values.
+pub fn settlement_json(settlement: &super::pb::Settlement) -> Json {
+    match DynamicMessage::decode(
+        settlement_descriptor(),
+        settlement.encode_to_vec().as_slice(),
+    ) {
+        Ok(message) => to_json(&message),
+        Err(e) => {
+            json!({"error": {"code": 13, "message": format!("cannot read a settlement: {e}")}})
+        }
+    }
+}
+
+/// The keys of [`settlement_json`], in field order.
+pub fn settlement_keys() -> Vec<String> {
+    settlement_descriptor()
+        .fields()
+        .map(|field| field.json_name().to_owned())
+        .collect()
+}
+
 /// The proto3 JSON of a message. Fields at their default (`false`, `0`,
 /// `""`) are written too, so a client sees `"replayed": false` rather than
 /// nothing.

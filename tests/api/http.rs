@@ -173,6 +173,15 @@ async fn the_readme_example_settles_over_http_json() {
     .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["settlements"].as_array().unwrap().len(), 1);
+    let settled_at = list["settlements"][0]["settledAt"].as_str().unwrap();
+    let in_china =
+        settled_at.parse::<chrono::DateTime<chrono::Utc>>().unwrap() + chrono::TimeDelta::hours(8);
+    assert_eq!(
+        list["settlements"][0]["settledDay"],
+        in_china.format("%Y-%m-%d").to_string(),
+        "the business day is the fund's (+08:00) day of settledAt"
+    );
+    assert_eq!(list["settlements"][0]["reversedDay"], "");
     let (status, policy) = http(
         http_addr,
         "GET",
@@ -799,6 +808,109 @@ async fn resident_ids_stay_out_of_urls_errors_and_the_trail() {
         everything.contains("320602********"),
         "masked, not dropped: {everything}"
     );
+}
+
+/// Proves `medassist export --format jsonl` writes what
+/// `GET /v1/settlements:export` writes, key for key and value for value,
+/// each record with its business days (`settledDay`, `reversedDay`), and
+/// that the CSV's header is the same keys.
+#[tokio::test]
+async fn cli_and_http_exports_have_the_same_keys_and_the_business_day() {
+    // 23:30 in China on the 30th (15:30 UTC): settled that day; reversed
+    // after midnight in China (still the 30th in UTC), on the 1st.
+    let clock = medassist::clock::ManualClock::new(at("2026-11-30T15:30:00Z"));
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut server_config = TestServer::config_for(&dir);
+    server_config.http_listen = Some(local());
+    server_config.clock = clock.clone();
+    let server = TestServer::launch(dir, server_config, None).await;
+    let http_addr = server.http_addr.unwrap();
+    let patient = server.enroll("1960-01-01", 68).await;
+    for claim in ["EXP-1", "EXP-2"] {
+        settled(
+            server
+                .settlements()
+                .settle(worked_example(&patient, claim))
+                .await,
+        );
+    }
+    clock.set(at("2026-11-30T16:30:00Z"));
+    server
+        .settlements()
+        .reverse(medassist::grpc::pb::ReverseRequest {
+            hospital_id: "H001".into(),
+            claim_id: "EXP-1".into(),
+            reason: "duplicate".into(),
+        })
+        .await
+        .unwrap();
+    let (from, to) = ("2026-11-30".to_owned(), "2026-12-01".to_owned());
+    let (status, text) = http_raw(
+        http_addr,
+        "GET",
+        &format!("/v1/settlements:export?fromDate={from}&toDate={to}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let over_http: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(over_http.len(), 2, "{text}");
+    let export = |format: &'static str| {
+        let target = format!("http://{}", server.addr);
+        let (from, to) = (from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(BINARY)
+                .args(["export", "--target", &target, "--from", &from, "--to", &to])
+                .args(["--format", format])
+                .output()
+                .expect("the binary runs")
+        })
+    };
+    let jsonl = export("jsonl").await.unwrap();
+    assert!(
+        jsonl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jsonl.stderr)
+    );
+    let from_cli: Vec<Value> = String::from_utf8(jsonl.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(from_cli, over_http, "the same records, keys and values");
+    for record in &from_cli {
+        assert_eq!(record["settledDay"], "2026-11-30", "{record}");
+        assert!(
+            record["settledAt"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-11-30T15:30")
+        );
+    }
+    let reversed = from_cli.iter().find(|r| r["claimId"] == "EXP-1").unwrap();
+    assert_eq!(reversed["reversedDay"], "2026-12-01", "{reversed}");
+    assert!(
+        reversed["reversedAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-30T16:30")
+    );
+    let standing = from_cli.iter().find(|r| r["claimId"] == "EXP-2").unwrap();
+    assert_eq!(standing["reversedDay"], "", "{standing}");
+    let csv = export("csv").await.unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for key in from_cli[0].as_object().unwrap().keys() {
+        assert!(
+            header.contains(&key.as_str()),
+            "{key} is a CSV column: {header:?}"
+        );
+    }
+    assert!(header.contains(&"reversedAt") && header.contains(&"settledDay"));
 }
 
 /// Proves a client that never finishes its body is answered CANCELLED (499)
