@@ -13,7 +13,14 @@ use serde_json::{Map, Value, json};
 #[path = "../src/grpc/http_rule.rs"]
 mod http_rule;
 
+#[allow(dead_code)]
+#[path = "../src/domain/wire_format.rs"]
+mod wire_format;
+
 const STATUS_SCHEMA: &str = "google.rpc.Status";
+const ERROR_RESPONSE: &str = "Error";
+/// The HTTP statuses of errors: Google's for each gRPC code.
+const ERROR_STATUSES: [u16; 11] = [400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504];
 
 /// The whole document.
 pub fn document(pool: &DescriptorPool, version: &str) -> Result<Value, String> {
@@ -25,7 +32,7 @@ pub fn document(pool: &DescriptorPool, version: &str) -> Result<Value, String> {
             let bindings = http_rule::bindings(pool, &method)?;
             for (n, binding) in bindings.iter().enumerate() {
                 let operation = operation(&method, binding, n, &mut schemas)?;
-                let path = openapi_path(&binding.template);
+                let path = openapi_path(&method.input(), &binding.template);
                 let entry = paths.entry(path).or_default();
                 let verb = binding.method.to_ascii_lowercase();
                 if entry.insert(verb, operation).is_some() {
@@ -41,6 +48,7 @@ pub fn document(pool: &DescriptorPool, version: &str) -> Result<Value, String> {
         }
     }
     schemas.insert(STATUS_SCHEMA.to_owned(), status_schema());
+    tags.sort();
     let tags: Vec<Value> = tags
         .iter()
         .map(|name| {
@@ -62,8 +70,13 @@ pub fn document(pool: &DescriptorPool, version: &str) -> Result<Value, String> {
                 does: the proto3 JSON mapping, errors as google.rpc.Status with details. Money \
                 is a decimal string in yuan (send zero as \"0\"); dates are YYYY-MM-DD.",
             "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
+            "contact": {"name": "The medassist maintainers (see README.md)"},
         },
-        "servers": [{"url": "/"}],
+        "servers": [{
+            "url": "/",
+            "description": "The server that serves this document (`medassist serve \
+                --http-listen`, 127.0.0.1:8080 by default).",
+        }],
         "security": [{"bearer": []}],
         "tags": tags,
         "paths": paths,
@@ -77,18 +90,30 @@ pub fn document(pool: &DescriptorPool, version: &str) -> Result<Value, String> {
                 }
             },
             "schemas": schemas,
+            "responses": {
+                ERROR_RESPONSE: {
+                    "description": "An error: the gRPC status as JSON, with its details \
+                        (google.rpc.BadRequest field violations, fields named as in the \
+                        request's JSON, for 400 INVALID_ARGUMENT), under the HTTP status \
+                        Google's APIs give its code.",
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{STATUS_SCHEMA}")}}},
+                },
+            },
         },
     }))
 }
 
-/// `/v1/persons/{person.patient_id}`: the template with plain variables.
-fn openapi_path(template: &http_rule::Template) -> String {
+/// `/v1/settlements/{settlementId}`: the template with plain variables,
+/// each named as its field is in JSON.
+fn openapi_path(input: &MessageDescriptor, template: &http_rule::Template) -> String {
     let mut path = String::new();
     for segment in &template.segments {
         path.push('/');
         match segment {
             http_rule::Segment::Literal(literal) => path.push_str(literal),
-            http_rule::Segment::Field(field) => path.push_str(&format!("{{{field}}}")),
+            http_rule::Segment::Field(field) => {
+                path.push_str(&format!("{{{}}}", json_path(input, field)))
+            }
         }
     }
     if let Some(verb) = &template.verb {
@@ -108,11 +133,13 @@ fn operation(
     let mut parameters = Vec::new();
     for field_path in binding.template.fields() {
         let field = http_rule::field_at(&input, field_path).expect("checked by bindings");
+        let (schema, description) = parameter_schema(&field, true, schemas);
         parameters.push(json!({
-            "name": field_path,
+            "name": json_path(&input, field_path),
             "in": "path",
             "required": true,
-            "schema": field_schema(&field, schemas),
+            "description": description,
+            "schema": schema,
         }));
     }
     if binding.body != "*" {
@@ -125,11 +152,14 @@ fn operation(
             {
                 continue;
             }
+            let required = rules(&field).required;
+            let (schema, description) = parameter_schema(&field, required, schemas);
             parameters.push(json!({
-                "name": name,
+                "name": field.json_name(),
                 "in": "query",
-                "required": false,
-                "schema": field_schema(&field, schemas),
+                "required": required,
+                "description": description,
+                "schema": schema,
             }));
         }
     }
@@ -165,7 +195,7 @@ fn operation(
             let field = input.get_field_by_name(field).expect("checked by bindings");
             operation.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": field_schema(&field, schemas)}}}),
+                json!({"required": true, "content": {"application/json": {"schema": field_schema(&field, true, schemas)}}}),
             );
         }
     }
@@ -179,17 +209,17 @@ fn operation(
     } else {
         json!({"description": "OK", "content": {"application/json": {"schema": output}}})
     };
-    operation.insert(
-        "responses".into(),
-        json!({
-            "200": success,
-            "default": {
-                "description": "An error: the gRPC status as JSON, with its details \
-                    (google.rpc.BadRequest field violations for 400 INVALID_ARGUMENT).",
-                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{STATUS_SCHEMA}")}}},
-            },
-        }),
-    );
+    let mut responses = Map::new();
+    responses.insert("200".into(), success);
+    // Every error status the gateway answers (transcode.rs, http_status),
+    // each the same google.rpc.Status, so a generated client parses them.
+    for code in ERROR_STATUSES {
+        responses.insert(
+            code.to_string(),
+            json!({"$ref": format!("#/components/responses/{ERROR_RESPONSE}")}),
+        );
+    }
+    operation.insert("responses".into(), Value::Object(responses));
     Ok(Value::Object(operation))
 }
 
@@ -206,10 +236,21 @@ fn message_ref(message: &MessageDescriptor, schemas: &mut BTreeMap<String, Value
     if !schemas.contains_key(&name) {
         schemas.insert(name.clone(), Value::Null); // reserved: recursion stops here
         let mut properties = Map::new();
+        let mut required = Vec::new();
         for field in message.fields() {
-            properties.insert(field.json_name().to_owned(), field_schema(&field, schemas));
+            let rules = rules(&field);
+            if rules.required {
+                required.push(field.json_name().to_owned());
+            }
+            properties.insert(
+                field.json_name().to_owned(),
+                field_schema(&field, rules.required, schemas),
+            );
         }
         let mut schema = json!({"type": "object", "properties": properties});
+        if !required.is_empty() {
+            schema["required"] = json!(required);
+        }
         if let Some(text) = comments(message.parent_file(), message.path()) {
             schema["description"] = json!(text);
         }
@@ -218,7 +259,96 @@ fn message_ref(message: &MessageDescriptor, schemas: &mut BTreeMap<String, Value
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn field_schema(field: &FieldDescriptor, schemas: &mut BTreeMap<String, Value>) -> Value {
+/// A reference to the enum's schema (one type per proto enum in generated
+/// clients), generating it: its values by name, each value's comment in
+/// its description.
+fn enum_ref(
+    descriptor: &prost_reflect::EnumDescriptor,
+    schemas: &mut BTreeMap<String, Value>,
+) -> Value {
+    let name = descriptor.full_name().to_owned();
+    if !schemas.contains_key(&name) {
+        let mut text: Vec<String> = comments(descriptor.parent_file(), descriptor.path())
+            .into_iter()
+            .collect();
+        for value in descriptor.values() {
+            if let Some(comment) = comments(value.parent_file(), value.path()) {
+                text.push(format!("{}: {comment}", value.name()));
+            }
+        }
+        let mut schema = json!({
+            "type": "string",
+            "enum": descriptor.values().map(|v| v.name().to_owned()).collect::<Vec<_>>(),
+        });
+        if !text.is_empty() {
+            schema["description"] = json!(text.join(" "));
+        }
+        schemas.insert(name.clone(), schema);
+    }
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// What `(medassist.v1.rules)` says of a field.
+#[derive(Default)]
+struct Rules {
+    required: bool,
+    format: Option<&'static wire_format::WireFormat>,
+    /// The comment of the format's `FieldFormat` value.
+    format_text: Option<String>,
+}
+
+/// The field's `(medassist.v1.rules)`; a format missing from
+/// `src/domain/wire_format.rs` stops the build.
+fn rules(field: &FieldDescriptor) -> Rules {
+    let pool = field.parent_pool();
+    let Some(extension) = pool.get_extension_by_name("medassist.v1.rules") else {
+        return Rules::default();
+    };
+    let options = field.options();
+    if !options.has_extension(&extension) {
+        return Rules::default();
+    }
+    let options = options.get_extension(&extension);
+    let Some(options) = options.as_message() else {
+        return Rules::default();
+    };
+    let required = options
+        .get_field_by_name("required")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let number = options
+        .get_field_by_name("format")
+        .and_then(|v| v.as_enum_number())
+        .unwrap_or(0);
+    let value = pool
+        .get_enum_by_name("medassist.v1.FieldFormat")
+        .and_then(|formats| formats.get_value(number))
+        .filter(|value| value.number() != 0);
+    let format = value.as_ref().map(|value| {
+        wire_format::find(value.name()).unwrap_or_else(|| {
+            panic!(
+                "{}: {} is not in src/domain/wire_format.rs",
+                field.full_name(),
+                value.name()
+            )
+        })
+    });
+    let format_text = value.and_then(|value| comments(value.parent_file(), value.path()));
+    Rules {
+        required,
+        format,
+        format_text,
+    }
+}
+
+/// A field's schema; `required` makes a string's pattern refuse the empty
+/// string and a list need one element.
+fn field_schema(
+    field: &FieldDescriptor,
+    required: bool,
+    schemas: &mut BTreeMap<String, Value>,
+) -> Value {
+    let rules = rules(field);
     let mut item = match field.kind() {
         Kind::Double | Kind::Float => json!({"type": "number"}),
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
@@ -231,31 +361,100 @@ fn field_schema(field: &FieldDescriptor, schemas: &mut BTreeMap<String, Value>) 
         Kind::Bool => json!({"type": "boolean"}),
         Kind::String => json!({"type": "string"}),
         Kind::Bytes => json!({"type": "string", "format": "byte"}),
-        Kind::Enum(descriptor) => json!({
-            "type": "string",
-            "enum": descriptor.values().map(|v| v.name().to_owned()).collect::<Vec<_>>(),
-        }),
+        Kind::Enum(descriptor) => enum_ref(&descriptor, schemas),
         Kind::Message(message) if field.is_map() => {
             let value = message
                 .get_field_by_name("value")
                 .expect("a map entry has a value");
-            return json!({"type": "object", "additionalProperties": field_schema(&value, schemas)});
+            return json!({"type": "object", "additionalProperties": field_schema(&value, false, schemas)});
         }
         Kind::Message(message) => message_ref(&message, schemas),
     };
-    if let Some(text) = comments(field.parent_file(), field.path()) {
+    if let Some(format) = rules.format {
+        // Each element of a list is a whole value.
+        apply_format(&mut item, format, required || field.is_list());
+    }
+    let text: Vec<String> = [
+        comments(field.parent_file(), field.path()),
+        rules.format_text,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let text = (!text.is_empty()).then(|| text.join(" "));
+    if field.is_list() {
+        // The description is the list's; its items carry the format.
+        let mut list = json!({"type": "array", "items": item});
+        if required {
+            list["minItems"] = json!(1);
+        }
+        if let Some(text) = text {
+            list["description"] = json!(text);
+        }
+        return list;
+    }
+    match text {
         // A $ref may not have siblings in OpenAPI 3.0; wrap it.
-        if item.get("$ref").is_some() {
-            item = json!({"allOf": [item], "description": text});
-        } else {
+        Some(text) if item.get("$ref").is_some() => json!({"allOf": [item], "description": text}),
+        Some(text) => {
             item["description"] = json!(text);
+            item
+        }
+        None => item,
+    }
+}
+
+/// Writes what a format accepts into a scalar's schema.
+fn apply_format(item: &mut Value, format: &wire_format::WireFormat, required: bool) {
+    if let Some((low, high)) = format.range {
+        item["minimum"] = json!(low);
+        item["maximum"] = json!(high);
+        item["example"] = json!(format.example.parse::<i64>().unwrap_or(low));
+        return;
+    }
+    if let Some(pattern) = format.anchored(required) {
+        item["pattern"] = json!(pattern);
+    }
+    if let (Some(openapi_format), true) = (format.format, required) {
+        item["format"] = json!(openapi_format);
+    }
+    if let Some(max) = format.length_max {
+        item["maxLength"] = json!(max);
+    }
+    item["example"] = json!(format.example);
+}
+
+/// A path or query parameter's schema and description (the description
+/// goes on the parameter itself).
+fn parameter_schema(
+    field: &FieldDescriptor,
+    required: bool,
+    schemas: &mut BTreeMap<String, Value>,
+) -> (Value, Value) {
+    let mut schema = field_schema(field, required, schemas);
+    let description = schema
+        .as_object_mut()
+        .and_then(|object| object.remove("description"))
+        .unwrap_or_else(|| json!(format!("The request's {} field.", field.json_name())));
+    (schema, description)
+}
+
+/// A dotted proto field path (`person.patient_id`) in JSON names
+/// (`person.patientId`).
+fn json_path(message: &MessageDescriptor, path: &str) -> String {
+    let mut message = message.clone();
+    let mut names = Vec::new();
+    for name in path.split('.') {
+        let Some(field) = message.get_field_by_name(name) else {
+            names.push(name.to_owned());
+            continue;
+        };
+        names.push(field.json_name().to_owned());
+        if let Kind::Message(inner) = field.kind() {
+            message = inner;
         }
     }
-    if field.is_list() {
-        json!({"type": "array", "items": item})
-    } else {
-        item
-    }
+    names.join(".")
 }
 
 /// The leading comment of the element at `path` in `file`, tidied.
@@ -279,14 +478,39 @@ fn status_schema() -> Value {
         "description": "The error model of gRPC and of Google's HTTP APIs: the gRPC status code \
             (3 INVALID_ARGUMENT, 5 NOT_FOUND, ...), a message a person can read, and typed \
             details such as google.rpc.BadRequest.",
+        "required": ["code", "message", "details"],
         "properties": {
-            "code": {"type": "integer", "format": "int32"},
-            "message": {"type": "string"},
+            "code": {"type": "integer", "format": "int32", "description": "The gRPC status code."},
+            "message": {"type": "string", "description": "What went wrong, for a person; \
+                resident IDs in it are masked."},
             "details": {
+                "description": "Typed details, each naming its type in @type. \
+                    type.googleapis.com/google.rpc.BadRequest (400 INVALID_ARGUMENT) \
+                    carries fieldViolations; other types carry their own fields.",
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"@type": {"type": "string"}},
+                    "required": ["@type"],
+                    "properties": {
+                        "@type": {"type": "string", "description": "The detail's type, \
+                            such as type.googleapis.com/google.rpc.BadRequest."},
+                        "fieldViolations": {
+                            "type": "array",
+                            "description": "google.rpc.BadRequest: one entry per bad field.",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "description"],
+                                "properties": {
+                                    "field": {"type": "string", "description": "The field's \
+                                        path in the request as the caller wrote it: \
+                                        lowerCamelCase over HTTP (totalCost, \
+                                        enrollments[0].validFrom)."},
+                                    "description": {"type": "string", "description": "What is \
+                                        wrong with it."},
+                                },
+                            },
+                        },
+                    },
                     "additionalProperties": true,
                 },
             },

@@ -36,7 +36,7 @@ def generate_stubs():
     out = tempfile.mkdtemp(prefix="medassist-stubs-")
     well_known = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     files = [f"medassist/v1/{name}.proto" for name in PROTOS]
-    files += ["google/api/annotations.proto", "google/api/http.proto"]
+    files += ["medassist/v1/field_rules.proto", "google/api/annotations.proto", "google/api/http.proto"]
     args = ["protoc", f"-I{PROTO_DIR}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}"]
     if protoc.main(args + files) != 0:
         sys.exit("cannot compile proto/")
@@ -152,7 +152,8 @@ def over_http(base, token):
                 print(f"  {violation['field']}: {violation['description']}")
                 reasons[violation["field"]] = violation["description"]
     check("HTTP error is 400 with code 3", error.status_code == 400 and status["code"] == 3)
-    check("HTTP BadRequest names total_cost with its reason", "fen" in reasons.get("total_cost", ""))
+    # HTTP names fields as JSON does (lowerCamelCase); gRPC keeps the proto names.
+    check("HTTP BadRequest names totalCost with its reason", "fen" in reasons.get("totalCost", ""))
 
 
 def main():

@@ -1,8 +1,10 @@
 //! `medassist export`: every settlement settled or reversed in a range of
-//! business days, as CSV with one header row, or JSON lines. Money and
-//! dates are written exactly as the API prints them; enums by their proto
-//! names; timestamps in RFC 3339 (UTC). The file is sealed to
-//! `--recipient`s when given (see [`crate::seal`]).
+//! business days, as CSV with one header row, or JSON lines. Each record
+//! is written as `GET /v1/settlements:export` writes it (the proto3 JSON
+//! mapping: lowerCamelCase keys, enums by name, timestamps in RFC 3339
+//! UTC), with the business days it counts in (`settledDay`,
+//! `reversedDay`); the CSV's columns are the same keys. The file is sealed
+//! to `--recipient`s when given (see [`crate::seal`]).
 
 use std::{
     io::{self, Write},
@@ -10,7 +12,7 @@ use std::{
     process::ExitCode,
 };
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{Client, ClientError, Connection, Output, count_progress};
 use crate::{
@@ -84,71 +86,47 @@ pub enum Format {
     JsonLines,
 }
 
-/// The columns, in `Settlement` field order.
-pub const COLUMNS: &[&str] = &[
-    "settlement_id",
-    "hospital_id",
-    "claim_id",
-    "patient_id",
-    "year",
-    "status",
-    "eligible",
-    "categories",
-    "ineligible_reason",
-    "in_scope_out_of_pocket",
-    "assistance_amount",
-    "patient_pays",
-    "capped",
-    "annual_cap",
-    "used_before",
-    "remaining_after",
-    "policy_id",
-    "settled_at",
-    "reversed_at",
-    "reverse_reason",
-    "admission_date",
-    "discharge_date",
-    "diagnosis_codes",
-    "total_cost",
-    "in_scope_cost",
-    "basic_insurance_paid",
-    "critical_illness_paid",
-    "region_code",
-    "referred",
-    "referral_reason",
-    "settled_by",
-    "reversed_by",
-];
+/// The columns, in `Settlement` field order: the keys of the HTTP export
+/// (`GET /v1/settlements:export`), business days included.
+pub fn columns() -> Vec<String> {
+    crate::grpc::transcode::settlement_keys()
+}
 
 /// Writes settlements one at a time, in either format.
 pub struct ExportWriter<W: Write> {
     out: W,
     format: Format,
+    columns: Vec<String>,
 }
 
 impl<W: Write> ExportWriter<W> {
     /// Starts the output (the CSV header row).
     pub fn start(mut out: W, format: Format) -> io::Result<Self> {
+        let columns = columns();
         if format == Format::Csv {
-            writeln!(out, "{}", COLUMNS.join(","))?;
+            writeln!(out, "{}", columns.join(","))?;
         }
-        Ok(ExportWriter { out, format })
+        Ok(ExportWriter {
+            out,
+            format,
+            columns,
+        })
     }
 
-    /// Writes one settlement.
+    /// Writes one settlement: a JSON line exactly as the HTTP export writes
+    /// it, or its values as a CSV row.
     pub fn write(&mut self, settlement: &pb::Settlement) -> io::Result<()> {
-        let values = values(settlement);
+        let object = crate::grpc::transcode::settlement_json(settlement);
         match self.format {
             Format::Csv => {
-                let row: Vec<String> = values.iter().map(|v| csv_field(&text(v))).collect();
+                let row: Vec<String> = self
+                    .columns
+                    .iter()
+                    .map(|c| csv_field(&object.get(c).map(text).unwrap_or_default()))
+                    .collect();
                 writeln!(self.out, "{}", row.join(","))
             }
             Format::JsonLines => {
-                let object: Map<String, Value> = COLUMNS
-                    .iter()
-                    .map(|c| (*c).to_owned())
-                    .zip(values)
-                    .collect();
                 serde_json::to_writer(&mut self.out, &object)?;
                 writeln!(self.out)
             }
@@ -160,58 +138,6 @@ impl<W: Write> ExportWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
-}
-
-fn timestamp(at: Option<&prost_types::Timestamp>) -> Value {
-    let text = at
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default();
-    Value::String(text)
-}
-
-/// The values of the columns, in order.
-fn values(s: &pb::Settlement) -> Vec<Value> {
-    let text = |t: &str| Value::String(t.to_owned());
-    let categories = s
-        .categories()
-        .map(|c| Value::String(c.as_str_name().to_owned()))
-        .collect();
-    let codes = s.diagnosis_codes.iter().map(|c| text(c)).collect();
-    vec![
-        text(&s.settlement_id),
-        text(&s.hospital_id),
-        text(&s.claim_id),
-        text(&s.patient_id),
-        Value::from(s.year),
-        text(s.status().as_str_name()),
-        Value::Bool(s.eligible),
-        Value::Array(categories),
-        text(s.ineligible_reason().as_str_name()),
-        text(&s.in_scope_out_of_pocket),
-        text(&s.assistance_amount),
-        text(&s.patient_pays),
-        Value::Bool(s.capped),
-        text(&s.annual_cap),
-        text(&s.used_before),
-        text(&s.remaining_after),
-        text(&s.policy_id),
-        timestamp(s.settled_at.as_ref()),
-        timestamp(s.reversed_at.as_ref()),
-        text(&s.reverse_reason),
-        text(&s.admission_date),
-        text(&s.discharge_date),
-        Value::Array(codes),
-        text(&s.total_cost),
-        text(&s.in_scope_cost),
-        text(&s.basic_insurance_paid),
-        text(&s.critical_illness_paid),
-        text(&s.region_code),
-        Value::Bool(s.referred),
-        text(s.referral_reason().as_str_name()),
-        text(&s.settled_by),
-        text(&s.reversed_by),
-    ]
 }
 
 /// A value as CSV text: lists joined with `;`.
@@ -254,12 +180,13 @@ mod tests {
                 seconds: 1_764_518_400,
                 nanos: 0,
             }),
+            settled_day: "2025-12-01".into(),
             ..Default::default()
         }
     }
 
     /// Proves a CSV row has one field per column, quoting what must be
-    /// quoted, and money and enums as the API prints them.
+    /// quoted, and money, enums and business days as the API prints them.
     #[test]
     fn csv_rows_match_the_header() {
         let mut writer = ExportWriter::start(Vec::new(), Format::Csv).unwrap();
@@ -267,18 +194,26 @@ mod tests {
         let text = String::from_utf8(writer.finish().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].split(',').count(), COLUMNS.len());
+        assert!(lines[0].starts_with("settlementId,hospitalId,claimId,patientId,"));
+        assert!(
+            lines[0].ends_with(",settledDay,reversedDay"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[0].split(',').count(), columns().len());
         let row = lines[1];
         assert!(row.starts_with("0000000000000007,H001,\"C,1\",,2026,SETTLEMENT_STATUS_REVERSED,false,CATEGORY_MAJOR_DISEASE;CATEGORY_MINOR,"), "{row}");
         assert!(row.contains(",7350.00,"), "{row}");
         assert!(
-            row.contains(",2025-11-30T16:00:00.000000Z,,\"said \"\"no\"\"\","),
+            row.contains(",2025-11-30T16:00:00Z,,\"said \"\"no\"\"\","),
             "{row}"
         );
         assert!(row.contains(",C34.900;N18,"), "{row}");
+        assert!(row.ends_with(",2025-12-01,"), "{row}");
     }
 
-    /// Proves a JSON line is one object with every column, lists as arrays.
+    /// Proves a JSON line is one object with the HTTP export's keys, lists
+    /// as arrays.
     #[test]
     fn json_lines_hold_every_column() {
         let mut writer = ExportWriter::start(Vec::new(), Format::JsonLines).unwrap();
@@ -287,13 +222,15 @@ mod tests {
         let text = String::from_utf8(writer.finish().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        let object: Map<String, Value> = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(object.len(), COLUMNS.len());
-        assert_eq!(object["assistance_amount"], "7350.00");
+        let object: serde_json::Map<String, Value> = serde_json::from_str(lines[0]).unwrap();
+        // Every column but the unset reversal time, which JSON leaves out.
+        assert_eq!(object.len(), columns().len() - 1, "{object:?}");
+        assert_eq!(object["assistanceAmount"], "7350.00");
         assert_eq!(
-            object["diagnosis_codes"],
+            object["diagnosisCodes"],
             serde_json::json!(["C34.900", "N18"])
         );
         assert_eq!(object["year"], 2026);
+        assert_eq!(object["settledDay"], "2025-12-01");
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod resident_id;
 mod settlement;
 mod text;
 mod validation;
+pub mod wire_format;
 
 pub use claim::{Claim, ClaimInput, ClaimKey, DIAGNOSIS_CODES_MAX};
 pub use date::{Date, Year};

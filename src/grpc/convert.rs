@@ -252,6 +252,8 @@ pub fn settlement(settlement: &Settlement) -> pb::Settlement {
             .unwrap_or_default(),
         settled_by: settlement.settled_by.clone(),
         reversed_by: reversal.map(|r| r.by.clone()).unwrap_or_default(),
+        settled_day: settlement.settled_day.to_string(),
+        reversed_day: reversal.map(|r| r.day.to_string()).unwrap_or_default(),
         ..with_referral(
             settlement_of(&settlement.claim, &settlement.outcome, status),
             settlement.referral,

@@ -17,7 +17,11 @@
 //!
 //! Errors are `google.rpc.Status` as JSON, with its details (`@type`
 //! `type.googleapis.com/google.rpc.BadRequest`, ...), under the HTTP status
-//! Google's APIs use for the gRPC code ([`http_status`]). Server streams are
+//! Google's APIs use for the gRPC code ([`http_status`]). They name fields
+//! as this surface does, in JSON (`totalCost`, relative to the body), where
+//! gRPC keeps the proto names; a value of the wrong JSON type is named by
+//! its field too ([`misfit`]); resident IDs in them are masked
+//! ([`masked_text`]). Server streams are
 //! answered as newline-delimited JSON (`application/x-ndjson`), one message
 //! a line, and a final `{"error": Status}` line if the stream fails.
 
@@ -74,6 +78,18 @@ pub struct Gateway {
 /// The request fields a path binds, with their decoded values.
 type Bound = Vec<(String, String)>;
 
+/// How one route's errors name the request's fields on this surface, as
+/// the caller wrote them: the JSON name of every field name with an
+/// underscore in the request's message tree (`total_cost` -> `totalCost`),
+/// and for a route whose body is one field (`body: "person"`) that field's
+/// name, which the caller never wrote: `person.regionCode` is answered as
+/// `regionCode`.
+#[derive(Default)]
+struct JsonNames {
+    names: std::collections::HashMap<String, String>,
+    body_field: Option<String>,
+}
+
 /// One binding of one RPC.
 struct Route {
     binding: Binding,
@@ -81,6 +97,8 @@ struct Route {
     input: MessageDescriptor,
     output: MessageDescriptor,
     server_streaming: bool,
+    /// How this route's errors name the request's fields.
+    json_names: Arc<JsonNames>,
 }
 
 /// Why the gateway could not be built from the descriptors.
@@ -108,12 +126,14 @@ impl Gateway {
                     )));
                 }
                 for binding in bindings {
+                    let json_names = Arc::new(json_names(&method.input(), &binding.body));
                     routes.push(Route {
                         binding,
                         grpc_path: format!("/{}/{}", service.full_name(), method.name()),
                         input: method.input(),
                         output: method.output(),
                         server_streaming: method.is_server_streaming(),
+                        json_names,
                     });
                 }
             }
@@ -216,15 +236,94 @@ fn masked_path(path: &str) -> String {
         .join("/")
 }
 
-/// A message with every word that is a resident ID masked.
-fn masked_text(text: &str) -> String {
-    text.split(' ')
-        .map(|word| match ResidentId::parse(word) {
-            Ok(id) => id.to_string(),
-            Err(_) => word.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A text with every resident ID in it masked (`320602********0612`),
+/// wherever it stands (quoted, in backticks, after a colon), and any other
+/// run of 15 or more digits starred: what an error or an audit record may
+/// echo of a request. A mistyped ID is as personal as a valid one.
+pub fn masked_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        match ResidentId::parse(run) {
+            Ok(id) => out.push_str(&id.to_string()),
+            Err(_) if run.chars().filter(char::is_ascii_digit).count() >= 15 => out.push('*'),
+            Err(_) => out.push_str(run),
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// The JSON names of the fields of `message` and of the messages under it,
+/// and the field the body is when it is one (`body`).
+fn json_names(message: &MessageDescriptor, body: &str) -> JsonNames {
+    let mut names = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![message.clone()];
+    while let Some(message) = todo.pop() {
+        if !seen.insert(message.full_name().to_owned()) {
+            continue;
+        }
+        for field in message.fields() {
+            if field.name() != field.json_name() {
+                names.insert(field.name().to_owned(), field.json_name().to_owned());
+            }
+            if let prost_reflect::Kind::Message(inner) = field.kind() {
+                todo.push(inner);
+            }
+        }
+    }
+    let body_field = (!body.is_empty() && body != "*").then(|| body.to_owned());
+    JsonNames { names, body_field }
+}
+
+/// `text` with every field name of `names` written as its JSON name: an
+/// error's field path (`person.enrollments[0].valid_to`), its description
+/// and its message, as an HTTP caller wrote them.
+fn with_json_names(text: &str, names: &JsonNames) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            if chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '_')
+            {
+                continue;
+            }
+            // A word ends: the body field where a path starts is dropped
+            // with its dot; any other field name becomes its JSON name.
+            let starts_path = out.is_empty() || out.ends_with(' ');
+            let mut ahead = chars.clone();
+            let path_goes_on =
+                ahead.next() == Some('.') && ahead.next().is_some_and(|n| n.is_ascii_alphabetic());
+            if starts_path && path_goes_on && names.body_field.as_deref() == Some(word.as_str()) {
+                chars.next();
+            } else {
+                out.push_str(
+                    names
+                        .names
+                        .get(word.as_str())
+                        .map_or(word.as_str(), String::as_str),
+                );
+            }
+            word.clear();
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `grpc.health.v1.Health/Check`, the one route not from our protos.
@@ -248,6 +347,7 @@ fn health_route(pool: &DescriptorPool) -> Result<Route, String> {
         input: message("grpc.health.v1.HealthCheckRequest")?,
         output: message("grpc.health.v1.HealthCheckResponse")?,
         server_streaming: false,
+        json_names: Arc::default(),
     })
 }
 
@@ -280,9 +380,10 @@ fn descriptor_pool() -> Result<DescriptorPool, String> {
 async fn transcode(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     match tokio::time::timeout(gateway.request_timeout, answer(&gateway, request)).await {
         Ok(response) => response,
-        Err(_) => gateway.error(&Status::cancelled(
-            "the request took longer than its timeout",
-        )),
+        Err(_) => gateway.error(
+            None,
+            &Status::cancelled("the request took longer than its timeout"),
+        ),
     }
 }
 
@@ -293,7 +394,7 @@ async fn answer(gateway: &Gateway, request: Request) -> Response {
         Ok(found) => found,
         Err(status) => {
             gateway.refused(&parts.method, None, peer, &status).await;
-            return gateway.error(&status);
+            return gateway.error(None, &status);
         }
     };
     let body = match Limited::new(body, gateway.message_bytes_max)
@@ -309,7 +410,7 @@ async fn answer(gateway: &Gateway, request: Request) -> Response {
             gateway
                 .refused(&parts.method, Some(route), peer, &status)
                 .await;
-            return gateway.error(&status);
+            return gateway.error(Some(route), &status);
         }
     };
     let message = match request_message(route, &bound, parts.uri.query(), &body) {
@@ -318,7 +419,7 @@ async fn answer(gateway: &Gateway, request: Request) -> Response {
             gateway
                 .refused(&parts.method, Some(route), peer, &status)
                 .await;
-            return gateway.error(&status);
+            return gateway.error(Some(route), &status);
         }
     };
     gateway.call(route, &parts.headers, peer, message).await
@@ -358,13 +459,13 @@ fn request_message(
     };
     if route.binding.body != "*" {
         for (key, value) in query_pairs(query.unwrap_or_default())? {
-            let field = http_rule::field_at(&route.input, &key).ok_or_else(|| {
+            let (path, field) = query_field(&route.input, &key).ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "query parameter {key:?} is not a field of {}",
                     route.input.full_name()
                 ))
             })?;
-            set(&mut root, &key, scalar(&field, value), field.is_list());
+            set(&mut root, &path, scalar(&field, value), field.is_list());
         }
     }
     for (path, value) in bound {
@@ -372,13 +473,95 @@ fn request_message(
         set(&mut root, path, scalar(&field, value.clone()), false);
     }
     let options = DeserializeOptions::new().deny_unknown_fields(true);
-    DynamicMessage::deserialize_with_options(route.input.clone(), Json::Object(root), &options)
-        .map_err(|e| {
-            Status::invalid_argument(format!(
-                "the JSON is not a {}: {e}",
-                route.input.full_name()
-            ))
-        })
+    let misfit = match DynamicMessage::deserialize_with_options(
+        route.input.clone(),
+        Json::Object(root.clone()),
+        &options,
+    ) {
+        Ok(message) => return Ok(message),
+        Err(error) => misfit(&route.input, &root).unwrap_or((String::new(), error.to_string())),
+    };
+    // A value of the wrong type or a field the message does not have:
+    // named as the caller wrote it, like every other bad field.
+    let (field, why) = misfit;
+    if field.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "the JSON is not a {}: {why}",
+            route.input.full_name()
+        )));
+    }
+    let mut violations = crate::domain::Violations::new();
+    violations.add(field, why);
+    Err(super::status::invalid(&violations))
+}
+
+/// The query parameter `key` (a field's JSON name or proto name, dotted
+/// for nested fields) as the field's proto path, and the field.
+fn query_field(
+    input: &MessageDescriptor,
+    key: &str,
+) -> Option<(String, prost_reflect::FieldDescriptor)> {
+    let mut message = input.clone();
+    let mut path = Vec::new();
+    let mut parts = key.split('.').peekable();
+    while let Some(name) = parts.next() {
+        let field = message
+            .get_field_by_name(name)
+            .or_else(|| message.get_field_by_json_name(name))?;
+        path.push(field.name().to_owned());
+        if parts.peek().is_none() {
+            return Some((path.join("."), field));
+        }
+        match field.kind() {
+            prost_reflect::Kind::Message(inner) if !field.is_list() => message = inner,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The first field of a JSON object that does not fit `message` (a value
+/// of the wrong type, a field it does not have), by the path the caller
+/// wrote (`totalCost`, `person.enrollments[0].validFrom`), with what is
+/// wrong; `None` when no single field is to blame. Each field is tried
+/// alone, and then its elements or fields, so the work stays linear in the
+/// body at each level of nesting.
+fn misfit(message: &MessageDescriptor, object: &Map<String, Json>) -> Option<(String, String)> {
+    use prost_reflect::Kind;
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let fails = |key: &str, value: &Json| {
+        let alone = Json::Object(Map::from_iter([(key.to_owned(), value.clone())]));
+        DynamicMessage::deserialize_with_options(message.clone(), alone, &options).err()
+    };
+    for (key, value) in object {
+        let Some(error) = fails(key, value) else {
+            continue;
+        };
+        let field = message
+            .get_field_by_name(key)
+            .or_else(|| message.get_field_by_json_name(key));
+        let deeper = field.and_then(|field| match (field.kind(), value) {
+            (Kind::Message(inner), Json::Object(object)) if !field.is_list() && !field.is_map() => {
+                misfit(&inner, object).map(|(path, why)| (format!("{key}.{path}"), why))
+            }
+            (kind, Json::Array(items)) if field.is_list() => {
+                items.iter().enumerate().find_map(|(i, item)| {
+                    let error = fails(key, &Json::Array(vec![item.clone()]))?;
+                    let inner = match (&kind, item) {
+                        (Kind::Message(inner), Json::Object(object)) => misfit(inner, object),
+                        _ => None,
+                    };
+                    Some(match inner {
+                        Some((path, why)) => (format!("{key}[{i}].{path}"), why),
+                        None => (format!("{key}[{i}]"), error.to_string()),
+                    })
+                })
+            }
+            _ => None,
+        });
+        return Some(deeper.unwrap_or_else(|| (key.clone(), error.to_string())));
+    }
+    None
 }
 
 /// A path or query value as JSON: a number for integer fields, so that
@@ -467,7 +650,12 @@ impl Gateway {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = match route.grpc_path.parse() {
             Ok(uri) => uri,
-            Err(_) => return self.error(&Status::internal("a route with an unusable gRPC path")),
+            Err(_) => {
+                return self.error(
+                    Some(route),
+                    &Status::internal("a route with an unusable gRPC path"),
+                );
+            }
         };
         let grpc_headers = request.headers_mut();
         grpc_headers.insert(
@@ -488,18 +676,23 @@ impl Gateway {
         if let Some(status) = Status::from_header_map(response.headers())
             && status.code() != Code::Ok
         {
-            return self.error(&status);
+            return self.error(Some(route), &status);
         }
         if route.server_streaming {
             return self.stream(route, response.into_body());
         }
         let collected = match response.into_body().collect().await {
             Ok(collected) => collected,
-            Err(error) => return self.error(&Status::internal(format!("answer lost: {error}"))),
+            Err(error) => {
+                return self.error(
+                    Some(route),
+                    &Status::internal(format!("answer lost: {error}")),
+                );
+            }
         };
         let trailers = collected.trailers().cloned().unwrap_or_default();
         match Status::from_header_map(&trailers) {
-            Some(status) if status.code() != Code::Ok => return self.error(&status),
+            Some(status) if status.code() != Code::Ok => return self.error(Some(route), &status),
             _ => {}
         }
         let mut data = collected.to_bytes();
@@ -517,8 +710,11 @@ impl Gateway {
                 json_response(code, &to_json(&message))
             }
             Some(Ok(message)) => json_response(StatusCode::OK, &to_json(&message)),
-            Some(Err(status)) => self.error(&status),
-            None => self.error(&Status::internal("the service answered no message")),
+            Some(Err(status)) => self.error(Some(route), &status),
+            None => self.error(
+                Some(route),
+                &Status::internal("the service answered no message"),
+            ),
         }
     }
 
@@ -527,6 +723,7 @@ impl Gateway {
         let (lines, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
         let output = route.output.clone();
         let status_type = self.status.clone();
+        let names = Arc::clone(&route.json_names);
         tokio::spawn(async move {
             let mut buffer = BytesMut::new();
             let line = |value: Json| {
@@ -540,7 +737,9 @@ impl Gateway {
                     Err(error) => {
                         let status = Status::internal(format!("stream broken: {error}"));
                         let _ = lines
-                            .send(line(json!({"error": status_json(&status_type, &status)})))
+                            .send(line(
+                                json!({"error": status_json(&status_type, &status, &names)}),
+                            ))
                             .await;
                         return;
                     }
@@ -550,7 +749,9 @@ impl Gateway {
                         && status.code() != Code::Ok
                     {
                         let _ = lines
-                            .send(line(json!({"error": status_json(&status_type, &status)})))
+                            .send(line(
+                                json!({"error": status_json(&status_type, &status, &names)}),
+                            ))
                             .await;
                     }
                     return;
@@ -586,11 +787,13 @@ impl Gateway {
     }
 
     /// An error as Google's APIs answer it: the HTTP status of the code and
-    /// the `google.rpc.Status` as JSON, details included.
-    fn error(&self, status: &Status) -> Response {
+    /// the `google.rpc.Status` as JSON, details included, fields named as
+    /// in the route's JSON.
+    fn error(&self, route: Option<&Route>, status: &Status) -> Response {
+        let names = route.map(|r| Arc::clone(&r.json_names)).unwrap_or_default();
         json_response(
             http_status(status.code()),
-            &status_json(&self.status, status),
+            &status_json(&self.status, status, &names),
         )
     }
 }
@@ -621,6 +824,44 @@ fn next_message(
     )
 }
 
+/// Our descriptors, read once, for writing messages as JSON outside the
+/// gateway (the CLI's exports).
+fn our_descriptors() -> &'static DescriptorPool {
+    static POOL: std::sync::OnceLock<DescriptorPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("our own descriptors decode")
+    })
+}
+
+fn settlement_descriptor() -> MessageDescriptor {
+    our_descriptors()
+        .get_message_by_name("medassist.v1.Settlement")
+        .expect("medassist.v1.Settlement is ours")
+}
+
+/// A settlement exactly as `GET /v1/settlements:export` writes it: the
+/// proto3 JSON mapping, lowerCamelCase keys, defaults written out, so the
+/// CLI's exports and the HTTP export have the same keys and values.
+pub fn settlement_json(settlement: &super::pb::Settlement) -> Json {
+    match DynamicMessage::decode(
+        settlement_descriptor(),
+        settlement.encode_to_vec().as_slice(),
+    ) {
+        Ok(message) => to_json(&message),
+        Err(e) => {
+            json!({"error": {"code": 13, "message": format!("cannot read a settlement: {e}")}})
+        }
+    }
+}
+
+/// The keys of [`settlement_json`], in field order.
+pub fn settlement_keys() -> Vec<String> {
+    settlement_descriptor()
+        .fields()
+        .map(|field| field.json_name().to_owned())
+        .collect()
+}
+
 /// The proto3 JSON of a message. Fields at their default (`false`, `0`,
 /// `""`) are written too, so a client sees `"replayed": false` rather than
 /// nothing.
@@ -634,23 +875,41 @@ fn to_json(message: &DynamicMessage) -> Json {
 }
 
 /// `google.rpc.Status` as JSON: the details the server attached when there
-/// are any, else the code and message alone.
-fn status_json(status_type: &MessageDescriptor, status: &Status) -> Json {
+/// are any, else the code and message alone. Field names in the message
+/// and in BadRequest field violations become their JSON names (`names`),
+/// and resident IDs are masked wherever they appear.
+fn status_json(status_type: &MessageDescriptor, status: &Status, names: &JsonNames) -> Json {
+    let message = masked_text(&with_json_names(status.message(), names));
     if !status.details().is_empty()
-        && let Ok(message) = DynamicMessage::decode(status_type.clone(), status.details())
+        && let Ok(decoded) = DynamicMessage::decode(status_type.clone(), status.details())
     {
         // Unlike answers, details leave out what is unset (a violation's
         // empty `reason`), as Google's APIs write them.
         let options = SerializeOptions::new();
-        let mut json = message
+        let mut json = decoded
             .serialize_with_options(serde_json::value::Serializer, &options)
             .unwrap_or_else(|_| json!({}));
         // The details carry the code and message too; the live ones win.
         json["code"] = json!(status.code() as i32);
-        json["message"] = json!(status.message());
+        json["message"] = json!(message);
+        if !json["details"].is_array() {
+            json["details"] = json!([]);
+        }
+        for detail in json["details"].as_array_mut().into_iter().flatten() {
+            let violations = detail
+                .get_mut("fieldViolations")
+                .and_then(Json::as_array_mut);
+            for violation in violations.into_iter().flatten() {
+                for key in ["field", "description"] {
+                    if let Some(text) = violation[key].as_str() {
+                        violation[key] = json!(masked_text(&with_json_names(text, names)));
+                    }
+                }
+            }
+        }
         return json;
     }
-    json!({"code": status.code() as i32, "message": status.message(), "details": []})
+    json!({"code": status.code() as i32, "message": message, "details": []})
 }
 
 fn json_response(code: StatusCode, body: &Json) -> Response {
@@ -708,6 +967,51 @@ mod tests {
         ] {
             assert_eq!(http_status(code).as_u16(), http, "{code:?}");
         }
+    }
+
+    /// Proves an error's text names fields in JSON (only names that are the
+    /// request's fields), and that resident IDs are masked wherever they
+    /// stand in it, valid or mistyped.
+    #[test]
+    fn error_texts_use_json_names_and_mask_ids() {
+        let names = JsonNames {
+            names: [
+                ("total_cost".to_owned(), "totalCost".to_owned()),
+                ("valid_to".to_owned(), "validTo".to_owned()),
+            ]
+            .into(),
+            body_field: None,
+        };
+        assert_eq!(
+            with_json_names(
+                "invalid request: 2 bad fields: total_cost: is more than total_cost; \
+                 person.enrollments[0].valid_to: x; other_name: y",
+                &names
+            ),
+            "invalid request: 2 bad fields: totalCost: is more than totalCost; \
+             person.enrollments[0].validTo: x; other_name: y"
+        );
+        let body_person = JsonNames {
+            body_field: Some("person".to_owned()),
+            ..names
+        };
+        assert_eq!(
+            with_json_names(
+                "person.enrollments[0].valid_to: the person. person",
+                &body_person
+            ),
+            "enrollments[0].validTo: the person. person"
+        );
+        assert_eq!(
+            masked_text(
+                "invalid type: integer `320602196001010612`, expected \"32060219600101061X\""
+            ),
+            "invalid type: integer `320602********0612`, expected \"*\""
+        );
+        assert_eq!(
+            masked_text("E-1 H001 2026 123456789012345"),
+            "E-1 H001 2026 *"
+        );
     }
 
     /// Proves query and path values land at their dotted paths, integers as

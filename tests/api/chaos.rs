@@ -440,6 +440,7 @@ fn compare_with_model(known: &Model, stored: &HashMap<String, pb::Settlement>) {
                 reversed_at: None,
                 reverse_reason: String::new(),
                 reversed_by: String::new(),
+                reversed_day: String::new(),
                 ..found.clone()
             };
             assert_eq!(&unreversed, acknowledged, "{claim_id}");

@@ -74,7 +74,7 @@ async fn export_and_reconcile_from_the_command_line() {
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "a header and three settlements: {text}");
-    assert!(lines[0].starts_with("settlement_id,hospital_id,claim_id,"));
+    assert!(lines[0].starts_with("settlementId,hospitalId,claimId,"));
     assert!(
         lines[1].contains(",SETTLEMENT_STATUS_REVERSED,"),
         "{}",
@@ -105,7 +105,8 @@ async fn export_and_reconcile_from_the_command_line() {
         "only the reversal falls on the 1st: {out}"
     );
     let object: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(object["reversed_by"], "open");
+    assert_eq!(object["reversedBy"], "open");
+    assert_eq!(object["reversedDay"], "2026-12-01");
 
     let reconcile = |figures: [&str; 4]| {
         run(strings(&[

@@ -281,6 +281,9 @@ async fn logs_of_a_full_run_hold_no_whole_resident_id() {
         every_read(&channel, &ids, &stranger).await;
         let http = server.http_addr().expect("the HTTP/JSON port is announced");
         {
+            let body = serde_json::json!({"patientId": ids[0], "year": 2026});
+            http_call(http, "POST", "/v1/usages:get", Some(body)).await;
+            // A route that once carried the ID in its path, now gone.
             let path = format!("/v1/patients/{}/usage/2026", ids[0]);
             http_call(http, "GET", &path, None).await;
             http_call(http, "GET", &format!("/v1/nothing/{}", ids[1]), None).await;

@@ -105,6 +105,7 @@ async fn losses(channel: &Channel, model: &Model) -> Losses {
                 reversed_at: None,
                 reverse_reason: String::new(),
                 reversed_by: String::new(),
+                reversed_day: String::new(),
                 ..found.clone()
             }
         } else {
