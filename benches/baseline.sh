@@ -93,7 +93,9 @@ measure() { # NAME BIN -> one line of figures
     records=$("$bin" audit verify --data-dir "$dir" 2>/dev/null |
         sed -n 's/.*: \([0-9]*\) records checked.*/\1/p' || true)
     clean=$(start_server "$bin" "$dir" "$log.clean")
-    bench "$bin" "$out/$name-after.json" --duration 2s --warmup 0s --scenario settle
+    # Settles after the restart, so the kill -9 below interrupts a live store.
+    "$bin" bench --target "http://127.0.0.1:$port" --duration 2s --warmup 0s --runs 1 \
+        --patients 10000 --scenario settle >/dev/null
     kill_server
     unclean=$(start_server "$bin" "$dir" "$log.unclean")
     stop_server
