@@ -40,7 +40,8 @@ fi
 baseline_bin=/tmp/medassist-baseline-target/release/medassist
 
 server_pid=""
-start_server() { # BIN DATA_DIR LOG -> prints milliseconds to serving
+started_ms=""
+start_server() { # BIN DATA_DIR LOG -> sets server_pid, and started_ms to the milliseconds to serving
     local begin
     begin=$(date +%s%N)
     "$1" serve --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --data-dir "$2" --metrics-listen "127.0.0.1:$metrics_port" \
@@ -50,7 +51,7 @@ start_server() { # BIN DATA_DIR LOG -> prints milliseconds to serving
         kill -0 "$server_pid" 2>/dev/null || { cat "$3" >&2; exit 1; }
         sleep 0.01
     done
-    echo $(( ($(date +%s%N) - begin) / 1000000 ))
+    started_ms=$(( ($(date +%s%N) - begin) / 1000000 ))
 }
 stop_server() { kill -INT "$server_pid"; wait "$server_pid" || true; }
 kill_server() { kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
@@ -67,14 +68,14 @@ figure() { # JSON SCENARIO FIELD -> throughput, p50 or ratio to the ceiling
     python3 -c "
 import json, sys
 s = [x for x in json.load(open(sys.argv[1]))['summary'] if x['scenario'] == sys.argv[2]][0]
-print({'tp': s['throughput'], 'p50': s['latency']['p50_us'], 'ratio': s['ratio_to_ceiling']}[sys.argv[3]])
+print({'tp': s['throughput'], 'p50': s['p50_us'], 'ratio': s['ratio_to_ceiling']}[sys.argv[3]])
 " "$1" "$2" "$3"
 }
 
 measure() { # NAME BIN -> one line of figures
     local name=$1 bin=$2 dir="$out/$1-data" log="$out/$1.log"
     rm -rf "$dir"
-    start_server "$bin" "$dir" "$log" >/dev/null
+    start_server "$bin" "$dir" "$log"
     bench "$bin" "$out/$name-usage.json" --scenario usage
     bench "$bin" "$out/$name-load.json" --scenario settle
     bench "$bin" "$out/$name-one.json" --connections 1 --in-flight 1 --scenario settle
@@ -92,12 +93,15 @@ measure() { # NAME BIN -> one line of figures
     # The baseline has no trail (and no `audit verify`): 0 records.
     records=$("$bin" audit verify --data-dir "$dir" 2>/dev/null |
         sed -n 's/.*: \([0-9]*\) records checked.*/\1/p' || true)
-    clean=$(start_server "$bin" "$dir" "$log.clean")
+    # Not in a $(...): that subshell would keep server_pid from the kill below.
+    start_server "$bin" "$dir" "$log.clean"
+    clean=$started_ms
     # Settles after the restart, so the kill -9 below interrupts a live store.
     "$bin" bench --target "http://127.0.0.1:$port" --duration 2s --warmup 0s --runs 1 \
         --patients 10000 --scenario settle >/dev/null
     kill_server
-    unclean=$(start_server "$bin" "$dir" "$log.unclean")
+    start_server "$bin" "$dir" "$log.unclean"
+    unclean=$started_ms
     stop_server
     echo "$(figure "$out/$name-usage.json" usage ratio) $(figure "$out/$name-load.json" settle tp)" \
         "$(figure "$out/$name-one.json" settle p50) $disk $clean $unclean $bases $base_seconds" \
