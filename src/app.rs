@@ -308,7 +308,7 @@ impl App {
             Some(read) => self.ledger.durable(read).await?,
             None => Default::default(),
         };
-        let outcome = rules::apply_cap(&claim, &assessment, usage.used);
+        let outcome = rules::apply_year(&claim, &assessment, &usage);
         // What Settle would decide, were nothing else settled first.
         let paid_total = usage
             .patient_pays

@@ -71,6 +71,7 @@
 //! any caller: the operator who takes it never holds a readable copy.
 
 use std::{
+    collections::BTreeMap,
     ops::RangeInclusive,
     path::{Path, PathBuf},
     sync::Arc,
@@ -82,9 +83,9 @@ use serde::Deserialize;
 use crate::{
     auth::{Access, Principal, Role, TokenDigest, TokenEntry},
     domain::{
-        CodePattern, Disease, GracePeriods, HospitalId, Money, ParseError, Policy, PolicyBook,
-        PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
-        builtin_catalogue,
+        BANDS_MAX, Band, ClassTerms, CodePattern, Disease, EnrollmentKind, Floors, GracePeriods,
+        HospitalId, Money, ParseError, Policy, PolicyBook, PolicyTerms, REFERRAL_THRESHOLD_DEFAULT,
+        Ratio, RegionCode, Tilt, UtcOffset, Year, builtin_catalogue,
     },
     seal::Recipients,
 };
@@ -287,6 +288,8 @@ impl Default for Limits {
 struct FileShape {
     #[serde(default)]
     policy: Vec<PolicyEntry>,
+    #[serde(default)]
+    floors: Vec<FloorsEntry>,
     auth: Option<AuthShape>,
     tls: Option<TlsFiles>,
     limits: Option<LimitsShape>,
@@ -325,6 +328,44 @@ struct PolicyEntry {
     left_poverty_grace_months: Option<u32>,
     referral_threshold: Option<String>,
     disease: Option<Vec<DiseaseEntry>>,
+    outpatient_chronic_cap: Option<String>,
+    tilt: Option<TiltEntry>,
+    class: Option<Vec<ClassEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassEntry {
+    kind: String,
+    condition_required: bool,
+    deductible: Option<String>,
+    ratio: Option<String>,
+    band: Option<Vec<BandEntry>>,
+    annual_cap: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BandEntry {
+    up_to: Option<String>,
+    ratio: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TiltEntry {
+    threshold: String,
+    ratio: String,
+    cap: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FloorsEntry {
+    region_code: String,
+    ratio_min: String,
+    cap_fraction_min: String,
+    deductible_max: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -390,7 +431,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: FileShape = toml::from_str(text)?;
         Ok(Config {
-            policies: policies(file.policy)?,
+            policies: policies(file.policy, file.floors)?,
             access: match file.auth {
                 None => Access::Open,
                 Some(auth) => Access::Tokens(tokens(auth.tokens)?),
@@ -445,8 +486,47 @@ fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigEr
     Ok(Reconciliation { utc_offset })
 }
 
+/// The floors a book states, by city: each checked (never below the
+/// seed's in Nantong), a city at most once.
+fn floors(entries: Vec<FloorsEntry>) -> Result<BTreeMap<RegionCode, Floors>, ConfigError> {
+    let mut by_city = BTreeMap::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let refuse = |message: String| ConfigError::Entry {
+            entry: format!("floors[{i}] (region {})", entry.region_code),
+            message,
+        };
+        let field = |name: &str, error: ParseError| refuse(format!("{name}: {error}"));
+        let city = RegionCode::parse(&entry.region_code).map_err(|e| field("region_code", e))?;
+        if city.city() != city {
+            return Err(refuse(format!(
+                "region_code: floors are a city's (xxxx00), not a county's; {} is in {}",
+                city,
+                city.city()
+            )));
+        }
+        let stated = Floors {
+            ratio_min: Ratio::parse(&entry.ratio_min).map_err(|e| field("ratio_min", e))?,
+            cap_fraction_min: Ratio::parse(&entry.cap_fraction_min)
+                .map_err(|e| field("cap_fraction_min", e))?,
+            deductible_max: match &entry.deductible_max {
+                None => Money::MAX,
+                Some(text) => Money::parse(text).map_err(|e| field("deductible_max", e))?,
+            },
+        };
+        let checked = Floors::stated(city, stated).map_err(|e| refuse(e.to_string()))?;
+        if by_city.insert(city, checked).is_some() {
+            return Err(refuse(format!("region_code: {city} states floors twice")));
+        }
+    }
+    Ok(by_city)
+}
+
 /// The policies of the file, or the built-in one when it lists none.
-fn policies(entries: Vec<PolicyEntry>) -> Result<PolicyBook, ConfigError> {
+fn policies(
+    entries: Vec<PolicyEntry>,
+    floor_entries: Vec<FloorsEntry>,
+) -> Result<PolicyBook, ConfigError> {
+    let stated = floors(floor_entries)?;
     if entries.is_empty() {
         return Ok(PolicyBook::builtin());
     }
@@ -461,10 +541,12 @@ fn policies(entries: Vec<PolicyEntry>) -> Result<PolicyBook, ConfigError> {
             "policy[{i}] (region {}, year {})",
             entry.region_code, entry.year
         );
-        let policy = entry.into_policy().map_err(|message| ConfigError::Entry {
-            entry: name,
-            message,
-        })?;
+        let policy = entry
+            .into_policy(&stated)
+            .map_err(|message| ConfigError::Entry {
+                entry: name,
+                message,
+            })?;
         policies.push(policy);
     }
     PolicyBook::new(policies).map_err(|e| ConfigError::File(e.to_string()))
@@ -691,8 +773,41 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
 }
 
 impl PolicyEntry {
-    fn into_policy(self) -> Result<Policy, String> {
+    fn into_policy(self, floors: &BTreeMap<RegionCode, Floors>) -> Result<Policy, String> {
         let field = |name: &str, error: ParseError| format!("{name}: {error}");
+        let assistance_ratio =
+            Ratio::parse(&self.assistance_ratio).map_err(|e| field("assistance_ratio", e))?;
+        let classes = match self.class {
+            None => Vec::new(),
+            Some(entries) if entries.is_empty() => {
+                return Err("class: list at least one class, or omit [[policy.class]]".into());
+            }
+            Some(entries) if entries.len() > EnrollmentKind::ALL.len() => {
+                return Err(format!(
+                    "class: at most {} classes, one per kind",
+                    EnrollmentKind::ALL.len()
+                ));
+            }
+            Some(entries) => entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| entry.into_class(i, assistance_ratio))
+                .collect::<Result<_, String>>()?,
+        };
+        let outpatient_cap = self
+            .outpatient_chronic_cap
+            .as_deref()
+            .map(Money::parse)
+            .transpose()
+            .map_err(|e| field("outpatient_chronic_cap", e))?;
+        let tilt = match self.tilt {
+            None => None,
+            Some(tilt) => Some(Tilt {
+                threshold: Money::parse(&tilt.threshold).map_err(|e| field("tilt.threshold", e))?,
+                ratio: Ratio::parse(&tilt.ratio).map_err(|e| field("tilt.ratio", e))?,
+                cap: Money::parse(&tilt.cap).map_err(|e| field("tilt.cap", e))?,
+            }),
+        };
         let defaults = GracePeriods::default();
         let diseases = match self.disease {
             None => builtin_catalogue(),
@@ -715,8 +830,7 @@ impl PolicyEntry {
         let terms = PolicyTerms {
             region: RegionCode::parse(&self.region_code).map_err(|e| field("region_code", e))?,
             effective_year: Year::parse(self.year).map_err(|e| field("year", e))?,
-            assistance_ratio: Ratio::parse(&self.assistance_ratio)
-                .map_err(|e| field("assistance_ratio", e))?,
+            assistance_ratio,
             cap_fraction: Ratio::parse(&self.cap_fraction).map_err(|e| field("cap_fraction", e))?,
             basic_insurance_annual_cap: Money::parse(&self.basic_insurance_annual_cap)
                 .map_err(|e| field("basic_insurance_annual_cap", e))?,
@@ -733,8 +847,71 @@ impl PolicyEntry {
                 None => REFERRAL_THRESHOLD_DEFAULT,
                 Some(text) => Money::parse(text).map_err(|e| field("referral_threshold", e))?,
             },
+            classes,
+            outpatient_cap,
+            tilt,
         };
-        Policy::new(terms).map_err(|e| e.to_string())
+        let city = terms.region.city();
+        let floors = floors.get(&city).copied().unwrap_or(Floors::SEED);
+        Policy::with_floors(terms, floors).map_err(|e| e.to_string())
+    }
+}
+
+impl ClassEntry {
+    /// One class; errors name it as `class[i]` and the key.
+    fn into_class(self, i: usize, default_ratio: Ratio) -> Result<ClassTerms, String> {
+        let name = format!("class[{i}]");
+        let field = |key: &str, error: ParseError| format!("{name}.{key}: {error}");
+        let kind = EnrollmentKind::parse_name(&self.kind).map_err(|e| field("kind", e))?;
+        let bands = match (self.ratio, self.band) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{name}: give ratio or [[policy.class.band]], not both"
+                ));
+            }
+            (None, None) => vec![Band {
+                up_to: None,
+                ratio: default_ratio,
+            }],
+            (Some(ratio), None) => vec![Band {
+                up_to: None,
+                ratio: Ratio::parse(&ratio).map_err(|e| field("ratio", e))?,
+            }],
+            (None, Some(bands)) if bands.len() > BANDS_MAX => {
+                return Err(format!("{name}.band: at most {BANDS_MAX} bands"));
+            }
+            (None, Some(bands)) => bands
+                .into_iter()
+                .enumerate()
+                .map(|(b, band)| {
+                    Ok(Band {
+                        up_to: band
+                            .up_to
+                            .as_deref()
+                            .map(Money::parse)
+                            .transpose()
+                            .map_err(|e| field(&format!("band[{b}].up_to"), e))?,
+                        ratio: Ratio::parse(&band.ratio)
+                            .map_err(|e| field(&format!("band[{b}].ratio"), e))?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        Ok(ClassTerms {
+            kind,
+            condition_required: self.condition_required,
+            deductible: match &self.deductible {
+                None => Money::ZERO,
+                Some(text) => Money::parse(text).map_err(|e| field("deductible", e))?,
+            },
+            bands,
+            annual_cap: self
+                .annual_cap
+                .as_deref()
+                .map(Money::parse)
+                .transpose()
+                .map_err(|e| field("annual_cap", e))?,
+        })
     }
 }
 

@@ -28,6 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Client, ClientError, Connection, Output, count_progress};
 use crate::{
+    domain::EnrollmentKind,
     grpc::pb,
     seal::{Recipients, Sink},
 };
@@ -319,17 +320,20 @@ fn person_of(rows: &[Row]) -> Item {
     })
 }
 
-/// The kind column: the wire's name, or the Chinese one.
+/// The kind column: the wire's name, or the Chinese one (the classes of the
+/// 2021 framework too: `低保边缘`, `防返贫监测对象`, `因病致贫重病患者`).
 fn enrollment_kind(text: &str) -> Option<pb::EnrollmentKind> {
-    Some(match text {
-        "" => pb::EnrollmentKind::Unspecified,
-        "DIBAO" | "低保" => pb::EnrollmentKind::Dibao,
-        "TEKUN" | "特困" => pb::EnrollmentKind::Tekun,
-        "LOW_INCOME_FAMILY" | "低收入家庭" => pb::EnrollmentKind::LowIncomeFamily,
-        "REGISTERED_POOR" | "建档立卡" | "建档立卡低收入人口" => {
-            pb::EnrollmentKind::RegisteredPoor
-        }
-        _ => return None,
+    if text.is_empty() {
+        return Some(pb::EnrollmentKind::Unspecified);
+    }
+    Some(match EnrollmentKind::parse_name(text).ok()? {
+        EnrollmentKind::Dibao => pb::EnrollmentKind::Dibao,
+        EnrollmentKind::Tekun => pb::EnrollmentKind::Tekun,
+        EnrollmentKind::LowIncomeFamily => pb::EnrollmentKind::LowIncomeFamily,
+        EnrollmentKind::RegisteredPoor => pb::EnrollmentKind::RegisteredPoor,
+        EnrollmentKind::MonitoredForReturn => pb::EnrollmentKind::MonitoredForReturn,
+        EnrollmentKind::LowIncomeMargin => pb::EnrollmentKind::LowIncomeMargin,
+        EnrollmentKind::ImpoverishedByIllness => pb::EnrollmentKind::ImpoverishedByIllness,
     })
 }
 
@@ -397,6 +401,9 @@ pub fn write_person<W: Write>(out: &mut csv::Writer<W>, person: &pb::Person) -> 
             pb::EnrollmentKind::Tekun => "TEKUN",
             pb::EnrollmentKind::LowIncomeFamily => "LOW_INCOME_FAMILY",
             pb::EnrollmentKind::RegisteredPoor => "REGISTERED_POOR",
+            pb::EnrollmentKind::MonitoredForReturn => "MONITORED_FOR_RETURN",
+            pb::EnrollmentKind::LowIncomeMargin => "LOW_INCOME_MARGIN",
+            pb::EnrollmentKind::ImpoverishedByIllness => "IMPOVERISHED_BY_ILLNESS",
         };
         let exit = match e.exit() {
             pb::ExitKind::Unspecified => "",

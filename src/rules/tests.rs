@@ -74,6 +74,7 @@ fn claim(bill: Bill<'_>) -> Claim {
         in_scope_cost: bill.in_scope,
         basic_insurance_paid: bill.basic,
         critical_illness_paid: bill.critical,
+        claim_kind: Default::default(),
     })
     .unwrap()
 }
