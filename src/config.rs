@@ -1010,6 +1010,158 @@ mod tests {
         Config::parse(text).unwrap_err().to_string()
     }
 
+    /// The worked policy of docs/POLICY.md, as shipped in examples/.
+    const POLICY_2026: &str = include_str!("../examples/policy-2026.toml");
+
+    /// Proves the guide's worked file loads with its classes in order, its
+    /// own floors, its sub-cap and tilt, and that a county falls back to it.
+    #[test]
+    fn the_worked_policy_of_the_guide_loads() {
+        let config = Config::parse(POLICY_2026).unwrap();
+        let policy = config
+            .policies
+            .lookup(
+                RegionCode::parse("320505").unwrap(),
+                Year::parse(2026).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(policy.annual_cap().to_string(), "100000.00");
+        let kinds: Vec<&str> = policy.classes().iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "tekun",
+                "dibao",
+                "low_income_family",
+                "low_income_margin",
+                "monitored_for_return",
+                "impoverished_by_illness"
+            ]
+        );
+        let margin = &policy.classes()[3];
+        assert_eq!(margin.deductible.to_string(), "5000.00");
+        assert_eq!(margin.bands.len(), 2);
+        assert_eq!(
+            policy.terms().outpatient_cap.unwrap().to_string(),
+            "20000.00"
+        );
+        assert_eq!(policy.terms().tilt.unwrap().cap.to_string(), "50000.00");
+        // Without its floors, the seed's refuse the deductible of a seed population.
+        let without_floors = POLICY_2026.replace("[[floors]]", "[[ignored]]");
+        assert!(error_of(&without_floors).contains("unknown field"));
+        let seed_floors: String = POLICY_2026
+            .lines()
+            .skip_while(|line| !line.starts_with("[[policy]]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let refused =
+            error_of(&seed_floors.replace("cap_fraction = \"0.25\"", "cap_fraction = \"0.50\""));
+        assert!(
+            refused.contains("policy[0] (region 320500, year 2026): class[2] (low_income_family): deductible 2500.00 is above the city floor's deductible_max 0.00"),
+            "{refused}"
+        );
+    }
+
+    /// Proves a policy file that breaks a rule of the 2021 keys is refused at
+    /// load, in one line naming the entry and the key.
+    #[test]
+    fn class_terms_are_checked_naming_the_key() {
+        let city = |classes: &str| {
+            format!(
+                "[[floors]]\nregion_code = \"320500\"\nratio_min = \"0.5\"\ncap_fraction_min = \"0.5\"\n\
+                 [[policy]]\nregion_code = \"320500\"\nyear = 2026\nassistance_ratio = \"0.70\"\n\
+                 cap_fraction = \"0.50\"\nbasic_insurance_annual_cap = \"100000\"\n{classes}"
+            )
+        };
+        let margin = |bands: &str| {
+            city(&format!(
+                "[[policy.class]]\nkind = \"低保边缘\"\ncondition_required = false\ndeductible = \"100\"\n{bands}"
+            ))
+        };
+        let band = |up_to: &str, ratio: &str| {
+            let up_to = match up_to {
+                "" => String::new(),
+                amount => format!("up_to = \"{amount}\"\n"),
+            };
+            format!("[[policy.class.band]]\n{up_to}ratio = \"{ratio}\"\n")
+        };
+        assert!(Config::parse(&margin(&(band("500", "0.5") + &band("", "0.6")))).is_ok());
+        let cases = [
+            (
+                margin(&(band("500", "0.5") + &band("400", "0.6") + &band("", "0.7"))),
+                "class[0] (low_income_margin): band[1].up_to 400.00 must be more than 500.00 (bands ascend and do not overlap)",
+            ),
+            (
+                margin(&(band("500", "0.5") + &band("500", "0.6"))),
+                "band[1].up_to 500.00 must be more than 500.00",
+            ),
+            (
+                margin(&(band("", "0.5") + &band("500", "0.6"))),
+                "band[0].up_to is missing; only the last band may omit it",
+            ),
+            (
+                margin(&band("", "1.2")),
+                "band[0].ratio 1.20 must be at most 1",
+            ),
+            (margin(&band("-5", "0.5")), "class[0].band[0].up_to: "),
+            (
+                margin("ratio = \"0.6\"\n")
+                    .replace("deductible = \"100\"", "deductible = \"-100\""),
+                "class[0].deductible: ",
+            ),
+            (
+                margin(&("ratio = \"0.6\"\n".to_owned() + &band("", "0.6"))),
+                "class[0]: give ratio or [[policy.class.band]], not both",
+            ),
+            (
+                margin("ratio = \"0.6\"\n").replace("低保边缘", "五保户"),
+                "class[0].kind: \"五保户\" is not an assisted class",
+            ),
+            (
+                margin("ratio = \"0.6\"\n")
+                    + "[[policy.class]]\nkind = \"low_income_margin\"\ncondition_required = true\n",
+                "class[1] (low_income_margin): kind is listed twice",
+            ),
+            (
+                city(
+                    "[[policy.class]]\nkind = \"dibao\"\ncondition_required = false\nratio = \"0.4\"\n",
+                ),
+                "class[0] (dibao): band[0].ratio 0.40 is below the city floor 0.50",
+            ),
+            (
+                city("outpatient_chronic_cap = \"60000\"\n"),
+                "outpatient_chronic_cap 60000.00 must be more than 0 and at most the annual cap 50000.00",
+            ),
+            (
+                city("[policy.tilt]\nthreshold = \"1\"\nratio = \"1.5\"\ncap = \"1\"\n"),
+                "tilt.ratio 1.50 must be at most 1",
+            ),
+            (
+                city("[policy.tilt]\nthreshold = \"-1\"\nratio = \"0.5\"\ncap = \"1\"\n"),
+                "tilt.threshold: ",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error_of(&text);
+            assert!(
+                message.contains("policy[0] (region 320500, year 2026): ")
+                    && message.contains(expected),
+                "{expected:?} not in {message:?}"
+            );
+        }
+        let nantong = city("").replace(
+            "region_code = \"320500\"\nratio_min",
+            "region_code = \"320600\"\nratio_min",
+        );
+        assert!(
+            error_of(&nantong).contains("Nantong (3206xx) is bound by the seed's floors"),
+            "{}",
+            error_of(&nantong)
+        );
+        let county = city("").replacen("320500", "320505", 1);
+        assert!(error_of(&county).contains("floors are a city's"));
+    }
+
     #[test]
     fn refuses_policies_below_the_city_floors_naming_the_entry() {
         let low = CITY_AND_COUNTY.replace("\"0.80\"", "\"0.65\"");

@@ -757,3 +757,5 @@ fn referral_by_cap_by_threshold_and_never_when_not_enrolled() {
         "enrolled without a category: still helped further"
     );
 }
+
+mod year;

@@ -51,6 +51,8 @@
 //! `H`/`D` index; a version 1 store is brought up to date once when opened
 //! (see [`super::legacy`]).
 
+#[cfg(test)]
+mod layout_tests;
 mod recovery;
 
 use std::{
