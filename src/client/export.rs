@@ -118,6 +118,17 @@ pub const COLUMNS: &[&str] = &[
     "referral_reason",
     "settled_by",
     "reversed_by",
+    // The claim kind and the breakdown (issue 21), after every earlier
+    // column so that readers of the earlier ones are not disturbed.
+    "claim_kind",
+    "assisted_class",
+    "deductible_consumed",
+    "assisted_base",
+    "bands",
+    "computed",
+    "cap_charged",
+    "tilted_amount",
+    "explanation",
 ];
 
 /// Writes settlements one at a time, in either format.
@@ -211,7 +222,44 @@ fn values(s: &pb::Settlement) -> Vec<Value> {
         text(s.referral_reason().as_str_name()),
         text(&s.settled_by),
         text(&s.reversed_by),
+        text(s.claim_kind().as_str_name()),
     ]
+    .into_iter()
+    .chain(breakdown_values(s.breakdown.as_ref()))
+    .collect()
+}
+
+/// The breakdown's columns; empty for settlements recorded before
+/// breakdowns were kept. Each band is `from-up_to@ratio:base=amount`.
+fn breakdown_values(b: Option<&pb::SettlementBreakdown>) -> Vec<Value> {
+    let Some(b) = b else {
+        return vec![Value::String(String::new()); 8];
+    };
+    let bands = b
+        .bands
+        .iter()
+        .map(|l| {
+            Value::String(format!(
+                "{}-{}@{}:{}={}",
+                l.from, l.up_to, l.ratio, l.base, l.amount
+            ))
+        })
+        .collect();
+    [&b.assisted_class, &b.deductible_consumed, &b.base]
+        .into_iter()
+        .map(|t| Value::String(t.clone()))
+        .chain([Value::Array(bands)])
+        .chain(
+            [
+                &b.computed,
+                &b.cap_charged,
+                &b.tilted_amount,
+                &b.explanation,
+            ]
+            .into_iter()
+            .map(|t| Value::String(t.clone())),
+        )
+        .collect()
 }
 
 /// A value as CSV text: lists joined with `;`.
@@ -295,5 +343,48 @@ mod tests {
             serde_json::json!(["C34.900", "N18"])
         );
         assert_eq!(object["year"], 2026);
+        assert_eq!(object["claim_kind"], "CLAIM_KIND_UNSPECIFIED");
+        assert_eq!(object["explanation"], "");
+    }
+
+    /// Proves the breakdown's columns carry the class, the bands and the
+    /// explanation, in both formats.
+    #[test]
+    fn the_breakdown_is_exported() {
+        let settlement = pb::Settlement {
+            claim_kind: pb::ClaimKind::Inpatient.into(),
+            breakdown: Some(pb::SettlementBreakdown {
+                assisted_class: "low_income_margin".into(),
+                deductible_consumed: "5000.00".into(),
+                base: "15000.00".into(),
+                bands: vec![pb::BandLine {
+                    from: "0.00".into(),
+                    up_to: "50000.00".into(),
+                    ratio: "0.60".into(),
+                    base: "15000.00".into(),
+                    amount: "9000.00".into(),
+                }],
+                computed: "9000.00".into(),
+                cap_charged: "9000.00".into(),
+                tilted_amount: "0.00".into(),
+                explanation: "起付线 5000.00 元；15000.00 × 60% = 9000.00".into(),
+                ..Default::default()
+            }),
+            ..sample()
+        };
+        let mut writer = ExportWriter::start(Vec::new(), Format::Csv).unwrap();
+        writer.write(&settlement).unwrap();
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.ends_with(",CLAIM_KIND_INPATIENT,low_income_margin,5000.00,15000.00,0.00-50000.00@0.60:15000.00=9000.00,9000.00,9000.00,0.00,起付线 5000.00 元；15000.00 × 60% = 9000.00"), "{row}");
+        let mut writer = ExportWriter::start(Vec::new(), Format::JsonLines).unwrap();
+        writer.write(&settlement).unwrap();
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        let object: Map<String, Value> = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(object["assisted_class"], "low_income_margin");
+        assert_eq!(
+            object["bands"],
+            serde_json::json!(["0.00-50000.00@0.60:15000.00=9000.00"])
+        );
     }
 }

@@ -417,5 +417,9 @@ pub fn annual_usage(usage: &AnnualUsage) -> pb::AnnualUsage {
         settlement_count: i32::try_from(usage.settlement_count).unwrap_or(i32::MAX),
         policy_id: usage.policy_id.to_string(),
         patient_pays_total: usage.patient_pays_total.to_string(),
+        deductible_used: usage.total.deductible_used.to_string(),
+        assisted_base: usage.total.base.to_string(),
+        outpatient_chronic_used: usage.total.outpatient_used.to_string(),
+        tilted_total: usage.total.tilt_used.to_string(),
     }
 }
