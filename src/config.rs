@@ -18,6 +18,23 @@
 //! name = "malignant tumour"
 //! codes = ["C00-C97"]
 //!
+//! # Optional, the 2021 framework (docs/POLICY.md): classes with deductibles
+//! # and ratio bands, an outpatient sub-cap, tilted assistance, a city's floors.
+//! # outpatient_chronic_cap = "20000.00"   (in [[policy]])
+//! [[policy.class]]
+//! kind = "低保边缘"                # or low_income_margin
+//! condition_required = false
+//! deductible = "5000.00"
+//! ratio = "0.60"                  # or [[policy.class.band]] up_to / ratio
+//! [policy.tilt]                   # of the last [[policy]]
+//! threshold = "30000.00"
+//! ratio = "0.50"
+//! cap = "50000.00"
+//! [[floors]]                      # a city's own floors (never below the seed's in 3206xx)
+//! region_code = "320500"
+//! ratio_min = "0.70"
+//! cap_fraction_min = "0.25"
+//!
 //! [[auth.tokens]]                 # with [auth], every RPC but health and reflection needs a token
 //! sha256 = "…64 hex digits…"      # the token's digest, never the token (`medassist token new`)
 //! role = "hospital"               # hospital | insurer | roster_admin | auditor

@@ -286,7 +286,7 @@ fn person_of(rows: &[Row]) -> Item {
             error(
                 row.line,
                 5,
-                "must be DIBAO, TEKUN, LOW_INCOME_FAMILY or REGISTERED_POOR".into(),
+                "must be DIBAO, TEKUN, LOW_INCOME_FAMILY, REGISTERED_POOR, MONITORED_FOR_RETURN, LOW_INCOME_MARGIN or IMPOVERISHED_BY_ILLNESS (or their Chinese names)".into(),
             );
         }
         let exit = exit_kind(exit);
@@ -662,12 +662,41 @@ patient_id,name,region_code,psychiatric_disability_grade,paralysis_certified,enr
             &[RowError {
                 line: 3,
                 column: "enrollment_kind".into(),
-                reason: "must be DIBAO, TEKUN, LOW_INCOME_FAMILY or REGISTERED_POOR".into()
+                reason: "must be DIBAO, TEKUN, LOW_INCOME_FAMILY, REGISTERED_POOR, MONITORED_FOR_RETURN, LOW_INCOME_MARGIN or IMPOVERISHED_BY_ILLNESS (or their Chinese names)".into()
             }]
         );
         assert!(matches!(items[1], Item::Person(_)));
         assert!(read_people("patient_id,name\n1,2\n").is_err());
         assert!(read_people("").is_err());
+    }
+
+    /// Proves the kind column reads the 2021 framework's classes by their
+    /// Chinese names as civil affairs files write them, and by wire names.
+    #[test]
+    fn classes_are_read_by_their_chinese_names() {
+        let rows = [
+            ("低保边缘", pb::EnrollmentKind::LowIncomeMargin),
+            ("低保边缘家庭", pb::EnrollmentKind::LowIncomeMargin),
+            ("防返贫监测对象", pb::EnrollmentKind::MonitoredForReturn),
+            ("监测对象", pb::EnrollmentKind::MonitoredForReturn),
+            (
+                "因病致贫重病患者",
+                pb::EnrollmentKind::ImpoverishedByIllness,
+            ),
+            (
+                "IMPOVERISHED_BY_ILLNESS",
+                pb::EnrollmentKind::ImpoverishedByIllness,
+            ),
+            ("特困", pb::EnrollmentKind::Tekun),
+            ("建档立卡", pb::EnrollmentKind::RegisteredPoor),
+        ];
+        for (text, kind) in rows {
+            let file = FILE.replacen("DIBAO", text, 1);
+            let Item::Person(group) = &people(&file)[0] else {
+                panic!("{text} refused")
+            };
+            assert_eq!(group.person.enrollments[0].kind(), kind, "{text}");
+        }
     }
 
     /// Proves the server's field paths land on the row of the enrollment

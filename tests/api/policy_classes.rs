@@ -21,6 +21,28 @@ use crate::helpers::*;
 /// The worked policy of docs/POLICY.md, as shipped.
 pub const POLICY_2026: &str = include_str!("../../examples/policy-2026.toml");
 
+/// The explanations docs/POLICY.md prints for the guide's three stays.
+const FIRST_STAY: &str = "救助类别 低保边缘（住院）；政策范围内自付 20000.00；起付线 5000.00 元，本次计入 5000.00；15000.00 × 60% = 9000.00；年度限额 100000.00，此前已用 0.00，剩余 100000.00；医疗救助 9000.00";
+const SECOND_STAY: &str = "救助类别 低保边缘（住院）；政策范围内自付 40000.00；起付线 5000.00 元，年内已计 5000.00，本次计入 0.00；35000.00 × 60% = 21000.00；5000.00 × 65% = 3250.00；合计 24250.00；年度限额 100000.00，此前已用 9000.00，剩余 91000.00；医疗救助 24250.00";
+const TEKUN_STAY: &str = "救助类别 特困（住院）；政策范围内自付 150000.00；起付线 0.00 元；150000.00 × 90% = 135000.00；年度限额 100000.00，此前已用 0.00，剩余 100000.00，本次只付 100000.00；倾斜救助：年内剩余自付超过 30000.00 的部分 20000.00 × 50%，倾斜限额剩余 50000.00，支付 10000.00；医疗救助 110000.00";
+/// The seed's worked example, as the guide prints it.
+const SEED_EXAMPLE: &str = "救助类别 低保（住院）；政策范围内自付 10500.00；起付线 0.00 元；10500.00 × 70% = 7350.00；年度限额 150000.00，此前已用 0.00，剩余 150000.00；医疗救助 7350.00";
+
+/// Proves the guide cannot drift from what the service does: docs/POLICY.md
+/// prints the shipped policy file whole and the explanations that the
+/// tests below receive from the server.
+#[test]
+fn the_guide_prints_the_tested_file_and_explanations() {
+    let guide = include_str!("../../docs/POLICY.md");
+    assert!(guide.contains(&format!("```toml\n{POLICY_2026}```")));
+    for explanation in [FIRST_STAY, SECOND_STAY, TEKUN_STAY, SEED_EXAMPLE] {
+        assert!(
+            guide.contains(&format!("```text\n{explanation}\n```")),
+            "{explanation}"
+        );
+    }
+}
+
 async fn server_2026() -> TestServer {
     let config = Config::parse(POLICY_2026).expect("the guide's policy file loads");
     TestServer::start_with(Arc::new(TempDir::new().unwrap()), config).await
@@ -108,11 +130,7 @@ async fn the_guide_s_worked_example() {
         (b.deductible_consumed.as_str(), b.base.as_str()),
         ("5000.00", "15000.00")
     );
-    assert_eq!(
-        b.explanation,
-        "救助类别 低保边缘（住院）；政策范围内自付 20000.00；起付线 5000.00 元，本次计入 5000.00；\
-         15000.00 × 60% = 9000.00；年度限额 100000.00，此前已用 0.00，剩余 100000.00；医疗救助 9000.00"
-    );
+    assert_eq!(b.explanation, FIRST_STAY);
 
     let second = pb::SettleRequest {
         total_cost: "120000.00".into(),
@@ -144,12 +162,7 @@ async fn the_guide_s_worked_example() {
             ("", "0.65", "5000.00", "3250.00")
         ]
     );
-    assert_eq!(
-        b.explanation,
-        "救助类别 低保边缘（住院）；政策范围内自付 40000.00；起付线 5000.00 元，年内已计 5000.00，\
-         本次计入 0.00；35000.00 × 60% = 21000.00；5000.00 × 65% = 3250.00；合计 24250.00；\
-         年度限额 100000.00，此前已用 9000.00，剩余 91000.00；医疗救助 24250.00"
-    );
+    assert_eq!(b.explanation, SECOND_STAY);
     let read = server
         .settlements()
         .get_settlement(pb::GetSettlementRequest {
@@ -186,13 +199,7 @@ async fn the_guide_s_worked_example() {
         (b.cap_charged.as_str(), b.tilted_amount.as_str()),
         ("100000.00", "10000.00")
     );
-    assert_eq!(
-        b.explanation,
-        "救助类别 特困（住院）；政策范围内自付 150000.00；起付线 0.00 元；150000.00 × 90% = 135000.00；\
-         年度限额 100000.00，此前已用 0.00，剩余 100000.00，本次只付 100000.00；\
-         倾斜救助：年内剩余自付超过 30000.00 的部分 20000.00 × 50%，倾斜限额剩余 50000.00，支付 10000.00；\
-         医疗救助 110000.00"
-    );
+    assert_eq!(b.explanation, TEKUN_STAY);
     let usage = server.annual_usage(&tekun, 2026).await;
     assert_eq!(
         (

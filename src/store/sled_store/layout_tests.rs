@@ -185,3 +185,21 @@ fn today_s_records_survive_a_restart() {
     assert_eq!(store.settlement(now.id).unwrap().unwrap().value, now);
     assert_eq!(store.usage(&key.0, key.1).unwrap().unwrap().value, usage);
 }
+
+/// Proves rows of the shared store (JSON) written before the framework read
+/// back the same way: a settlement without its `terms`, a running total
+/// without its new fields.
+#[test]
+fn json_rows_written_before_load() {
+    let now = today();
+    let old = serde_json::to_value(before(&now)).unwrap();
+    assert!(old.get("terms").is_none());
+    let read: Settlement = serde_json::from_value(old).unwrap();
+    assert_eq!(read.claim.kind(), ClaimKind::Inpatient);
+    assert_eq!(read.outcome.breakdown, None);
+    let json = serde_json::to_value(&now).unwrap();
+    assert_eq!(serde_json::from_value::<Settlement>(json).unwrap(), now);
+    let old = serde_json::to_value(usage_v2()).unwrap();
+    let read: Usage = serde_json::from_value(old).unwrap();
+    assert_eq!(read, usage_v2().upgrade());
+}
