@@ -94,6 +94,7 @@ pub mod roster_cache;
 pub mod rules;
 pub mod seal;
 pub mod server;
+pub mod simulate;
 pub mod soak;
 pub mod store;
 pub mod telemetry;
