@@ -401,9 +401,10 @@ mod tests {
 /// --lib simulate::bench -- --ignored --nocapture`, sizes from
 /// `MEDASSIST_SIMULATE_N`, default 1,000,000): settlements of five claims a
 /// patient under the guide's 2026 policy, replayed under a proposal; first
-/// from memory (the rules and the bookkeeping), then a fifth of them
-/// written to an embedded store and replayed from it (scan, decode, roster
-/// reads), which is what `medassist simulate` does.
+/// from memory (the rules and the bookkeeping), then the first
+/// `MEDASSIST_SIMULATE_STORED` of them (default a fifth) written to an
+/// embedded store and replayed from it (scan, decode, roster reads), which
+/// is what `medassist simulate` does.
 #[cfg(test)]
 mod bench {
     use std::time::Instant;
@@ -526,7 +527,11 @@ mod bench {
         );
         assert_eq!(report.total.settlements, n as u64);
 
-        let stored = n / 5;
+        let stored = std::env::var("MEDASSIST_SIMULATE_STORED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n / 5)
+            .min(n);
         let dir = tempfile::TempDir::new().unwrap();
         let store = SledStore::open(dir.path(), SledOptions::default()).unwrap();
         let write = Instant::now();
