@@ -164,6 +164,9 @@ pub struct AnnualUsage {
     pub settlement_count: u32,
     /// What the patient paid over the settlements that are not reversed.
     pub patient_pays_total: Money,
+    /// The whole running total: deductible, band position, outpatient and
+    /// tilted assistance consumed.
+    pub total: crate::domain::Usage,
 }
 
 /// One page of a patient-year's settlements.
@@ -308,7 +311,7 @@ impl App {
             Some(read) => self.ledger.durable(read).await?,
             None => Default::default(),
         };
-        let outcome = rules::apply_cap(&claim, &assessment, usage.used);
+        let outcome = rules::apply_year(&claim, &assessment, &usage);
         // What Settle would decide, were nothing else settled first.
         let paid_total = usage
             .patient_pays
@@ -478,6 +481,7 @@ impl App {
             remaining: policy.annual_cap().saturating_sub(usage.used),
             settlement_count: usage.settlement_count,
             patient_pays_total: usage.patient_pays,
+            total: usage,
         })
     }
 

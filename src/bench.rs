@@ -432,6 +432,7 @@ pub(crate) fn bench_claim(patient_id: &str, claim_id: String) -> pb::SettleReque
         in_scope_cost: "800.00".into(),
         basic_insurance_paid: "400.00".into(),
         critical_illness_paid: "100.00".into(),
+        claim_kind: 0,
     }
 }
 
@@ -583,6 +584,7 @@ fn store_alone(
                 in_scope_cost: &request.in_scope_cost,
                 basic_insurance_paid: &request.basic_insurance_paid,
                 critical_illness_paid: &request.critical_illness_paid,
+                claim_kind: Default::default(),
             })
             .map_err(|e| e.to_string())?;
             let policy = book

@@ -8,6 +8,10 @@
 //! - `medassist token new --role ROLE [--hospital-id ID] [--name NAME]`;
 //! - `medassist verify --data-dir DIR | --database-url URL | --database-url-file FILE
 //!   [--database-ca PEM]` (see [`crate::verify`]);
+//! - `medassist simulate --policy FILE --year Y [--region R] [--format text|csv|json]
+//!   (--data-dir DIR | --database-url URL | --database-url-file FILE)`: what the
+//!   year's settlements would have paid under a proposed policy book (see
+//!   [`crate::simulate`]);
 //! - `medassist snapshot save CONNECT [SEAL] FILE` and
 //!   `medassist snapshot restore FILE [--identity FILE] --data-dir DIR` (see
 //!   [`crate::client::snapshot`], [`crate::store::snapshot`]);
@@ -43,7 +47,7 @@ use crate::{
         snapshot::SaveOptions,
     },
     config::{Config, TlsFiles},
-    domain::HospitalId,
+    domain::{HospitalId, RegionCode, Year},
     grpc::pb,
     seal::{self, Identities, Recipients},
     server::{LoadConfig, Server, ServerConfig, reload_on_hangup, shutdown_signal},
@@ -119,6 +123,31 @@ enum Command {
     /// Compare a hospital's totals of one business day with the fund's
     /// (3201). Exits 0 when they match, 1 when they do not, 2 on error.
     Reconcile(ReconcileArgs),
+    /// Replay a year's settlements of a stopped store under a proposed
+    /// policy file, in commit order with caps, deductibles and bands, and
+    /// print what the fund paid and would have paid: totals, by class,
+    /// region and month, and the claims that change most. Writes nothing to
+    /// the store. Exits 0, or 2 when it cannot run.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// The proposed policy book: a configuration file (only its policies
+    /// and floors are read), checked as `serve` checks it.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The cap year to replay.
+    #[arg(long)]
+    year: i32,
+    /// Only the settlements of this region (a city code takes in its counties).
+    #[arg(long)]
+    region: Option<String>,
+    /// text (a summary), csv (rows for a spreadsheet) or json.
+    #[arg(long, default_value = "text")]
+    format: String,
+    #[command(flatten)]
+    store: VerifyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -645,6 +674,7 @@ impl Cli {
                 .await
             }
             Some(Command::Reconcile(args)) => reconcile(args).await,
+            Some(Command::Simulate(args)) => simulate(args),
             None => serve(self.serve).await,
         }
     }
@@ -807,6 +837,44 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    crate::telemetry::init(LogFormat::Text);
+    if !["text", "csv", "json"].contains(&args.format.as_str()) {
+        return Err(format!("--format {:?}: text, csv or json", args.format).into());
+    }
+    let book = Config::load(&args.policy)?.policies;
+    let year = Year::parse(args.year).map_err(|e| format!("--year {}: {e}", args.year))?;
+    let region = args
+        .region
+        .as_deref()
+        .map(RegionCode::parse)
+        .transpose()
+        .map_err(|e| format!("--region: {e}"))?;
+    let report = match args.store.database_url()? {
+        Some(url) => {
+            let store = PostgresStore::open(
+                &url,
+                args.store.database_tls.database_ca.as_deref(),
+                Schema::Expect,
+            )?;
+            crate::simulate::replay(&store, &book, year, region)?
+        }
+        None => {
+            if !args.store.data_dir.is_dir() {
+                return Err(format!("{} is not a directory", args.store.data_dir.display()).into());
+            }
+            let store = SledStore::open(&args.store.data_dir, SledOptions::default())?;
+            crate::simulate::replay(&store, &book, year, region)?
+        }
+    };
+    match args.format.as_str() {
+        "csv" => print!("{}", report.csv()),
+        "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+        _ => print!("{}", report.text()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn audit_verify(args: VerifyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -18,6 +18,23 @@
 //! name = "malignant tumour"
 //! codes = ["C00-C97"]
 //!
+//! # Optional, the 2021 framework (docs/POLICY.md): classes with deductibles
+//! # and ratio bands, an outpatient sub-cap, tilted assistance, a city's floors.
+//! # outpatient_chronic_cap = "20000.00"   (in [[policy]])
+//! [[policy.class]]
+//! kind = "低保边缘"                # or low_income_margin
+//! condition_required = false
+//! deductible = "5000.00"
+//! ratio = "0.60"                  # or [[policy.class.band]] up_to / ratio
+//! [policy.tilt]                   # of the last [[policy]]
+//! threshold = "30000.00"
+//! ratio = "0.50"
+//! cap = "50000.00"
+//! [[floors]]                      # a city's own floors (never below the seed's in 3206xx)
+//! region_code = "320500"
+//! ratio_min = "0.70"
+//! cap_fraction_min = "0.25"
+//!
 //! [[auth.tokens]]                 # with [auth], every RPC but health and reflection needs a token
 //! sha256 = "…64 hex digits…"      # the token's digest, never the token (`medassist token new`)
 //! role = "hospital"               # hospital | insurer | roster_admin | auditor
@@ -71,6 +88,7 @@
 //! any caller: the operator who takes it never holds a readable copy.
 
 use std::{
+    collections::BTreeMap,
     ops::RangeInclusive,
     path::{Path, PathBuf},
     sync::Arc,
@@ -82,9 +100,9 @@ use serde::Deserialize;
 use crate::{
     auth::{Access, Principal, Role, TokenDigest, TokenEntry},
     domain::{
-        CodePattern, Disease, GracePeriods, HospitalId, Money, ParseError, Policy, PolicyBook,
-        PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, RegionCode, UtcOffset, Year,
-        builtin_catalogue,
+        BANDS_MAX, Band, ClassTerms, CodePattern, Disease, EnrollmentKind, Floors, GracePeriods,
+        HospitalId, Money, ParseError, Policy, PolicyBook, PolicyTerms, REFERRAL_THRESHOLD_DEFAULT,
+        Ratio, RegionCode, Tilt, UtcOffset, Year, builtin_catalogue,
     },
     seal::Recipients,
 };
@@ -287,6 +305,8 @@ impl Default for Limits {
 struct FileShape {
     #[serde(default)]
     policy: Vec<PolicyEntry>,
+    #[serde(default)]
+    floors: Vec<FloorsEntry>,
     auth: Option<AuthShape>,
     tls: Option<TlsFiles>,
     limits: Option<LimitsShape>,
@@ -325,6 +345,44 @@ struct PolicyEntry {
     left_poverty_grace_months: Option<u32>,
     referral_threshold: Option<String>,
     disease: Option<Vec<DiseaseEntry>>,
+    outpatient_chronic_cap: Option<String>,
+    tilt: Option<TiltEntry>,
+    class: Option<Vec<ClassEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassEntry {
+    kind: String,
+    condition_required: bool,
+    deductible: Option<String>,
+    ratio: Option<String>,
+    band: Option<Vec<BandEntry>>,
+    annual_cap: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BandEntry {
+    up_to: Option<String>,
+    ratio: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TiltEntry {
+    threshold: String,
+    ratio: String,
+    cap: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FloorsEntry {
+    region_code: String,
+    ratio_min: String,
+    cap_fraction_min: String,
+    deductible_max: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -390,7 +448,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: FileShape = toml::from_str(text)?;
         Ok(Config {
-            policies: policies(file.policy)?,
+            policies: policies(file.policy, file.floors)?,
             access: match file.auth {
                 None => Access::Open,
                 Some(auth) => Access::Tokens(tokens(auth.tokens)?),
@@ -445,8 +503,47 @@ fn reconciliation(shape: ReconciliationShape) -> Result<Reconciliation, ConfigEr
     Ok(Reconciliation { utc_offset })
 }
 
+/// The floors a book states, by city: each checked (never below the
+/// seed's in Nantong), a city at most once.
+fn floors(entries: Vec<FloorsEntry>) -> Result<BTreeMap<RegionCode, Floors>, ConfigError> {
+    let mut by_city = BTreeMap::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let refuse = |message: String| ConfigError::Entry {
+            entry: format!("floors[{i}] (region {})", entry.region_code),
+            message,
+        };
+        let field = |name: &str, error: ParseError| refuse(format!("{name}: {error}"));
+        let city = RegionCode::parse(&entry.region_code).map_err(|e| field("region_code", e))?;
+        if city.city() != city {
+            return Err(refuse(format!(
+                "region_code: floors are a city's (xxxx00), not a county's; {} is in {}",
+                city,
+                city.city()
+            )));
+        }
+        let stated = Floors {
+            ratio_min: Ratio::parse(&entry.ratio_min).map_err(|e| field("ratio_min", e))?,
+            cap_fraction_min: Ratio::parse(&entry.cap_fraction_min)
+                .map_err(|e| field("cap_fraction_min", e))?,
+            deductible_max: match &entry.deductible_max {
+                None => Money::MAX,
+                Some(text) => Money::parse(text).map_err(|e| field("deductible_max", e))?,
+            },
+        };
+        let checked = Floors::stated(city, stated).map_err(|e| refuse(e.to_string()))?;
+        if by_city.insert(city, checked).is_some() {
+            return Err(refuse(format!("region_code: {city} states floors twice")));
+        }
+    }
+    Ok(by_city)
+}
+
 /// The policies of the file, or the built-in one when it lists none.
-fn policies(entries: Vec<PolicyEntry>) -> Result<PolicyBook, ConfigError> {
+fn policies(
+    entries: Vec<PolicyEntry>,
+    floor_entries: Vec<FloorsEntry>,
+) -> Result<PolicyBook, ConfigError> {
+    let stated = floors(floor_entries)?;
     if entries.is_empty() {
         return Ok(PolicyBook::builtin());
     }
@@ -461,10 +558,12 @@ fn policies(entries: Vec<PolicyEntry>) -> Result<PolicyBook, ConfigError> {
             "policy[{i}] (region {}, year {})",
             entry.region_code, entry.year
         );
-        let policy = entry.into_policy().map_err(|message| ConfigError::Entry {
-            entry: name,
-            message,
-        })?;
+        let policy = entry
+            .into_policy(&stated)
+            .map_err(|message| ConfigError::Entry {
+                entry: name,
+                message,
+            })?;
         policies.push(policy);
     }
     PolicyBook::new(policies).map_err(|e| ConfigError::File(e.to_string()))
@@ -691,8 +790,41 @@ fn limits(shape: LimitsShape) -> Result<Limits, ConfigError> {
 }
 
 impl PolicyEntry {
-    fn into_policy(self) -> Result<Policy, String> {
+    fn into_policy(self, floors: &BTreeMap<RegionCode, Floors>) -> Result<Policy, String> {
         let field = |name: &str, error: ParseError| format!("{name}: {error}");
+        let assistance_ratio =
+            Ratio::parse(&self.assistance_ratio).map_err(|e| field("assistance_ratio", e))?;
+        let classes = match self.class {
+            None => Vec::new(),
+            Some(entries) if entries.is_empty() => {
+                return Err("class: list at least one class, or omit [[policy.class]]".into());
+            }
+            Some(entries) if entries.len() > EnrollmentKind::ALL.len() => {
+                return Err(format!(
+                    "class: at most {} classes, one per kind",
+                    EnrollmentKind::ALL.len()
+                ));
+            }
+            Some(entries) => entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| entry.into_class(i, assistance_ratio))
+                .collect::<Result<_, String>>()?,
+        };
+        let outpatient_cap = self
+            .outpatient_chronic_cap
+            .as_deref()
+            .map(Money::parse)
+            .transpose()
+            .map_err(|e| field("outpatient_chronic_cap", e))?;
+        let tilt = match self.tilt {
+            None => None,
+            Some(tilt) => Some(Tilt {
+                threshold: Money::parse(&tilt.threshold).map_err(|e| field("tilt.threshold", e))?,
+                ratio: Ratio::parse(&tilt.ratio).map_err(|e| field("tilt.ratio", e))?,
+                cap: Money::parse(&tilt.cap).map_err(|e| field("tilt.cap", e))?,
+            }),
+        };
         let defaults = GracePeriods::default();
         let diseases = match self.disease {
             None => builtin_catalogue(),
@@ -715,8 +847,7 @@ impl PolicyEntry {
         let terms = PolicyTerms {
             region: RegionCode::parse(&self.region_code).map_err(|e| field("region_code", e))?,
             effective_year: Year::parse(self.year).map_err(|e| field("year", e))?,
-            assistance_ratio: Ratio::parse(&self.assistance_ratio)
-                .map_err(|e| field("assistance_ratio", e))?,
+            assistance_ratio,
             cap_fraction: Ratio::parse(&self.cap_fraction).map_err(|e| field("cap_fraction", e))?,
             basic_insurance_annual_cap: Money::parse(&self.basic_insurance_annual_cap)
                 .map_err(|e| field("basic_insurance_annual_cap", e))?,
@@ -733,8 +864,71 @@ impl PolicyEntry {
                 None => REFERRAL_THRESHOLD_DEFAULT,
                 Some(text) => Money::parse(text).map_err(|e| field("referral_threshold", e))?,
             },
+            classes,
+            outpatient_cap,
+            tilt,
         };
-        Policy::new(terms).map_err(|e| e.to_string())
+        let city = terms.region.city();
+        let floors = floors.get(&city).copied().unwrap_or(Floors::SEED);
+        Policy::with_floors(terms, floors).map_err(|e| e.to_string())
+    }
+}
+
+impl ClassEntry {
+    /// One class; errors name it as `class[i]` and the key.
+    fn into_class(self, i: usize, default_ratio: Ratio) -> Result<ClassTerms, String> {
+        let name = format!("class[{i}]");
+        let field = |key: &str, error: ParseError| format!("{name}.{key}: {error}");
+        let kind = EnrollmentKind::parse_name(&self.kind).map_err(|e| field("kind", e))?;
+        let bands = match (self.ratio, self.band) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{name}: give ratio or [[policy.class.band]], not both"
+                ));
+            }
+            (None, None) => vec![Band {
+                up_to: None,
+                ratio: default_ratio,
+            }],
+            (Some(ratio), None) => vec![Band {
+                up_to: None,
+                ratio: Ratio::parse(&ratio).map_err(|e| field("ratio", e))?,
+            }],
+            (None, Some(bands)) if bands.len() > BANDS_MAX => {
+                return Err(format!("{name}.band: at most {BANDS_MAX} bands"));
+            }
+            (None, Some(bands)) => bands
+                .into_iter()
+                .enumerate()
+                .map(|(b, band)| {
+                    Ok(Band {
+                        up_to: band
+                            .up_to
+                            .as_deref()
+                            .map(Money::parse)
+                            .transpose()
+                            .map_err(|e| field(&format!("band[{b}].up_to"), e))?,
+                        ratio: Ratio::parse(&band.ratio)
+                            .map_err(|e| field(&format!("band[{b}].ratio"), e))?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        Ok(ClassTerms {
+            kind,
+            condition_required: self.condition_required,
+            deductible: match &self.deductible {
+                None => Money::ZERO,
+                Some(text) => Money::parse(text).map_err(|e| field("deductible", e))?,
+            },
+            bands,
+            annual_cap: self
+                .annual_cap
+                .as_deref()
+                .map(Money::parse)
+                .transpose()
+                .map_err(|e| field("annual_cap", e))?,
+        })
     }
 }
 
@@ -831,6 +1025,158 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
+    }
+
+    /// The worked policy of docs/POLICY.md, as shipped in examples/.
+    const POLICY_2026: &str = include_str!("../examples/policy-2026.toml");
+
+    /// Proves the guide's worked file loads with its classes in order, its
+    /// own floors, its sub-cap and tilt, and that a county falls back to it.
+    #[test]
+    fn the_worked_policy_of_the_guide_loads() {
+        let config = Config::parse(POLICY_2026).unwrap();
+        let policy = config
+            .policies
+            .lookup(
+                RegionCode::parse("320505").unwrap(),
+                Year::parse(2026).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(policy.annual_cap().to_string(), "100000.00");
+        let kinds: Vec<&str> = policy.classes().iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "tekun",
+                "dibao",
+                "low_income_family",
+                "low_income_margin",
+                "monitored_for_return",
+                "impoverished_by_illness"
+            ]
+        );
+        let margin = &policy.classes()[3];
+        assert_eq!(margin.deductible.to_string(), "5000.00");
+        assert_eq!(margin.bands.len(), 2);
+        assert_eq!(
+            policy.terms().outpatient_cap.unwrap().to_string(),
+            "20000.00"
+        );
+        assert_eq!(policy.terms().tilt.unwrap().cap.to_string(), "50000.00");
+        // Without its floors, the seed's refuse the deductible of a seed population.
+        let without_floors = POLICY_2026.replace("[[floors]]", "[[ignored]]");
+        assert!(error_of(&without_floors).contains("unknown field"));
+        let seed_floors: String = POLICY_2026
+            .lines()
+            .skip_while(|line| !line.starts_with("[[policy]]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let refused =
+            error_of(&seed_floors.replace("cap_fraction = \"0.25\"", "cap_fraction = \"0.50\""));
+        assert!(
+            refused.contains("policy[0] (region 320500, year 2026): class[2] (low_income_family): deductible 2500.00 is above the city floor's deductible_max 0.00"),
+            "{refused}"
+        );
+    }
+
+    /// Proves a policy file that breaks a rule of the 2021 keys is refused at
+    /// load, in one line naming the entry and the key.
+    #[test]
+    fn class_terms_are_checked_naming_the_key() {
+        let city = |classes: &str| {
+            format!(
+                "[[floors]]\nregion_code = \"320500\"\nratio_min = \"0.5\"\ncap_fraction_min = \"0.5\"\n\
+                 [[policy]]\nregion_code = \"320500\"\nyear = 2026\nassistance_ratio = \"0.70\"\n\
+                 cap_fraction = \"0.50\"\nbasic_insurance_annual_cap = \"100000\"\n{classes}"
+            )
+        };
+        let margin = |bands: &str| {
+            city(&format!(
+                "[[policy.class]]\nkind = \"低保边缘\"\ncondition_required = false\ndeductible = \"100\"\n{bands}"
+            ))
+        };
+        let band = |up_to: &str, ratio: &str| {
+            let up_to = match up_to {
+                "" => String::new(),
+                amount => format!("up_to = \"{amount}\"\n"),
+            };
+            format!("[[policy.class.band]]\n{up_to}ratio = \"{ratio}\"\n")
+        };
+        assert!(Config::parse(&margin(&(band("500", "0.5") + &band("", "0.6")))).is_ok());
+        let cases = [
+            (
+                margin(&(band("500", "0.5") + &band("400", "0.6") + &band("", "0.7"))),
+                "class[0] (low_income_margin): band[1].up_to 400.00 must be more than 500.00 (bands ascend and do not overlap)",
+            ),
+            (
+                margin(&(band("500", "0.5") + &band("500", "0.6"))),
+                "band[1].up_to 500.00 must be more than 500.00",
+            ),
+            (
+                margin(&(band("", "0.5") + &band("500", "0.6"))),
+                "band[0].up_to is missing; only the last band may omit it",
+            ),
+            (
+                margin(&band("", "1.2")),
+                "band[0].ratio 1.20 must be at most 1",
+            ),
+            (margin(&band("-5", "0.5")), "class[0].band[0].up_to: "),
+            (
+                margin("ratio = \"0.6\"\n")
+                    .replace("deductible = \"100\"", "deductible = \"-100\""),
+                "class[0].deductible: ",
+            ),
+            (
+                margin(&("ratio = \"0.6\"\n".to_owned() + &band("", "0.6"))),
+                "class[0]: give ratio or [[policy.class.band]], not both",
+            ),
+            (
+                margin("ratio = \"0.6\"\n").replace("低保边缘", "五保户"),
+                "class[0].kind: \"五保户\" is not an assisted class",
+            ),
+            (
+                margin("ratio = \"0.6\"\n")
+                    + "[[policy.class]]\nkind = \"low_income_margin\"\ncondition_required = true\n",
+                "class[1] (low_income_margin): kind is listed twice",
+            ),
+            (
+                city(
+                    "[[policy.class]]\nkind = \"dibao\"\ncondition_required = false\nratio = \"0.4\"\n",
+                ),
+                "class[0] (dibao): band[0].ratio 0.40 is below the city floor 0.50",
+            ),
+            (
+                city("outpatient_chronic_cap = \"60000\"\n"),
+                "outpatient_chronic_cap 60000.00 must be more than 0 and at most the annual cap 50000.00",
+            ),
+            (
+                city("[policy.tilt]\nthreshold = \"1\"\nratio = \"1.5\"\ncap = \"1\"\n"),
+                "tilt.ratio 1.50 must be at most 1",
+            ),
+            (
+                city("[policy.tilt]\nthreshold = \"-1\"\nratio = \"0.5\"\ncap = \"1\"\n"),
+                "tilt.threshold: ",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error_of(&text);
+            assert!(
+                message.contains("policy[0] (region 320500, year 2026): ")
+                    && message.contains(expected),
+                "{expected:?} not in {message:?}"
+            );
+        }
+        let nantong = city("").replace(
+            "region_code = \"320500\"\nratio_min",
+            "region_code = \"320600\"\nratio_min",
+        );
+        assert!(
+            error_of(&nantong).contains("Nantong (3206xx) is bound by the seed's floors"),
+            "{}",
+            error_of(&nantong)
+        );
+        let county = city("").replacen("320500", "320505", 1);
+        assert!(error_of(&county).contains("floors are a city's"));
     }
 
     #[test]

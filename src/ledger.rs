@@ -1044,7 +1044,7 @@ impl<'a, 's> Pending<'a, 's> {
             }
         };
         let usage = self.usage(&patient, year)?;
-        let outcome = rules::apply_cap(claim, assessment, usage.used);
+        let outcome = rules::apply_year(claim, assessment, &usage);
         let charged = usage.charge(&outcome).ok_or_else(|| {
             StoreError::Corrupt(format!("running total of {patient} in {year} overflows"))
         })?;

@@ -12,9 +12,12 @@
 //!   claims, roster records, policies, settlements. Each is built only by a
 //!   `parse` that names what is wrong, so the rest of the code never
 //!   re-validates.
-//! - [`rules`]: the seed policy as pure functions: who is covered, which
-//!   categories apply, how much is paid, how the annual cap cuts it. No
-//!   clock, storage or network: plain unit and property tests cover it.
+//! - [`rules`]: the policy as pure functions: who is covered, which
+//!   categories and classes apply, how much is paid, how the annual cap cuts
+//!   it; with [`rules::year`], the 2021 framework's deductibles, ratio bands,
+//!   outpatient sub-cap and tilted assistance on the year's running total,
+//!   and the explanation every answer carries. No clock, storage or network:
+//!   plain unit and property tests cover it.
 //! - [`store`]: the [`store::Store`] trait and its embedded implementation on
 //!   sled. It only stores: atomic, durable batches and reads. Durable means
 //!   fsync'd: each commit is one record of the store's journal, written and
@@ -91,6 +94,7 @@ pub mod roster_cache;
 pub mod rules;
 pub mod seal;
 pub mod server;
+pub mod simulate;
 pub mod soak;
 pub mod store;
 pub mod telemetry;

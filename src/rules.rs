@@ -1,15 +1,28 @@
-//! The settlement rules of the seed policy (三(一)2), as pure functions.
+//! The settlement rules, as pure functions: the seed policy (三(一)2) and the
+//! classes, deductibles, ratio bands and tilted assistance of the 2021
+//! framework (国办发〔2021〕42号) that a policy file may add.
 //!
 //! Everything here is a function of the claim, the roster record, the policy
 //! and the year's usage so far: no clock, no storage, no network. A claim is
 //! settled in two steps so the part that depends on other claims stays small:
-//! [`assess`] decides eligibility and the uncapped amount from the claim
-//! alone, and [`apply_cap`] charges it against what is left of the year's cap,
-//! which the ledger does in commit order.
+//! [`assess`] decides eligibility and the classes the patient qualifies in
+//! from the claim alone, and [`apply_year`] works the amount out on the
+//! year's running total (deductible consumed, band position, cap used, tilted
+//! assistance), which the ledger does in commit order (see [`year`]).
+//!
+//! Rounding, stated once: a claim's assistance is the exact sum over its
+//! bands of `base x ratio`, rounded up to the fen once ("not lower than");
+//! tilted assistance is `base x ratio` rounded up to the fen once. Nothing
+//! else is rounded: deductibles, bases and caps are whole fen already.
+
+pub mod year;
+
+pub use year::apply_year;
 
 use crate::domain::{
-    CapState, Category, Claim, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
-    Money, Outcome, Person, Policy, PolicyBook, PolicyId, ReferralReason, RegionCode, Year,
+    Category, Claim, ClassTerms, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
+    Money, Outcome, Person, Policy, PolicyBook, PolicyId, ReferralReason, RegionCode, Tilt, Usage,
+    Year,
 };
 
 /// Age (full years) from which a patient qualifies by age, on the discharge date.
@@ -28,6 +41,10 @@ pub struct CapTerms {
     pub annual_cap: Money,
     /// That policy's referral threshold for the patient's yearly payments.
     pub referral_threshold: Money,
+    /// That policy's sub-cap for chronic outpatient care.
+    pub outpatient_cap: Option<Money>,
+    /// That policy's tilted assistance.
+    pub tilt: Option<Tilt>,
 }
 
 /// What a claim is worth before the annual cap: decided from the claim, the
@@ -42,8 +59,10 @@ pub struct Assessment {
     pub ineligible_reason: Option<IneligibleReason>,
     /// In-scope cost minus what the two insurances paid.
     pub in_scope_out_of_pocket: Money,
-    /// `ratio x out-of-pocket` rounded up to the fen when eligible, else 0.
-    pub uncapped: Money,
+    /// The classes of the policy the patient qualifies in for this claim,
+    /// in the policy's order; empty when not eligible. The most favourable
+    /// is chosen on the year's running total, in commit order.
+    pub classes: Vec<ClassTerms>,
     /// The cap to charge; `None` when the patient is not on the roster.
     pub cap: Option<CapTerms>,
 }
@@ -86,40 +105,43 @@ pub fn assess(claim: &Claim, roster: Option<(&Person, &Policy)>) -> Assessment {
             categories: Vec::new(),
             ineligible_reason: Some(IneligibleReason::NotEnrolled),
             in_scope_out_of_pocket,
-            uncapped: Money::ZERO,
+            classes: Vec::new(),
             cap: None,
         };
     };
     let grace = policy.terms().grace;
-    let enrolled = enrolled_during(
-        person,
-        grace,
-        claim.admission_date(),
-        claim.discharge_date(),
-    );
+    let (admission, discharge) = (claim.admission_date(), claim.discharge_date());
+    let enrolled: Vec<&ClassTerms> = policy
+        .classes()
+        .iter()
+        .filter(|class| enrolled_as(person, class.kind, grace, admission, discharge))
+        .collect();
     let categories = categories(claim, person, policy);
-    let ineligible_reason = if !enrolled {
+    let classes: Vec<ClassTerms> = enrolled
+        .iter()
+        .filter(|class| !class.condition_required || !categories.is_empty())
+        .map(|class| (*class).clone())
+        .collect();
+    let ineligible_reason = if enrolled.is_empty() {
         Some(IneligibleReason::NotEnrolled)
-    } else if categories.is_empty() {
+    } else if classes.is_empty() {
         Some(IneligibleReason::NoQualifyingCategory)
     } else {
         None
-    };
-    let uncapped = match ineligible_reason {
-        Some(_) => Money::ZERO,
-        None => assistance_floor(policy, in_scope_out_of_pocket),
     };
     Assessment {
         eligible: ineligible_reason.is_none(),
         categories,
         ineligible_reason,
         in_scope_out_of_pocket,
-        uncapped,
+        classes,
         cap: Some(CapTerms {
             region: person.region(),
             policy_id: policy.id().clone(),
             annual_cap: policy.annual_cap(),
             referral_threshold: policy.terms().referral_threshold,
+            outpatient_cap: policy.terms().outpatient_cap,
+            tilt: policy.terms().tilt,
         }),
     }
 }
@@ -158,40 +180,16 @@ pub fn assistance_floor(policy: &Policy, out_of_pocket: Money) -> Money {
         .map_or(out_of_pocket, |floor| floor.min(out_of_pocket))
 }
 
-/// Charges an assessment against the year's cap, given what earlier
-/// settlements of the year already used, and works out what the patient pays.
+/// Charges an assessment against the year's cap, given only what earlier
+/// settlements of the year charged to it (no deductible consumed, the bands
+/// at their start): the seed's rule as it was first written, kept for the
+/// callers that know nothing else. See [`apply_year`].
 pub fn apply_cap(claim: &Claim, assessment: &Assessment, used_before: Money) -> Outcome {
-    let (assistance, capped, cap) = match &assessment.cap {
-        None => (Money::ZERO, false, None),
-        Some(terms) => {
-            let remaining = terms.annual_cap.saturating_sub(used_before);
-            let assistance = assessment.uncapped.min(remaining);
-            let state = CapState {
-                region: terms.region,
-                policy_id: terms.policy_id.clone(),
-                annual_cap: terms.annual_cap,
-                used_before,
-                remaining_after: remaining.saturating_sub(assistance),
-            };
-            (assistance, assistance < assessment.uncapped, Some(state))
-        }
+    let usage = Usage {
+        used: used_before,
+        ..Usage::default()
     };
-    // The insurances paid within the in-scope cost and assistance stays within
-    // the out-of-pocket part of it, so this never goes below zero.
-    let patient_pays = claim
-        .total_cost()
-        .saturating_sub(claim.insurance_paid())
-        .saturating_sub(assistance);
-    Outcome {
-        eligible: assessment.eligible,
-        categories: assessment.categories.clone(),
-        ineligible_reason: assessment.ineligible_reason,
-        in_scope_out_of_pocket: assessment.in_scope_out_of_pocket,
-        assistance,
-        patient_pays,
-        capped,
-        cap,
-    }
+    apply_year(claim, assessment, &usage)
 }
 
 /// True when an enrollment of the person covers at least one day from
@@ -202,23 +200,41 @@ pub fn enrolled_during(
     admission: Date,
     discharge: Date,
 ) -> bool {
-    person.enrollments().iter().any(|enrollment| {
-        let starts_in_time = enrollment.valid_from() <= discharge;
-        let lasts_long_enough = match enrollment.valid_to() {
-            None => true,
-            Some(valid_to) => {
-                let months = match (enrollment.kind(), enrollment.exit()) {
-                    (EnrollmentKind::Dibao, ExitKind::GradualExit) => grace.gradual_exit_months,
-                    (EnrollmentKind::RegisteredPoor, ExitKind::LeftPoverty) => {
-                        grace.left_poverty_months
-                    }
-                    _ => 0,
-                };
-                valid_to.plus_months(months) >= admission.naive()
-            }
-        };
-        starts_in_time && lasts_long_enough
-    })
+    EnrollmentKind::ALL
+        .into_iter()
+        .any(|kind| enrolled_as(person, kind, grace, admission, discharge))
+}
+
+/// True when an enrollment of the person in `kind` covers at least one day
+/// from `admission` to `discharge` inclusive, counting its grace period.
+pub fn enrolled_as(
+    person: &Person,
+    kind: EnrollmentKind,
+    grace: GracePeriods,
+    admission: Date,
+    discharge: Date,
+) -> bool {
+    person
+        .enrollments()
+        .iter()
+        .filter(|e| e.kind() == kind)
+        .any(|enrollment| {
+            let starts_in_time = enrollment.valid_from() <= discharge;
+            let lasts_long_enough = match enrollment.valid_to() {
+                None => true,
+                Some(valid_to) => {
+                    let months = match (enrollment.kind(), enrollment.exit()) {
+                        (EnrollmentKind::Dibao, ExitKind::GradualExit) => grace.gradual_exit_months,
+                        (EnrollmentKind::RegisteredPoor, ExitKind::LeftPoverty) => {
+                            grace.left_poverty_months
+                        }
+                        _ => 0,
+                    };
+                    valid_to.plus_months(months) >= admission.naive()
+                }
+            };
+            starts_in_time && lasts_long_enough
+        })
 }
 
 /// The qualifying categories that apply to this claim and person, in wire order.

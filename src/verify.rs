@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    domain::{Money, ResidentId, Settlement, SettlementStatus, Year},
+    domain::{Money, ResidentId, Settlement, SettlementStatus, Usage, Year},
     store::{Scan, StoreError},
 };
 
@@ -112,6 +112,9 @@ struct Expected {
     /// The largest cap recorded on the year's settled claims: a cap may be
     /// lowered by a later policy, never so that earlier payments break it.
     cap: Option<Money>,
+    /// The whole running total as the settlements' consumption adds up
+    /// (deductible, band position, outpatient, tilted assistance, burden).
+    total: Option<Usage>,
 }
 
 /// Checks every promise of the stored data; storage errors that stop the
@@ -158,7 +161,12 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
         let sum = expected.entry(key).or_default();
         if settlement.status() == SettlementStatus::Settled {
             sum.count += 1;
-            sum.used = add(sum.used, settlement.outcome.assistance, &mut report);
+            let consumed = settlement.outcome.consumed();
+            sum.used = add(sum.used, consumed.cap_charged, &mut report);
+            sum.total = sum.total.unwrap_or_default().charge(&settlement.outcome);
+            if sum.total.is_none() {
+                report.found(format!("{}: the running total overflows", settlement.id));
+            }
             sum.patient_pays = add(
                 sum.patient_pays,
                 settlement.outcome.patient_pays,
@@ -279,9 +287,15 @@ fn check_settlement(
     match &outcome.cap {
         Some(cap) => {
             let room = cap.annual_cap.saturating_sub(cap.used_before);
-            if outcome.assistance > room
-                || cap.remaining_after != room.saturating_sub(outcome.assistance)
-            {
+            // Tilted assistance is paid beyond the cap, from a cap of its own.
+            let consumed = outcome.consumed();
+            let charged = outcome.assistance.saturating_sub(consumed.tilt);
+            if consumed.cap_charged.checked_add(consumed.tilt) != Some(outcome.assistance) {
+                report.found(format!(
+                    "settlement {id}: the cap charged and tilted assistance do not add up to the assistance"
+                ));
+            }
+            if charged > room || cap.remaining_after != room.saturating_sub(charged) {
                 report.found(format!("settlement {id}: the cap arithmetic does not hold"));
             }
         }
@@ -416,6 +430,37 @@ fn check_usages(
                 usage.used, usage.settlement_count, sum.used, sum.count
             ));
         }
+        if let Some(total) = sum.total
+            && (
+                usage.deductible_used,
+                usage.base,
+                usage.outpatient_used,
+                usage.tilt_used,
+                usage.burden,
+            ) != (
+                total.deductible_used,
+                total.base,
+                total.outpatient_used,
+                total.tilt_used,
+                total.burden,
+            )
+        {
+            report.found(format!(
+                "{patient} in {year}: the running total's deductible, bands, outpatient, tilt or \
+                 burden ({} / {} / {} / {} / {}) is not what its settlements consumed \
+                 ({} / {} / {} / {} / {})",
+                usage.deductible_used,
+                usage.base,
+                usage.outpatient_used,
+                usage.tilt_used,
+                usage.burden,
+                total.deductible_used,
+                total.base,
+                total.outpatient_used,
+                total.tilt_used,
+                total.burden
+            ));
+        }
         if usage.patient_pays != sum.patient_pays {
             report.found(format!(
                 "{patient} in {year}: the patient paid {} by the running total, {} by the settlements",
@@ -469,6 +514,7 @@ mod tests {
             in_scope_cost: "42000",
             basic_insurance_paid: "25200",
             critical_illness_paid: "6300",
+            claim_kind: Default::default(),
         })
         .unwrap()
     }
@@ -574,10 +620,12 @@ mod tests {
     fn a_running_total_that_disagrees_is_named() {
         let (_dir, store) = store();
         let (id, year) = two_settlements(&store);
+        let right = store.usage(&id, year).unwrap().unwrap().value;
         let wrong = Usage {
             used: Money::parse("7350").unwrap(),
             settlement_count: 2,
             patient_pays: Money::parse("22300").unwrap(),
+            ..right
         };
         commit(&store, Vec::new(), vec![(id, year, wrong)]);
         let report = verify(&store).unwrap();

@@ -22,6 +22,7 @@ fuzz_target!(|fields: ([&str; 9], Vec<String>, u64)| {
         in_scope_cost: in_scope,
         basic_insurance_paid: basic,
         critical_illness_paid: critical,
+        claim_kind: Default::default(),
     };
     let Ok(claim) = Claim::parse(&input) else { return };
     assert!(claim.in_scope_cost() <= claim.total_cost());

@@ -181,6 +181,10 @@ mod tests {
                 nanos: 0,
             }),
             settled_day: "2025-12-01".into(),
+            breakdown: Some(pb::SettlementBreakdown {
+                explanation: "起付线 500.00 元".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -196,7 +200,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("settlementId,hospitalId,claimId,patientId,"));
         assert!(
-            lines[0].ends_with(",settledDay,reversedDay"),
+            lines[0].ends_with(",settledDay,reversedDay,claimKind,breakdown"),
             "{}",
             lines[0]
         );
@@ -209,7 +213,15 @@ mod tests {
             "{row}"
         );
         assert!(row.contains(",C34.900;N18,"), "{row}");
-        assert!(row.ends_with(",2025-12-01,"), "{row}");
+        // The breakdown, a message, is its JSON in one quoted field.
+        assert!(
+            row.contains(",2025-12-01,,CLAIM_KIND_UNSPECIFIED,\"{"),
+            "{row}"
+        );
+        assert!(
+            row.contains("\"\"explanation\"\":\"\"起付线 500.00 元\"\""),
+            "{row}"
+        );
     }
 
     /// Proves a JSON line is one object with the HTTP export's keys, lists
@@ -232,5 +244,7 @@ mod tests {
         );
         assert_eq!(object["year"], 2026);
         assert_eq!(object["settledDay"], "2025-12-01");
+        assert_eq!(object["claimKind"], "CLAIM_KIND_UNSPECIFIED");
+        assert_eq!(object["breakdown"]["explanation"], "起付线 500.00 元");
     }
 }

@@ -28,6 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Client, ClientError, Connection, Output, count_progress};
 use crate::{
+    domain::EnrollmentKind,
     grpc::pb,
     seal::{Recipients, Sink},
 };
@@ -285,7 +286,7 @@ fn person_of(rows: &[Row]) -> Item {
             error(
                 row.line,
                 5,
-                "must be DIBAO, TEKUN, LOW_INCOME_FAMILY or REGISTERED_POOR".into(),
+                "must be DIBAO, TEKUN, LOW_INCOME_FAMILY, REGISTERED_POOR, MONITORED_FOR_RETURN, LOW_INCOME_MARGIN or IMPOVERISHED_BY_ILLNESS (or their Chinese names)".into(),
             );
         }
         let exit = exit_kind(exit);
@@ -319,17 +320,20 @@ fn person_of(rows: &[Row]) -> Item {
     })
 }
 
-/// The kind column: the wire's name, or the Chinese one.
+/// The kind column: the wire's name, or the Chinese one (the classes of the
+/// 2021 framework too: `低保边缘`, `防返贫监测对象`, `因病致贫重病患者`).
 fn enrollment_kind(text: &str) -> Option<pb::EnrollmentKind> {
-    Some(match text {
-        "" => pb::EnrollmentKind::Unspecified,
-        "DIBAO" | "低保" => pb::EnrollmentKind::Dibao,
-        "TEKUN" | "特困" => pb::EnrollmentKind::Tekun,
-        "LOW_INCOME_FAMILY" | "低收入家庭" => pb::EnrollmentKind::LowIncomeFamily,
-        "REGISTERED_POOR" | "建档立卡" | "建档立卡低收入人口" => {
-            pb::EnrollmentKind::RegisteredPoor
-        }
-        _ => return None,
+    if text.is_empty() {
+        return Some(pb::EnrollmentKind::Unspecified);
+    }
+    Some(match EnrollmentKind::parse_name(text).ok()? {
+        EnrollmentKind::Dibao => pb::EnrollmentKind::Dibao,
+        EnrollmentKind::Tekun => pb::EnrollmentKind::Tekun,
+        EnrollmentKind::LowIncomeFamily => pb::EnrollmentKind::LowIncomeFamily,
+        EnrollmentKind::RegisteredPoor => pb::EnrollmentKind::RegisteredPoor,
+        EnrollmentKind::MonitoredForReturn => pb::EnrollmentKind::MonitoredForReturn,
+        EnrollmentKind::LowIncomeMargin => pb::EnrollmentKind::LowIncomeMargin,
+        EnrollmentKind::ImpoverishedByIllness => pb::EnrollmentKind::ImpoverishedByIllness,
     })
 }
 
@@ -397,6 +401,9 @@ pub fn write_person<W: Write>(out: &mut csv::Writer<W>, person: &pb::Person) -> 
             pb::EnrollmentKind::Tekun => "TEKUN",
             pb::EnrollmentKind::LowIncomeFamily => "LOW_INCOME_FAMILY",
             pb::EnrollmentKind::RegisteredPoor => "REGISTERED_POOR",
+            pb::EnrollmentKind::MonitoredForReturn => "MONITORED_FOR_RETURN",
+            pb::EnrollmentKind::LowIncomeMargin => "LOW_INCOME_MARGIN",
+            pb::EnrollmentKind::ImpoverishedByIllness => "IMPOVERISHED_BY_ILLNESS",
         };
         let exit = match e.exit() {
             pb::ExitKind::Unspecified => "",
@@ -655,12 +662,41 @@ patient_id,name,region_code,psychiatric_disability_grade,paralysis_certified,enr
             &[RowError {
                 line: 3,
                 column: "enrollment_kind".into(),
-                reason: "must be DIBAO, TEKUN, LOW_INCOME_FAMILY or REGISTERED_POOR".into()
+                reason: "must be DIBAO, TEKUN, LOW_INCOME_FAMILY, REGISTERED_POOR, MONITORED_FOR_RETURN, LOW_INCOME_MARGIN or IMPOVERISHED_BY_ILLNESS (or their Chinese names)".into()
             }]
         );
         assert!(matches!(items[1], Item::Person(_)));
         assert!(read_people("patient_id,name\n1,2\n").is_err());
         assert!(read_people("").is_err());
+    }
+
+    /// Proves the kind column reads the 2021 framework's classes by their
+    /// Chinese names as civil affairs files write them, and by wire names.
+    #[test]
+    fn classes_are_read_by_their_chinese_names() {
+        let rows = [
+            ("低保边缘", pb::EnrollmentKind::LowIncomeMargin),
+            ("低保边缘家庭", pb::EnrollmentKind::LowIncomeMargin),
+            ("防返贫监测对象", pb::EnrollmentKind::MonitoredForReturn),
+            ("监测对象", pb::EnrollmentKind::MonitoredForReturn),
+            (
+                "因病致贫重病患者",
+                pb::EnrollmentKind::ImpoverishedByIllness,
+            ),
+            (
+                "IMPOVERISHED_BY_ILLNESS",
+                pb::EnrollmentKind::ImpoverishedByIllness,
+            ),
+            ("特困", pb::EnrollmentKind::Tekun),
+            ("建档立卡", pb::EnrollmentKind::RegisteredPoor),
+        ];
+        for (text, kind) in rows {
+            let file = FILE.replacen("DIBAO", text, 1);
+            let Item::Person(group) = &people(&file)[0] else {
+                panic!("{text} refused")
+            };
+            assert_eq!(group.person.enrollments[0].kind(), kind, "{text}");
+        }
     }
 
     /// Proves the server's field paths land on the row of the enrollment

@@ -31,6 +31,48 @@ impl ClaimKey {
     }
 }
 
+/// What kind of care a claim bills: inpatient stays and chronic or special
+/// disease outpatient care (门诊慢特病) share one annual cap, and a policy
+/// may give outpatient care a sub-cap of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+pub enum ClaimKind {
+    /// 住院: an inpatient stay (what every claim was before kinds existed).
+    #[default]
+    Inpatient,
+    /// 门诊慢特病: chronic or special disease outpatient care.
+    OutpatientChronic,
+}
+
+impl ClaimKind {
+    /// The snake_case name of exports and policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimKind::Inpatient => "inpatient",
+            ClaimKind::OutpatientChronic => "outpatient_chronic",
+        }
+    }
+
+    /// The Chinese name a clerk reads.
+    pub fn chinese(self) -> &'static str {
+        match self {
+            ClaimKind::Inpatient => "住院",
+            ClaimKind::OutpatientChronic => "门诊慢特病",
+        }
+    }
+}
+
+/// The claim kind as the wire sent it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ClaimKindSent {
+    /// Not stated: an inpatient stay, as before kinds existed.
+    #[default]
+    Unstated,
+    /// A known kind.
+    Known(ClaimKind),
+    /// A value the wire does not know.
+    Unknown(i32),
+}
+
 /// A checked claim. Its amounts are consistent: in-scope cost within the
 /// total, and the two insurances' payments within the in-scope cost.
 ///
@@ -47,6 +89,10 @@ pub struct Claim {
     in_scope_cost: Money,
     basic_insurance_paid: Money,
     critical_illness_paid: Money,
+    /// Not in the claim's own encoding, which older records share: a
+    /// settlement carries it after its other fields (see `Settlement`).
+    #[serde(skip)]
+    kind: ClaimKind,
 }
 
 /// A claim as a caller sends it, before any check; field names are the wire's.
@@ -72,6 +118,8 @@ pub struct ClaimInput<'a> {
     pub basic_insurance_paid: &'a str,
     /// What critical-illness insurance paid.
     pub critical_illness_paid: &'a str,
+    /// Inpatient or chronic outpatient; unstated means inpatient.
+    pub claim_kind: ClaimKindSent,
 }
 
 impl Claim {
@@ -116,8 +164,23 @@ impl Claim {
                 "basic_insurance_paid + critical_illness_paid is more than in_scope_cost",
             );
         }
+        let kind = match input.claim_kind {
+            ClaimKindSent::Unstated => Some(ClaimKind::Inpatient),
+            ClaimKindSent::Known(kind) => Some(kind),
+            ClaimKindSent::Unknown(value) => {
+                violations.add(
+                    "claim_kind",
+                    format!(
+                        "{value} is not a claim kind: CLAIM_KIND_INPATIENT or \
+                         CLAIM_KIND_OUTPATIENT_CHRONIC"
+                    ),
+                );
+                None
+            }
+        };
         violations.finish(|| {
             Some(Claim {
+                kind: kind?,
                 key: key?,
                 patient_id: patient_id?,
                 admission_date: admission?,
@@ -129,6 +192,18 @@ impl Claim {
                 critical_illness_paid: critical?,
             })
         })
+    }
+
+    /// Inpatient or chronic outpatient care.
+    pub fn kind(&self) -> ClaimKind {
+        self.kind
+    }
+
+    /// The same claim of another kind (a stored settlement's claim gets its
+    /// kind back this way: see `Settlement`).
+    pub fn with_kind(mut self, kind: ClaimKind) -> Claim {
+        self.kind = kind;
+        self
     }
 
     /// The settlement key.
@@ -237,6 +312,7 @@ mod tests {
             in_scope_cost: "42000.00",
             basic_insurance_paid: "25200",
             critical_illness_paid: "6300.0",
+            claim_kind: ClaimKindSent::Unstated,
         })
         .unwrap();
         assert_eq!(claim.in_scope_out_of_pocket().to_string(), "10500.00");
@@ -259,6 +335,7 @@ mod tests {
             in_scope_cost: "1e5",
             basic_insurance_paid: "0.001",
             critical_illness_paid: "NaN",
+            claim_kind: ClaimKindSent::Unknown(9),
         };
         assert_eq!(
             fields(Claim::parse(&input)),
@@ -273,6 +350,7 @@ mod tests {
                 "in_scope_cost",
                 "basic_insurance_paid",
                 "critical_illness_paid",
+                "claim_kind",
             ]
         );
     }
@@ -292,6 +370,7 @@ mod tests {
             in_scope_cost: "100",
             basic_insurance_paid: "60",
             critical_illness_paid: "40",
+            claim_kind: ClaimKindSent::Known(ClaimKind::OutpatientChronic),
         };
         assert!(
             Claim::parse(&base).is_ok(),

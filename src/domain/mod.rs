@@ -20,7 +20,7 @@ mod text;
 mod validation;
 pub mod wire_format;
 
-pub use claim::{Claim, ClaimInput, ClaimKey, DIAGNOSIS_CODES_MAX};
+pub use claim::{Claim, ClaimInput, ClaimKey, ClaimKind, ClaimKindSent, DIAGNOSIS_CODES_MAX};
 pub use date::{Date, Year};
 pub use day::{BusinessDay, UtcOffset};
 pub use diagnosis::{CodePattern, DiagnosisCode};
@@ -30,14 +30,16 @@ pub use person::{
     PsychiatricGrade,
 };
 pub use policy::{
-    ASSISTANCE_RATIO_FLOOR, CAP_FRACTION_FLOOR, Disease, GracePeriods, Policy, PolicyBook,
-    PolicyError, PolicyId, PolicyTerms, REFERRAL_THRESHOLD_DEFAULT, Ratio, builtin_catalogue,
+    ASSISTANCE_RATIO_FLOOR, BANDS_MAX, Band, CAP_FRACTION_FLOOR, ClassTerms, Disease, Floors,
+    GracePeriods, Policy, PolicyBook, PolicyError, PolicyId, PolicyTerms,
+    REFERRAL_THRESHOLD_DEFAULT, Ratio, Tilt, builtin_catalogue,
 };
 pub use region::RegionCode;
 pub use resident_id::ResidentId;
 pub use settlement::{
-    CapState, Category, IneligibleReason, Outcome, PatientYear, Quote, ReferralReason, Reversal,
-    Settlement, SettlementId, SettlementStatus, Timestamp, Usage,
+    BandLine, Breakdown, CapState, Category, Consumed, Exact, IneligibleReason, Outcome,
+    PatientYear, Quote, ReferralReason, Reversal, Settlement, SettlementId, SettlementStatus,
+    Timestamp, Usage,
 };
 pub use text::{ClaimId, HospitalId, PersonName, Reason};
 pub use validation::{FieldViolation, ParseError, Violations};

@@ -19,6 +19,96 @@ pub enum EnrollmentKind {
     LowIncomeFamily,
     /// 建档立卡低收入人口: on the poverty-alleviation register.
     RegisteredPoor,
+    /// 防返贫监测对象: a household monitored for a return to poverty (2021
+    /// framework). New kinds are appended: records are stored by variant
+    /// index, so the order of the first four never changes.
+    MonitoredForReturn,
+    /// 低保边缘: a household at the margin of dibao (2021 framework).
+    LowIncomeMargin,
+    /// 因病致贫重病患者: a seriously ill person impoverished by the cost of care.
+    ImpoverishedByIllness,
+}
+
+impl EnrollmentKind {
+    /// Every kind, in the order ties between equally favourable classes are
+    /// broken (the most protected first).
+    pub const ALL: [EnrollmentKind; 7] = [
+        EnrollmentKind::Tekun,
+        EnrollmentKind::Dibao,
+        EnrollmentKind::LowIncomeFamily,
+        EnrollmentKind::RegisteredPoor,
+        EnrollmentKind::LowIncomeMargin,
+        EnrollmentKind::MonitoredForReturn,
+        EnrollmentKind::ImpoverishedByIllness,
+    ];
+
+    /// The populations of the seed policy (三(一)2): its floors bind them.
+    pub fn in_seed(self) -> bool {
+        matches!(
+            self,
+            EnrollmentKind::Dibao
+                | EnrollmentKind::Tekun
+                | EnrollmentKind::LowIncomeFamily
+                | EnrollmentKind::RegisteredPoor
+        )
+    }
+
+    /// The snake_case name used in policy files and exports (`tekun`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentKind::Dibao => "dibao",
+            EnrollmentKind::Tekun => "tekun",
+            EnrollmentKind::LowIncomeFamily => "low_income_family",
+            EnrollmentKind::RegisteredPoor => "registered_poor",
+            EnrollmentKind::MonitoredForReturn => "monitored_for_return",
+            EnrollmentKind::LowIncomeMargin => "low_income_margin",
+            EnrollmentKind::ImpoverishedByIllness => "impoverished_by_illness",
+        }
+    }
+
+    /// The Chinese name a clerk reads (`特困`).
+    pub fn chinese(self) -> &'static str {
+        match self {
+            EnrollmentKind::Dibao => "低保",
+            EnrollmentKind::Tekun => "特困",
+            EnrollmentKind::LowIncomeFamily => "低收入家庭",
+            EnrollmentKind::RegisteredPoor => "建档立卡低收入人口",
+            EnrollmentKind::MonitoredForReturn => "防返贫监测对象",
+            EnrollmentKind::LowIncomeMargin => "低保边缘",
+            EnrollmentKind::ImpoverishedByIllness => "因病致贫重病患者",
+        }
+    }
+
+    /// Reads a kind by any of its names: snake_case (`tekun`), the wire's
+    /// upper case with or without its prefix (`ENROLLMENT_KIND_TEKUN`,
+    /// `TEKUN`), or Chinese (`特困`, with the short forms civil affairs
+    /// files use: `建档立卡`, `监测对象`, `因病致贫`).
+    pub fn parse_name(text: &str) -> Result<EnrollmentKind, ParseError> {
+        let upper = text.to_ascii_uppercase();
+        let bare = upper.strip_prefix("ENROLLMENT_KIND_").unwrap_or(&upper);
+        let found = EnrollmentKind::ALL
+            .into_iter()
+            .find(|kind| bare.eq_ignore_ascii_case(kind.as_str()) || text == kind.chinese());
+        let short = match text {
+            "建档立卡" => Some(EnrollmentKind::RegisteredPoor),
+            "防返贫监测" | "监测对象" => Some(EnrollmentKind::MonitoredForReturn),
+            "低保边缘家庭" => Some(EnrollmentKind::LowIncomeMargin),
+            "因病致贫" | "因病致贫重病患者家庭" => {
+                Some(EnrollmentKind::ImpoverishedByIllness)
+            }
+            _ => None,
+        };
+        found.or(short).ok_or_else(|| {
+            let names: Vec<String> = EnrollmentKind::ALL
+                .iter()
+                .map(|k| format!("{} ({})", k.as_str(), k.chinese()))
+                .collect();
+            ParseError::new(format!(
+                "{text:?} is not an assisted class; one of {}",
+                names.join(", ")
+            ))
+        })
+    }
 }
 
 /// How an enrollment ended, which may extend it by a grace period.
@@ -257,7 +347,9 @@ impl Enrollment {
             violations.add(
                 "kind",
                 "required: ENROLLMENT_KIND_DIBAO, ENROLLMENT_KIND_TEKUN, \
-                 ENROLLMENT_KIND_LOW_INCOME_FAMILY or ENROLLMENT_KIND_REGISTERED_POOR",
+                 ENROLLMENT_KIND_LOW_INCOME_FAMILY, ENROLLMENT_KIND_REGISTERED_POOR, \
+                 ENROLLMENT_KIND_MONITORED_FOR_RETURN, ENROLLMENT_KIND_LOW_INCOME_MARGIN or \
+                 ENROLLMENT_KIND_IMPOVERISHED_BY_ILLNESS",
             );
         }
         let valid_from = violations.check("valid_from", Date::parse(input.valid_from));
@@ -404,6 +496,32 @@ mod tests {
                 "enrollments[3].valid_to",
             ]
         );
+    }
+
+    #[test]
+    fn kinds_are_read_by_every_name() {
+        for kind in EnrollmentKind::ALL {
+            assert_eq!(EnrollmentKind::parse_name(kind.as_str()), Ok(kind));
+            assert_eq!(EnrollmentKind::parse_name(kind.chinese()), Ok(kind));
+            let wire = format!("ENROLLMENT_KIND_{}", kind.as_str().to_uppercase());
+            assert_eq!(EnrollmentKind::parse_name(&wire), Ok(kind));
+        }
+        assert_eq!(
+            EnrollmentKind::parse_name("建档立卡"),
+            Ok(EnrollmentKind::RegisteredPoor)
+        );
+        let refused = EnrollmentKind::parse_name("五保").unwrap_err();
+        assert!(refused.description().contains("特困"));
+    }
+
+    /// Proves the kinds of today keep their stored numbers: records are
+    /// stored by variant index, and new kinds only come after them.
+    #[test]
+    fn stored_kinds_keep_their_numbers() {
+        let index = |kind: EnrollmentKind| postcard::to_stdvec(&kind).unwrap();
+        assert_eq!(index(EnrollmentKind::Dibao), [0]);
+        assert_eq!(index(EnrollmentKind::RegisteredPoor), [3]);
+        assert_eq!(index(EnrollmentKind::ImpoverishedByIllness), [6]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{CodePattern, DiagnosisCode, Money, ParseError, RegionCode, Year};
+use super::{CodePattern, DiagnosisCode, EnrollmentKind, Money, ParseError, RegionCode, Year};
 
 /// The city's floor for the share of in-scope out-of-pocket cost assistance
 /// pays: a county may pay more, never less.
@@ -21,6 +21,8 @@ pub const GRACE_MONTHS_MAX: u32 = 120;
 pub const DISEASES_MAX: usize = 256;
 /// Most code patterns one disease may list.
 pub const DISEASE_CODES_MAX: usize = 64;
+/// Most ratio bands one class may list (real systems keep five).
+pub const BANDS_MAX: usize = 8;
 
 /// A share such as 0.70: a decimal from 0 to 10 with at most four decimals.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -50,6 +52,28 @@ impl Ratio {
     /// The share as an exact decimal.
     pub fn get(self) -> Decimal {
         self.0
+    }
+}
+
+/// Stored as its text ("0.70"), read back through [`Ratio::parse`].
+impl Serialize for Ratio {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ratio::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Ratio {
+    /// The share as a percentage for people: "70%", "72.5%".
+    pub fn percent(self) -> String {
+        let percent = (self.0 * Decimal::ONE_HUNDRED).normalize();
+        format!("{percent}%")
     }
 }
 
@@ -132,6 +156,111 @@ pub struct PolicyTerms {
     /// reach this (三(一)3). It decides referral, not payment, so it is not
     /// part of the policy ID.
     pub referral_threshold: Money,
+    /// The assisted classes of the 2021 framework, each with its own
+    /// deductible, ratio bands and cap. Empty: the seed's rule (the four
+    /// populations of today, a qualifying condition required, no
+    /// deductible, `assistance_ratio` throughout), which is what a file with
+    /// only today's keys means.
+    pub classes: Vec<ClassTerms>,
+    /// A sub-cap of the annual cap for chronic and special disease
+    /// outpatient care (门诊慢特病); `None`: outpatient care may use the
+    /// whole cap.
+    pub outpatient_cap: Option<Money>,
+    /// Tilted assistance (倾斜救助) beyond the cap; `None`: off.
+    pub tilt: Option<Tilt>,
+}
+
+/// One band of a class's ratio table: the part of the year's cumulative
+/// assisted base (in-scope out-of-pocket cost past the deductible) up to
+/// `up_to` is paid at `ratio`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Band {
+    /// Where the band ends on the year's cumulative base; `None`: it does
+    /// not end (only the last band). Beyond a last band that ends, nothing
+    /// is paid.
+    pub up_to: Option<Money>,
+    /// The share of the base in the band that assistance pays.
+    pub ratio: Ratio,
+}
+
+/// What one assisted class gets under a policy.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ClassTerms {
+    /// The class: an enrollment kind of the roster.
+    pub kind: EnrollmentKind,
+    /// True when the class qualifies only with one of the seed's conditions
+    /// (major disease, paralysis, 80+, minor, psychiatric grade 1-2); false
+    /// when enrollment alone qualifies.
+    pub condition_required: bool,
+    /// The annual deductible (起付标准), consumed by the year's in-scope
+    /// out-of-pocket cost before assistance pays.
+    pub deductible: Money,
+    /// The ratio bands, by ascending `up_to`; one unbounded band is a flat ratio.
+    pub bands: Vec<Band>,
+    /// The class's own annual cap, instead of the policy's.
+    pub annual_cap: Option<Money>,
+}
+
+/// Tilted assistance (倾斜救助): for a patient whose annual cap is used up,
+/// the year's remaining in-scope out-of-pocket cost beyond `threshold` is
+/// paid at `ratio`, up to `cap` a year of its own (0 = off).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Tilt {
+    /// The year's remaining in-scope out-of-pocket cost from which it pays.
+    pub threshold: Money,
+    /// The share paid beyond the threshold.
+    pub ratio: Ratio,
+    /// The most tilted assistance a patient gets in a year.
+    pub cap: Money,
+}
+
+/// The floors a policy is checked against: for Nantong the seed's (三(一)2:
+/// at least 70% of in-scope out-of-pocket cost, a cap of at least half the
+/// basic insurance cap, so no deductible), which also bind any city that
+/// states none; another city may state its own. They bind the seed's four
+/// populations; classes the seed does not know are the city's to set.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Floors {
+    /// Lowest ratio (the assistance ratio, and every band of a seed class).
+    pub ratio_min: Ratio,
+    /// Lowest annual cap, as a share of the basic insurance cap.
+    pub cap_fraction_min: Ratio,
+    /// Highest deductible of a seed class.
+    pub deductible_max: Money,
+}
+
+impl Floors {
+    /// The seed's floors: 0.70, 0.50, no deductible.
+    pub const SEED: Floors = Floors {
+        ratio_min: Ratio(ASSISTANCE_RATIO_FLOOR),
+        cap_fraction_min: Ratio(CAP_FRACTION_FLOOR),
+        deductible_max: Money::ZERO,
+    };
+
+    /// Checks floors a book states for a city: never below the seed's in
+    /// Nantong (3206xx), where the seed's policy applies.
+    pub fn stated(city: RegionCode, floors: Floors) -> Result<Floors, PolicyError> {
+        let seed = Floors::SEED;
+        let nantong = city.as_str().starts_with("3206");
+        if nantong
+            && (floors.ratio_min < seed.ratio_min
+                || floors.cap_fraction_min < seed.cap_fraction_min
+                || floors.deductible_max > seed.deductible_max)
+        {
+            return Err(PolicyError(format!(
+                "floors for {city}: Nantong (3206xx) is bound by the seed's floors \
+                 (ratio_min 0.70, cap_fraction_min 0.50, deductible_max 0.00); \
+                 it may state higher ones, never lower"
+            )));
+        }
+        if floors.ratio_min.get() > Decimal::ONE {
+            return Err(PolicyError(format!(
+                "floors for {city}: ratio_min {} must be at most 1",
+                floors.ratio_min
+            )));
+        }
+        Ok(floors)
+    }
 }
 
 /// The referral threshold of the built-in policy, and of any policy that
@@ -145,6 +274,8 @@ pub struct Policy {
     id: PolicyId,
     terms: PolicyTerms,
     annual_cap: Money,
+    /// The classes as they apply: the terms' own, or the seed's rule.
+    classes: Vec<ClassTerms>,
 }
 
 /// A policy whose terms break a rule of the city or of sense.
@@ -153,21 +284,29 @@ pub struct Policy {
 pub struct PolicyError(String);
 
 impl Policy {
-    /// Checks the terms against the city's floors and bounds, and computes
+    /// Checks the terms against the seed's floors and bounds, and computes
     /// the annual cap (rounded up to the fen).
     pub fn new(terms: PolicyTerms) -> Result<Policy, PolicyError> {
+        Policy::with_floors(terms, Floors::SEED)
+    }
+
+    /// Checks the terms against `floors` and bounds, and computes the
+    /// annual cap (rounded up to the fen).
+    pub fn with_floors(terms: PolicyTerms, floors: Floors) -> Result<Policy, PolicyError> {
         let ratio = terms.assistance_ratio.get();
-        if ratio < ASSISTANCE_RATIO_FLOOR || ratio > Decimal::ONE {
+        let ratio_min = floors.ratio_min.get();
+        if ratio < ratio_min || ratio > Decimal::ONE {
             return Err(PolicyError(format!(
-                "assistance_ratio {} must be at least the city floor {ASSISTANCE_RATIO_FLOOR} and at most 1",
-                terms.assistance_ratio
+                "assistance_ratio {} must be at least the city floor {} and at most 1",
+                terms.assistance_ratio, floors.ratio_min
             )));
         }
         let fraction = terms.cap_fraction.get();
-        if fraction < CAP_FRACTION_FLOOR || fraction > CAP_FRACTION_MAX {
+        let fraction_min = floors.cap_fraction_min.get();
+        if fraction < fraction_min || fraction > CAP_FRACTION_MAX {
             return Err(PolicyError(format!(
-                "cap_fraction {} must be at least the city floor {CAP_FRACTION_FLOOR} and at most {CAP_FRACTION_MAX}",
-                terms.cap_fraction
+                "cap_fraction {} must be at least the city floor {} and at most {CAP_FRACTION_MAX}",
+                terms.cap_fraction, floors.cap_fraction_min
             )));
         }
         if terms.basic_insurance_annual_cap == Money::ZERO {
@@ -191,12 +330,31 @@ impl Policy {
             .checked_mul(fraction)
             .and_then(Money::round_up)
             .ok_or_else(|| PolicyError("the annual cap is out of range".into()))?;
+        let cap_floor = terms
+            .basic_insurance_annual_cap
+            .as_decimal()
+            .checked_mul(fraction_min)
+            .and_then(Money::round_up)
+            .ok_or_else(|| PolicyError("the annual cap is out of range".into()))?;
+        let classes = match terms.classes.is_empty() {
+            true => seed_classes(terms.assistance_ratio),
+            false => terms.classes.clone(),
+        };
+        check_classes(&classes, &floors, cap_floor)?;
+        check_outpatient_and_tilt(&terms, annual_cap)?;
         let id = policy_id(&terms);
         Ok(Policy {
             id,
             terms,
             annual_cap,
+            classes,
         })
+    }
+
+    /// The classes as they apply, in the order the terms list them (the
+    /// seed's four, with its rule, when the terms list none).
+    pub fn classes(&self) -> &[ClassTerms] {
+        &self.classes
     }
 
     /// The identifier recorded on every settlement made under this policy.
@@ -220,6 +378,131 @@ impl Policy {
             .flat_map(|disease| &disease.codes)
             .any(|pattern| codes.iter().any(|code| pattern.matches(code)))
     }
+}
+
+/// The seed's rule as classes: its four populations, a condition required,
+/// no deductible, one ratio throughout, the policy's cap.
+fn seed_classes(ratio: Ratio) -> Vec<ClassTerms> {
+    EnrollmentKind::ALL
+        .into_iter()
+        .filter(|kind| kind.in_seed())
+        .map(|kind| ClassTerms {
+            kind,
+            condition_required: true,
+            deductible: Money::ZERO,
+            bands: vec![Band { up_to: None, ratio }],
+            annual_cap: None,
+        })
+        .collect()
+}
+
+/// Every class at most once, bands sorted and bounded, ratios within 0..=1,
+/// and the floors for the seed's populations. Each error names the key.
+fn check_classes(
+    classes: &[ClassTerms],
+    floors: &Floors,
+    cap_floor: Money,
+) -> Result<(), PolicyError> {
+    for (i, class) in classes.iter().enumerate() {
+        let name = format!("class[{i}] ({})", class.kind.as_str());
+        if classes[..i].iter().any(|c| c.kind == class.kind) {
+            return Err(PolicyError(format!("{name}: kind is listed twice")));
+        }
+        check_bands(&name, &class.bands)?;
+        if class.annual_cap == Some(Money::ZERO) {
+            return Err(PolicyError(format!(
+                "{name}: annual_cap must be more than 0"
+            )));
+        }
+        if !class.kind.in_seed() {
+            continue;
+        }
+        // The seed's populations: the floors bind them.
+        if class.deductible > floors.deductible_max {
+            return Err(PolicyError(format!(
+                "{name}: deductible {} is above the city floor's deductible_max {} for the \
+                 seed's populations",
+                class.deductible, floors.deductible_max
+            )));
+        }
+        if let Some((b, band)) = class
+            .bands
+            .iter()
+            .enumerate()
+            .find(|(_, band)| band.ratio < floors.ratio_min)
+        {
+            return Err(PolicyError(format!(
+                "{name}: band[{b}].ratio {} is below the city floor {} for the seed's populations",
+                band.ratio, floors.ratio_min
+            )));
+        }
+        if class.bands.last().is_some_and(|band| band.up_to.is_some()) {
+            return Err(PolicyError(format!(
+                "{name}: the last band of a seed population must not end (omit its up_to): \
+                 the floor applies to every yuan"
+            )));
+        }
+        if let Some(cap) = class.annual_cap
+            && cap < cap_floor
+        {
+            return Err(PolicyError(format!(
+                "{name}: annual_cap {cap} is below the city floor {cap_floor}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_bands(name: &str, bands: &[Band]) -> Result<(), PolicyError> {
+    if bands.is_empty() || bands.len() > BANDS_MAX {
+        return Err(PolicyError(format!(
+            "{name}: needs a ratio or 1 to {BANDS_MAX} bands"
+        )));
+    }
+    let mut previous = Money::ZERO;
+    for (b, band) in bands.iter().enumerate() {
+        if band.ratio.get() > Decimal::ONE {
+            return Err(PolicyError(format!(
+                "{name}: band[{b}].ratio {} must be at most 1",
+                band.ratio
+            )));
+        }
+        match band.up_to {
+            None if b + 1 < bands.len() => {
+                return Err(PolicyError(format!(
+                    "{name}: band[{b}].up_to is missing; only the last band may omit it"
+                )));
+            }
+            None => {}
+            Some(up_to) if up_to <= previous => {
+                return Err(PolicyError(format!(
+                    "{name}: band[{b}].up_to {up_to} must be more than {previous} \
+                     (bands ascend and do not overlap)"
+                )));
+            }
+            Some(up_to) => previous = up_to,
+        }
+    }
+    Ok(())
+}
+
+fn check_outpatient_and_tilt(terms: &PolicyTerms, annual_cap: Money) -> Result<(), PolicyError> {
+    if let Some(cap) = terms.outpatient_cap
+        && (cap == Money::ZERO || cap > annual_cap)
+    {
+        return Err(PolicyError(format!(
+            "outpatient_chronic_cap {cap} must be more than 0 and at most the annual cap {annual_cap}"
+        )));
+    }
+    if let Some(tilt) = &terms.tilt
+        && tilt.ratio.get() > Decimal::ONE
+    {
+        return Err(PolicyError(format!(
+            "tilt.ratio {} must be at most 1",
+            tilt.ratio
+        )));
+    }
+    Ok(())
 }
 
 fn check_diseases(diseases: &[Disease]) -> Result<(), PolicyError> {
@@ -260,6 +543,30 @@ fn policy_id(terms: &PolicyTerms) -> PolicyId {
         for code in &disease.codes {
             canonical.push_str(&format!("{code},"));
         }
+    }
+    // Only terms of the 2021 framework add to the text, so a policy with
+    // today's keys keeps the ID its settlements were recorded under.
+    for class in &terms.classes {
+        canonical.push_str(&format!(
+            "|class:{}:{}:{}:{}:",
+            class.kind.as_str(),
+            class.condition_required,
+            class.deductible,
+            class.annual_cap.map(|c| c.to_string()).unwrap_or_default()
+        ));
+        for band in &class.bands {
+            let up_to = band.up_to.map(|c| c.to_string()).unwrap_or_default();
+            canonical.push_str(&format!("{up_to}@{},", band.ratio));
+        }
+    }
+    if let Some(cap) = terms.outpatient_cap {
+        canonical.push_str(&format!("|outpatient:{cap}"));
+    }
+    if let Some(tilt) = &terms.tilt {
+        canonical.push_str(&format!(
+            "|tilt:{}:{}:{}",
+            tilt.threshold, tilt.ratio, tilt.cap
+        ));
     }
     let digest = Sha256::digest(canonical.as_bytes());
     let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
@@ -308,6 +615,9 @@ impl PolicyBook {
             grace: GracePeriods::default(),
             diseases: builtin_catalogue(),
             referral_threshold: REFERRAL_THRESHOLD_DEFAULT,
+            classes: Vec::new(),
+            outpatient_cap: None,
+            tilt: None,
         };
         let policy = Policy::new(terms).unwrap_or_else(|e| unreachable!("built-in policy: {e}"));
         PolicyBook::new(vec![policy]).unwrap_or_else(|e| unreachable!("built-in policy: {e}"))
@@ -375,6 +685,9 @@ mod tests {
             grace: GracePeriods::default(),
             diseases: builtin_catalogue(),
             referral_threshold: REFERRAL_THRESHOLD_DEFAULT,
+            classes: Vec::new(),
+            outpatient_cap: None,
+            tilt: None,
         }
     }
 

@@ -5,7 +5,14 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BusinessDay, Claim, Money, ParseError, PolicyId, Reason, RegionCode, Year};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::{
+    BusinessDay, Claim, ClaimKind, EnrollmentKind, Money, ParseError, PolicyId, Ratio, Reason,
+    RegionCode, Year,
+};
 
 /// The service's number for a recorded settlement: assigned in commit order,
 /// so it also orders a patient's settlements oldest first.
@@ -143,6 +150,96 @@ pub struct CapState {
     pub remaining_after: Money,
 }
 
+/// An amount worked out exactly, before the one rounding to the fen: kept
+/// and shown as it is, so a reader can follow the arithmetic.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Exact(pub Decimal);
+
+impl fmt::Display for Exact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.normalize();
+        if shown.scale() < 2 {
+            shown.rescale(2);
+        }
+        write!(f, "{shown}")
+    }
+}
+
+impl Serialize for Exact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Exact {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Decimal::from_str(&text)
+            .map(Exact)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One ratio band as a claim used it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BandLine {
+    /// Where the band starts on the year's cumulative assisted base.
+    pub from: Money,
+    /// Where it ends; `None`: it does not.
+    pub up_to: Option<Money>,
+    /// The band's ratio.
+    pub ratio: Ratio,
+    /// The part of this claim's base that falls in the band.
+    pub base: Money,
+    /// `base x ratio`, exact: only the claim's total is rounded.
+    pub amount: Exact,
+}
+
+/// What a claim took from the patient's running total for its year, so a
+/// reversal gives back exactly that.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Consumed {
+    /// Of the class's annual deductible.
+    pub deductible: Money,
+    /// Of the ratio bands: the assisted base (out-of-pocket past the deductible).
+    pub base: Money,
+    /// Of the annual cap: the assistance before any tilted assistance.
+    pub cap_charged: Money,
+    /// Of the outpatient sub-cap (the cap charged, on an outpatient claim).
+    pub outpatient: Money,
+    /// Of the tilted assistance's own cap.
+    pub tilt: Money,
+    /// Added to the year's remaining in-scope out-of-pocket cost (what the
+    /// patient bears in scope after the cap charged), which tilted
+    /// assistance is measured on.
+    pub burden: Money,
+}
+
+/// How a claim's assistance was worked out, in numbers and in words.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Breakdown {
+    /// The class applied: the most favourable of the patient's; `None`
+    /// when none applies.
+    pub class: Option<EnrollmentKind>,
+    /// The class's annual deductible.
+    pub deductible: Money,
+    /// The deductible consumed by the year's earlier claims.
+    pub deductible_before: Money,
+    /// The year's cumulative assisted base before this claim (the band position).
+    pub base_before: Money,
+    /// The bands this claim's base fell in.
+    pub bands: Vec<BandLine>,
+    /// The sum of the bands, rounded up to the fen once.
+    pub computed: Money,
+    /// The part of the year's remaining out-of-pocket cost that tilted
+    /// assistance paid on.
+    pub tilt_base: Money,
+    /// What the claim took from the running total.
+    pub consumed: Consumed,
+    /// The calculation in words, for the clerk to read to the patient (计算描述).
+    pub explanation: String,
+}
+
 /// What the rules decided for one claim: everything about the money.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Outcome {
@@ -162,6 +259,26 @@ pub struct Outcome {
     pub capped: bool,
     /// The cap around this claim; `None` for a patient not on the roster.
     pub cap: Option<CapState>,
+    /// How the amount was worked out; `None` on settlements recorded before
+    /// breakdowns were kept. Not in the outcome's own encoding, which older
+    /// records share: a settlement carries it after its other fields.
+    #[serde(skip)]
+    pub breakdown: Option<Breakdown>,
+}
+
+impl Outcome {
+    /// What this outcome took from its year's running total. A settlement
+    /// recorded before breakdowns were kept took its assistance from the
+    /// cap and nothing else.
+    pub fn consumed(&self) -> Consumed {
+        match &self.breakdown {
+            Some(breakdown) => breakdown.consumed,
+            None => Consumed {
+                cap_charged: self.assistance,
+                ..Consumed::default()
+            },
+        }
+    }
 }
 
 /// A quote: what settling the claim now would pay. Nothing is recorded.
@@ -199,7 +316,12 @@ pub enum SettlementStatus {
 }
 
 /// A recorded settlement: the claim, what was paid and why, and when.
+///
+/// Stored as [`SettlementRecord`]: the fields of the layout before claim
+/// kinds and breakdowns, then those two, so a record stored before them is
+/// the same bytes up to where they begin (see `store::legacy`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(from = "SettlementRecord", into = "SettlementRecord")]
 pub struct Settlement {
     /// The service's number for it.
     pub id: SettlementId,
@@ -219,6 +341,67 @@ pub struct Settlement {
     pub referral: Option<ReferralReason>,
     /// Its cancellation, if it was reversed.
     pub reversal: Option<Reversal>,
+}
+
+/// A settlement as stored: today's fields in their first order, then what
+/// the 2021 framework added.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    id: SettlementId,
+    claim: Claim,
+    outcome: Outcome,
+    settled_at: Timestamp,
+    settled_day: BusinessDay,
+    settled_by: String,
+    referral: Option<ReferralReason>,
+    reversal: Option<Reversal>,
+    /// Absent from records stored before (JSON rows read it as the default).
+    #[serde(default)]
+    terms: SettlementTerms,
+}
+
+/// What a settlement record carries after its first fields.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct SettlementTerms {
+    claim_kind: ClaimKind,
+    breakdown: Option<Breakdown>,
+}
+
+impl From<Settlement> for SettlementRecord {
+    fn from(s: Settlement) -> SettlementRecord {
+        let terms = SettlementTerms {
+            claim_kind: s.claim.kind(),
+            breakdown: s.outcome.breakdown.clone(),
+        };
+        SettlementRecord {
+            id: s.id,
+            claim: s.claim,
+            outcome: s.outcome,
+            settled_at: s.settled_at,
+            settled_day: s.settled_day,
+            settled_by: s.settled_by,
+            referral: s.referral,
+            reversal: s.reversal,
+            terms,
+        }
+    }
+}
+
+impl From<SettlementRecord> for Settlement {
+    fn from(r: SettlementRecord) -> Settlement {
+        let mut outcome = r.outcome;
+        outcome.breakdown = r.terms.breakdown;
+        Settlement {
+            id: r.id,
+            claim: r.claim.with_kind(r.terms.claim_kind),
+            outcome,
+            settled_at: r.settled_at,
+            settled_day: r.settled_day,
+            settled_by: r.settled_by,
+            referral: r.referral,
+            reversal: r.reversal,
+        }
+    }
 }
 
 impl Settlement {
@@ -261,34 +444,66 @@ impl Settlement {
 }
 
 /// A patient's running total for one cap year. It always equals the sum over
-/// the year's settlements that are not reversed.
+/// the year's settlements that are not reversed (of what each consumed).
+///
+/// The fields after `patient_pays` came with the 2021 framework: a total
+/// stored before them ends there (see `store::legacy`), and they are zero.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Usage {
-    /// Assistance paid by settlements that are not reversed.
+    /// Assistance charged to the annual cap by settlements that are not
+    /// reversed (tilted assistance has a cap of its own).
     pub used: Money,
     /// Settlements that are not reversed, zero amounts included.
     pub settlement_count: u32,
     /// What the patient paid over the settlements that are not reversed.
     pub patient_pays: Money,
+    /// The deductible consumed so far.
+    #[serde(default)]
+    pub deductible_used: Money,
+    /// The cumulative assisted base: the position on the ratio bands.
+    #[serde(default)]
+    pub base: Money,
+    /// Assistance charged on outpatient claims (against the sub-cap).
+    #[serde(default)]
+    pub outpatient_used: Money,
+    /// Tilted assistance paid.
+    #[serde(default)]
+    pub tilt_used: Money,
+    /// The year's remaining in-scope out-of-pocket cost after the cap charged.
+    #[serde(default)]
+    pub burden: Money,
 }
 
 impl Usage {
     /// The total after a new settlement of `outcome`; `None` on overflow.
     pub fn charge(self, outcome: &Outcome) -> Option<Usage> {
+        let c = outcome.consumed();
         Some(Usage {
-            used: self.used.checked_add(outcome.assistance)?,
+            used: self.used.checked_add(c.cap_charged)?,
             settlement_count: self.settlement_count.checked_add(1)?,
             patient_pays: self.patient_pays.checked_add(outcome.patient_pays)?,
+            deductible_used: self.deductible_used.checked_add(c.deductible)?,
+            base: self.base.checked_add(c.base)?,
+            outpatient_used: self.outpatient_used.checked_add(c.outpatient)?,
+            tilt_used: self.tilt_used.checked_add(c.tilt)?,
+            burden: self.burden.checked_add(c.burden)?,
         })
     }
 
-    /// The total after a settlement of `outcome` is reversed; `None` when
-    /// the total does not hold it, which would mean the ledger is corrupt.
+    /// The total after a settlement of `outcome` is reversed: exactly what
+    /// it consumed, deductible included, goes back. `None` when the total
+    /// does not hold it, which would mean the ledger is corrupt.
     pub fn refund(self, outcome: &Outcome) -> Option<Usage> {
+        let c = outcome.consumed();
         Some(Usage {
-            used: self.used.checked_sub(outcome.assistance)?,
+            used: self.used.checked_sub(c.cap_charged)?,
             settlement_count: self.settlement_count.checked_sub(1)?,
             patient_pays: self.patient_pays.checked_sub(outcome.patient_pays)?,
+            deductible_used: self.deductible_used.checked_sub(c.deductible)?,
+            base: self.base.checked_sub(c.base)?,
+            outpatient_used: self.outpatient_used.checked_sub(c.outpatient)?,
+            tilt_used: self.tilt_used.checked_sub(c.tilt)?,
+            burden: self.burden.checked_sub(c.burden)?,
         })
     }
 }
@@ -332,6 +547,7 @@ mod tests {
             patient_pays: Money::parse("11150.00").unwrap(),
             capped: false,
             cap: None,
+            breakdown: None,
         };
         let charged = Usage::default().charge(&outcome).unwrap();
         assert_eq!(charged.used, amount);

@@ -6,10 +6,10 @@ use super::pb;
 use crate::{
     app::{AnnualUsage, SettlementRef},
     domain::{
-        CapState, Category, Claim, ClaimInput, ClaimKey, EnrollmentInput, EnrollmentKind, ExitKind,
-        IneligibleReason, Outcome, ParseError, Person, PersonInput, Policy, Quote, ReferralReason,
-        RegionCode, ResidentId, Settlement, SettlementId, SettlementStatus, Timestamp, Violations,
-        Year,
+        Breakdown, CapState, Category, Claim, ClaimInput, ClaimKey, ClaimKind, ClaimKindSent,
+        EnrollmentInput, EnrollmentKind, ExitKind, IneligibleReason, Outcome, ParseError, Person,
+        PersonInput, Policy, Quote, ReferralReason, RegionCode, ResidentId, Settlement,
+        SettlementId, SettlementStatus, Timestamp, Violations, Year,
     },
 };
 
@@ -26,6 +26,14 @@ pub fn claim(request: &pb::SettleRequest) -> Result<Claim, Violations> {
         in_scope_cost: &request.in_scope_cost,
         basic_insurance_paid: &request.basic_insurance_paid,
         critical_illness_paid: &request.critical_illness_paid,
+        claim_kind: match pb::ClaimKind::try_from(request.claim_kind) {
+            Ok(pb::ClaimKind::Unspecified) => ClaimKindSent::Unstated,
+            Ok(pb::ClaimKind::Inpatient) => ClaimKindSent::Known(ClaimKind::Inpatient),
+            Ok(pb::ClaimKind::OutpatientChronic) => {
+                ClaimKindSent::Known(ClaimKind::OutpatientChronic)
+            }
+            Err(_) => ClaimKindSent::Unknown(request.claim_kind),
+        },
     })
 }
 
@@ -125,6 +133,64 @@ fn enrollment_kind(raw: i32) -> Option<EnrollmentKind> {
         pb::EnrollmentKind::Tekun => Some(EnrollmentKind::Tekun),
         pb::EnrollmentKind::LowIncomeFamily => Some(EnrollmentKind::LowIncomeFamily),
         pb::EnrollmentKind::RegisteredPoor => Some(EnrollmentKind::RegisteredPoor),
+        pb::EnrollmentKind::MonitoredForReturn => Some(EnrollmentKind::MonitoredForReturn),
+        pb::EnrollmentKind::LowIncomeMargin => Some(EnrollmentKind::LowIncomeMargin),
+        pb::EnrollmentKind::ImpoverishedByIllness => Some(EnrollmentKind::ImpoverishedByIllness),
+    }
+}
+
+fn enrollment_kind_message(kind: EnrollmentKind) -> pb::EnrollmentKind {
+    match kind {
+        EnrollmentKind::Dibao => pb::EnrollmentKind::Dibao,
+        EnrollmentKind::Tekun => pb::EnrollmentKind::Tekun,
+        EnrollmentKind::LowIncomeFamily => pb::EnrollmentKind::LowIncomeFamily,
+        EnrollmentKind::RegisteredPoor => pb::EnrollmentKind::RegisteredPoor,
+        EnrollmentKind::MonitoredForReturn => pb::EnrollmentKind::MonitoredForReturn,
+        EnrollmentKind::LowIncomeMargin => pb::EnrollmentKind::LowIncomeMargin,
+        EnrollmentKind::ImpoverishedByIllness => pb::EnrollmentKind::ImpoverishedByIllness,
+    }
+}
+
+fn claim_kind_message(kind: ClaimKind) -> pb::ClaimKind {
+    match kind {
+        ClaimKind::Inpatient => pb::ClaimKind::Inpatient,
+        ClaimKind::OutpatientChronic => pb::ClaimKind::OutpatientChronic,
+    }
+}
+
+/// A settlement's breakdown on the wire.
+pub fn breakdown(breakdown: &Breakdown) -> pb::SettlementBreakdown {
+    let c = &breakdown.consumed;
+    pb::SettlementBreakdown {
+        assisted_class: breakdown
+            .class
+            .map(|k| k.as_str().to_owned())
+            .unwrap_or_default(),
+        assisted_class_name: breakdown
+            .class
+            .map(|k| k.chinese().to_owned())
+            .unwrap_or_default(),
+        deductible: breakdown.deductible.to_string(),
+        deductible_before: breakdown.deductible_before.to_string(),
+        deductible_consumed: c.deductible.to_string(),
+        base_before: breakdown.base_before.to_string(),
+        base: c.base.to_string(),
+        bands: breakdown
+            .bands
+            .iter()
+            .map(|line| pb::BandLine {
+                from: line.from.to_string(),
+                up_to: line.up_to.map(|m| m.to_string()).unwrap_or_default(),
+                ratio: line.ratio.to_string(),
+                base: line.base.to_string(),
+                amount: line.amount.to_string(),
+            })
+            .collect(),
+        computed: breakdown.computed.to_string(),
+        cap_charged: c.cap_charged.to_string(),
+        tilt_base: breakdown.tilt_base.to_string(),
+        tilted_amount: c.tilt.to_string(),
+        explanation: breakdown.explanation.clone(),
     }
 }
 
@@ -210,6 +276,8 @@ fn settlement_of(claim: &Claim, outcome: &Outcome, status: pb::SettlementStatus)
         in_scope_cost: claim.in_scope_cost().to_string(),
         basic_insurance_paid: claim.basic_insurance_paid().to_string(),
         critical_illness_paid: claim.critical_illness_paid().to_string(),
+        claim_kind: claim_kind_message(claim.kind()).into(),
+        breakdown: outcome.breakdown.as_ref().map(breakdown),
         ..Default::default()
     }
 }
@@ -271,13 +339,7 @@ pub fn person_message(person: &Person) -> pb::Person {
             .enrollments()
             .iter()
             .map(|e| pb::Enrollment {
-                kind: match e.kind() {
-                    EnrollmentKind::Dibao => pb::EnrollmentKind::Dibao,
-                    EnrollmentKind::Tekun => pb::EnrollmentKind::Tekun,
-                    EnrollmentKind::LowIncomeFamily => pb::EnrollmentKind::LowIncomeFamily,
-                    EnrollmentKind::RegisteredPoor => pb::EnrollmentKind::RegisteredPoor,
-                }
-                .into(),
+                kind: enrollment_kind_message(e.kind()).into(),
                 valid_from: e.valid_from().to_string(),
                 valid_to: e.valid_to().map(|d| d.to_string()).unwrap_or_default(),
                 exit: match e.exit() {
@@ -315,6 +377,33 @@ pub fn policy(policy: &Policy) -> pb::Policy {
                 codes: d.codes.iter().map(ToString::to_string).collect(),
             })
             .collect(),
+        classes: policy
+            .classes()
+            .iter()
+            .map(|class| pb::PolicyClass {
+                kind: enrollment_kind_message(class.kind).into(),
+                condition_required: class.condition_required,
+                deductible: class.deductible.to_string(),
+                bands: class
+                    .bands
+                    .iter()
+                    .map(|band| pb::PolicyBand {
+                        up_to: band.up_to.map(|m| m.to_string()).unwrap_or_default(),
+                        ratio: band.ratio.to_string(),
+                    })
+                    .collect(),
+                annual_cap: class.annual_cap.map(|m| m.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        outpatient_chronic_cap: terms
+            .outpatient_cap
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        tilt: terms.tilt.map(|tilt| pb::PolicyTilt {
+            threshold: tilt.threshold.to_string(),
+            ratio: tilt.ratio.to_string(),
+            cap: tilt.cap.to_string(),
+        }),
     }
 }
 
@@ -330,5 +419,9 @@ pub fn annual_usage(usage: &AnnualUsage) -> pb::AnnualUsage {
         settlement_count: i32::try_from(usage.settlement_count).unwrap_or(i32::MAX),
         policy_id: usage.policy_id.to_string(),
         patient_pays_total: usage.patient_pays_total.to_string(),
+        deductible_used: usage.total.deductible_used.to_string(),
+        assisted_base: usage.total.base.to_string(),
+        outpatient_chronic_used: usage.total.outpatient_used.to_string(),
+        tilted_total: usage.total.tilt_used.to_string(),
     }
 }

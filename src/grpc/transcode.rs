@@ -472,6 +472,7 @@ fn request_message(
         let field = http_rule::field_at(&route.input, path).expect("checked when routes were read");
         set(&mut root, path, scalar(&field, value.clone()), false);
     }
+    chinese_enum_names(&route.input, &mut root);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let misfit = match DynamicMessage::deserialize_with_options(
         route.input.clone(),
@@ -562,6 +563,57 @@ fn misfit(message: &MessageDescriptor, object: &Map<String, Json>) -> Option<(St
         return Some(deeper.unwrap_or_else(|| (key.clone(), error.to_string())));
     }
     None
+}
+
+/// Replaces the Chinese names of assisted classes and claim kinds (`"特困"`,
+/// `"低保边缘"`, `"门诊慢特病"`) by their enum names wherever the message
+/// has a field of those enums, as a roster CSV accepts them; any other
+/// value is left for the JSON mapping to accept or refuse.
+fn chinese_enum_names(message: &MessageDescriptor, object: &mut Map<String, Json>) {
+    use prost_reflect::Kind;
+    for (key, value) in object.iter_mut() {
+        let Some(field) = message
+            .get_field_by_json_name(key)
+            .or_else(|| message.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let values: Vec<&mut Json> = match value {
+            Json::Array(items) => items.iter_mut().collect(),
+            single => vec![single],
+        };
+        for value in values {
+            match (field.kind(), value) {
+                (Kind::Message(inner), Json::Object(nested)) => chinese_enum_names(&inner, nested),
+                (Kind::Enum(kind), Json::String(text)) => {
+                    if let Some(name) = enum_alias(kind.full_name(), text) {
+                        *text = name;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The enum value name a Chinese name stands for, in the enums that have them.
+fn enum_alias(enum_name: &str, text: &str) -> Option<String> {
+    if text.is_ascii() {
+        return None;
+    }
+    match enum_name {
+        "medassist.v1.EnrollmentKind" => crate::domain::EnrollmentKind::parse_name(text)
+            .ok()
+            .map(|kind| format!("ENROLLMENT_KIND_{}", kind.as_str().to_ascii_uppercase())),
+        "medassist.v1.ClaimKind" => match text {
+            "住院" => Some("CLAIM_KIND_INPATIENT".to_owned()),
+            "门诊慢特病" | "门诊慢性病" | "门诊特殊病" => {
+                Some("CLAIM_KIND_OUTPATIENT_CHRONIC".to_owned())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A path or query value as JSON: a number for integer fields, so that

@@ -74,6 +74,7 @@ fn claim(bill: Bill<'_>) -> Claim {
         in_scope_cost: bill.in_scope,
         basic_insurance_paid: bill.basic,
         critical_illness_paid: bill.critical,
+        claim_kind: Default::default(),
     })
     .unwrap()
 }
@@ -756,3 +757,5 @@ fn referral_by_cap_by_threshold_and_never_when_not_enrolled() {
         "enrolled without a category: still helped further"
     );
 }
+
+mod year;

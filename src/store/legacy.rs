@@ -63,10 +63,9 @@ pub struct BatchV1 {
 }
 
 /// A journal record (or snapshot record) of layout version 2 written before
-/// commits carried audit records: today's [`crate::store::Batch`] without
-/// them. postcard is not self-describing, so such a payload is told apart by
-/// failing to decode as today's batch (it ends where the audit records would
-/// begin).
+/// commits carried audit records: [`BatchV2`] without them. postcard is not
+/// self-describing, so such a payload is told apart by failing to decode as
+/// a [`BatchV2`] (it ends where the audit records would begin).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchWithoutAudit {
     /// The commit's number.
@@ -74,9 +73,9 @@ pub struct BatchWithoutAudit {
     /// The settlement counter after it.
     pub next_settlement_id: SettlementId,
     /// Settlements created or changed.
-    pub settlements: Vec<Settlement>,
+    pub settlements: Vec<SettlementV2>,
     /// Running totals changed.
-    pub usages: Vec<(ResidentId, Year, Usage)>,
+    pub usages: Vec<(ResidentId, Year, UsageV2)>,
     /// Roster records written.
     pub persons: Vec<Person>,
 }
@@ -84,13 +83,121 @@ pub struct BatchWithoutAudit {
 impl BatchWithoutAudit {
     /// The batch in today's form, with no audit record.
     pub fn upgrade(self) -> crate::store::Batch {
-        crate::store::Batch {
+        BatchV2 {
             commit: self.commit,
             next_settlement_id: self.next_settlement_id,
             settlements: self.settlements,
             usages: self.usages,
             persons: self.persons,
             audit: Vec::new(),
+        }
+        .upgrade()
+    }
+}
+
+/// A journal record (or snapshot record) of layout version 2 written before
+/// the 2021 framework: settlements without claim kind and breakdown,
+/// running totals without deductible, bands, outpatient, tilt and burden.
+/// Today's batches begin with [`crate::store::BATCH_TAG`], which no commit
+/// number of these ever was, so the two are told apart by their first number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchV2 {
+    /// The commit's number.
+    pub commit: CommitNumber,
+    /// The settlement counter after it.
+    pub next_settlement_id: SettlementId,
+    /// Settlements created or changed.
+    pub settlements: Vec<SettlementV2>,
+    /// Running totals changed.
+    pub usages: Vec<(ResidentId, Year, UsageV2)>,
+    /// Roster records written.
+    pub persons: Vec<Person>,
+    /// Audit records sealed with the commit.
+    pub audit: Vec<crate::audit::Record>,
+}
+
+impl BatchV2 {
+    /// The batch in today's form.
+    pub fn upgrade(self) -> crate::store::Batch {
+        crate::store::Batch {
+            commit: self.commit,
+            next_settlement_id: self.next_settlement_id,
+            settlements: self
+                .settlements
+                .into_iter()
+                .map(SettlementV2::upgrade)
+                .collect(),
+            usages: self
+                .usages
+                .into_iter()
+                .map(|(patient, year, usage)| (patient, year, usage.upgrade()))
+                .collect(),
+            persons: self.persons,
+            audit: self.audit,
+        }
+    }
+}
+
+/// A settlement as layout version 2 stored it before the 2021 framework:
+/// today's record up to where the claim kind and breakdown begin (an
+/// inpatient claim, no breakdown).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SettlementV2 {
+    /// The settlement's number.
+    pub id: SettlementId,
+    /// The claim (its kind was not recorded: inpatient).
+    pub claim: Claim,
+    /// What the rules decided (no breakdown).
+    pub outcome: Outcome,
+    /// When it was recorded.
+    pub settled_at: Timestamp,
+    /// Its business day.
+    pub settled_day: BusinessDay,
+    /// Who settled it.
+    pub settled_by: String,
+    /// Its referral.
+    pub referral: Option<crate::domain::ReferralReason>,
+    /// Its cancellation.
+    pub reversal: Option<Reversal>,
+}
+
+impl SettlementV2 {
+    /// The settlement in today's form: an inpatient claim without breakdown,
+    /// which consumed its assistance from the cap and nothing else.
+    pub fn upgrade(self) -> Settlement {
+        Settlement {
+            id: self.id,
+            claim: self.claim,
+            outcome: self.outcome,
+            settled_at: self.settled_at,
+            settled_day: self.settled_day,
+            settled_by: self.settled_by,
+            referral: self.referral,
+            reversal: self.reversal,
+        }
+    }
+}
+
+/// A running total as layout version 2 stored it before the 2021 framework.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct UsageV2 {
+    /// Assistance of the settlements that are not reversed.
+    pub used: Money,
+    /// Their number.
+    pub settlement_count: u32,
+    /// What the patient paid over them.
+    pub patient_pays: Money,
+}
+
+impl UsageV2 {
+    /// The total in today's form: nothing of a deductible, band, outpatient
+    /// sub-cap or tilt consumed, as no settlement then consumed any.
+    pub fn upgrade(self) -> Usage {
+        Usage {
+            used: self.used,
+            settlement_count: self.settlement_count,
+            patient_pays: self.patient_pays,
+            ..Usage::default()
         }
     }
 }
@@ -112,6 +219,7 @@ impl UsageV1 {
             used: self.used,
             settlement_count: self.settlement_count,
             patient_pays,
+            ..Usage::default()
         }
     }
 }
@@ -163,6 +271,7 @@ mod tests {
             in_scope_cost: "42000",
             basic_insurance_paid: "25200",
             critical_illness_paid: "6300",
+            claim_kind: Default::default(),
         })
         .unwrap();
         let outcome = crate::rules::apply_cap(

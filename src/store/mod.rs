@@ -87,9 +87,14 @@ pub struct Meta {
     pub next_settlement_id: SettlementId,
 }
 
+/// The first number of a batch as the journal and snapshots hold it since
+/// the 2021 framework's fields: no commit number of an earlier batch ever
+/// was this, so a reader tells the layouts apart by it (see [`legacy`]).
+pub const BATCH_TAG: u64 = u64::MAX;
+
 /// Everything one batch writes, applied all together or not at all. It is
-/// also the journal's record of the commit.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// also the journal's record of the commit, encoded after [`BATCH_TAG`].
+#[derive(Clone, Debug)]
 pub struct Batch {
     /// This commit's number: one more than the last.
     pub commit: CommitNumber,
@@ -104,6 +109,52 @@ pub struct Batch {
     /// Audit records sealed with this commit: of the writes in it, and of
     /// reads answered since the last commit.
     pub audit: Vec<crate::audit::Record>,
+}
+
+impl serde::Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            BATCH_TAG,
+            self.commit,
+            self.next_settlement_id,
+            &self.settlements,
+            &self.usages,
+            &self.persons,
+            &self.audit,
+        )
+            .serialize(serializer)
+    }
+}
+
+/// The fields of a batch after its tag, in order.
+type BatchFields = (
+    u64,
+    CommitNumber,
+    SettlementId,
+    Vec<Settlement>,
+    Vec<(ResidentId, Year, Usage)>,
+    Vec<Person>,
+    Vec<crate::audit::Record>,
+);
+
+impl<'de> serde::Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (tag, commit, next_settlement_id, settlements, usages, persons, audit) =
+            BatchFields::deserialize(deserializer)?;
+        if tag != BATCH_TAG {
+            return Err(serde::de::Error::custom(
+                "not a batch of this layout (an earlier one: see store::legacy)",
+            ));
+        }
+        Ok(Batch {
+            commit,
+            next_settlement_id,
+            settlements,
+            usages,
+            persons,
+            audit,
+        })
+    }
 }
 
 impl Batch {

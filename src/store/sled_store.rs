@@ -51,6 +51,8 @@
 //! `H`/`D` index; a version 1 store is brought up to date once when opened
 //! (see [`super::legacy`]).
 
+#[cfg(test)]
+mod layout_tests;
 mod recovery;
 
 use std::{
@@ -68,7 +70,9 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::legacy::{self, BatchV1, BatchWithoutAudit, SettlementV1, UsageV1};
+use super::legacy::{
+    self, BatchV1, BatchV2, BatchWithoutAudit, SettlementV1, SettlementV2, UsageV1, UsageV2,
+};
 use super::{
     AuditPage, Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError,
     StoreObserver, Versioned,
@@ -312,10 +316,7 @@ impl SledStore {
         }
     }
 
-    fn get_versioned<T: DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<Versioned<T>>, StoreError> {
+    fn get_versioned<T: Stored>(&self, key: &[u8]) -> Result<Option<Versioned<T>>, StoreError> {
         self.healthy()?;
         self.core
             .db
@@ -833,8 +834,41 @@ impl DayCursor {
     }
 }
 
-fn versioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<Versioned<T>, StoreError> {
-    decode::<(CommitNumber, T)>(bytes).map(|(commit, value)| Versioned { value, commit })
+/// A value of the tree: read in today's layout, or in the one before the
+/// 2021 framework's fields. Those were added at the end of the value, so an
+/// earlier value is today's cut short: it fails to decode as today's where
+/// they begin, and is then read as it was written and brought up to date.
+trait Stored: DeserializeOwned {
+    /// The value read in the earlier layout, if this type had one.
+    fn earlier(bytes: &[u8]) -> Option<Result<(CommitNumber, Self), StoreError>> {
+        let _ = bytes;
+        None
+    }
+}
+
+impl Stored for Person {}
+
+impl Stored for Settlement {
+    fn earlier(bytes: &[u8]) -> Option<Result<(CommitNumber, Self), StoreError>> {
+        Some(decode::<(CommitNumber, SettlementV2)>(bytes).map(|(c, s)| (c, s.upgrade())))
+    }
+}
+
+impl Stored for Usage {
+    fn earlier(bytes: &[u8]) -> Option<Result<(CommitNumber, Self), StoreError>> {
+        Some(decode::<(CommitNumber, UsageV2)>(bytes).map(|(c, u)| (c, u.upgrade())))
+    }
+}
+
+fn versioned<T: Stored>(bytes: &[u8]) -> Result<Versioned<T>, StoreError> {
+    let (commit, value) = match decode::<(CommitNumber, T)>(bytes) {
+        Ok(read) => read,
+        Err(error) => match T::earlier(bytes) {
+            Some(Ok(read)) => read,
+            _ => return Err(error),
+        },
+    };
+    Ok(Versioned { value, commit })
 }
 
 fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -1112,14 +1146,21 @@ fn replay_one(
     db.apply_batch(writes).map_err(io)
 }
 
-/// A batch as the journal or a snapshot holds it: today's, or one written
-/// before commits carried audit records (which ends where they would begin).
+/// A batch as the journal or a snapshot holds it: today's (it begins with
+/// [`super::BATCH_TAG`]), one written before the 2021 framework's fields, or
+/// one written before commits carried audit records (which ends where they
+/// would begin).
 fn decode_batch(payload: &[u8]) -> Result<Batch, StoreError> {
-    decode::<Batch>(payload).or_else(|error| {
-        decode::<BatchWithoutAudit>(payload)
-            .map(BatchWithoutAudit::upgrade)
-            .map_err(|_| error)
-    })
+    if let Ok((super::BATCH_TAG, _)) = postcard::take_from_bytes::<u64>(payload) {
+        return decode::<Batch>(payload);
+    }
+    decode::<BatchV2>(payload)
+        .map(BatchV2::upgrade)
+        .or_else(|error| {
+            decode::<BatchWithoutAudit>(payload)
+                .map(BatchWithoutAudit::upgrade)
+                .map_err(|_| error)
+        })
 }
 
 fn poison(poisoned: &OnceLock<String>, reason: String) -> StoreError {
@@ -1251,6 +1292,7 @@ mod tests {
             in_scope_cost: "42000",
             basic_insurance_paid: "25200",
             critical_illness_paid: "6300",
+            claim_kind: Default::default(),
         })
         .unwrap()
     }

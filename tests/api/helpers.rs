@@ -279,6 +279,7 @@ pub fn worked_example(patient_id: &str, claim_id: &str) -> pb::SettleRequest {
         in_scope_cost: "42000.00".into(),
         basic_insurance_paid: "25200.00".into(),
         critical_illness_paid: "6300.00".into(),
+        claim_kind: pb::ClaimKind::Unspecified.into(),
     }
 }
 

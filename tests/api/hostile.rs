@@ -91,6 +91,7 @@ fn hostile_claim(rng: &mut fastrand::Rng, patient: &str, n: usize) -> pb::Settle
         in_scope_cost: text(rng, &good.in_scope_cost),
         basic_insurance_paid: text(rng, &good.basic_insurance_paid),
         critical_illness_paid: text(rng, &good.critical_illness_paid),
+        claim_kind: good.claim_kind,
     }
 }
 

@@ -979,3 +979,56 @@ async fn unfinished_headers_and_silent_connections_are_closed() {
     let (_, answer) = closed_within(idle).await;
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
+
+/// Proves Chinese class and claim kind names are read over HTTP/JSON as
+/// the roster CSV reads them (`"低保边缘"`, `"门诊慢特病"`), that the answer
+/// carries the breakdown with its explanation, and that a name that is
+/// neither is refused naming the field.
+#[tokio::test]
+async fn chinese_class_and_claim_kind_names_over_http_json() {
+    let config = Config::parse(crate::policy_classes::POLICY_2026).unwrap();
+    let (_server, http_addr) = http_server(config).await;
+    let patient = resident_id("1970-05-01", 71);
+    let person = json!({"patientId": patient, "name": "李四", "regionCode": "320505",
+        "enrollments": [{"kind": "低保边缘", "validFrom": "2025-01-01"}]});
+    let upsert = "/v1/persons:upsert";
+    let (status, stored) = http(http_addr, "POST", upsert, None, Some(person)).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        stored["enrollments"][0]["kind"],
+        "ENROLLMENT_KIND_LOW_INCOME_MARGIN"
+    );
+
+    let mut claim = settle_json(&patient, "MZ-1");
+    claim["claim_kind"] = json!("门诊慢特病");
+    claim["diagnosis_codes"] = json!(["I10"]);
+    let (status, answer) = http(
+        http_addr,
+        "POST",
+        "/v1/settlements:settle",
+        None,
+        Some(claim),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let settlement = &answer["settlement"];
+    assert_eq!(settlement["claimKind"], "CLAIM_KIND_OUTPATIENT_CHRONIC");
+    // 10,500.00 out of pocket: 5,000.00 deductible, 5,500.00 at 60%.
+    assert_eq!(settlement["assistanceAmount"], "3300.00");
+    let breakdown = &settlement["breakdown"];
+    assert_eq!(breakdown["assistedClass"], "low_income_margin");
+    let explanation = breakdown["explanation"].as_str().unwrap();
+    assert!(
+        explanation.starts_with("救助类别 低保边缘（门诊慢特病）"),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains("门诊慢特病限额 20000.00，此前已用 0.00，剩余 20000.00"),
+        "{explanation}"
+    );
+
+    let bad = json!({"patientId": patient, "name": "李四", "regionCode": "320505",
+        "enrollments": [{"kind": "五保户", "validFrom": "2025-01-01"}]});
+    let (status, refused) = http(http_addr, "POST", upsert, None, Some(bad)).await;
+    assert_eq!(status, 400, "{refused}");
+}

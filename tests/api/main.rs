@@ -27,6 +27,7 @@ mod invariants;
 mod migration;
 mod operations;
 mod policy;
+mod policy_classes;
 mod powercut;
 mod powerfs;
 mod reconciliation;

@@ -50,6 +50,7 @@ fn old(id: u64, hospital: &str, patient: &ResidentId, used: Money, moment: &str)
         in_scope_cost: "42000.00",
         basic_insurance_paid: "25200.00",
         critical_illness_paid: "6300.00",
+        claim_kind: Default::default(),
     })
     .unwrap();
     let book = PolicyBook::builtin();

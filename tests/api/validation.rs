@@ -21,6 +21,7 @@ async fn every_bad_field_of_a_claim_is_named_at_once() {
         in_scope_cost: "1e5".into(),
         basic_insurance_paid: "0.001".into(),
         critical_illness_paid: "NaN".into(),
+        claim_kind: 0,
     };
     for status in [
         server

@@ -12,6 +12,7 @@ use super::{StoreError, classify, connect, describe, hosts::Hosts};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ledger.sql"),
     include_str!("migrations/0002_audit.sql"),
+    include_str!("migrations/0003_policy_classes.sql"),
 ];
 
 /// The schema version this binary writes.
