@@ -59,10 +59,14 @@
 //!   writes the OpenAPI document from the same annotations.
 //! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
-//!   limits). [`edge`]: the accept loop and what holds before
-//!   authentication: the connection limit, TLS and HTTP/2 handshake
-//!   deadline, idle and write-stall timeouts. [`server`]: start-up, TLS,
-//!   health, reflection, metrics and HTTP/JSON endpoints, the drain
+//!   limits). [`edge`]: the accept loop of every port and what holds
+//!   before authentication: connection slots with a per-source limit and
+//!   shedding of the connection that has done the least when they are
+//!   full, the TLS (and mTLS, whose certificate subject goes to the audit
+//!   trail) and HTTP/2 handshake deadline, idle and write-stall timeouts.
+//!   [`server`]: start-up, TLS on every port, health, reflection, the
+//!   metrics endpoint (behind a token, on its own edge) and HTTP/JSON
+//!   endpoints, exposure checked at start-up and at every reload, the drain
 //!   (`NOT_SERVING` first) and graceful shutdown. [`telemetry`]:
 //!   logs, text or JSON. [`cli`]: the command line that `main.rs` calls.
 //!   [`client`]: what the client subcommands share (connection over TLS or
