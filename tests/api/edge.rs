@@ -576,25 +576,32 @@ async fn rapid_reset_is_cut_off() {
     );
 }
 
+/// A Settle stream opened by hand on a new HTTP/2 connection, its body
+/// left to the caller: the response to come, and where the body goes.
+async fn open_settle_stream(
+    addr: std::net::SocketAddr,
+) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{addr}/medassist.v1.SettlementService/Settle"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    client.send_request(request, false).unwrap()
+}
+
 /// Proves a request body sent a byte a second is cut off by the request
 /// timeout (2 s here) with a gRPC status, while a real client settles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_is_cut_off() {
     let server = start(small_limits()).await;
     let patient = server.enroll("1960-01-01", 502).await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::post(format!(
-        "http://{}/medassist.v1.SettlementService/Settle",
-        server.addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
     let since = Instant::now();
-    let (response, mut body) = client.send_request(request, false).unwrap();
+    let (response, mut body) = open_settle_stream(server.addr).await;
     let dripping = tokio::spawn(async move {
         // A gRPC frame announcing 100 bytes, then one byte a second.
         let mut sent = 0;
@@ -651,18 +658,7 @@ async fn a_slow_body_is_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_call_ends_with_its_headers() {
     let server = start(small_limits()).await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::post(format!(
-        "http://{}/medassist.v1.SettlementService/Settle",
-        server.addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
-    let (response, mut body) = client.send_request(request, false).unwrap();
+    let (response, mut body) = open_settle_stream(server.addr).await;
     // An empty SettleRequest: every field is missing.
     body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
         .unwrap();
