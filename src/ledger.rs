@@ -20,7 +20,10 @@
 //! The ledger also seals the audit trail (see [`crate::audit`]): the record
 //! of each write goes into the write's own commit, and the records of reads
 //! queued since the last commit go into the next one, so the chain follows
-//! commit order and a read never waits for a sync of its own.
+//! commit order and a read never waits for a sync of its own. Reads alone
+//! do not start a commit: their records wait for a write, up to
+//! [`READ_HOLD`] or [`BATCH_MAX`] records, so a stream of reads is not a
+//! stream of syncs.
 
 use std::{
     collections::HashMap,
@@ -29,7 +32,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::{
     audit::{self, Head, Origin, Phase, Subject},
@@ -50,15 +53,18 @@ pub const BATCH_MAX: usize = 1024;
 /// Most roster records one [`Ledger::put_persons`] may carry, so one import
 /// batch fits in one commit.
 pub const PUT_PERSONS_MAX: usize = 512;
-/// Most requests that may wait for the ledger; senders wait beyond that.
-/// Audit records of reads queue here too: at most this many answered reads
-/// are not yet durable in the trail (a power cut can take back no more,
-/// plus the one batch being committed, at most [`BATCH_MAX`]).
+/// Most requests that may wait for the ledger, and most audit records of
+/// reads not yet committed; senders wait beyond that. So a power cut can
+/// take back the records of at most this many answered reads.
 pub const QUEUE_MAX: usize = 8192;
 /// Most runs of one batch that a shared store undoes because another
 /// instance wrote the same records (each run locks afresh, so one usually
 /// suffices).
 const TRIES_MAX: u32 = 8;
+/// Longest the record of a read waits for a commit to carry it when no
+/// write comes: then it is committed on its own, with every read record
+/// queued by then.
+pub const READ_HOLD: Duration = Duration::from_millis(100);
 /// Longest a reader waits for the commit that wrote what it read.
 const DURABLE_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -146,9 +152,9 @@ enum Command {
         by: Box<Origin>,
         reply: oneshot::Sender<Result<Vec<PutOutcome>, LedgerError>>,
     },
-    /// The audit record of a call answered elsewhere, sealed with the next
-    /// commit.
-    Audit(Box<audit::Event>),
+    /// Read records are waiting (the first of a hold, or a full batch of
+    /// them): see [`ReadRecords`].
+    Reads,
     /// Answered once everything queued before it is committed.
     Barrier {
         reply: oneshot::Sender<Result<(), LedgerError>>,
@@ -161,6 +167,7 @@ impl Command {
     fn weight(&self) -> usize {
         match self {
             Command::PutPersons { persons, .. } => persons.len().max(1),
+            Command::Reads => 0,
             _ => 1,
         }
     }
@@ -169,6 +176,7 @@ impl Command {
 /// The handle async code uses to reach the ledger thread.
 pub struct Ledger {
     commands: mpsc::Sender<Command>,
+    reads: Arc<ReadRecords>,
     durable: watch::Receiver<Durability>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -186,6 +194,11 @@ impl Ledger {
         let meta = store.meta()?;
         let chain = store.audit_head()?;
         let (commands, queue) = mpsc::channel(QUEUE_MAX);
+        let reads = Arc::new(ReadRecords {
+            events: Mutex::new(Vec::new()),
+            room: Semaphore::new(QUEUE_MAX),
+        });
+        let writer_reads = Arc::clone(&reads);
         let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
         let worker = std::thread::Builder::new()
             .name("medassist-ledger".into())
@@ -202,12 +215,14 @@ impl Ledger {
                     usages: HashMap::new(),
                     chain,
                     chain_unsure: false,
+                    reads: writer_reads,
                 }
                 .run(queue)
             })
             .map_err(|e| StoreError::Io(format!("cannot start the ledger thread: {e}")))?;
         Ok(Ledger {
             commands,
+            reads,
             durable,
             worker: Mutex::new(Some(worker)),
         })
@@ -303,14 +318,17 @@ impl Ledger {
 
     /// Queues an audit record without waiting (from a destructor: a
     /// response dropped because its client went away); hands it back when
-    /// the queue is full or the ledger has stopped.
+    /// [`QUEUE_MAX`] records already wait or the ledger has stopped.
     pub fn try_audit(&self, event: audit::Event) -> Result<(), Box<audit::Event>> {
-        self.commands
-            .try_send(Command::Audit(Box::new(event)))
-            .map_err(|error| match error.into_inner() {
-                Command::Audit(event) => event,
-                _ => unreachable!("the command sent is the one handed back"),
-            })
+        if self.commands.is_closed() {
+            return Err(Box::new(event));
+        }
+        match self.reads.room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(Box::new(event)),
+        }
+        self.hold(event);
+        Ok(())
     }
 
     /// Completes once every request and audit record queued before it is
@@ -323,13 +341,36 @@ impl Ledger {
 
     /// Queues the audit record of a call answered without a write of its
     /// own (a read, a replay, a refusal): it is sealed with the next commit,
-    /// and the caller does not wait for that. Waits only while the queue is
-    /// full.
+    /// and the caller does not wait for that. Waits only while
+    /// [`QUEUE_MAX`] records already wait.
     pub async fn audit(&self, event: audit::Event) -> Result<(), LedgerError> {
-        self.commands
-            .send(Command::Audit(Box::new(event)))
+        if self.commands.is_closed() {
+            return Err(LedgerError::Stopped);
+        }
+        self.reads
+            .room
+            .acquire()
             .await
-            .map_err(|_| LedgerError::Stopped)
+            .map_err(|_| LedgerError::Stopped)?
+            .forget();
+        self.hold(event);
+        Ok(())
+    }
+
+    /// Adds a read record to those waiting; the first of a hold and a full
+    /// batch wake the ledger (the rest do not: waking it for every read
+    /// costs more than the read).
+    fn hold(&self, event: audit::Event) {
+        let waiting = {
+            let mut events = self.reads.lock();
+            events.push(event);
+            events.len()
+        };
+        if waiting == 1 || waiting == BATCH_MAX {
+            // A full queue is a busy ledger, which takes the records with
+            // its next batch anyway.
+            let _ = self.commands.try_send(Command::Reads);
+        }
     }
 
     /// A view of how far commits are durable, for readers that run off the
@@ -376,6 +417,35 @@ impl Ledger {
                 tracing::error!("the ledger thread panicked");
             }
         }
+    }
+}
+
+/// The audit records of reads, waiting for the commit that carries them.
+/// They bypass the command queue: a read answered without a write wakes
+/// nobody, and the ledger takes all of them with its next batch.
+struct ReadRecords {
+    events: Mutex<Vec<audit::Event>>,
+    /// One permit per record that may wait, [`QUEUE_MAX`] in all; a record
+    /// gives its permit back once committed, so at most that many answered
+    /// reads are not yet durable. Closed when the ledger stops.
+    room: Semaphore,
+}
+
+impl ReadRecords {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<audit::Event>> {
+        // A push cannot leave the list half made: a poisoned lock still
+        // holds whole records.
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn take(&self) -> Vec<audit::Event> {
+        std::mem::take(&mut *self.lock())
     }
 }
 
@@ -440,6 +510,8 @@ struct Writer {
     /// (the connection broke at the COMMIT): its records may be stored, so
     /// the next batch starts a new chain rather than seal them again.
     chain_unsure: bool,
+    /// Records of reads, taken by each batch.
+    reads: Arc<ReadRecords>,
 }
 
 /// Most running totals the ledger keeps in memory (about 100 bytes each);
@@ -458,11 +530,45 @@ fn patient_year_key(patient: &ResidentId, year: Year) -> PatientYearKey {
 }
 
 impl Writer {
+    /// Takes the queue in batches until asked to stop. Records of reads
+    /// alone do not start a commit: they wait for a write, a barrier or a
+    /// stop, until [`BATCH_MAX`] of them wait, or until the first has waited
+    /// [`READ_HOLD`], so a stream of reads costs one commit (one sync) per
+    /// hold instead of one per few reads.
     fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        // The wait with a deadline needs a timer; the commits stay on this
+        // thread, outside the runtime.
+        let timer = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(timer) => timer,
+            Err(error) => {
+                tracing::error!(%error, "the ledger cannot start its timer; serving stops");
+                self.durable.send_replace(Durability::Failed);
+                self.reads.room.close();
+                return;
+            }
+        };
+        let mut hold_until: Option<tokio::time::Instant> = None;
         let mut stopping = false;
         while !stopping {
-            let Some(first) = queue.blocking_recv() else {
-                break;
+            let next = match hold_until {
+                None => Ok(queue.blocking_recv()),
+                // The timeout is made inside the runtime, whose timer it needs.
+                Some(deadline) => {
+                    timer.block_on(async { tokio::time::timeout_at(deadline, queue.recv()).await })
+                }
+            };
+            let first = match next {
+                Ok(Some(first)) => first,
+                // The hold is over, or every handle is gone.
+                Ok(None) | Err(_) => {
+                    self.process(Vec::new());
+                    hold_until = None;
+                    stopping = next.is_ok();
+                    continue;
+                }
             };
             let mut weight = first.weight();
             let mut commands = vec![first];
@@ -475,8 +581,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if commands.iter().all(|c| matches!(c, Command::Reads)) && self.reads.len() < BATCH_MAX
+            {
+                hold_until.get_or_insert_with(|| tokio::time::Instant::now() + READ_HOLD);
+                continue;
+            }
             stopping = self.process(commands);
+            hold_until = None;
         }
+        self.reads.room.close();
     }
 
     /// Applies a batch of commands in order, commits, answers. Answers that
@@ -489,12 +602,18 @@ impl Writer {
         let stopping = commands.iter().any(|c| matches!(c, Command::Stop));
         let mut open: Vec<Option<Command>> = commands
             .into_iter()
-            .filter(|c| !matches!(c, Command::Stop))
+            .filter(|c| !matches!(c, Command::Stop | Command::Reads))
             .map(Some)
             .collect();
+        let reads = self.reads.take();
+        if open.is_empty() && reads.is_empty() {
+            return stopping;
+        }
+        // Whatever the commit's fate, these records no longer wait.
+        let _room = RoomBack(Arc::clone(&self.reads), reads.len());
         let mut tries = 1;
         loop {
-            let (waiting, committed) = self.attempt(&mut open);
+            let (waiting, committed) = self.attempt(&mut open, &reads);
             if let Err(StoreError::Contended(why)) = &committed
                 && tries < TRIES_MAX
             {
@@ -540,6 +659,7 @@ impl Writer {
     fn attempt(
         &mut self,
         commands: &mut [Option<Command>],
+        reads: &[audit::Event],
     ) -> (Vec<(usize, Reply)>, Result<(), StoreError>) {
         let now = self.clock.now();
         let stamp = Stamp {
@@ -565,21 +685,17 @@ impl Writer {
                 let waiting = commands
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| !matches!(c, Some(Command::Audit(_))))
                     .filter_map(|(i, c)| c.as_ref().map(|c| (i, Reply::failed(c))))
                     .collect();
                 return (waiting, Err(error));
             }
         };
         let mut pending = Pending::new(access, &self.usages, self.meta, stamp);
+        pending.events.extend(reads.iter().cloned());
         let mut waiting = Vec::with_capacity(commands.len());
         for (i, slot) in commands.iter_mut().enumerate() {
             let answer = match slot.as_ref() {
-                None | Some(Command::Stop) => continue,
-                Some(Command::Audit(event)) => {
-                    pending.events.push(audit::Event::clone(event));
-                    continue;
-                }
+                None | Some(Command::Stop | Command::Reads) => continue,
                 Some(Command::Barrier { .. }) => {
                     waiting.push((i, Reply::Done));
                     continue;
@@ -734,6 +850,15 @@ impl Writer {
     }
 }
 
+/// Gives back the room of the read records a batch took, when it is done.
+struct RoomBack(Arc<ReadRecords>, usize);
+
+impl Drop for RoomBack {
+    fn drop(&mut self) {
+        self.0.room.add_permits(self.1);
+    }
+}
+
 /// The moment a batch is stamped with, and its business day.
 #[derive(Clone, Copy)]
 struct Stamp {
@@ -777,7 +902,7 @@ impl Reply {
     fn failed(command: &Command) -> Reply {
         match command {
             Command::PutPerson { .. } | Command::Barrier { .. } | Command::Stop => Reply::Done,
-            Command::Audit(_) => unreachable!("audit records wait for no reply"),
+            Command::Reads => unreachable!("the ledger's wake-up waits for no reply"),
             Command::PutPersons { .. } => Reply::Persons(Vec::new()),
             Command::Settle { .. } | Command::Reverse { .. } => {
                 Reply::Recorded(Err(LedgerError::Stopped))
@@ -809,7 +934,7 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
             Command::PutPerson { .. }
             | Command::Barrier { .. }
             | Command::Stop
-            | Command::Audit(_) => {}
+            | Command::Reads => {}
         }
     }
     plan

@@ -2,14 +2,21 @@
 //! its outcome; auditors find who looked at a patient; bulk reads record
 //! their start and their end with what was sent (also when the client goes
 //! away: proven in `grpc::audit`'s own tests); the chain of a stopped store
-//! shows each kind of tampering at the record it touched.
+//! shows each kind of tampering at the record it touched; the record of a
+//! read reaches the store with no write to carry it.
 
-use std::{path::Path, process::Command, sync::Arc};
+use std::{
+    path::Path,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use medassist::{
-    audit::Record,
+    audit::{Query, Record},
     auth::{Access, Role},
     config::Config,
+    domain::Timestamp,
     grpc::pb::{
         self, audit_service_client::AuditServiceClient,
         reconciliation_service_client::ReconciliationServiceClient,
@@ -17,7 +24,11 @@ use medassist::{
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
     },
-    store::audit_log::{AuditLog, Frame, read_segment},
+    ledger::READ_HOLD,
+    store::{
+        SledOptions, SledStore, Store,
+        audit_log::{AuditLog, Frame, read_segment},
+    },
 };
 use tempfile::TempDir;
 use tokio_stream::StreamExt as _;
@@ -311,6 +322,43 @@ async fn bulk_reads_record_their_start_and_their_end() {
             .subject
             .contains("hospital H001 days 2026-01-01..2026-12-31")
     );
+}
+
+/// Proves that the record of a read is committed with no write after it and
+/// no reader of the trail to ask for it: read records wait for a write to
+/// carry them at most [`READ_HOLD`], then are committed on their own. Read
+/// straight from the store, since the auditor's RPC first commits whatever
+/// waits. On the embedded store only: the ledger is the same on both.
+#[tokio::test]
+async fn a_read_alone_reaches_the_trail() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    std::fs::create_dir_all(data_dir(&dir)).unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&data_dir(&dir), SledOptions::default()).unwrap());
+    let server = TestServer::start_with_store(dir, Arc::clone(&store)).await;
+    let patient = server.enroll("1960-01-01", 521).await;
+    server.annual_usage(&patient, 2026).await;
+    let everything = Query {
+        from: Timestamp::from_unix_micros(0),
+        to: Timestamp::from_unix_micros(i64::MAX),
+        principal: None,
+        patient: None,
+    };
+    // Far past the hold: a record still missing then is one nobody commits.
+    let deadline = Instant::now() + READ_HOLD * 100;
+    loop {
+        let page = store.audit_records(&everything, None, 100).unwrap();
+        let calls: Vec<&str> = page.records.iter().map(|r| r.event.call.as_str()).collect();
+        if calls.contains(&"medassist.v1.UsageService/GetAnnualUsage") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read's record is not in the store: {calls:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.stop().await;
 }
 
 /// The records of a stopped store's trail, read from its segment files.
