@@ -49,7 +49,9 @@
 //!
 //! Schema version 2 added the days and names to the settlement record and the
 //! `H`/`D` index; a version 1 store is brought up to date once when opened
-//! (see [`super::legacy`]).
+//! (see [`super::legacy`]). Version 3 appended the 2021 framework's fields
+//! to the records; a version 2 store is only marked 3 (see
+//! `BEFORE_CLASSES`).
 
 #[cfg(test)]
 mod layout_tests;
@@ -89,7 +91,15 @@ use crate::domain::{
 use recovery::{BaseKeeper, Closing};
 
 /// The layout version this code reads and writes.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
+/// Layout 2: the days and names on settlements. Layout 3 writes records the
+/// same way, with the 2021 framework's fields appended (claim kind,
+/// breakdown, the running total's deductible and band position), which
+/// this build reads whether they are there or not. A build of layout 2
+/// would read them too, dropping those fields, and rewrite running totals
+/// without them: so a layout 2 store is marked 3 when this build opens it,
+/// and such builds refuse it from then on.
+const BEFORE_CLASSES: u32 = 2;
 /// While a version 1 store is being brought up to date: the key of the last
 /// running total rewritten, so an interrupted migration resumes after it.
 const META_MIGRATING: &[u8] = b"Mmigrating_v2";
@@ -958,26 +968,30 @@ fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The store's layout version: a new store gets this build's; version 1 is
-/// read to be migrated; anything else is refused.
+/// read to be migrated, version 2 to be marked 3; anything else is refused.
 fn check_schema(db: &sled::Db) -> Result<u32, StoreError> {
     match db.get(META_SCHEMA).map_err(io)? {
-        Some(bytes) => {
-            let version: u32 = decode(&bytes)?;
-            if version != SCHEMA_VERSION && version != legacy::VERSION {
-                return Err(StoreError::Corrupt(format!(
-                    "data directory has layout version {version}; this build reads \
-                     {} and {SCHEMA_VERSION}",
-                    legacy::VERSION
-                )));
-            }
-            Ok(version)
-        }
+        Some(bytes) => known_schema(decode(&bytes)?),
         // Made durable by the checkpoint that ends opening.
         None => {
             db.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
                 .map_err(io)?;
             Ok(SCHEMA_VERSION)
         }
+    }
+}
+
+/// `version` if this build reads it; a newer build's layout is refused.
+fn known_schema(version: u32) -> Result<u32, StoreError> {
+    match version {
+        legacy::VERSION | BEFORE_CLASSES | SCHEMA_VERSION => Ok(version),
+        // Not damage: nothing may be rebuilt or thrown away over it.
+        _ => Err(StoreError::Unsupported(format!(
+            "data directory has layout version {version}; this build reads layouts {} to \
+             {SCHEMA_VERSION} (a newer medassist wrote it: run that one, or restore a snapshot \
+             taken before)",
+            legacy::VERSION
+        ))),
     }
 }
 
@@ -993,7 +1007,7 @@ fn stored_schema(db: &sled::Db) -> Result<u32, StoreError> {
 /// settlements with their business days (in the zone `offset`) and their
 /// day index entries, and its running total with what the patient paid;
 /// in atomic steps that record the last patient-year done, so an interrupted
-/// migration resumes there. Then marks the store version 2. The journal was
+/// migration resumes there. Then marks the store this build's version. The journal was
 /// replayed (in the old encoding) before, so every commit is in the tree,
 /// and every settlement has its patient-year's running total. Called once,
 /// at start-up.
@@ -1084,7 +1098,7 @@ fn migrate_v1_steps(
         settlements,
         patient_years,
         seconds = started.elapsed().as_secs_f64(),
-        "store brought up to layout version 2; the day index is built"
+        "store brought up to layout version {SCHEMA_VERSION}; the day index is built"
     );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! and running totals in the tree, and batches in the journal and in
 //! snapshots, each read as it was written and brought up to date; and what
 //! is written now reads back whole, through a store that is closed and
-//! opened again.
+//! opened again. A layout 2 store is marked 3, so builds that would drop
+//! those fields refuse it; a newer layout is refused, and nothing rebuilt.
 
 use super::*;
 use crate::{
@@ -202,4 +203,56 @@ fn json_rows_written_before_load() {
     let old = serde_json::to_value(usage_v2()).unwrap();
     let read: Usage = serde_json::from_value(old).unwrap();
     assert_eq!(read, usage_v2().upgrade());
+}
+
+/// Sets the layout version of the closed store in `dir`, as the build that
+/// wrote it would have.
+fn set_layout(dir: &Path, version: u32) {
+    assert!(recovery::await_sled_released(dir));
+    let db = open_sled(dir, SledOptions::default()).unwrap();
+    db.insert(META_SCHEMA, encode(&version).unwrap()).unwrap();
+    db.flush().unwrap();
+}
+
+/// The layout version sled holds in `dir`, and whether it holds settlement `id`.
+fn layout_of(dir: &Path, id: SettlementId) -> (u32, bool) {
+    assert!(recovery::await_sled_released(dir));
+    let db = open_sled(dir, SledOptions::default()).unwrap();
+    let held = db.get(settlement_key(id)).unwrap().is_some();
+    (stored_schema(&db).unwrap(), held)
+}
+
+/// Proves a store of layout 2 is marked 3 when this build opens it, with its
+/// records read as before, and that a layout newer than this build's is
+/// refused by name as unsupported, not taken for damage: sled's files are
+/// neither rebuilt nor removed.
+#[test]
+fn a_layout_2_store_is_marked_3_and_a_newer_one_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let now = today();
+    {
+        let store = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+        let mut batch = Batch::after(store.meta().unwrap());
+        batch.next_settlement_id = now.id.next();
+        batch.settlements.push(now.clone());
+        store.apply(&batch).unwrap();
+        store.flush().unwrap();
+    }
+    set_layout(dir.path(), BEFORE_CLASSES);
+    {
+        let store = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+        assert_eq!(store.settlement(now.id).unwrap().unwrap().value, now);
+    }
+    assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION, true));
+
+    set_layout(dir.path(), SCHEMA_VERSION + 1);
+    let refused = SledStore::open(dir.path(), SledOptions::default())
+        .err()
+        .expect("a newer layout is refused");
+    assert!(matches!(refused, StoreError::Unsupported(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("layout version 4"),
+        "{refused}"
+    );
+    assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION + 1, true));
 }

@@ -24,8 +24,9 @@ use std::{
 };
 
 use super::{
-    Core, JOURNAL_DIR, META_COMMIT, NOT_SLEDS, RESTORE_BATCH, RESTORE_FLUSH_EVERY, SledOptions,
-    SledStore, check_schema, get_u64, io, migrate_v1, open_sled, replay_one, stored_schema,
+    BEFORE_CLASSES, Core, JOURNAL_DIR, META_COMMIT, META_SCHEMA, NOT_SLEDS, RESTORE_BATCH,
+    RESTORE_FLUSH_EVERY, SCHEMA_VERSION, SledOptions, SledStore, check_schema, encode, get_u64, io,
+    known_schema, migrate_v1, open_sled, replay_one, stored_schema,
 };
 use crate::store::{
     CommitNumber, StoreError,
@@ -106,7 +107,7 @@ fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
 /// after the tree is dropped. Until then a task of the old tree could still
 /// write, so nothing may sync, rebuild or reopen it. False when it did not
 /// happen within [`SLED_RELEASE_WAIT`].
-fn await_sled_released(dir: &Path) -> bool {
+pub(super) fn await_sled_released(dir: &Path) -> bool {
     let Ok(file) = std::fs::File::open(dir.join("db")) else {
         return true;
     };
@@ -248,7 +249,8 @@ fn finish_open(
 ) -> Result<SledStore, StoreError> {
     let Held { _lock: lock, audit } = held;
     let Opened { db, last } = opened;
-    let schema = stored_schema(&db)?;
+    // A tree rebuilt from a base copy has not been checked yet.
+    let schema = known_schema(stored_schema(&db)?)?;
     if schema == legacy::VERSION && options.utc_offset.is_none() {
         return Err(StoreError::Unsupported(format!(
             "{} was written by an older version (layout {}): start medassist serve on it \
@@ -266,6 +268,16 @@ fn finish_open(
         migrate_v1(&db, offset)?;
         // The rewritten records are in no journal record.
         base = BaseState::Rewrite("the layout was migrated");
+    }
+    if schema == BEFORE_CLASSES {
+        db.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
+            .map_err(io)?;
+        tracing::info!(
+            "store marked layout version {SCHEMA_VERSION}: builds of layout {BEFORE_CLASSES} \
+             refuse it from now on"
+        );
+        // Durable at once, so a rebuild after a power cut finds it too.
+        base = BaseState::Rewrite("the layout was marked");
     }
     if let BaseState::Whole(copy) = &base
         && !covers(recovered, copy.last_commit, last)
