@@ -175,7 +175,8 @@ struct Core {
     poisoned: Arc<OnceLock<String>>,
     /// The last commit the journal holds durably.
     journaled: Arc<AtomicU64>,
-    /// The last commit applied to the tree (durable or not yet).
+    /// The last commit applied to the tree (durable or not yet), counted
+    /// as soon as its application begins.
     applied: Arc<AtomicU64>,
     /// Told of each base copy, for the metrics.
     observer: Arc<OnceLock<Arc<dyn StoreObserver>>>,
@@ -202,9 +203,10 @@ impl Core {
             let (key, value) = entry.map_err(io)?;
             writer.entry(&key, &value).map_err(failed)?;
         }
-        // Everything the copy saw was applied by now; once it is durable,
-        // the journal completes every commit the copy caught half-way.
-        let last = self.applied.load(Ordering::Acquire);
+        // Every commit the copy may have seen was counted as applied before
+        // it reached the tree; once it is durable, the journal completes
+        // every commit the copy caught half-way.
+        let last = self.applied.load(Ordering::SeqCst);
         self.await_journaled(last)?;
         self.journal.each_record(base, last, |record| {
             writer
@@ -565,14 +567,21 @@ impl Store for SledStore {
         if self.fails(CommitStep::AtApply) {
             return Err(StoreError::Io("injected failure applying the batch".into()));
         }
-        // One sled batch: atomic for readers (it holds sled's write lock, as
-        // a transaction's commit would, without a transaction's read set and
-        // copies: there is one writer) and for sled's recovery.
+        // Counted as applied before the tree holds any of it: a snapshot's
+        // copy walks the tree while batches land, and replays from the
+        // journal every commit up to this count once the walk is done. A
+        // batch counted only after it landed could be half seen by the walk
+        // and missing from the replay (a restored snapshot then held a
+        // settlement without its claim key).
+        self.core.applied.store(batch.commit, Ordering::SeqCst);
+        // One sled batch: atomic for a reader of single keys (it holds sled's
+        // write lock, as a transaction's commit would, without a
+        // transaction's read set and copies: there is one writer) and for
+        // sled's recovery; an iterator may see part of it.
         self.core
             .db
             .apply_batch(writes)
             .map_err(|error| self.poison(error.to_string()))?;
-        self.core.applied.store(batch.commit, Ordering::Release);
         // The tree now holds the batch: if it cannot reach the journal (and
         // its audit records the trail), it must not be served.
         self.core
