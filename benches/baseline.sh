@@ -18,7 +18,8 @@
 # last lines are the medians of those ratios. BASELINE names the commit to
 # compare with (default: the last one before the base copy and the audit
 # trail). Building it takes a few minutes the first time (kept in
-# /tmp/medassist-baseline).
+# /tmp/medassist-baseline); BASELINE_BIN names a baseline binary built
+# already (a release build of BASELINE) and skips that build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,13 +32,15 @@ metrics_port=$((port + 1))
 
 cargo build --release --quiet
 tree_bin=target/release/medassist
-base_src=/tmp/medassist-baseline
-if [ ! -d "$base_src" ]; then
-    git worktree add --detach "$base_src" "$baseline_rev" >/dev/null
+baseline_bin=${BASELINE_BIN:-/tmp/medassist-baseline-target/release/medassist}
+if [ -z "${BASELINE_BIN:-}" ]; then
+    base_src=/tmp/medassist-baseline
+    if [ ! -d "$base_src" ]; then
+        git worktree add --detach "$base_src" "$baseline_rev" >/dev/null
+    fi
+    (cd "$base_src" && git checkout --quiet --detach "$baseline_rev" &&
+        cargo build --release --quiet --target-dir /tmp/medassist-baseline-target)
 fi
-(cd "$base_src" && git checkout --quiet --detach "$baseline_rev" &&
-    cargo build --release --quiet --target-dir /tmp/medassist-baseline-target)
-baseline_bin=/tmp/medassist-baseline-target/release/medassist
 
 server_pid=""
 started_ms=""

@@ -1,4 +1,4 @@
-//! The embedded store: one sled tree, one atomic sled batch per commit, made
+//! The embedded store: one sled tree, written key by key per commit, made
 //! durable by the journal before any answer, and rebuildable from a base
 //! copy and the journal whatever a power cut does to sled's files.
 //!
@@ -8,8 +8,9 @@
 //! a power cut on a disk with a write-back cache can tear pages of its log
 //! that were on disk long before. So:
 //!
-//! - `apply` writes the batch into sled (one atomic sled batch) and stages
-//!   its encoded record in the [`Journal`];
+//! - `apply` writes the batch into sled key by key (records before the
+//!   index entries that point to them, see [`Writes`]) and stages its
+//!   encoded record in the [`Journal`];
 //! - `flush` writes the staged records with one `pwrite` and waits for one
 //!   `fdatasync`: the ledger answers only after it;
 //! - a background thread writes a new base copy of the whole store (see
@@ -344,8 +345,8 @@ impl SledStore {
 
     /// Encodes every write of the batch before touching the tree, so an
     /// encoding failure changes nothing.
-    fn writes_of(batch: &Batch) -> Result<sled::Batch, StoreError> {
-        let mut writes = sled::Batch::default();
+    fn writes_of(batch: &Batch) -> Result<Writes, StoreError> {
+        let mut writes = Writes::default();
         for settlement in &batch.settlements {
             let id = settlement.id.get().to_be_bytes();
             writes.insert(
@@ -574,13 +575,10 @@ impl Store for SledStore {
         // and missing from the replay (a restored snapshot then held a
         // settlement without its claim key).
         self.core.applied.store(batch.commit, Ordering::SeqCst);
-        // One sled batch: atomic for a reader of single keys (it holds sled's
-        // write lock, as a transaction's commit would, without a
-        // transaction's read set and copies: there is one writer) and for
-        // sled's recovery; an iterator may see part of it.
-        self.core
-            .db
-            .apply_batch(writes)
+        // Key by key, in the order of `Writes`: a reader that finds an index
+        // entry finds the record it points to.
+        writes
+            .write_to(&self.core.db)
             .map_err(|error| self.poison(error.to_string()))?;
         // The tree now holds the batch: if it cannot reach the journal (and
         // its audit records the trail), it must not be served.
@@ -691,7 +689,7 @@ impl SledStore {
         db.insert(META_SCHEMA, encode(&legacy::VERSION)?)
             .map_err(io)?;
         for batch in in_tree {
-            db.apply_batch(writes_of_v1(batch)?).map_err(io)?;
+            writes_of_v1(batch)?.write_to(&db).map_err(io)?;
         }
         db.flush().map_err(io)?;
         drop(db);
@@ -1114,8 +1112,8 @@ fn migrate_v1_steps(
 
 /// What version 1 wrote for a commit: replayed from an older journal before
 /// the migration rewrites it.
-fn writes_of_v1(batch: &BatchV1) -> Result<sled::Batch, StoreError> {
-    let mut writes = sled::Batch::default();
+fn writes_of_v1(batch: &BatchV1) -> Result<Writes, StoreError> {
+    let mut writes = Writes::default();
     for settlement in &batch.settlements {
         let id = settlement.id.get().to_be_bytes();
         writes.insert(
@@ -1145,7 +1143,7 @@ fn get_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
         .transpose()
 }
 
-/// Applies one journal record's batch to the tree, atomically. `schema` is
+/// Applies one journal record's batch to the tree. `schema` is
 /// the layout the record was written in: the tree's. (Its audit records are
 /// the trail's: see [`recovery`].)
 fn replay_one(
@@ -1166,7 +1164,43 @@ fn replay_one(
             "journal record {commit} holds commit {held}"
         )));
     }
-    db.apply_batch(writes).map_err(io)
+    writes.write_to(db).map_err(io)
+}
+
+/// One commit's writes to the tree, made one key at a time in the order
+/// they were added: each record before the index entries that point to it,
+/// and the meta keys (the last commit) last. So a reader that finds an index
+/// entry finds its record, and one that reads a commit number in `M` finds
+/// that commit whole.
+///
+/// Not a `sled::Batch`: sled 0.34's `apply_batch` seals its log buffer
+/// before and after every batch (`PageCache::pin_log`), so each commit cost
+/// two log writes, each waited for with `sync_file_range` on sled's I/O
+/// threads, competing on the disk with the journal's `fdatasync` that the
+/// answer waits for. Nothing needs a batch's atomicity: sled's files are
+/// trusted only after a clean stop (otherwise they are rebuilt from the base
+/// copy and the journal), and one key's write is atomic to its readers.
+#[derive(Default)]
+struct Writes(Vec<(sled::IVec, Option<sled::IVec>)>);
+
+impl Writes {
+    fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
+        self.0.push((key.into(), Some(value.into())));
+    }
+
+    fn remove(&mut self, key: impl Into<sled::IVec>) {
+        self.0.push((key.into(), None));
+    }
+
+    fn write_to(self, db: &sled::Db) -> sled::Result<()> {
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => db.insert(key, value)?,
+                None => db.remove(key)?,
+            };
+        }
+        Ok(())
+    }
 }
 
 /// A batch as the journal or a snapshot holds it: today's (it begins with
