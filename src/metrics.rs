@@ -10,7 +10,7 @@
 //! | `medassist_assistance_fen_total` | `outcome` | assistance paid by new settlements, in fen (an integer: money never passes through a float) |
 //! | `medassist_reversals_total` | | settlements reversed |
 //! | `medassist_reversed_assistance_fen_total` | | assistance given back by reversals, in fen |
-//! | `medassist_store_apply_duration_seconds` | | applying one batch as an atomic transaction |
+//! | `medassist_store_apply_duration_seconds` | | writing one batch into the store, before its flush |
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
 //! | `medassist_store_batch_retries_total` | | batches run again because another instance wrote the same records first (PostgreSQL) |
@@ -215,7 +215,7 @@ impl Metrics {
         );
         registry.register(
             "store_apply_duration_seconds",
-            "Applying one batch to the store as an atomic transaction",
+            "Writing one batch into the store, before its flush",
             metrics.apply_seconds.clone(),
         );
         registry.register(

@@ -4,6 +4,7 @@
 //! is written now reads back whole, through a store that is closed and
 //! opened again. A layout 2 store is marked 3, so builds that would drop
 //! those fields refuse it; a newer layout is refused, and nothing rebuilt.
+//! A commit's keys are written in the order readers rely on.
 
 use super::*;
 use crate::{
@@ -255,4 +256,53 @@ fn a_layout_2_store_is_marked_3_and_a_newer_one_refused() {
         "{refused}"
     );
     assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION + 1, true));
+}
+
+/// Proves the order `Writes` promises its readers, now that a commit is
+/// written key by key and a reader may see part of one: a settlement's
+/// record before every index entry that points to it (claim, patient-year,
+/// hospital-day, day, referral), and the meta keys (the last commit) after
+/// every other key of the commit.
+#[test]
+fn a_commit_writes_each_record_before_its_index_entries_and_the_commit_number_last() {
+    // Referred, so it has every kind of index entry.
+    let mut settlement = today();
+    settlement.referral = Some(crate::domain::ReferralReason::CapReached);
+    let patient = settlement.claim.patient_id().clone();
+    let year = settlement.claim.year();
+    let batch = Batch {
+        commit: 7,
+        next_settlement_id: SettlementId::new(10),
+        settlements: vec![settlement.clone()],
+        usages: vec![(patient.clone(), year, Usage::default())],
+        persons: Vec::new(),
+        audit: Vec::new(),
+    };
+    let writes = SledStore::writes_of(&batch).unwrap();
+    let keys: Vec<&[u8]> = writes.0.iter().map(|(key, _)| key.as_ref()).collect();
+    let at = |key: &[u8]| {
+        keys.iter()
+            .position(|k| *k == key)
+            .unwrap_or_else(|| panic!("{key:?} is not written"))
+    };
+    let record = at(&settlement_key(settlement.id));
+    let mut index = patient_year_key(&patient, year);
+    index.extend_from_slice(&settlement.id.get().to_be_bytes());
+    let mut pointers = vec![claim_key(settlement.claim.key()), index];
+    pointers.extend(day_keys(&settlement));
+    pointers.push(referral_key(settlement.settled_day, settlement.id));
+    assert_eq!(
+        pointers.len(),
+        5,
+        "claim, patient-year, two day entries, referral"
+    );
+    for pointer in pointers {
+        assert!(
+            record < at(&pointer),
+            "{pointer:?} is written before its record"
+        );
+    }
+    let n = keys.len();
+    assert_eq!(&keys[n - 2..], [META_COMMIT, META_NEXT_ID]);
+    assert!(keys[..n - 2].iter().all(|k| !k.starts_with(b"M")));
 }
