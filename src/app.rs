@@ -17,6 +17,7 @@ mod probes;
 mod reconciliation;
 mod referrals;
 mod roster;
+mod simulation;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
@@ -196,6 +197,8 @@ pub struct App {
     /// The fund's recovery keys snapshots are sealed to (`[backup]`),
     /// swapped whole on a configuration reload.
     backup_recipients: ArcSwap<crate::seal::Recipients>,
+    /// Held while a policy simulation replays the store: one at a time.
+    simulating: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -230,6 +233,7 @@ impl App {
             clock,
             probes: probes::PatientWindows::new(limits.patients_per_hour_max),
             backup_recipients: ArcSwap::default(),
+            simulating: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 

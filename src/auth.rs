@@ -323,6 +323,8 @@ pub enum Action<'a> {
     ListReferrals,
     /// ListAuditRecords: the audit trail.
     ReadAudit,
+    /// SimulatePolicy: replay a year under a proposed policy book.
+    SimulatePolicy,
     /// Scrape `/metrics`: counts and timings, no personal data.
     ReadMetrics,
 }
@@ -352,7 +354,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (
             Role::Auditor,
             ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster | Reconcile(_)
-            | Export | ListReferrals | ReadAudit,
+            | Export | ListReferrals | ReadAudit | SimulatePolicy,
         ) => true,
         _ => false,
     };
@@ -384,6 +386,7 @@ impl Action<'_> {
             Action::Export => "export settlements",
             Action::ListReferrals => "list referrals",
             Action::ReadAudit => "read the audit trail",
+            Action::SimulatePolicy => "simulate a policy",
             Action::ReadMetrics => "read the metrics",
         }
     }

@@ -852,6 +852,10 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         .map(RegionCode::parse)
         .transpose()
         .map_err(|e| format!("--region: {e}"))?;
+    let replay = |store: &dyn crate::store::Store| {
+        let simulation = crate::simulate::Simulation::new(&book, year, region);
+        crate::simulate::replay(store, simulation, &|| false).map(|(report, _)| report)
+    };
     let report = match args.store.database_url()? {
         Some(url) => {
             let store = PostgresStore::open(
@@ -859,14 +863,14 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
                 args.store.database_tls.database_ca.as_deref(),
                 Schema::Expect,
             )?;
-            crate::simulate::replay(&store, &book, year, region)?
+            replay(&store)?
         }
         None => {
             if !args.store.data_dir.is_dir() {
                 return Err(format!("{} is not a directory", args.store.data_dir.display()).into());
             }
             let store = SledStore::open(&args.store.data_dir, SledOptions::default())?;
-            crate::simulate::replay(&store, &book, year, region)?
+            replay(&store)?
         }
     };
     match args.format.as_str() {

@@ -466,6 +466,18 @@ impl Config {
     }
 }
 
+/// Checks the policy book a configuration text states, as [`Config::parse`]
+/// does (its `[[policy]]` and `[[floors]]`; the other tables are read for
+/// their shape and ignored): a proposal to simulate. A text that states no
+/// policy is refused rather than read as the built-in one.
+pub fn policy_book(text: &str) -> Result<PolicyBook, ConfigError> {
+    let file: FileShape = toml::from_str(text)?;
+    if file.policy.is_empty() {
+        return Err(ConfigError::File("states no [[policy]]".into()));
+    }
+    policies(file.policy, file.floors)
+}
+
 fn audit(shape: Option<AuditShape>) -> Result<AuditSettings, ConfigError> {
     let retention_days = shape
         .and_then(|s| s.retention_days)

@@ -60,6 +60,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.RosterService/ExportPersons",
     "/medassist.v1.RosterService/ListReferrals",
     "/medassist.v1.PolicyService/GetPolicy",
+    "/medassist.v1.PolicyService/SimulatePolicy",
     "/medassist.v1.AdminService/SaveSnapshot",
     "/medassist.v1.ReconciliationService/ReconcileDay",
     "/medassist.v1.ReconciliationService/ListDaySettlements",

@@ -25,33 +25,48 @@ use crate::{
         Usage, Year,
     },
     rules,
-    store::{Scan, StoreError},
+    store::{CommitNumber, Store, StoreError},
 };
 
-/// Replays the year's settlements of a stopped store (read only, like
-/// `verify`) under `book`, reading each patient's roster record once.
+/// Replays the year's settlements under the book of `simulation`, reading
+/// each patient's roster record once: of a stopped store (read only, like
+/// `verify`) or of a running service's. `stopped` is asked every few
+/// thousand settlements; when it says so (the caller went away), the replay
+/// ends early with what it replayed. Returns the report and the newest
+/// commit it read, which a running service waits to be durable before it
+/// answers.
 pub fn replay(
-    store: &dyn Scan,
-    book: &PolicyBook,
-    year: Year,
-    region: Option<RegionCode>,
-) -> Result<SimulationReport, StoreError> {
-    let mut simulation = Simulation::new(book, year, region);
+    store: &dyn Store,
+    mut simulation: Simulation<'_>,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(SimulationReport, CommitNumber), StoreError> {
     let mut persons: HashMap<ResidentId, Option<Person>> = HashMap::new();
-    for read in store.scan_settlements() {
-        let settlement = read?.value;
-        if settlement.claim.year() != year {
+    let mut newest = 0;
+    for (n, read) in store.settlements().enumerate() {
+        if n % STOP_CHECK_EVERY == 0 && stopped() {
+            break;
+        }
+        let read = read?;
+        let settlement = read.value;
+        if settlement.claim.year() != simulation.year {
             continue;
         }
+        newest = newest.max(read.commit);
         let patient = settlement.claim.patient_id();
         if !persons.contains_key(patient) {
-            let person = store.person(patient)?.map(|read| read.value);
+            let person = store.person(patient)?.map(|read| {
+                newest = newest.max(read.commit);
+                read.value
+            });
             persons.insert(patient.clone(), person);
         }
         simulation.settle(&settlement, persons[patient].as_ref());
     }
-    Ok(simulation.finish())
+    Ok((simulation.finish(), newest))
 }
+
+/// How many settlements the replay reads between two looks at `stopped`.
+const STOP_CHECK_EVERY: usize = 4096;
 
 /// Most claims listed among those that change most.
 pub const CHANGES_MAX: usize = 1000;
@@ -126,6 +141,7 @@ pub struct Simulation<'a> {
     book: &'a PolicyBook,
     year: Year,
     region: Option<RegionCode>,
+    scope: Vec<RegionCode>,
     usages: HashMap<ResidentId, Usage>,
     /// Reversals to apply at their moment: what the proposal charged.
     reversals: BinaryHeap<Reverse<(Timestamp, SettlementId)>>,
@@ -143,6 +159,7 @@ impl<'a> Simulation<'a> {
             book,
             year,
             region,
+            scope: Vec::new(),
             usages: HashMap::new(),
             reversals: BinaryHeap::new(),
             charged: HashMap::new(),
@@ -153,6 +170,14 @@ impl<'a> Simulation<'a> {
                 ..SimulationReport::default()
             },
         }
+    }
+
+    /// Limits the replay to claims of patients enrolled in `scope` (a city
+    /// takes in its counties; empty: no limit), as a caller limited to
+    /// regions sees them.
+    pub fn within(mut self, scope: &[RegionCode]) -> Simulation<'a> {
+        self.scope = scope.to_vec();
+        self
     }
 
     /// Replays one settlement (the next by number); `person` is the
@@ -168,8 +193,9 @@ impl<'a> Simulation<'a> {
             .as_ref()
             .map(|cap| cap.region)
             .or_else(|| person.map(Person::region));
-        if let Some(wanted) = self.region
-            && !region.is_some_and(|r| covers(wanted, r))
+        let covered = |wanted: &RegionCode| region.is_some_and(|r| wanted.covers(r));
+        if !self.region.iter().all(covered)
+            || !(self.scope.is_empty() || self.scope.iter().any(covered))
         {
             return;
         }
@@ -269,15 +295,8 @@ impl<'a> Simulation<'a> {
     }
 }
 
-/// True when `wanted` (a county, a city xxxx00, a province xx0000) covers `region`.
-fn covers(wanted: RegionCode, region: RegionCode) -> bool {
-    let w = wanted.as_str();
-    let prefix = w.trim_end_matches("00");
-    let prefix = if w.ends_with("0000") { &w[..2] } else { prefix };
-    region.as_str().starts_with(prefix)
-}
-
-fn yuan(fen: i64) -> String {
+/// Fen as yuan with two decimals and a sign when negative (`-1.50`).
+pub fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
 }
@@ -386,14 +405,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn regions_cover_their_counties() {
-        let r = |s: &str| RegionCode::parse(s).unwrap();
-        assert!(covers(r("320500"), r("320505")));
-        assert!(covers(r("320505"), r("320505")));
-        assert!(!covers(r("320505"), r("320506")));
-        assert!(covers(r("320000"), r("320602")));
-        assert!(!covers(r("320600"), r("320505")));
+    fn yuan_shows_the_sign_and_two_decimals() {
         assert_eq!(yuan(-150), "-1.50");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(123_456), "1234.56");
     }
 }
 
@@ -552,7 +567,8 @@ mod bench {
         }
         eprintln!("stored {stored} settlements in {:?}", write.elapsed());
         let started = Instant::now();
-        let report = replay(&store, &proposed, year, None).unwrap();
+        let (report, _) =
+            replay(&store, Simulation::new(&proposed, year, None), &|| false).unwrap();
         eprintln!(
             "replayed {} settlements from the embedded store in {:?}",
             report.total.settlements,

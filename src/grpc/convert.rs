@@ -425,3 +425,85 @@ pub fn annual_usage(usage: &AnnualUsage) -> pb::AnnualUsage {
         tilted_total: usage.total.tilt_used.to_string(),
     }
 }
+
+/// Most bytes of a proposed policy book sent to SimulatePolicy.
+pub const POLICY_TEXT_BYTES_MAX: usize = 256 * 1024;
+
+/// Claims listed among those that change most in a SimulatePolicy answer.
+pub const SIMULATION_CHANGES_MAX: usize = 100;
+
+/// Reads a SimulatePolicy request: the proposed book (checked as a
+/// configuration file's), the year and the region, if any.
+pub fn simulation_request(
+    request: &pb::SimulatePolicyRequest,
+) -> Result<(crate::domain::PolicyBook, Year, Option<RegionCode>), Violations> {
+    let mut violations = Violations::new();
+    let book = if request.policy_toml.trim().is_empty() {
+        violations.add("policy_toml", "is required: the proposed [[policy]] tables");
+        None
+    } else if request.policy_toml.len() > POLICY_TEXT_BYTES_MAX {
+        violations.add(
+            "policy_toml",
+            format!("must be at most {POLICY_TEXT_BYTES_MAX} bytes"),
+        );
+        None
+    } else {
+        match crate::config::policy_book(&request.policy_toml) {
+            Ok(book) => Some(book),
+            Err(error) => {
+                violations.add("policy_toml", error.to_string());
+                None
+            }
+        }
+    };
+    let year = violations.check("year", Year::parse(request.year));
+    let region = match request.region_code.as_str() {
+        "" => Some(None),
+        code => violations
+            .check("region_code", RegionCode::parse(code))
+            .map(Some),
+    };
+    violations.finish(|| Some((book?, year?, region?)))
+}
+
+fn simulation_totals(key: &str, totals: &crate::simulate::Totals) -> pb::SimulationTotals {
+    pb::SimulationTotals {
+        key: key.to_owned(),
+        settlements: totals.settlements,
+        persons: totals.persons,
+        paid: crate::simulate::yuan(totals.paid_fen),
+        would_pay: crate::simulate::yuan(totals.would_pay_fen),
+    }
+}
+
+/// The answer of SimulatePolicy: the report, with the first
+/// [`SIMULATION_CHANGES_MAX`] of the claims that change most.
+pub fn simulation_report(report: &crate::simulate::SimulationReport) -> pb::SimulatePolicyResponse {
+    let groups = |groups: &std::collections::BTreeMap<String, crate::simulate::Totals>| {
+        groups
+            .iter()
+            .map(|(key, totals)| simulation_totals(key, totals))
+            .collect()
+    };
+    pb::SimulatePolicyResponse {
+        year: report.year,
+        total: Some(simulation_totals("", &report.total)),
+        by_class: groups(&report.by_class),
+        by_region: groups(&report.by_region),
+        by_month: groups(&report.by_month),
+        without_policy: report.without_policy,
+        changes: report
+            .changes
+            .iter()
+            .take(SIMULATION_CHANGES_MAX)
+            .map(|change| pb::SimulationChange {
+                settlement_id: change.settlement_id.clone(),
+                hospital_id: change.hospital_id.clone(),
+                claim_id: change.claim_id.clone(),
+                patient_id_masked: change.patient.clone(),
+                paid: crate::simulate::yuan(change.paid_fen),
+                would_pay: crate::simulate::yuan(change.would_pay_fen),
+            })
+            .collect(),
+    }
+}

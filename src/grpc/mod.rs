@@ -491,4 +491,21 @@ impl pb::policy_service_server::PolicyService for Api {
             Err(error) => Err(to_status(error)),
         }
     }
+
+    async fn simulate_policy(
+        &self,
+        request: Request<pb::SimulatePolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        let by = caller(&request)?;
+        let (book, year, region) = checked(convert::simulation_request(request.get_ref()))?;
+        by.note.subject(Subject::Filter(format!(
+            "policy simulation of {year}, region {}",
+            region.map_or_else(|| "all".to_owned(), |r| r.to_string())
+        )));
+        let report = self.app.simulate_policy(book, year, region, &by).await;
+        if let Ok(report) = &report {
+            by.note.count(report.total.settlements);
+        }
+        answered(report, convert::simulation_report)
+    }
 }

@@ -395,6 +395,14 @@ pub trait Store: Send + Sync + 'static {
         ))))
     }
 
+    /// Every settlement, by number, read as it streams (a settlement written
+    /// during the scan may or may not be in it): what a policy simulation
+    /// replays on a running service.
+    fn settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
+        Box::new(std::iter::once(Err(StoreError::Unsupported(
+            "this store cannot list its settlements".into(),
+        ))))
+    }
     /// Writes a consistent snapshot of the whole store to `out` while
     /// writes go on (see [`snapshot`]); `taken_at_micros` is recorded in it.
     fn save_snapshot(

@@ -401,6 +401,10 @@ impl Store for SledStore {
         self.scan_persons()
     }
 
+    fn settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
+        self.scan_settlements()
+    }
+
     fn settlement(&self, id: SettlementId) -> Result<Option<Versioned<Settlement>>, StoreError> {
         self.get_versioned(&settlement_key(id))
     }

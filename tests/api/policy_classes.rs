@@ -4,7 +4,9 @@
 //! deductible, band position and cap of concurrent claims of one patient are
 //! charged in commit order exactly; a reversal gives back what its claim
 //! consumed, deductible included; Chinese class and claim kind names are
-//! read over HTTP/JSON as the roster CSV reads them.
+//! read over HTTP/JSON as the roster CSV reads them; a year replayed under
+//! a proposal, offline and by SimulatePolicy, pays what was paid under the
+//! policy in force.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -13,6 +15,7 @@ use medassist::{
     domain::{Claim, ClaimInput, ClaimKindSent, Money, RegionCode, Usage, Year},
     grpc::pb,
     rules,
+    simulate::SimulationReport,
 };
 use tempfile::TempDir;
 
@@ -429,25 +432,85 @@ fn simulate(
     dir: &TempDir,
     book: &medassist::domain::PolicyBook,
     region: Option<&str>,
-) -> medassist::simulate::SimulationReport {
-    use medassist::store::{PostgresStore, Schema, SledOptions, SledStore};
+) -> SimulationReport {
+    use medassist::{
+        simulate::{Simulation, replay},
+        store::{PostgresStore, Schema, SledOptions, SledStore},
+    };
     let year = Year::parse(2026).unwrap();
     let region = region.map(|r| RegionCode::parse(r).unwrap());
     if crate::backend::on_postgres() {
         let url = crate::backend::database_for(&data_dir(dir));
         let store = PostgresStore::open(&url, None, Schema::Expect).unwrap();
-        return medassist::simulate::replay(&store, book, year, region).unwrap();
+        return replay(&store, Simulation::new(book, year, region), &|| false)
+            .unwrap()
+            .0;
     }
     let store = SledStore::open(&data_dir(dir), SledOptions::default()).unwrap();
-    medassist::simulate::replay(&store, book, year, region).unwrap()
+    replay(&store, Simulation::new(book, year, region), &|| false)
+        .unwrap()
+        .0
+}
+
+/// Proves a SimulatePolicy answer carries `report`: every total, group and
+/// changed claim, in yuan.
+fn assert_answers(online: &pb::SimulatePolicyResponse, report: &SimulationReport) {
+    use medassist::simulate::{Totals, yuan};
+    let same = |got: &pb::SimulationTotals, key: &str, want: &Totals| {
+        assert_eq!(got.key, key);
+        assert_eq!(
+            (got.settlements, got.persons),
+            (want.settlements, want.persons),
+            "{key}"
+        );
+        assert_eq!(got.paid, yuan(want.paid_fen), "{key}");
+        assert_eq!(got.would_pay, yuan(want.would_pay_fen), "{key}");
+    };
+    assert_eq!(online.year, report.year);
+    same(online.total.as_ref().unwrap(), "", &report.total);
+    for (got, want) in [
+        (&online.by_class, &report.by_class),
+        (&online.by_region, &report.by_region),
+        (&online.by_month, &report.by_month),
+    ] {
+        assert_eq!(got.len(), want.len());
+        for (got, (key, want)) in got.iter().zip(want) {
+            same(got, key, want);
+        }
+    }
+    assert_eq!(online.without_policy, report.without_policy);
+    let changes: Vec<_> = online
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.settlement_id.as_str(),
+                c.paid.clone(),
+                c.would_pay.clone(),
+            )
+        })
+        .collect();
+    let wanted: Vec<_> = report
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.settlement_id.as_str(),
+                yuan(c.paid_fen),
+                yuan(c.would_pay_fen),
+            )
+        })
+        .collect();
+    assert_eq!(changes, wanted);
 }
 
 /// Proves `medassist simulate`: the year replayed under the policy in force
 /// pays exactly what was paid, to the fen, through deductibles, bands, an
 /// outpatient claim, tilted assistance, concurrent claims and a reversal
 /// between them; under a proposal that raises the margin's first band from
-/// 60% to 70% it shows the difference, by class and claim; and the command
-/// line prints the same as CSV.
+/// 60% to 70% it shows the difference, by class and claim; the command line
+/// prints the same as CSV, and SimulatePolicy on the running service
+/// answers the same report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_simulation_of_the_policy_in_force_pays_what_was_paid() {
     let server = server_2026().await;
@@ -487,10 +550,47 @@ async fn a_simulation_of_the_policy_in_force_pays_what_was_paid() {
     for call in calls {
         call.await.unwrap();
     }
+    let proposal = POLICY_2026.replacen(
+        "[[policy.class.band]]\nup_to = \"50000.00\"\nratio = \"0.60\"",
+        "[[policy.class.band]]\nup_to = \"50000.00\"\nratio = \"0.70\"",
+        1,
+    );
+    let asked = |policy: &str, region: &str| pb::SimulatePolicyRequest {
+        policy_toml: policy.to_owned(),
+        year: 2026,
+        region_code: region.to_owned(),
+    };
+    let mut policies = server.policies();
+    let online_in_force = policies
+        .simulate_policy(asked(POLICY_2026, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let online_proposed = policies
+        .simulate_policy(asked(&proposal, "320500"))
+        .await
+        .unwrap()
+        .into_inner();
+    for (text, why) in [
+        ("", "is required"),
+        ("[limits]\n", "states no [[policy]]"),
+        (&POLICY_2026.replacen("0.60", "1.60", 1), "policy[0]"),
+    ] {
+        let refused = policies
+            .simulate_policy(asked(text, ""))
+            .await
+            .expect_err("a proposal that is not a policy book is refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains("policy_toml") && refused.message().contains(why),
+            "{refused:?}"
+        );
+    }
     let dir = server.stop().await;
 
     let in_force = Config::parse(POLICY_2026).unwrap().policies;
     let report = simulate(&dir, &in_force, None);
+    assert_answers(&online_in_force, &report);
     // M-2, M-3, M-4, T-1, T-2 and the 20: the reversed M-1 does not count.
     assert_eq!(report.total.settlements, 25);
     assert_eq!(report.total.persons, 3);
@@ -501,13 +601,9 @@ async fn a_simulation_of_the_policy_in_force_pays_what_was_paid() {
         assert_eq!(totals.paid_fen, totals.would_pay_fen);
     }
 
-    let proposal = POLICY_2026.replacen(
-        "[[policy.class.band]]\nup_to = \"50000.00\"\nratio = \"0.60\"",
-        "[[policy.class.band]]\nup_to = \"50000.00\"\nratio = \"0.70\"",
-        1,
-    );
     let proposed = Config::parse(&proposal).unwrap().policies;
     let report = simulate(&dir, &proposed, Some("320500"));
+    assert_answers(&online_proposed, &report);
     let margin_class = &report.by_class["low_income_margin"];
     // 10% more on the margin's base in the first band, as it stood when
     // each was settled: M-2 30,000.00 (M-1 not yet reversed, so no

@@ -55,6 +55,7 @@ enum Rpc {
     GetPerson,
     ListReferrals,
     GetPolicy,
+    SimulatePolicy,
     SaveSnapshot,
     ImportPersons,
     ExportPersons,
@@ -63,7 +64,7 @@ enum Rpc {
     ExportSettlements,
 }
 
-const RPCS: [Rpc; 18] = [
+const RPCS: [Rpc; 19] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -76,6 +77,7 @@ const RPCS: [Rpc; 18] = [
     Rpc::GetPerson,
     Rpc::ListReferrals,
     Rpc::GetPolicy,
+    Rpc::SimulatePolicy,
     Rpc::SaveSnapshot,
     Rpc::ImportPersons,
     Rpc::ExportPersons,
@@ -83,6 +85,9 @@ const RPCS: [Rpc; 18] = [
     Rpc::ListDaySettlements,
     Rpc::ExportSettlements,
 ];
+
+/// The proposed policy book SimulatePolicy replays the fixtures under.
+const PROPOSAL: &str = include_str!("../../examples/policy-2026.toml");
 
 /// What the matrix runs against: an enrolled patient, and one settlement
 /// for each hospital (with its number), settled at `SETTLED_AT`.
@@ -312,6 +317,14 @@ async fn call_about(
             })
             .await
             .map(|_| 1),
+        Rpc::SimulatePolicy => policies
+            .simulate_policy(pb::SimulatePolicyRequest {
+                policy_toml: PROPOSAL.into(),
+                year: 2026,
+                region_code: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().total.map_or(0, |t| t.settlements as usize)),
         // The whole stream must arrive: refusals come before the first chunk.
         Rpc::SaveSnapshot => drained(
             admin
@@ -424,6 +437,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | GetPerson
                 | ListReferrals
                 | GetPolicy
+                | SimulatePolicy
                 | ExportPersons
                 | ReconcileDay
                 | ListDaySettlements
@@ -453,8 +467,8 @@ async fn guarded_server(config: Config) -> TestServer {
     TestServer::launch(dir, server_config, None).await
 }
 
-/// Proves the whole matrix: 18 RPCs x 7 callers x own and other hospital,
-/// 252 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 19 RPCs x 7 callers x own and other hospital,
+/// 266 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -484,7 +498,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 252);
+    assert_eq!(checked, 266);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -565,6 +579,7 @@ async fn every_rpc_against_region_limited_callers() {
                     let listed = matches!(
                         rpc,
                         Rpc::ListReferrals
+                            | Rpc::SimulatePolicy
                             | Rpc::ExportPersons
                             | Rpc::ReconcileDay
                             | Rpc::ListDaySettlements
@@ -580,7 +595,7 @@ async fn every_rpc_against_region_limited_callers() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 108);
+    assert_eq!(checked, 114);
 }
 
 /// Proves open mode refuses to listen off loopback.

@@ -836,6 +836,10 @@ impl Store for PostgresStore {
         self.scan_persons()
     }
 
+    fn settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
+        self.scan_settlements()
+    }
+
     fn save_snapshot(
         &self,
         _out: &mut dyn std::io::Write,
