@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "medassist/v1/admin.proto",
     "medassist/v1/reconciliation.proto",
     "medassist/v1/audit.proto",
+    "medassist/v1/application.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

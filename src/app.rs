@@ -16,16 +16,21 @@ mod audit;
 mod probes;
 mod reconciliation;
 mod referrals;
+mod retroactive;
 mod roster;
 mod simulation;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
+pub use retroactive::{Candidate, CandidatePage};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
 };
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use arc_swap::ArcSwap;
 
@@ -41,7 +46,7 @@ use crate::{
     metrics::Metrics,
     roster_cache::RosterCache,
     rules,
-    store::{Store, StoreError},
+    store::{CommitNumber, Store, StoreError},
 };
 
 /// Most patients one `BatchGetAnnualUsage` asks about.
@@ -179,6 +184,9 @@ pub struct SettlementPage {
     pub next_after: Option<SettlementId>,
 }
 
+/// Most long reads ([`App::long_read`]) that run at once.
+pub const LONG_READS_MAX: usize = 2;
+
 /// The application: store, policies and ledger, and the use cases over them.
 pub struct App {
     store: Arc<dyn Store>,
@@ -197,8 +205,8 @@ pub struct App {
     /// The fund's recovery keys snapshots are sealed to (`[backup]`),
     /// swapped whole on a configuration reload.
     backup_recipients: ArcSwap<crate::seal::Recipients>,
-    /// Held while a policy simulation replays the store: one at a time.
-    simulating: Arc<tokio::sync::Semaphore>,
+    /// One permit per long read running (see [`App::long_read`]).
+    long_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -233,7 +241,7 @@ impl App {
             clock,
             probes: probes::PatientWindows::new(limits.patients_per_hour_max),
             backup_recipients: ArcSwap::default(),
-            simulating: Arc::new(tokio::sync::Semaphore::new(1)),
+            long_reads: Arc::new(tokio::sync::Semaphore::new(LONG_READS_MAX)),
         })
     }
 
@@ -252,6 +260,49 @@ impl App {
     /// Finishes queued writes and stops the ledger.
     pub async fn shutdown(&self) {
         self.ledger.stop().await;
+    }
+
+    /// Runs `work`, a read of much of the store (a policy simulation, a
+    /// search for retroactive candidates), on a blocking thread. At most
+    /// [`LONG_READS_MAX`] run at once: another is refused as exhausted. When
+    /// the caller goes away, `work`'s `stopped` says so and it ends early.
+    /// `work` returns what it found and the newest commit it read; the
+    /// answer waits until that commit is durable.
+    async fn long_read<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce(&dyn Fn() -> bool) -> Result<(T, CommitNumber), StoreError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        /// Tells `work` to stop when the call's future is dropped.
+        struct StopOnDrop(Arc<AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let running = Arc::clone(&self.long_reads)
+            .try_acquire_owned()
+            .map_err(|_| {
+                AppError::Exhausted(format!(
+                    "{LONG_READS_MAX} long reads (policy simulations, candidate searches) are \
+                     running: try the {what} again when one has answered"
+                ))
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+        let (found, newest) = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            work(&|| stop.load(Ordering::Relaxed))
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("the {what} failed: {e}")))??;
+        self.ledger
+            .durable(crate::store::Versioned {
+                value: (),
+                commit: newest,
+            })
+            .await?;
+        Ok(found)
     }
 
     /// How many records a page holds when `page_size` is asked for: 0 means

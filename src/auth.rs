@@ -35,6 +35,9 @@ pub enum Role {
     RosterAdmin,
     /// Reads everything, changes nothing.
     Auditor,
+    /// A medical-security caseworker: finds and handles assistance on
+    /// application (依申请救助), such as the stays a late enrollment owes.
+    Caseworker,
     /// Runs the service: the admin RPCs (snapshots) and `/metrics`, and
     /// nothing else.
     Operator,
@@ -52,11 +55,13 @@ impl Role {
             "insurer" => Role::Insurer,
             "roster_admin" => Role::RosterAdmin,
             "auditor" => Role::Auditor,
+            "caseworker" => Role::Caseworker,
             "operator" => Role::Operator,
             "metrics" => Role::Metrics,
             other => {
                 return Err(format!(
-                    "unknown role {other:?}: hospital, insurer, roster_admin, auditor, operator or metrics"
+                    "unknown role {other:?}: hospital, insurer, roster_admin, auditor, caseworker, \
+                     operator or metrics"
                 ));
             }
         })
@@ -69,6 +74,7 @@ impl Role {
             Role::Insurer => "insurer",
             Role::RosterAdmin => "roster_admin",
             Role::Auditor => "auditor",
+            Role::Caseworker => "caseworker",
             Role::Operator => "operator",
             Role::Metrics => "metrics",
             Role::Open => "open",
@@ -325,6 +331,8 @@ pub enum Action<'a> {
     ReadAudit,
     /// SimulatePolicy: replay a year under a proposed policy book.
     SimulatePolicy,
+    /// ListRetroactiveCandidates: settled stays the roster now owes more.
+    ListRetroactiveCandidates,
     /// Scrape `/metrics`: counts and timings, no personal data.
     ReadMetrics,
 }
@@ -351,10 +359,20 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (Role::RosterAdmin, WriteRoster | ReadRoster | ListReferrals) => true,
         (Role::Operator, Administer | ReadMetrics) => true,
         (Role::Metrics, ReadMetrics) => true,
+        (Role::Caseworker, ListRetroactiveCandidates | ReadPolicy) => true,
         (
             Role::Auditor,
-            ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | ReadRoster | Reconcile(_)
-            | Export | ListReferrals | ReadAudit | SimulatePolicy,
+            ReadSettlements
+            | ReadUsage
+            | ListSettlements
+            | ReadPolicy
+            | ReadRoster
+            | Reconcile(_)
+            | Export
+            | ListReferrals
+            | ReadAudit
+            | SimulatePolicy
+            | ListRetroactiveCandidates,
         ) => true,
         _ => false,
     };
@@ -387,6 +405,7 @@ impl Action<'_> {
             Action::ListReferrals => "list referrals",
             Action::ReadAudit => "read the audit trail",
             Action::SimulatePolicy => "simulate a policy",
+            Action::ListRetroactiveCandidates => "list retroactive candidates",
             Action::ReadMetrics => "read the metrics",
         }
     }

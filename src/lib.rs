@@ -49,7 +49,7 @@
 //!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
 //!   the permission table of the roles (hospital, insurer, roster_admin,
-//!   auditor, operator, metrics); the app consults it.
+//!   auditor, caseworker, operator, metrics); the app consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
 //!   domain, the authentication interceptor, the gate (concurrency limit and
 //!   request metrics), and the single table from errors to gRPC status codes.

@@ -66,6 +66,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.ReconciliationService/ListDaySettlements",
     "/medassist.v1.ReconciliationService/ExportSettlements",
     "/medassist.v1.AuditService/ListAuditRecords",
+    "/medassist.v1.ApplicationService/ListRetroactiveCandidates",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

@@ -32,7 +32,9 @@ use crate::{
     grpc::{
         Api, Authenticator, FILE_DESCRIPTOR_SET, GateLayer, GateState, Gateway, api_routes,
         pb::{
-            admin_service_server::AdminServiceServer, policy_service_server::PolicyServiceServer,
+            admin_service_server::AdminServiceServer,
+            application_service_server::ApplicationServiceServer,
+            policy_service_server::PolicyServiceServer,
             reconciliation_service_server::ReconciliationServiceServer,
             roster_service_server::RosterServiceServer,
             settlement_service_server::SettlementServiceServer,
@@ -872,6 +874,7 @@ async fn report_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<RosterServiceServer<Api>>().await;
     health.set_serving::<PolicyServiceServer<Api>>().await;
     health.set_serving::<AdminServiceServer<Api>>().await;
+    health.set_serving::<ApplicationServiceServer<Api>>().await;
     health
         .set_serving::<ReconciliationServiceServer<Api>>()
         .await;
@@ -889,6 +892,9 @@ async fn report_not_serving(health: &tonic_health::server::HealthReporter) {
     health.set_not_serving::<RosterServiceServer<Api>>().await;
     health.set_not_serving::<PolicyServiceServer<Api>>().await;
     health.set_not_serving::<AdminServiceServer<Api>>().await;
+    health
+        .set_not_serving::<ApplicationServiceServer<Api>>()
+        .await;
     health
         .set_not_serving::<ReconciliationServiceServer<Api>>()
         .await;

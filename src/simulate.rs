@@ -182,10 +182,12 @@ impl<'a> Simulation<'a> {
 
     /// Replays one settlement (the next by number); `person` is the
     /// patient's roster record now. Settlements of other years and regions
-    /// are passed over.
-    pub fn settle(&mut self, settlement: &Settlement, person: Option<&Person>) {
+    /// are passed over. Returns what the proposal pays for it, as the
+    /// patient's year stood then; `None` when passed over, or when the
+    /// proposal has no policy for it.
+    pub fn settle(&mut self, settlement: &Settlement, person: Option<&Person>) -> Option<Outcome> {
         if settlement.claim.year() != self.year {
-            return;
+            return None;
         }
         let region = settlement
             .outcome
@@ -197,7 +199,7 @@ impl<'a> Simulation<'a> {
         if !self.region.iter().all(covered)
             || !(self.scope.is_empty() || self.scope.iter().any(covered))
         {
-            return;
+            return None;
         }
         self.reverse_until(settlement.settled_at);
         let patient = settlement.claim.patient_id().clone();
@@ -206,7 +208,8 @@ impl<'a> Simulation<'a> {
             Ok(assessment) => rules::apply_year(&settlement.claim, &assessment, &usage),
             Err(_) => {
                 self.report.without_policy += 1;
-                return self.count(settlement, region, None);
+                self.count(settlement, region, None);
+                return None;
             }
         };
         if let Some(charged) = usage.charge(&proposed) {
@@ -214,10 +217,12 @@ impl<'a> Simulation<'a> {
         }
         if let Some(reversal) = &settlement.reversal {
             self.reversals.push(Reverse((reversal.at, settlement.id)));
-            self.charged.insert(settlement.id, (patient, proposed));
-            return;
+            self.charged
+                .insert(settlement.id, (patient, proposed.clone()));
+            return Some(proposed);
         }
         self.count(settlement, region, Some(&proposed));
+        Some(proposed)
     }
 
     /// Gives back what reversed settlements charged, up to `moment`.

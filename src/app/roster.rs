@@ -121,7 +121,7 @@ impl App {
         tokio::task::spawn_blocking(move || {
             let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
             let mut sent = 0u64;
-            let mut scan = store.persons();
+            let mut scan = store.persons(None);
             loop {
                 let (read, end) = match scan.next().transpose() {
                     Ok(read) => {

@@ -1,9 +1,10 @@
-//! The gRPC transport: generated messages, the six services, the
+//! The gRPC transport: generated messages, the eight services, the
 //! authentication interceptor, the request gate, and the error table. It only
 //! converts, authenticates and maps errors; the use cases (and the decision of
 //! who may do what) are in [`crate::app`].
 
 mod admin;
+mod application;
 pub mod audit;
 mod audit_service;
 mod convert;
@@ -113,8 +114,9 @@ pub fn api_routes(
 ) -> tonic::service::Routes {
     let audited = audit::AuditLayer(Arc::clone(&api.app));
     use pb::{
-        admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
-        policy_service_server::PolicyServiceServer,
+        admin_service_server::AdminServiceServer,
+        application_service_server::ApplicationServiceServer,
+        audit_service_server::AuditServiceServer, policy_service_server::PolicyServiceServer,
         reconciliation_service_server::ReconciliationServiceServer,
         roster_service_server::RosterServiceServer,
         settlement_service_server::SettlementServiceServer,
@@ -148,6 +150,10 @@ pub fn api_routes(
     )))
     .add_service(audited.layer(InterceptedService::new(
         AuditServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    )))
+    .add_service(audited.layer(InterceptedService::new(
+        ApplicationServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
     )))
 }

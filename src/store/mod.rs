@@ -387,9 +387,11 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Every roster record, ordered by patient ID, read as it streams (a
-    /// record written during the scan may or may not be in it).
-    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
+    /// Every roster record after patient `after` (from the first when
+    /// `None`), ordered by patient ID, read as it streams (a record written
+    /// during the scan may or may not be in it).
+    fn persons(&self, after: Option<&ResidentId>) -> ScanIter<'_, Versioned<Person>> {
+        let _ = after;
         Box::new(std::iter::once(Err(StoreError::Unsupported(
             "this store cannot list the roster".into(),
         ))))

@@ -397,8 +397,26 @@ impl Store for SledStore {
         self.get_versioned(&person_key(id))
     }
 
-    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
-        self.scan_persons()
+    fn persons(&self, after: Option<&ResidentId>) -> ScanIter<'_, Versioned<Person>> {
+        let Some(after) = after else {
+            return self.scan_persons();
+        };
+        if let Err(error) = self.healthy() {
+            return Box::new(std::iter::once(Err(error)));
+        }
+        let from = person_key(after);
+        Box::new(
+            self.core
+                .db
+                .range(from.clone()..)
+                .skip_while(move |entry| entry.as_ref().is_ok_and(|(key, _)| key[..] == from[..]))
+                .take_while(|entry| {
+                    entry
+                        .as_ref()
+                        .map_or(true, |(key, _)| key.starts_with(b"R"))
+                })
+                .map(|entry| versioned(&entry.map_err(io)?.1)),
+        )
     }
 
     fn settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {

@@ -34,6 +34,7 @@ mod reconciliation;
 mod referrals;
 mod reload;
 mod restart;
+mod retroactive;
 mod roster;
 mod roster_cli;
 mod roster_exchange;

@@ -10,7 +10,9 @@ use medassist::{
     auth::{Access, Role},
     config::{Config, TlsFiles},
     grpc::pb::{
-        self, admin_service_client::AdminServiceClient, policy_service_client::PolicyServiceClient,
+        self, admin_service_client::AdminServiceClient,
+        application_service_client::ApplicationServiceClient,
+        policy_service_client::PolicyServiceClient,
         reconciliation_service_client::ReconciliationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
@@ -35,6 +37,7 @@ fn guarded_config() -> Config {
             token_entry("t-insurer", Role::Insurer, None),
             token_entry("t-roster", Role::RosterAdmin, None),
             token_entry("t-auditor", Role::Auditor, None),
+            token_entry("t-caseworker", Role::Caseworker, None),
             token_entry("t-operator", Role::Operator, None),
         ]),
         ..Config::default()
@@ -56,6 +59,7 @@ enum Rpc {
     ListReferrals,
     GetPolicy,
     SimulatePolicy,
+    ListRetroactiveCandidates,
     SaveSnapshot,
     ImportPersons,
     ExportPersons,
@@ -64,7 +68,7 @@ enum Rpc {
     ExportSettlements,
 }
 
-const RPCS: [Rpc; 19] = [
+const RPCS: [Rpc; 20] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -78,6 +82,7 @@ const RPCS: [Rpc; 19] = [
     Rpc::ListReferrals,
     Rpc::GetPolicy,
     Rpc::SimulatePolicy,
+    Rpc::ListRetroactiveCandidates,
     Rpc::SaveSnapshot,
     Rpc::ImportPersons,
     Rpc::ExportPersons,
@@ -235,6 +240,8 @@ async fn call_about(
     let mut roster = RosterServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut policies = PolicyServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut admin = AdminServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut applications =
+        ApplicationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut reconciliation =
         ReconciliationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
@@ -325,6 +332,15 @@ async fn call_about(
             })
             .await
             .map(|r| r.into_inner().total.map_or(0, |t| t.settlements as usize)),
+        Rpc::ListRetroactiveCandidates => applications
+            .list_retroactive_candidates(pb::ListRetroactiveCandidatesRequest {
+                region_code: "320600".into(),
+                year: 2026,
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().candidates.len()),
         // The whole stream must arrive: refusals come before the first chunk.
         Rpc::SaveSnapshot => drained(
             admin
@@ -427,6 +443,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
             UpsertPerson | GetPerson | ImportPersons | ExportPersons | ListReferrals
         ),
         "t-operator" => matches!(rpc, SaveSnapshot),
+        "t-caseworker" => matches!(rpc, ListRetroactiveCandidates | GetPolicy),
         "t-auditor" => matches!(
             rpc,
             GetSettlementByKey
@@ -438,6 +455,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | ListReferrals
                 | GetPolicy
                 | SimulatePolicy
+                | ListRetroactiveCandidates
                 | ExportPersons
                 | ReconcileDay
                 | ListDaySettlements
@@ -467,20 +485,21 @@ async fn guarded_server(config: Config) -> TestServer {
     TestServer::launch(dir, server_config, None).await
 }
 
-/// Proves the whole matrix: 19 RPCs x 7 callers x own and other hospital,
-/// 266 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 20 RPCs x 8 callers x own and other hospital,
+/// 320 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
     let server = guarded_server(guarded_config()).await;
     let channel = server.channel();
     let fixtures = Fixtures::new(&channel).await;
-    let callers: [(&str, Option<&'static str>); 7] = [
+    let callers: [(&str, Option<&'static str>); 8] = [
         ("t-h001", Some("t-h001")),
         ("t-operator", Some("t-operator")),
         ("t-insurer", Some("t-insurer")),
         ("t-roster", Some("t-roster")),
         ("t-auditor", Some("t-auditor")),
+        ("t-caseworker", Some("t-caseworker")),
         ("none", None),
         ("bad", Some("not-a-token")),
     ];
@@ -498,7 +517,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 266);
+    assert_eq!(checked, 320);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -509,13 +528,15 @@ async fn every_rpc_against_every_caller() {
 
 /// Tokens of the roles that read patients by region, limited to the
 /// fixtures' city (whose county the patient is enrolled in) and to another.
-const SCOPED: [(&str, Role, &str); 6] = [
+const SCOPED: [(&str, Role, &str); 8] = [
     ("t-insurer-in", Role::Insurer, "320600"),
     ("t-insurer-out", Role::Insurer, "320100"),
     ("t-roster-in", Role::RosterAdmin, "320600"),
     ("t-roster-out", Role::RosterAdmin, "320100"),
     ("t-auditor-in", Role::Auditor, "320600"),
     ("t-auditor-out", Role::Auditor, "320100"),
+    ("t-caseworker-in", Role::Caseworker, "320600"),
+    ("t-caseworker-out", Role::Caseworker, "320100"),
 ];
 
 /// The unscoped token of the same role as a scoped one.
@@ -523,6 +544,7 @@ fn unscoped(role: Role) -> &'static str {
     match role {
         Role::Insurer => "t-insurer",
         Role::RosterAdmin => "t-roster",
+        Role::Caseworker => "t-caseworker",
         _ => "t-auditor",
     }
 }
@@ -580,6 +602,7 @@ async fn every_rpc_against_region_limited_callers() {
                         rpc,
                         Rpc::ListReferrals
                             | Rpc::SimulatePolicy
+                            | Rpc::ListRetroactiveCandidates
                             | Rpc::ExportPersons
                             | Rpc::ReconcileDay
                             | Rpc::ListDaySettlements
@@ -595,7 +618,7 @@ async fn every_rpc_against_region_limited_callers() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 114);
+    assert_eq!(checked, 160);
 }
 
 /// Proves open mode refuses to listen off loopback.

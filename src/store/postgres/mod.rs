@@ -355,6 +355,23 @@ impl PostgresStore {
             .transpose()
     }
 
+    /// The roster records after patient `after`, by patient ID.
+    fn persons_after(&self, after: Option<String>) -> ScanIter<'_, Versioned<Person>> {
+        self.scan_from(after, move |c, after: Option<String>| async move {
+            let rows = c
+                .query(
+                    "SELECT patient_id, record FROM person WHERE patient_id > $1 \
+                     ORDER BY patient_id LIMIT $2",
+                    &[&after.unwrap_or_default(), &SCAN_PAGE],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            rows.iter()
+                .map(|row| Ok((row.get::<_, String>(0), committed(record(row)?))))
+                .collect()
+        })
+    }
+
     /// Pages through a whole table in key order: `page` reads the rows
     /// after the last row of the previous page (`None` at first).
     fn scan<K, T, F, Fut>(&self, page: F) -> ScanIter<'_, T>
@@ -364,7 +381,17 @@ impl PostgresStore {
         F: Fn(deadpool_postgres::Object, Option<K>) -> Fut + Send + Sync + Clone + 'static,
         Fut: Future<Output = Result<Vec<(K, T)>, StoreError>> + Send,
     {
-        let mut after: Option<K> = None;
+        self.scan_from(None, page)
+    }
+
+    /// [`Self::scan`] from the rows after `after` (`None`: the first).
+    fn scan_from<K, T, F, Fut>(&self, mut after: Option<K>, page: F) -> ScanIter<'_, T>
+    where
+        K: Clone + Send + 'static,
+        T: Send + 'static,
+        F: Fn(deadpool_postgres::Object, Option<K>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = Result<Vec<(K, T)>, StoreError>> + Send,
+    {
         let mut buffered: VecDeque<T> = VecDeque::new();
         let mut done = false;
         Box::new(std::iter::from_fn(move || {
@@ -832,8 +859,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    fn persons(&self) -> ScanIter<'_, Versioned<Person>> {
-        self.scan_persons()
+    fn persons(&self, after: Option<&ResidentId>) -> ScanIter<'_, Versioned<Person>> {
+        self.persons_after(after.map(|id| id.as_str().to_owned()))
     }
 
     fn settlements(&self) -> ScanIter<'_, Versioned<Settlement>> {
@@ -1168,19 +1195,7 @@ impl Scan for PostgresStore {
     }
 
     fn scan_persons(&self) -> ScanIter<'_, Versioned<Person>> {
-        self.scan(move |c, after: Option<String>| async move {
-            let rows = c
-                .query(
-                    "SELECT patient_id, record FROM person WHERE patient_id > $1 \
-                     ORDER BY patient_id LIMIT $2",
-                    &[&after.unwrap_or_default(), &SCAN_PAGE],
-                )
-                .await
-                .map_err(|e| classify(&e))?;
-            rows.iter()
-                .map(|row| Ok((row.get::<_, String>(0), committed(record(row)?))))
-                .collect()
-        })
+        self.persons_after(None)
     }
 
     fn scan_day_index(&self) -> ScanIter<'_, (Option<HospitalId>, BusinessDay, SettlementId)> {
