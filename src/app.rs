@@ -12,6 +12,7 @@
 //! and referrals to temporary assistance in `app/referrals.rs`.
 
 mod admin;
+mod applications;
 mod audit;
 mod probes;
 mod reconciliation;
@@ -42,7 +43,7 @@ use crate::{
         Claim, ClaimKey, Money, Person, Policy, PolicyBook, PolicyId, Quote, Reason, RegionCode,
         ResidentId, Settlement, SettlementId, UtcOffset, Violations, Year,
     },
-    ledger::{Assessing, Ledger, LedgerError, Recorded},
+    ledger::{Assessing, Change, Ledger, LedgerError, Recorded},
     metrics::Metrics,
     roster_cache::RosterCache,
     rules,
@@ -91,6 +92,11 @@ pub enum AppError {
     /// snapshot of a store that is backed up by other means).
     #[error("{0}")]
     Unsupported(String),
+    /// The request does not apply to the record as it stands (an
+    /// application already decided, a window settlement withdrawn as an
+    /// application).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<StoreError> for AppError {
@@ -121,6 +127,8 @@ impl From<LedgerError> for AppError {
             }
             LedgerError::Conflict(existing) => conflict(&existing),
             LedgerError::NoPolicy(missing) => missing.into(),
+            LedgerError::Refused(why) => AppError::Refused(why),
+            error @ LedgerError::SameHands(_) => AppError::PermissionDenied(error.to_string()),
         }
     }
 }
@@ -133,11 +141,18 @@ impl From<rules::NoPolicy> for AppError {
 
 fn conflict(existing: &Settlement) -> AppError {
     let key = existing.claim.key();
-    AppError::AlreadyExists(format!(
-        "claim {}/{} was already settled as settlement {} with different contents; \
-         settle a corrected bill under a new claim number",
-        key.hospital_id, key.claim_id, existing.id
-    ))
+    AppError::AlreadyExists(match existing.application {
+        None => format!(
+            "claim {}/{} was already settled as settlement {} with different contents, or at \
+             the window; settle a corrected bill under a new claim number",
+            key.hospital_id, key.claim_id, existing.id
+        ),
+        Some(_) => format!(
+            "claim {}/{} is settled on application as settlement {}: a stay is settled once, \
+             at the window or on application",
+            key.hospital_id, key.claim_id, existing.id
+        ),
+    })
 }
 
 /// How a caller names one settlement.
@@ -402,7 +417,7 @@ impl App {
         };
         let recorded = self
             .ledger
-            .settle(claim, assessing, by.origin.clone())
+            .settle(claim, assessing, None, by.origin.clone())
             .await?;
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
@@ -439,7 +454,10 @@ impl App {
         by: &Caller,
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::Reverse(&key.hospital_id))?;
-        let recorded = self.ledger.reverse(key, reason, by.origin.clone()).await?;
+        let recorded = self
+            .ledger
+            .change(key, Change::Reverse(reason), by.origin.clone())
+            .await?;
         if !recorded.replayed {
             self.metrics
                 .reversed(recorded.settlement.outcome.assistance);

@@ -333,6 +333,11 @@ pub enum Action<'a> {
     SimulatePolicy,
     /// ListRetroactiveCandidates: settled stays the roster now owes more.
     ListRetroactiveCandidates,
+    /// SubmitApplication: settle a stay on application.
+    SubmitApplication,
+    /// Approve, reject or withdraw an application (four eyes are the
+    /// ledger's to check: it knows who submitted).
+    DecideApplication,
     /// Scrape `/metrics`: counts and timings, no personal data.
     ReadMetrics,
 }
@@ -359,7 +364,14 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
         (Role::RosterAdmin, WriteRoster | ReadRoster | ListReferrals) => true,
         (Role::Operator, Administer | ReadMetrics) => true,
         (Role::Metrics, ReadMetrics) => true,
-        (Role::Caseworker, ListRetroactiveCandidates | ReadPolicy) => true,
+        (
+            Role::Caseworker,
+            ListRetroactiveCandidates
+            | ReadPolicy
+            | ReadSettlements
+            | SubmitApplication
+            | DecideApplication,
+        ) => true,
         (
             Role::Auditor,
             ReadSettlements
@@ -406,6 +418,8 @@ impl Action<'_> {
             Action::ReadAudit => "read the audit trail",
             Action::SimulatePolicy => "simulate a policy",
             Action::ListRetroactiveCandidates => "list retroactive candidates",
+            Action::SubmitApplication => "submit applications",
+            Action::DecideApplication => "decide applications",
             Action::ReadMetrics => "read the metrics",
         }
     }

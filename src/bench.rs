@@ -623,6 +623,7 @@ fn store_alone(
                 settled_by: "preload".into(),
                 referral: None,
                 reversal: None,
+                application: None,
             });
             next_id = next_id.next();
         }

@@ -38,8 +38,9 @@ use crate::{
     audit::{self, Head, Origin, Phase, Subject},
     clock::Clock,
     domain::{
-        BusinessDay, Claim, ClaimKey, Person, PolicyBook, Reason, ResidentId, Reversal, Settlement,
-        SettlementId, Timestamp, Usage, UtcOffset, Year,
+        Application, ApplicationState, Approval, BusinessDay, Claim, ClaimKey, Closing, PaymentRef,
+        Person, PolicyBook, Reason, ResidentId, Reversal, Settlement, SettlementId, Timestamp,
+        Usage, UtcOffset, Year,
     },
     metrics::Metrics,
     roster_cache::RosterCache,
@@ -107,6 +108,33 @@ pub enum LedgerError {
     /// and year.
     #[error("no medical assistance policy applies to region {} in {}", .0.region, .0.year)]
     NoPolicy(rules::NoPolicy),
+    /// The change does not apply to the settlement as it stands (an
+    /// application reversed as a window settlement, a paid application
+    /// withdrawn); the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// The principal that submitted an application tried to approve or
+    /// reject it: a second pair of eyes must.
+    #[error(
+        "the principal that submitted application {0} may not decide it: another must (four eyes)"
+    )]
+    SameHands(SettlementId),
+}
+
+/// A change to a recorded settlement, made by the ledger in commit order.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// The hospital cancels its window settlement: its amount goes back to
+    /// the cap.
+    Reverse(Reason),
+    /// A principal other than the submitter approves an application: it
+    /// counts as paid, under the fund's payment reference.
+    Approve(PaymentRef),
+    /// A principal other than the submitter refuses an application: its
+    /// reservation goes back to the cap.
+    Reject(Reason),
+    /// An application is taken back: its reservation goes back to the cap.
+    Withdraw(Reason),
 }
 
 /// How far commits are known durable.
@@ -133,12 +161,13 @@ enum Command {
     Settle {
         claim: Box<Claim>,
         assessing: Assessing,
+        application: Option<Box<Application>>,
         by: Box<Origin>,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
-    Reverse {
+    Change {
         key: ClaimKey,
-        reason: Reason,
+        change: Change,
         by: Box<Origin>,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
@@ -228,37 +257,41 @@ impl Ledger {
         })
     }
 
-    /// Records a settlement of a claim made by `by`, or replays the one
-    /// recorded under its key. A new settlement's audit record is sealed
-    /// into its commit.
+    /// Records a settlement of a claim made by `by` (at the window, or an
+    /// `application`), or replays the one recorded under its key for the
+    /// same request. A new settlement's audit record is sealed into its
+    /// commit.
     pub async fn settle(
         &self,
         claim: Claim,
         assessing: Assessing,
+        application: Option<Application>,
         by: Origin,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Settle {
             claim: Box::new(claim),
             assessing,
+            application: application.map(Box::new),
             by: Box::new(by),
             reply,
         };
         self.ask(command, answer).await
     }
 
-    /// Reverses the settlement under `key` on behalf of `by`, or replays an
-    /// earlier reversal. A reversal's audit record is sealed into its commit.
-    pub async fn reverse(
+    /// Makes `change` to the settlement under `key` on behalf of `by`, or
+    /// replays the same change made before. Its audit record is sealed into
+    /// its commit.
+    pub async fn change(
         &self,
         key: ClaimKey,
-        reason: Reason,
+        change: Change,
         by: Origin,
     ) -> Result<Recorded, LedgerError> {
         let (reply, answer) = oneshot::channel();
-        let command = Command::Reverse {
+        let command = Command::Change {
             key,
-            reason,
+            change,
             by: Box::new(by),
             reply,
         };
@@ -626,7 +659,7 @@ impl Writer {
                 let failed = committed.clone().map_err(LedgerError::from);
                 match (open[i].take(), reply) {
                     (
-                        Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }),
+                        Some(Command::Settle { reply, .. } | Command::Change { reply, .. }),
                         Reply::Recorded(result),
                     ) => drop(reply.send(failed.and(result))),
                     (Some(Command::PutPerson { reply, .. }), Reply::Done) => {
@@ -637,7 +670,7 @@ impl Writer {
                         drop(reply.send(failed.map(|()| outcomes)))
                     }
                     (
-                        Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }),
+                        Some(Command::Settle { reply, .. } | Command::Change { reply, .. }),
                         Reply::Failed(error),
                     ) => drop(reply.send(failed.and(Err(error)))),
                     (Some(Command::PutPersons { reply, .. }), Reply::Failed(error)) => {
@@ -703,12 +736,13 @@ impl Writer {
                 Some(Command::Settle {
                     claim,
                     assessing,
+                    application,
                     by,
                     ..
-                }) => pending.settle(claim, assessing, by),
-                Some(Command::Reverse {
-                    key, reason, by, ..
-                }) => pending.reverse(key, reason, by),
+                }) => pending.settle(claim, assessing, application.as_deref(), by),
+                Some(Command::Change {
+                    key, change, by, ..
+                }) => pending.change(key, change, by),
                 Some(Command::PutPerson { person, by, .. }) => {
                     match pending.put_person_audited(Person::clone(person), by) {
                         Ok(()) => waiting.push((i, Reply::Done)),
@@ -742,7 +776,7 @@ impl Writer {
                 // A caller that gave up has dropped its receiver; a retry
                 // will be answered the same way.
                 Answer::Now(result) => {
-                    if let Some(Command::Settle { reply, .. } | Command::Reverse { reply, .. }) =
+                    if let Some(Command::Settle { reply, .. } | Command::Change { reply, .. }) =
                         slot.take()
                     {
                         drop(reply.send(result));
@@ -904,7 +938,7 @@ impl Reply {
             Command::PutPerson { .. } | Command::Barrier { .. } | Command::Stop => Reply::Done,
             Command::Reads => unreachable!("the ledger's wake-up waits for no reply"),
             Command::PutPersons { .. } => Reply::Persons(Vec::new()),
-            Command::Settle { .. } | Command::Reverse { .. } => {
+            Command::Settle { .. } | Command::Change { .. } => {
                 Reply::Recorded(Err(LedgerError::Stopped))
             }
         }
@@ -927,7 +961,7 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
                     .push((claim.patient_id().clone(), claim.year()));
                 plan.new_settlements += 1;
             }
-            Command::Reverse { key, .. } => plan.claims.push(key.clone()),
+            Command::Change { key, .. } => plan.claims.push(key.clone()),
             Command::PutPersons { persons, .. } => {
                 plan.persons.extend(persons.iter().map(|p| p.id().clone()))
             }
@@ -1131,10 +1165,28 @@ impl<'a, 's> Pending<'a, 's> {
         }
     }
 
-    fn settle(&mut self, claim: &Claim, assessing: &Assessing, by: &Origin) -> Answer {
+    fn settle(
+        &mut self,
+        claim: &Claim,
+        assessing: &Assessing,
+        application: Option<&Application>,
+        by: &Origin,
+    ) -> Answer {
+        // A retry of the same request: the same claim, by the same channel
+        // (an application: with the same documents, by the same principal).
+        let same = |existing: &Settlement| {
+            existing.claim == *claim
+                && match (&existing.application, application) {
+                    (None, None) => true,
+                    (Some(was), Some(now)) => {
+                        was.documents == now.documents && was.submitted_by == now.submitted_by
+                    }
+                    _ => false,
+                }
+        };
         match self.find(claim.key()) {
             Err(error) => Answer::Now(Err(error.into())),
-            Ok(Some((existing, in_batch))) if existing.claim == *claim => Pending::about(
+            Ok(Some((existing, in_batch))) if same(&existing) => Pending::about(
                 in_batch,
                 Ok(Recorded {
                     settlement: existing,
@@ -1144,7 +1196,7 @@ impl<'a, 's> Pending<'a, 's> {
             Ok(Some((existing, in_batch))) => {
                 Pending::about(in_batch, Err(LedgerError::Conflict(Box::new(existing))))
             }
-            Ok(None) => match self.record(claim, assessing, by) {
+            Ok(None) => match self.record(claim, assessing, application, by) {
                 Ok(recorded) => Answer::AfterCommit(Ok(recorded)),
                 Err(error) => Answer::Now(Err(error)),
             },
@@ -1155,6 +1207,7 @@ impl<'a, 's> Pending<'a, 's> {
         &mut self,
         claim: &Claim,
         assessing: &Assessing,
+        application: Option<&Application>,
         by: &Origin,
     ) -> Result<Recorded, LedgerError> {
         let (patient, year) = (claim.patient_id().clone(), claim.year());
@@ -1184,10 +1237,15 @@ impl<'a, 's> Pending<'a, 's> {
             settled_by: by.name.clone(),
             referral,
             reversal: None,
+            application: application.cloned(),
         };
         self.set_usage(&patient, year, charged);
         let detail = format!(
-            "settlement {}: assistance {}{}",
+            "{} {}: assistance {}{}",
+            match application {
+                None => "settlement",
+                Some(_) => "application",
+            },
             settlement.id,
             settlement.outcome.assistance,
             if settlement.outcome.capped {
@@ -1208,21 +1266,112 @@ impl<'a, 's> Pending<'a, 's> {
         })
     }
 
-    fn reverse(&mut self, key: &ClaimKey, reason: &Reason, by: &Origin) -> Answer {
-        let (mut settlement, in_batch) = match self.find(key) {
+    fn change(&mut self, key: &ClaimKey, change: &Change, by: &Origin) -> Answer {
+        let (settlement, in_batch) = match self.find(key) {
             Err(error) => return Answer::Now(Err(error.into())),
             Ok(None) => return Answer::Now(Err(LedgerError::NotFound)),
             Ok(Some(found)) => found,
         };
-        if settlement.reversal.is_some() {
-            return Pending::about(
+        let id = settlement.id;
+        let replay = |settlement| {
+            Pending::about(
                 in_batch,
                 Ok(Recorded {
                     settlement,
                     replayed: true,
                 }),
-            );
+            )
+        };
+        let refused = |why: String| Answer::Now(Err(LedgerError::Refused(why)));
+        let state = settlement.application_state();
+        match (change, state) {
+            (Change::Reverse(_), None) if settlement.reversal.is_some() => replay(settlement),
+            (Change::Reverse(reason), None) => self.give_back(settlement, reason, None, by),
+            (Change::Reverse(_), Some(_)) => refused(format!(
+                "settlement {id} is an application (依申请救助), not a window settlement: a \
+                 caseworker withdraws it, or a reviewer rejects it"
+            )),
+            (_, None) => refused(format!(
+                "settlement {id} was settled at the window, not on application"
+            )),
+            (Change::Approve(_) | Change::Reject(_), Some(_))
+                if settlement
+                    .application
+                    .as_ref()
+                    .is_some_and(|a| a.submitted_by == by.principal) =>
+            {
+                Answer::Now(Err(LedgerError::SameHands(id)))
+            }
+            (Change::Approve(payment), Some(ApplicationState::Approved)) => {
+                let approval = settlement
+                    .application
+                    .as_ref()
+                    .and_then(|a| a.approval.as_ref());
+                match approval {
+                    Some(approval) if approval.payment_ref == *payment => replay(settlement),
+                    _ => refused(format!(
+                        "application {id} is already approved under another payment reference"
+                    )),
+                }
+            }
+            (Change::Reject(_), Some(ApplicationState::Rejected))
+            | (Change::Withdraw(_), Some(ApplicationState::Withdrawn)) => replay(settlement),
+            (
+                _,
+                Some(
+                    state @ (ApplicationState::Approved
+                    | ApplicationState::Rejected
+                    | ApplicationState::Withdrawn),
+                ),
+            ) => refused(format!("application {id} is already {}", state.as_str())),
+            (Change::Approve(payment), Some(ApplicationState::Pending)) => {
+                self.approve(settlement, payment, by)
+            }
+            (Change::Reject(reason), Some(ApplicationState::Pending)) => {
+                self.give_back(settlement, reason, Some(Closing::Rejected), by)
+            }
+            (Change::Withdraw(reason), Some(ApplicationState::Pending)) => {
+                self.give_back(settlement, reason, Some(Closing::Withdrawn), by)
+            }
         }
+    }
+
+    /// Records the approval of a pending application: it counts as paid;
+    /// the cap already holds its reservation.
+    fn approve(&mut self, mut settlement: Settlement, payment: &PaymentRef, by: &Origin) -> Answer {
+        if let Some(application) = settlement.application.as_mut() {
+            application.approval = Some(Approval {
+                at: self.now.at,
+                day: self.now.day,
+                by: by.name.clone(),
+                payment_ref: payment.clone(),
+            });
+        }
+        let detail = format!(
+            "application {} approved: assistance {} paid under {}",
+            settlement.id,
+            settlement.outcome.assistance,
+            payment.as_str()
+        );
+        let patient = settlement.claim.patient_id().clone();
+        let key = settlement.claim.key().clone();
+        self.audited(by, Subject::Claim(key, Some(patient)), detail);
+        self.write(settlement.clone());
+        Answer::AfterCommit(Ok(Recorded {
+            settlement,
+            replayed: false,
+        }))
+    }
+
+    /// Reverses a window settlement (`closing` `None`), or closes a pending
+    /// application without payment: what it charged goes back to its year.
+    fn give_back(
+        &mut self,
+        mut settlement: Settlement,
+        reason: &Reason,
+        closing: Option<Closing>,
+        by: &Origin,
+    ) -> Answer {
         let (patient, year) = (
             settlement.claim.patient_id().clone(),
             settlement.claim.year(),
@@ -1235,27 +1384,41 @@ impl<'a, 's> Pending<'a, 's> {
                 ))
             })
         });
-        match refunded {
-            Err(error) => Answer::Now(Err(error.into())),
-            Ok(usage) => {
-                settlement.reversal = Some(Reversal {
-                    at: self.now.at,
-                    reason: reason.clone(),
-                    day: self.now.day,
-                    by: by.name.clone(),
-                });
-                self.set_usage(&patient, year, usage);
-                let detail = format!(
-                    "settlement {} reversed: assistance {} returned",
-                    settlement.id, settlement.outcome.assistance
-                );
-                self.audited(by, Subject::Claim(key.clone(), Some(patient)), detail);
-                self.write(settlement.clone());
-                Answer::AfterCommit(Ok(Recorded {
-                    settlement,
-                    replayed: false,
-                }))
-            }
+        let usage = match refunded {
+            Err(error) => return Answer::Now(Err(error.into())),
+            Ok(usage) => usage,
+        };
+        settlement.reversal = Some(Reversal {
+            at: self.now.at,
+            reason: reason.clone(),
+            day: self.now.day,
+            by: by.name.clone(),
+        });
+        if let Some(application) = settlement.application.as_mut() {
+            application.closing = closing;
         }
+        self.set_usage(&patient, year, usage);
+        let detail = match closing {
+            None => format!(
+                "settlement {} reversed: assistance {} returned",
+                settlement.id, settlement.outcome.assistance
+            ),
+            Some(closing) => format!(
+                "application {} {}: reserved assistance {} returned",
+                settlement.id,
+                match closing {
+                    Closing::Rejected => "rejected",
+                    Closing::Withdrawn => "withdrawn",
+                },
+                settlement.outcome.assistance
+            ),
+        };
+        let key = settlement.claim.key().clone();
+        self.audited(by, Subject::Claim(key, Some(patient)), detail);
+        self.write(settlement.clone());
+        Answer::AfterCommit(Ok(Recorded {
+            settlement,
+            replayed: false,
+        }))
     }
 }

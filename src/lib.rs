@@ -42,9 +42,10 @@
 //!   keeps coherent with every committed roster write (off on a shared store,
 //!   whose other instances write the roster too).
 //! - [`app`]: the use cases (quote, settle, reverse, usage, roster and its
-//!   bulk exchange, policy, snapshots, and the fund office's reconciliation
-//!   by hospital and business day, export and referrals to temporary
-//!   assistance) over store, ledger and
+//!   bulk exchange, policy and its simulation, snapshots, the fund office's
+//!   reconciliation by hospital and business day, export and referrals to
+//!   temporary assistance, and assistance on application with the stays a
+//!   late enrollment owes) over store, ledger and
 //!   rules, with errors that separate "you sent something wrong" from
 //!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and

@@ -511,6 +511,7 @@ mod bench {
                 settled_by: "bench".into(),
                 referral: None,
                 reversal: None,
+                application: None,
             });
         }
         (people, settlements)

@@ -554,6 +554,7 @@ mod tests {
             settled_by: "test".into(),
             referral: None,
             reversal: None,
+            application: None,
         }
     }
 

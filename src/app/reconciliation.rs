@@ -97,7 +97,10 @@ pub struct DayReconciliation {
 pub type ExportStream = mpsc::Receiver<Result<Settlement, AppError>>;
 
 impl App {
-    /// Compares a hospital's figures of one business day with the fund's.
+    /// Compares a hospital's figures of one business day with the fund's:
+    /// its window settlements (applications for stays there are listed by
+    /// [`App::list_day_settlements`] and exported, each with its channel,
+    /// but are not the hospital's to count).
     pub async fn reconcile_day(
         &self,
         hospital: &HospitalId,
@@ -111,7 +114,10 @@ impl App {
         loop {
             let page =
                 read_page(&self.store, &self.ledger, Some(hospital), day, day, after).await?;
-            for settlement in page.iter().filter(|s| by.sees_settlement(s)) {
+            // The hospital's figures are its window's: applications to the
+            // fund for stays there are not its settlements.
+            let window = page.iter().filter(|s| s.application.is_none());
+            for settlement in window.filter(|s| by.sees_settlement(s)) {
                 fund_totals.count(settlement, day)?;
             }
             match page.last() {

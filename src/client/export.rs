@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("settlementId,hospitalId,claimId,patientId,"));
         assert!(
-            lines[0].ends_with(",settledDay,reversedDay,claimKind,breakdown"),
+            lines[0].ends_with(",settledDay,reversedDay,claimKind,breakdown,channel,application"),
             "{}",
             lines[0]
         );
@@ -235,8 +235,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let object: serde_json::Map<String, Value> = serde_json::from_str(lines[0]).unwrap();
-        // Every column but the unset reversal time, which JSON leaves out.
-        assert_eq!(object.len(), columns().len() - 1, "{object:?}");
+        // Every column but the unset reversal time and application, which
+        // JSON leaves out.
+        assert_eq!(object.len(), columns().len() - 2, "{object:?}");
         assert_eq!(object["assistanceAmount"], "7350.00");
         assert_eq!(
             object["diagnosisCodes"],

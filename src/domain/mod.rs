@@ -37,9 +37,9 @@ pub use policy::{
 pub use region::RegionCode;
 pub use resident_id::ResidentId;
 pub use settlement::{
-    BandLine, Breakdown, CapState, Category, Consumed, Exact, IneligibleReason, Outcome,
-    PatientYear, Quote, ReferralReason, Reversal, Settlement, SettlementId, SettlementStatus,
-    Timestamp, Usage,
+    Application, ApplicationState, Approval, BandLine, Breakdown, CapState, Category, Channel,
+    Closing, Consumed, Exact, IneligibleReason, Outcome, PatientYear, Quote, ReferralReason,
+    Reversal, Settlement, SettlementId, SettlementStatus, Timestamp, Usage,
 };
-pub use text::{ClaimId, HospitalId, PersonName, Reason};
+pub use text::{ClaimId, HospitalId, PaymentRef, PersonName, Reason};
 pub use validation::{FieldViolation, ParseError, Violations};

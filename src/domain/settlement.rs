@@ -10,8 +10,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::{
-    BusinessDay, Claim, ClaimKind, EnrollmentKind, Money, ParseError, PolicyId, Ratio, Reason,
-    RegionCode, Year,
+    BusinessDay, Claim, ClaimKind, EnrollmentKind, Money, ParseError, PaymentRef, PolicyId, Ratio,
+    Reason, RegionCode, Year,
 };
 
 /// The service's number for a recorded settlement: assigned in commit order,
@@ -306,6 +306,93 @@ pub struct Reversal {
     pub by: String,
 }
 
+/// How a settlement came about.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Channel {
+    /// At the hospital's window, at discharge (一站式结算).
+    Window,
+    /// On application to the fund, after the fact (依申请救助).
+    Application,
+}
+
+impl Channel {
+    /// The name of exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Window => "window",
+            Channel::Application => "application",
+        }
+    }
+}
+
+/// Assistance on application (依申请救助, 事后救助): a stay that was not
+/// settled at the window (enrolled after discharge, treated out of the
+/// province, a hospital not connected), submitted by a caseworker and
+/// worked out as if settled at discharge. It reserves its assistance against
+/// the cap from submission, and counts as paid once a principal other than
+/// the one who submitted it approves it (four eyes); rejected or withdrawn,
+/// it gives the reservation back as a reversal does (its
+/// [`Settlement::reversal`] then says who, when and why).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Application {
+    /// Where the documents are: a case number, a file reference.
+    pub documents: Reason,
+    /// The principal (token ID) that submitted it: the one principal that
+    /// may not approve or reject it.
+    pub submitted_by: String,
+    /// Once approved: who, when, and the payment's reference.
+    pub approval: Option<Approval>,
+    /// Once closed without payment: how.
+    pub closing: Option<Closing>,
+}
+
+/// The approval of an application.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Approval {
+    /// When.
+    pub at: Timestamp,
+    /// The business day it counts in.
+    pub day: BusinessDay,
+    /// Who (the token's name).
+    pub by: String,
+    /// The fund's reference of the payment.
+    pub payment_ref: PaymentRef,
+}
+
+/// How an application was closed without payment.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Closing {
+    /// A reviewer refused it.
+    Rejected,
+    /// It was taken back (by the applicant, through a caseworker).
+    Withdrawn,
+}
+
+/// Where an application stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ApplicationState {
+    /// Submitted; its assistance is reserved against the cap.
+    Pending,
+    /// Approved and paid.
+    Approved,
+    /// Refused by a reviewer; the reservation is given back.
+    Rejected,
+    /// Taken back; the reservation is given back.
+    Withdrawn,
+}
+
+impl ApplicationState {
+    /// The name of exports and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationState::Pending => "pending",
+            ApplicationState::Approved => "approved",
+            ApplicationState::Rejected => "rejected",
+            ApplicationState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
 /// Whether a recorded settlement still counts against the cap.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SettlementStatus {
@@ -339,8 +426,11 @@ pub struct Settlement {
     pub settled_by: String,
     /// Referred to temporary assistance, and why; decided once, when settled.
     pub referral: Option<ReferralReason>,
-    /// Its cancellation, if it was reversed.
+    /// Its cancellation, if it was reversed (for an application: rejected
+    /// or withdrawn).
     pub reversal: Option<Reversal>,
+    /// Set when it is an application rather than a window settlement.
+    pub application: Option<Application>,
 }
 
 /// A settlement as stored: today's fields in their first order, then what
@@ -365,6 +455,11 @@ pub struct SettlementRecord {
 pub struct SettlementTerms {
     claim_kind: ClaimKind,
     breakdown: Option<Breakdown>,
+    /// Absent from records stored before applications (JSON rows read it
+    /// as the default; the embedded store's layout 3 records are read as
+    /// `store::legacy::SettlementV3`).
+    #[serde(default)]
+    application: Option<Application>,
 }
 
 impl From<Settlement> for SettlementRecord {
@@ -372,6 +467,7 @@ impl From<Settlement> for SettlementRecord {
         let terms = SettlementTerms {
             claim_kind: s.claim.kind(),
             breakdown: s.outcome.breakdown.clone(),
+            application: s.application,
         };
         SettlementRecord {
             id: s.id,
@@ -400,11 +496,31 @@ impl From<SettlementRecord> for Settlement {
             settled_by: r.settled_by,
             referral: r.referral,
             reversal: r.reversal,
+            application: r.terms.application,
         }
     }
 }
 
 impl Settlement {
+    /// Where it was settled: at the window, or on application.
+    pub fn channel(&self) -> Channel {
+        match self.application {
+            Some(_) => Channel::Application,
+            None => Channel::Window,
+        }
+    }
+
+    /// Where an application stands; `None` for a window settlement.
+    pub fn application_state(&self) -> Option<ApplicationState> {
+        let application = self.application.as_ref()?;
+        Some(match (&application.approval, application.closing) {
+            (Some(_), _) => ApplicationState::Approved,
+            (None, Some(Closing::Rejected)) => ApplicationState::Rejected,
+            (None, Some(Closing::Withdrawn)) => ApplicationState::Withdrawn,
+            (None, None) => ApplicationState::Pending,
+        })
+    }
+
     /// Settled, or reversed.
     pub fn status(&self) -> SettlementStatus {
         match self.reversal {

@@ -90,6 +90,23 @@ impl fmt::Display for ClaimId {
     }
 }
 
+/// The fund's reference of a payment made on an approved application (a
+/// transfer or voucher number): 1 to 64 printable ASCII characters.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PaymentRef(String);
+
+impl PaymentRef {
+    /// Accepts 1 to 64 printable ASCII characters, no spaces.
+    pub fn parse(text: &str) -> Result<PaymentRef, ParseError> {
+        parse_ident(text).map(PaymentRef)
+    }
+
+    /// The reference as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A person's name: personal data, so `Debug` shows only its first character.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonName(String);
@@ -113,7 +130,8 @@ impl fmt::Debug for PersonName {
     }
 }
 
-/// Why a settlement was reversed, kept on its record.
+/// Free text a caller gives for the record: why a settlement was reversed,
+/// or an application rejected; where an application's documents are.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Reason(String);
 

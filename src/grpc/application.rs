@@ -1,16 +1,76 @@
-//! The application service (依申请救助): the stays a late enrollment owes.
+//! The application service (依申请救助): submit, approve, reject and
+//! withdraw applications, and the stays a late enrollment owes.
 
 use tonic::{Request, Response, Status};
 
-use super::{Api, answered, caller, checked, convert, pb};
+use super::{
+    Api, answered, audit::Note, caller, checked, claim_subject, convert, pb, write_audited,
+};
 use crate::{
-    app::CandidatePage,
+    app::{AppError, CandidatePage},
     audit::Subject,
-    domain::{ParseError, RegionCode, ResidentId, Violations, Year},
+    domain::{ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId, Violations, Year},
+    ledger::{Change, Recorded},
 };
 
 #[tonic::async_trait]
 impl pb::application_service_server::ApplicationService for Api {
+    async fn submit_application(
+        &self,
+        request: Request<pb::SubmitApplicationRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = caller(&request)?;
+        let request = request.get_ref();
+        let mut violations = Violations::new();
+        let claim = match &request.claim {
+            None => {
+                violations.add("claim", "is required: the stay, as a hospital settles it");
+                None
+            }
+            Some(claim) => convert::claim(claim)
+                .map_err(|inner| violations.nest("claim", inner))
+                .ok(),
+        };
+        let documents = violations.check("documents", Reason::parse(&request.documents));
+        let (claim, documents) = checked(violations.finish(|| Some((claim?, documents?))))?;
+        by.note.subject(claim_subject(&claim));
+        let submitted = self.app.submit_application(claim, documents, &by).await;
+        decided(&by.note, submitted)
+    }
+
+    async fn approve_application(
+        &self,
+        request: Request<pb::ApproveApplicationRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = caller(&request)?;
+        let request = request.get_ref();
+        let mut violations = Violations::new();
+        let key = ClaimKey::parse(&request.hospital_id, &request.claim_id)
+            .map_err(|inner| violations.extend(inner))
+            .ok();
+        let payment = violations.check("payment_ref", PaymentRef::parse(&request.payment_ref));
+        let (key, payment) = checked(violations.finish(|| Some((key?, payment?))))?;
+        self.decide(&by, key, Change::Approve(payment)).await
+    }
+
+    async fn reject_application(
+        &self,
+        request: Request<pb::CloseApplicationRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = caller(&request)?;
+        let (key, reason) = checked(close_request(request.get_ref()))?;
+        self.decide(&by, key, Change::Reject(reason)).await
+    }
+
+    async fn withdraw_application(
+        &self,
+        request: Request<pb::CloseApplicationRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = caller(&request)?;
+        let (key, reason) = checked(close_request(request.get_ref()))?;
+        self.decide(&by, key, Change::Withdraw(reason)).await
+    }
+
     async fn list_retroactive_candidates(
         &self,
         request: Request<pb::ListRetroactiveCandidatesRequest>,
@@ -36,6 +96,38 @@ impl pb::application_service_server::ApplicationService for Api {
         }
         answered(page, candidates_message)
     }
+}
+
+impl Api {
+    /// Approves, rejects or withdraws the application under `key`.
+    async fn decide(
+        &self,
+        by: &super::Call,
+        key: ClaimKey,
+        change: Change,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        by.note.subject(Subject::Claim(key.clone(), None));
+        let decided_now = self.app.decide_application(key, change, by).await;
+        decided(&by.note, decided_now)
+    }
+}
+
+/// The answer of a write on an application: the application as recorded.
+fn decided(
+    note: &Note,
+    result: Result<Recorded, AppError>,
+) -> Result<Response<pb::Settlement>, Status> {
+    write_audited(note, &result);
+    answered(result, |r| convert::settlement(&r.settlement))
+}
+
+fn close_request(request: &pb::CloseApplicationRequest) -> Result<(ClaimKey, Reason), Violations> {
+    let mut violations = Violations::new();
+    let key = ClaimKey::parse(&request.hospital_id, &request.claim_id)
+        .map_err(|inner| violations.extend(inner))
+        .ok();
+    let reason = violations.check("reason", Reason::parse(&request.reason));
+    violations.finish(|| Some((key?, reason?)))
 }
 
 type CandidatesRequest = (RegionCode, Year, usize, Option<ResidentId>);

@@ -6,10 +6,10 @@ use super::pb;
 use crate::{
     app::{AnnualUsage, SettlementRef},
     domain::{
-        Breakdown, CapState, Category, Claim, ClaimInput, ClaimKey, ClaimKind, ClaimKindSent,
-        EnrollmentInput, EnrollmentKind, ExitKind, IneligibleReason, Outcome, ParseError, Person,
-        PersonInput, Policy, Quote, ReferralReason, RegionCode, ResidentId, Settlement,
-        SettlementId, SettlementStatus, Timestamp, Violations, Year,
+        ApplicationState, Breakdown, CapState, Category, Channel, Claim, ClaimInput, ClaimKey,
+        ClaimKind, ClaimKindSent, EnrollmentInput, EnrollmentKind, ExitKind, IneligibleReason,
+        Outcome, ParseError, Person, PersonInput, Policy, Quote, ReferralReason, RegionCode,
+        ResidentId, Settlement, SettlementId, SettlementStatus, Timestamp, Violations, Year,
     },
 };
 
@@ -322,6 +322,30 @@ pub fn settlement(settlement: &Settlement) -> pb::Settlement {
         reversed_by: reversal.map(|r| r.by.clone()).unwrap_or_default(),
         settled_day: settlement.settled_day.to_string(),
         reversed_day: reversal.map(|r| r.day.to_string()).unwrap_or_default(),
+        channel: match settlement.channel() {
+            Channel::Window => pb::Channel::Window,
+            Channel::Application => pb::Channel::Application,
+        }
+        .into(),
+        application: settlement.application.as_ref().map(|application| {
+            let approval = application.approval.as_ref();
+            pb::ApplicationRecord {
+                state: match settlement.application_state() {
+                    Some(ApplicationState::Pending) | None => pb::ApplicationState::Pending,
+                    Some(ApplicationState::Approved) => pb::ApplicationState::Approved,
+                    Some(ApplicationState::Rejected) => pb::ApplicationState::Rejected,
+                    Some(ApplicationState::Withdrawn) => pb::ApplicationState::Withdrawn,
+                }
+                .into(),
+                documents: application.documents.as_str().to_owned(),
+                approved_at: approval.map(|a| timestamp(a.at)),
+                approved_by: approval.map(|a| a.by.clone()).unwrap_or_default(),
+                approved_day: approval.map(|a| a.day.to_string()).unwrap_or_default(),
+                payment_ref: approval
+                    .map(|a| a.payment_ref.as_str().to_owned())
+                    .unwrap_or_default(),
+            }
+        }),
         ..with_referral(
             settlement_of(&settlement.claim, &settlement.outcome, status),
             settlement.referral,

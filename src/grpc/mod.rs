@@ -67,7 +67,7 @@ impl Interceptor for Authenticator {
 
 /// One call's authenticated caller, and the note its audit record is made
 /// from: handlers say there whom the call concerns.
-struct Call {
+pub(super) struct Call {
     caller: Caller,
     note: Arc<Note>,
 }
@@ -261,13 +261,13 @@ impl pb::settlement_service_server::SettlementService for Api {
 }
 
 /// Whom a claim concerns.
-fn claim_subject(claim: &crate::domain::Claim) -> Subject {
+pub(super) fn claim_subject(claim: &crate::domain::Claim) -> Subject {
     Subject::Claim(claim.key().clone(), Some(claim.patient_id().clone()))
 }
 
 /// Tells the note of a settle or reverse what the ledger recorded: a new
 /// write's record was sealed with it; a replay is recorded as a read.
-fn write_audited(note: &Note, result: &Result<crate::ledger::Recorded, AppError>) {
+pub(super) fn write_audited(note: &Note, result: &Result<crate::ledger::Recorded, AppError>) {
     match result {
         Ok(recorded) if recorded.replayed => note.detail("replay"),
         Ok(_) => note.sealed(),

@@ -34,7 +34,7 @@ pub fn to_status(error: AppError) -> Status {
         ),
         AppError::Unavailable(_) => Status::unavailable(message),
         AppError::Internal(_) => Status::internal(message),
-        AppError::Unsupported(_) => Status::failed_precondition(message),
+        AppError::Unsupported(_) | AppError::Refused(_) => Status::failed_precondition(message),
     }
 }
 

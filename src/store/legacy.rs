@@ -14,8 +14,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    BusinessDay, Claim, Money, Outcome, Person, Reason, ResidentId, Reversal, Settlement,
-    SettlementId, Timestamp, Usage, UtcOffset, Year,
+    Breakdown, BusinessDay, Claim, ClaimKind, Money, Outcome, Person, Reason, ResidentId, Reversal,
+    Settlement, SettlementId, Timestamp, Usage, UtcOffset, Year,
 };
 
 use super::CommitNumber;
@@ -95,11 +95,80 @@ impl BatchWithoutAudit {
     }
 }
 
+/// The first number of a batch of layout 3: the 2021 framework's fields,
+/// before settlements carried applications.
+pub const BATCH_TAG_V3: u64 = u64::MAX;
+
+/// A journal record (or snapshot record) of layout 3: today's batch, with
+/// settlements as layout 3 stored them. It begins with [`BATCH_TAG_V3`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchV3 {
+    /// [`BATCH_TAG_V3`].
+    pub tag: u64,
+    /// The commit's number.
+    pub commit: CommitNumber,
+    /// The settlement counter after it.
+    pub next_settlement_id: SettlementId,
+    /// Settlements created or changed.
+    pub settlements: Vec<SettlementV3>,
+    /// Running totals changed (the same as today's).
+    pub usages: Vec<(ResidentId, Year, Usage)>,
+    /// Roster records written.
+    pub persons: Vec<Person>,
+    /// Audit records sealed with the commit.
+    pub audit: Vec<crate::audit::Record>,
+}
+
+impl BatchV3 {
+    /// Today's batch: its settlements are window settlements.
+    pub fn upgrade(self) -> crate::store::Batch {
+        crate::store::Batch {
+            commit: self.commit,
+            next_settlement_id: self.next_settlement_id,
+            settlements: self
+                .settlements
+                .into_iter()
+                .map(SettlementV3::upgrade)
+                .collect(),
+            usages: self.usages,
+            persons: self.persons,
+            audit: self.audit,
+        }
+    }
+}
+
+/// A settlement as layout 3 stored it: layout 2's fields, then the 2021
+/// framework's (claim kind and breakdown), without an application. postcard
+/// writes the two parts one after the other, as one record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SettlementV3(pub SettlementV2, pub TermsV3);
+
+/// What layout 3 appended to a settlement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TermsV3 {
+    /// The claim's kind.
+    pub claim_kind: ClaimKind,
+    /// How it was worked out.
+    pub breakdown: Option<Breakdown>,
+}
+
+impl SettlementV3 {
+    /// Today's settlement: a window settlement.
+    pub fn upgrade(self) -> Settlement {
+        let SettlementV3(settlement, terms) = self;
+        let mut settlement = settlement.upgrade();
+        settlement.claim = settlement.claim.with_kind(terms.claim_kind);
+        settlement.outcome.breakdown = terms.breakdown;
+        settlement
+    }
+}
+
 /// A journal record (or snapshot record) of layout version 2 written before
 /// the 2021 framework: settlements without claim kind and breakdown,
 /// running totals without deductible, bands, outpatient, tilt and burden.
-/// Today's batches begin with [`crate::store::BATCH_TAG`], which no commit
-/// number of these ever was, so the two are told apart by their first number.
+/// Later batches begin with [`BATCH_TAG_V3`] or [`crate::store::BATCH_TAG`],
+/// which no commit number of these ever was, so they are told apart by their
+/// first number.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchV2 {
     /// The commit's number.
@@ -174,6 +243,7 @@ impl SettlementV2 {
             settled_by: self.settled_by,
             referral: self.referral,
             reversal: self.reversal,
+            application: None,
         }
     }
 }
@@ -242,6 +312,7 @@ impl SettlementV1 {
                 day: BusinessDay::of(r.at, offset),
                 by: String::new(),
             }),
+            application: None,
         }
     }
 }

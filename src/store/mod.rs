@@ -88,9 +88,10 @@ pub struct Meta {
 }
 
 /// The first number of a batch as the journal and snapshots hold it since
-/// the 2021 framework's fields: no commit number of an earlier batch ever
-/// was this, so a reader tells the layouts apart by it (see [`legacy`]).
-pub const BATCH_TAG: u64 = u64::MAX;
+/// settlements carry applications: no commit number of an earlier batch
+/// ever was this, nor is it [`legacy::BATCH_TAG_V3`], so a reader tells the
+/// layouts apart by it (see [`legacy`]).
+pub const BATCH_TAG: u64 = u64::MAX - 1;
 
 /// Everything one batch writes, applied all together or not at all. It is
 /// also the journal's record of the commit, encoded after [`BATCH_TAG`].

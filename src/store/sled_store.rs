@@ -52,7 +52,9 @@
 //! `H`/`D` index; a version 1 store is brought up to date once when opened
 //! (see [`super::legacy`]). Version 3 appended the 2021 framework's fields
 //! to the records; a version 2 store is only marked 3 (see
-//! `BEFORE_CLASSES`).
+//! `BEFORE_CLASSES`). Version 4 appended the application to the settlement
+//! record; a version 2 or 3 store is only marked 4 (see
+//! `BEFORE_APPLICATIONS`).
 
 #[cfg(test)]
 mod layout_tests;
@@ -74,7 +76,8 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::legacy::{
-    self, BatchV1, BatchV2, BatchWithoutAudit, SettlementV1, SettlementV2, UsageV1, UsageV2,
+    self, BATCH_TAG_V3, BatchV1, BatchV2, BatchV3, BatchWithoutAudit, SettlementV1, SettlementV2,
+    SettlementV3, UsageV1, UsageV2,
 };
 use super::{
     AuditPage, Batch, CommitNumber, CommitStep, FaultPlan, Meta, Scan, ScanIter, Store, StoreError,
@@ -92,7 +95,7 @@ use crate::domain::{
 use recovery::{BaseKeeper, Closing};
 
 /// The layout version this code reads and writes.
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 /// Layout 2: the days and names on settlements. Layout 3 writes records the
 /// same way, with the 2021 framework's fields appended (claim kind,
 /// breakdown, the running total's deductible and band position), which
@@ -101,6 +104,12 @@ const SCHEMA_VERSION: u32 = 3;
 /// without them: so a layout 2 store is marked 3 when this build opens it,
 /// and such builds refuse it from then on.
 const BEFORE_CLASSES: u32 = 2;
+/// Layout 3: the 2021 framework's fields. Layout 4 appends the application
+/// (依申请救助) to each settlement record and tags its journal batches
+/// anew ([`super::BATCH_TAG`]); a build of layout 3 would read today's
+/// records dropping the application, so a layout 3 store is marked 4 when
+/// this build opens it, as a layout 2 one is.
+const BEFORE_APPLICATIONS: u32 = 3;
 /// While a version 1 store is being brought up to date: the key of the last
 /// running total rewritten, so an interrupted migration resumes after it.
 const META_MIGRATING: &[u8] = b"Mmigrating_v2";
@@ -889,7 +898,13 @@ impl Stored for Person {}
 
 impl Stored for Settlement {
     fn earlier(bytes: &[u8]) -> Option<Result<(CommitNumber, Self), StoreError>> {
-        Some(decode::<(CommitNumber, SettlementV2)>(bytes).map(|(c, s)| (c, s.upgrade())))
+        Some(
+            decode::<(CommitNumber, SettlementV3)>(bytes)
+                .map(|(c, s)| (c, s.upgrade()))
+                .or_else(|_| {
+                    decode::<(CommitNumber, SettlementV2)>(bytes).map(|(c, s)| (c, s.upgrade()))
+                }),
+        )
     }
 }
 
@@ -1013,7 +1028,7 @@ fn check_schema(db: &sled::Db) -> Result<u32, StoreError> {
 /// `version` if this build reads it; a newer build's layout is refused.
 fn known_schema(version: u32) -> Result<u32, StoreError> {
     match version {
-        legacy::VERSION | BEFORE_CLASSES | SCHEMA_VERSION => Ok(version),
+        legacy::VERSION | BEFORE_CLASSES | BEFORE_APPLICATIONS | SCHEMA_VERSION => Ok(version),
         // Not damage: nothing may be rebuilt or thrown away over it.
         _ => Err(StoreError::Unsupported(format!(
             "data directory has layout version {version}; this build reads layouts {} to \
@@ -1230,8 +1245,10 @@ impl Writes {
 /// one written before commits carried audit records (which ends where they
 /// would begin).
 fn decode_batch(payload: &[u8]) -> Result<Batch, StoreError> {
-    if let Ok((super::BATCH_TAG, _)) = postcard::take_from_bytes::<u64>(payload) {
-        return decode::<Batch>(payload);
+    match postcard::take_from_bytes::<u64>(payload) {
+        Ok((super::BATCH_TAG, _)) => return decode::<Batch>(payload),
+        Ok((BATCH_TAG_V3, _)) => return decode::<BatchV3>(payload).map(BatchV3::upgrade),
+        _ => {}
     }
     decode::<BatchV2>(payload)
         .map(BatchV2::upgrade)

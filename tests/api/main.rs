@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 mod http;
 
+mod applications;
 mod audit;
 mod chaos;
 mod client_tls;

@@ -202,7 +202,7 @@ async fn a_store_of_the_previous_version_is_migrated_and_reconciles() {
     let log = server.terminate().await.join("\n");
     assert!(log.contains("store written with layout version 1"), "{log}");
     assert!(
-        log.contains("store brought up to layout version 3"),
+        log.contains("store brought up to layout version 4"),
         "{log}"
     );
     let report = verify_dir(&dir);

@@ -60,6 +60,10 @@ enum Rpc {
     GetPolicy,
     SimulatePolicy,
     ListRetroactiveCandidates,
+    SubmitApplication,
+    ApproveApplication,
+    RejectApplication,
+    WithdrawApplication,
     SaveSnapshot,
     ImportPersons,
     ExportPersons,
@@ -68,7 +72,7 @@ enum Rpc {
     ExportSettlements,
 }
 
-const RPCS: [Rpc; 20] = [
+const RPCS: [Rpc; 24] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -83,6 +87,10 @@ const RPCS: [Rpc; 20] = [
     Rpc::GetPolicy,
     Rpc::SimulatePolicy,
     Rpc::ListRetroactiveCandidates,
+    Rpc::SubmitApplication,
+    Rpc::ApproveApplication,
+    Rpc::RejectApplication,
+    Rpc::WithdrawApplication,
     Rpc::SaveSnapshot,
     Rpc::ImportPersons,
     Rpc::ExportPersons,
@@ -226,6 +234,15 @@ async fn call(
         .code
 }
 
+/// A rejection or withdrawal of `target`'s claim at `hospital`.
+fn closing(hospital: &str, target: &Target) -> pb::CloseApplicationRequest {
+    pb::CloseApplicationRequest {
+        hospital_id: hospital.into(),
+        claim_id: target.claim_id.clone(),
+        reason: "test".into(),
+    }
+}
+
 /// Calls `rpc` with `token` about hospital `hospital`'s data and `target`.
 async fn call_about(
     channel: &Channel,
@@ -341,6 +358,31 @@ async fn call_about(
             })
             .await
             .map(|r| r.into_inner().candidates.len()),
+        Rpc::SubmitApplication => applications
+            .submit_application(pb::SubmitApplicationRequest {
+                claim: Some(request.clone()),
+                documents: "case 1".into(),
+            })
+            .await
+            .map(|_| 1),
+        // The fixtures' settlement is a window one: a caseworker who sees it
+        // is told it is not an application.
+        Rpc::ApproveApplication => applications
+            .approve_application(pb::ApproveApplicationRequest {
+                hospital_id: hospital.into(),
+                claim_id: target.claim_id.clone(),
+                payment_ref: "PAY-1".into(),
+            })
+            .await
+            .map(|_| 1),
+        Rpc::RejectApplication => applications
+            .reject_application(closing(hospital, target))
+            .await
+            .map(|_| 1),
+        Rpc::WithdrawApplication => applications
+            .withdraw_application(closing(hospital, target))
+            .await
+            .map(|_| 1),
         // The whole stream must arrive: refusals come before the first chunk.
         Rpc::SaveSnapshot => drained(
             admin
@@ -443,7 +485,17 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
             UpsertPerson | GetPerson | ImportPersons | ExportPersons | ListReferrals
         ),
         "t-operator" => matches!(rpc, SaveSnapshot),
-        "t-caseworker" => matches!(rpc, ListRetroactiveCandidates | GetPolicy),
+        "t-caseworker" => matches!(
+            rpc,
+            ListRetroactiveCandidates
+                | GetPolicy
+                | GetSettlementByKey
+                | GetSettlementById
+                | SubmitApplication
+                | ApproveApplication
+                | RejectApplication
+                | WithdrawApplication
+        ),
         "t-auditor" => matches!(
             rpc,
             GetSettlementByKey
@@ -467,7 +519,13 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     let other_hospitals = caller == "t-h001"
         && hospital != "H001"
         && matches!(rpc, GetSettlementByKey | GetSettlementById);
+    let decides = matches!(
+        rpc,
+        ApproveApplication | RejectApplication | WithdrawApplication
+    );
     match allowed {
+        // Allowed, but the fixtures' settlements were settled at the window.
+        true if decides => Code::FailedPrecondition,
         // Allowed, but PostgreSQL's backups are PostgreSQL's own.
         true if rpc == SaveSnapshot && crate::backend::on_postgres() => Code::FailedPrecondition,
         true => Code::Ok,
@@ -485,8 +543,8 @@ async fn guarded_server(config: Config) -> TestServer {
     TestServer::launch(dir, server_config, None).await
 }
 
-/// Proves the whole matrix: 20 RPCs x 8 callers x own and other hospital,
-/// 320 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 24 RPCs x 8 callers x own and other hospital,
+/// 384 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
@@ -517,7 +575,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 320);
+    assert_eq!(checked, 384);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -618,7 +676,7 @@ async fn every_rpc_against_region_limited_callers() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 160);
+    assert_eq!(checked, 192);
 }
 
 /// Proves open mode refuses to listen off loopback.

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ledger.sql"),
     include_str!("migrations/0002_audit.sql"),
     include_str!("migrations/0003_policy_classes.sql"),
+    include_str!("migrations/0004_applications.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -2,15 +2,18 @@
 //! and running totals in the tree, and batches in the journal and in
 //! snapshots, each read as it was written and brought up to date; and what
 //! is written now reads back whole, through a store that is closed and
-//! opened again. A layout 2 store is marked 3, so builds that would drop
-//! those fields refuse it; a newer layout is refused, and nothing rebuilt.
+//! opened again. Settlements written before applications load as window
+//! settlements. A layout 2 or 3 store is marked 4, so builds that would drop
+//! the newer fields refuse it; a newer layout is refused, and nothing
+//! rebuilt.
 //! A commit's keys are written in the order readers rely on.
 
 use super::*;
+use crate::store::legacy::TermsV3;
 use crate::{
     domain::{
-        Claim, ClaimInput, ClaimKind, ClaimKindSent, Date, Outcome, RegionCode, Timestamp,
-        UtcOffset,
+        Application, Approval, Claim, ClaimInput, ClaimKind, ClaimKindSent, Date, Outcome,
+        PaymentRef, Reason, RegionCode, Timestamp, UtcOffset,
     },
     rules,
 };
@@ -53,7 +56,42 @@ fn today() -> Settlement {
         settled_by: "his".into(),
         referral: None,
         reversal: None,
+        application: None,
     }
+}
+
+/// An approved application, as layout 4 stores it.
+fn applied() -> Settlement {
+    let now = today();
+    Settlement {
+        application: Some(Application {
+            documents: Reason::parse("case 7, scanned bills").unwrap(),
+            submitted_by: "token:0123456789abcdef".into(),
+            approval: Some(Approval {
+                at: now.settled_at,
+                day: now.settled_day,
+                by: "reviewer".into(),
+                payment_ref: PaymentRef::parse("PAY-7").unwrap(),
+            }),
+            closing: None,
+        }),
+        ..now
+    }
+}
+
+/// The same settlement as layout 3 stored it, before applications.
+fn before_applications(settlement: &Settlement) -> SettlementV3 {
+    SettlementV3(
+        SettlementV2 {
+            claim: settlement.claim.clone(),
+            outcome: settlement.outcome.clone(),
+            ..before(settlement)
+        },
+        TermsV3 {
+            claim_kind: settlement.claim.kind(),
+            breakdown: settlement.outcome.breakdown.clone(),
+        },
+    )
 }
 
 /// The same settlement as layout 2 stored it before the framework.
@@ -83,7 +121,8 @@ fn usage_v2() -> UsageV2 {
 
 /// Proves a settlement and a running total stored before the framework
 /// read back as an inpatient claim without breakdown and a total that
-/// consumed nothing else, while today's read back whole.
+/// consumed nothing else, a settlement stored before applications as a
+/// window settlement, while today's (an application too) read back whole.
 #[test]
 fn tree_values_of_both_layouts_load() {
     let now = today();
@@ -97,7 +136,16 @@ fn tree_values_of_both_layouts_load() {
         now.outcome.assistance
     );
     let read: Versioned<Settlement> = versioned(&encode(&(6u64, &now)).unwrap()).unwrap();
-    assert_eq!((read.commit, read.value), (6, now));
+    assert_eq!((read.commit, read.value), (6, now.clone()));
+    let read: Versioned<Settlement> =
+        versioned(&encode(&(7u64, before_applications(&now))).unwrap()).unwrap();
+    assert_eq!(
+        (read.commit, read.value),
+        (7, now),
+        "a layout 3 record is a window settlement"
+    );
+    let read: Versioned<Settlement> = versioned(&encode(&(8u64, applied())).unwrap()).unwrap();
+    assert_eq!((read.commit, read.value), (8, applied()));
 
     let read: Versioned<Usage> = versioned(&encode(&(3u64, usage_v2())).unwrap()).unwrap();
     assert_eq!(read.value.used.to_string(), "7350.00");
@@ -115,7 +163,8 @@ fn tree_values_of_both_layouts_load() {
 }
 
 /// Proves journal (and snapshot) records of every layout decode: today's by
-/// its tag, one written before the framework, and one before audit records.
+/// its tag (an application included), layout 3's by its own, one written
+/// before the framework, and one before audit records.
 #[test]
 fn batches_of_every_layout_decode() {
     let now = today();
@@ -131,8 +180,22 @@ fn batches_of_every_layout_decode() {
         year,
         Usage::default().charge(&now.outcome).unwrap(),
     ));
+    batch.settlements.push(applied());
     let read = decode_batch(&encode(&batch).unwrap()).unwrap();
     assert_eq!(read.commit, 42);
+    assert_eq!(read.settlements, vec![now.clone(), applied()]);
+    assert_eq!(read.usages, batch.usages);
+
+    let layout_3 = BatchV3 {
+        tag: BATCH_TAG_V3,
+        commit: 42,
+        next_settlement_id: SettlementId::new(10),
+        settlements: vec![before_applications(&now)],
+        usages: batch.usages.clone(),
+        persons: Vec::new(),
+        audit: Vec::new(),
+    };
+    let read = decode_batch(&encode(&layout_3).unwrap()).unwrap();
     assert_eq!(read.settlements, vec![now.clone()]);
     assert_eq!(read.usages, batch.usages);
 
@@ -223,12 +286,12 @@ fn layout_of(dir: &Path, id: SettlementId) -> (u32, bool) {
     (stored_schema(&db).unwrap(), held)
 }
 
-/// Proves a store of layout 2 is marked 3 when this build opens it, with its
-/// records read as before, and that a layout newer than this build's is
-/// refused by name as unsupported, not taken for damage: sled's files are
-/// neither rebuilt nor removed.
+/// Proves a store of layout 2 or 3 is marked 4 when this build opens it,
+/// with its records read as before, and that a layout newer than this
+/// build's is refused by name as unsupported, not taken for damage: sled's
+/// files are neither rebuilt nor removed.
 #[test]
-fn a_layout_2_store_is_marked_3_and_a_newer_one_refused() {
+fn layouts_2_and_3_are_marked_4_and_a_newer_one_refused() {
     let dir = tempfile::TempDir::new().unwrap();
     let now = today();
     {
@@ -239,12 +302,14 @@ fn a_layout_2_store_is_marked_3_and_a_newer_one_refused() {
         store.apply(&batch).unwrap();
         store.flush().unwrap();
     }
-    set_layout(dir.path(), BEFORE_CLASSES);
-    {
-        let store = SledStore::open(dir.path(), SledOptions::default()).unwrap();
-        assert_eq!(store.settlement(now.id).unwrap().unwrap().value, now);
+    for older in [BEFORE_CLASSES, BEFORE_APPLICATIONS] {
+        set_layout(dir.path(), older);
+        {
+            let store = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+            assert_eq!(store.settlement(now.id).unwrap().unwrap().value, now);
+        }
+        assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION, true));
     }
-    assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION, true));
 
     set_layout(dir.path(), SCHEMA_VERSION + 1);
     let refused = SledStore::open(dir.path(), SledOptions::default())
@@ -252,7 +317,7 @@ fn a_layout_2_store_is_marked_3_and_a_newer_one_refused() {
         .expect("a newer layout is refused");
     assert!(matches!(refused, StoreError::Unsupported(_)), "{refused}");
     assert!(
-        refused.to_string().contains("layout version 4"),
+        refused.to_string().contains("layout version 5"),
         "{refused}"
     );
     assert_eq!(layout_of(dir.path(), now.id), (SCHEMA_VERSION + 1, true));

@@ -24,9 +24,9 @@ use std::{
 };
 
 use super::{
-    BEFORE_CLASSES, Core, JOURNAL_DIR, META_COMMIT, META_SCHEMA, NOT_SLEDS, RESTORE_BATCH,
-    RESTORE_FLUSH_EVERY, SCHEMA_VERSION, SledOptions, SledStore, check_schema, encode, get_u64, io,
-    known_schema, migrate_v1, open_sled, replay_one, stored_schema,
+    BEFORE_APPLICATIONS, BEFORE_CLASSES, Core, JOURNAL_DIR, META_COMMIT, META_SCHEMA, NOT_SLEDS,
+    RESTORE_BATCH, RESTORE_FLUSH_EVERY, SCHEMA_VERSION, SledOptions, SledStore, check_schema,
+    encode, get_u64, io, known_schema, migrate_v1, open_sled, replay_one, stored_schema,
 };
 use crate::store::{
     CommitNumber, StoreError,
@@ -269,12 +269,12 @@ fn finish_open(
         // The rewritten records are in no journal record.
         base = BaseState::Rewrite("the layout was migrated");
     }
-    if schema == BEFORE_CLASSES {
+    if matches!(schema, BEFORE_CLASSES | BEFORE_APPLICATIONS) {
         db.insert(META_SCHEMA, encode(&SCHEMA_VERSION)?)
             .map_err(io)?;
         tracing::info!(
-            "store marked layout version {SCHEMA_VERSION}: builds of layout {BEFORE_CLASSES} \
-             refuse it from now on"
+            "store marked layout version {SCHEMA_VERSION}: builds of layout {schema} refuse it \
+             from now on"
         );
         // Durable at once, so a rebuild after a power cut finds it too.
         base = BaseState::Rewrite("the layout was marked");
