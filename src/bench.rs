@@ -624,6 +624,7 @@ fn store_alone(
                 referral: None,
                 reversal: None,
                 application: None,
+                superseded_by: None,
             });
             next_id = next_id.next();
         }

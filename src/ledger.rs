@@ -40,7 +40,7 @@ use crate::{
     domain::{
         Application, ApplicationState, Approval, BusinessDay, Claim, ClaimKey, Closing, PaymentRef,
         Person, PolicyBook, Reason, ResidentId, Reversal, Settlement, SettlementId, Timestamp,
-        Usage, UtcOffset, Year,
+        TopUp, Usage, UtcOffset, Year,
     },
     metrics::Metrics,
     roster_cache::RosterCache,
@@ -171,6 +171,15 @@ enum Command {
         by: Box<Origin>,
         reply: oneshot::Sender<Result<Recorded, LedgerError>>,
     },
+    TopUp {
+        /// The window settlement's key, patient and cap year.
+        window: ClaimKey,
+        patient_year: (ResidentId, Year),
+        assessing: Assessing,
+        application: Box<Application>,
+        by: Box<Origin>,
+        reply: oneshot::Sender<Result<Recorded, LedgerError>>,
+    },
     PutPerson {
         person: Box<Person>,
         by: Box<Origin>,
@@ -273,6 +282,29 @@ impl Ledger {
             claim: Box::new(claim),
             assessing,
             application: application.map(Box::new),
+            by: Box::new(by),
+            reply,
+        };
+        self.ask(command, answer).await
+    }
+
+    /// Records a top-up `application` of the window settlement under
+    /// `window` (of `patient_year`), its claim assessed on the roster as it
+    /// is now; or replays the one recorded for the same request.
+    pub async fn top_up(
+        &self,
+        window: ClaimKey,
+        patient_year: (ResidentId, Year),
+        assessing: Assessing,
+        application: Application,
+        by: Origin,
+    ) -> Result<Recorded, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::TopUp {
+            window,
+            patient_year,
+            assessing,
+            application: Box::new(application),
             by: Box::new(by),
             reply,
         };
@@ -659,7 +691,11 @@ impl Writer {
                 let failed = committed.clone().map_err(LedgerError::from);
                 match (open[i].take(), reply) {
                     (
-                        Some(Command::Settle { reply, .. } | Command::Change { reply, .. }),
+                        Some(
+                            Command::Settle { reply, .. }
+                            | Command::Change { reply, .. }
+                            | Command::TopUp { reply, .. },
+                        ),
                         Reply::Recorded(result),
                     ) => drop(reply.send(failed.and(result))),
                     (Some(Command::PutPerson { reply, .. }), Reply::Done) => {
@@ -670,7 +706,11 @@ impl Writer {
                         drop(reply.send(failed.map(|()| outcomes)))
                     }
                     (
-                        Some(Command::Settle { reply, .. } | Command::Change { reply, .. }),
+                        Some(
+                            Command::Settle { reply, .. }
+                            | Command::Change { reply, .. }
+                            | Command::TopUp { reply, .. },
+                        ),
                         Reply::Failed(error),
                     ) => drop(reply.send(failed.and(Err(error)))),
                     (Some(Command::PutPersons { reply, .. }), Reply::Failed(error)) => {
@@ -743,6 +783,13 @@ impl Writer {
                 Some(Command::Change {
                     key, change, by, ..
                 }) => pending.change(key, change, by),
+                Some(Command::TopUp {
+                    window,
+                    assessing,
+                    application,
+                    by,
+                    ..
+                }) => pending.top_up(window, assessing, application, by),
                 Some(Command::PutPerson { person, by, .. }) => {
                     match pending.put_person_audited(Person::clone(person), by) {
                         Ok(()) => waiting.push((i, Reply::Done)),
@@ -776,8 +823,11 @@ impl Writer {
                 // A caller that gave up has dropped its receiver; a retry
                 // will be answered the same way.
                 Answer::Now(result) => {
-                    if let Some(Command::Settle { reply, .. } | Command::Change { reply, .. }) =
-                        slot.take()
+                    if let Some(
+                        Command::Settle { reply, .. }
+                        | Command::Change { reply, .. }
+                        | Command::TopUp { reply, .. },
+                    ) = slot.take()
                     {
                         drop(reply.send(result));
                     }
@@ -938,7 +988,7 @@ impl Reply {
             Command::PutPerson { .. } | Command::Barrier { .. } | Command::Stop => Reply::Done,
             Command::Reads => unreachable!("the ledger's wake-up waits for no reply"),
             Command::PutPersons { .. } => Reply::Persons(Vec::new()),
-            Command::Settle { .. } | Command::Change { .. } => {
+            Command::Settle { .. } | Command::Change { .. } | Command::TopUp { .. } => {
                 Reply::Recorded(Err(LedgerError::Stopped))
             }
         }
@@ -962,6 +1012,19 @@ fn plan_of(commands: &[Option<Command>]) -> Plan {
                 plan.new_settlements += 1;
             }
             Command::Change { key, .. } => plan.claims.push(key.clone()),
+            Command::TopUp {
+                window,
+                patient_year,
+                assessing,
+                ..
+            } => {
+                if let Assessing::InBatch(_) = assessing {
+                    plan.roster.push(patient_year.0.clone());
+                }
+                plan.claims.push(window.clone());
+                plan.patient_years.push(patient_year.clone());
+                plan.new_settlements += 1;
+            }
             Command::PutPersons { persons, .. } => {
                 plan.persons.extend(persons.iter().map(|p| p.id().clone()))
             }
@@ -1238,6 +1301,7 @@ impl<'a, 's> Pending<'a, 's> {
             referral,
             reversal: None,
             application: application.cloned(),
+            superseded_by: None,
         };
         self.set_usage(&patient, year, charged);
         let detail = format!(
@@ -1286,6 +1350,14 @@ impl<'a, 's> Pending<'a, 's> {
         let state = settlement.application_state();
         match (change, state) {
             (Change::Reverse(_), None) if settlement.reversal.is_some() => replay(settlement),
+            (Change::Reverse(_), None) if settlement.superseded_by.is_some() => refused(format!(
+                "settlement {id} is topped up by application {}: withdraw or reject the \
+                 application first",
+                settlement
+                    .superseded_by
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )),
             (Change::Reverse(reason), None) => self.give_back(settlement, reason, None, by),
             (Change::Reverse(_), Some(_)) => refused(format!(
                 "settlement {id} is an application (依申请救助), not a window settlement: a \
@@ -1336,6 +1408,169 @@ impl<'a, 's> Pending<'a, 's> {
         }
     }
 
+    /// For a top-up application given back: the window settlement it stood
+    /// in for counts again, in `usage` and on its record.
+    fn restore_window(
+        &mut self,
+        settlement: &Settlement,
+        usage: Usage,
+    ) -> Result<Usage, StoreError> {
+        let Some(top_up) = settlement
+            .application
+            .as_ref()
+            .and_then(|a| a.top_up.as_ref())
+        else {
+            return Ok(usage);
+        };
+        let damaged = |what: &str| {
+            StoreError::Corrupt(format!(
+                "application {} tops up settlement {}, which {what}",
+                settlement.id, top_up.settlement_id
+            ))
+        };
+        let (mut window, _) = self
+            .find(&top_up.key)?
+            .ok_or_else(|| damaged("is missing"))?;
+        if window.superseded_by != Some(settlement.id) {
+            return Err(damaged("does not name it"));
+        }
+        let usage = usage
+            .charge(&window.outcome)
+            .ok_or_else(|| damaged("overflows the running total"))?;
+        window.superseded_by = None;
+        self.write(window);
+        Ok(usage)
+    }
+
+    /// Records a top-up application of the window settlement under
+    /// `window`: the stay worked out as if settled at discharge on the
+    /// roster as it is now, standing in the window settlement's place in
+    /// the running total, owing the difference.
+    fn top_up(
+        &mut self,
+        window: &ClaimKey,
+        assessing: &Assessing,
+        application: &Application,
+        by: &Origin,
+    ) -> Answer {
+        match self.try_top_up(window, assessing, application, by) {
+            Ok(answer) => answer,
+            Err(error) => Answer::Now(Err(error)),
+        }
+    }
+
+    fn try_top_up(
+        &mut self,
+        window_key: &ClaimKey,
+        assessing: &Assessing,
+        application: &Application,
+        by: &Origin,
+    ) -> Result<Answer, LedgerError> {
+        let (mut window, _) = self.find(window_key)?.ok_or(LedgerError::NotFound)?;
+        let id = window.id;
+        if window.application.is_some() {
+            return Err(LedgerError::Refused(format!(
+                "settlement {id} is an application: a top-up pays the rest of a window settlement"
+            )));
+        }
+        if window.reversal.is_some() {
+            return Err(LedgerError::Refused(format!(
+                "settlement {id} was reversed: there is nothing to top up"
+            )));
+        }
+        if let Some(existing) = window.superseded_by {
+            let key = TopUp::key(window_key, id, existing);
+            let (earlier, in_batch) = self.find(&key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("settlement {id} names a missing top-up {existing}"))
+            })?;
+            let same = earlier.application.as_ref().is_some_and(|a| {
+                a.documents == application.documents && a.submitted_by == application.submitted_by
+            });
+            if !same {
+                return Err(LedgerError::Refused(format!(
+                    "settlement {id} is already topped up by application {existing}"
+                )));
+            }
+            return Ok(Pending::about(
+                in_batch,
+                Ok(Recorded {
+                    settlement: earlier,
+                    replayed: true,
+                }),
+            ));
+        }
+        let claim = window.claim.clone();
+        let (patient, year) = (claim.patient_id().clone(), claim.year());
+        let assessed;
+        let assessment = match assessing {
+            Assessing::Done(assessment) => assessment,
+            Assessing::InBatch(book) => {
+                let person = self.roster_record(&patient)?;
+                assessed = rules::assess_under(book, &claim, person.as_ref())
+                    .map_err(LedgerError::NoPolicy)?;
+                &assessed
+            }
+        };
+        let corrupt = |what: &str| {
+            LedgerError::Store(StoreError::Corrupt(format!(
+                "running total of {patient} in {year} {what} settlement {id}"
+            )))
+        };
+        let without = self
+            .usage(&patient, year)?
+            .refund(&window.outcome)
+            .ok_or_else(|| corrupt("does not hold"))?;
+        let outcome = rules::apply_year(&claim, assessment, &without);
+        if outcome.assistance <= window.outcome.assistance {
+            return Err(LedgerError::Refused(format!(
+                "settlement {id} would pay {} now, no more than the {} it paid: nothing is owed",
+                outcome.assistance, window.outcome.assistance
+            )));
+        }
+        let charged = without
+            .charge(&outcome)
+            .ok_or_else(|| corrupt("overflows with the top-up of"))?;
+        let new_id = self.settlement_id()?;
+        let mut application = application.clone();
+        application.top_up = Some(TopUp {
+            settlement_id: id,
+            key: window_key.clone(),
+            window_paid: window.outcome.assistance,
+        });
+        let owed = application.owed(outcome.assistance);
+        let settlement = Settlement {
+            id: new_id,
+            claim: claim.rekeyed(TopUp::key(window_key, id, new_id)),
+            outcome,
+            settled_at: self.now.at,
+            settled_day: self.now.day,
+            settled_by: by.name.clone(),
+            // The window settlement's referral stands; a top-up is not
+            // referred again.
+            referral: None,
+            reversal: None,
+            application: Some(application),
+            superseded_by: None,
+        };
+        window.superseded_by = Some(new_id);
+        self.set_usage(&patient, year, charged);
+        let detail = format!(
+            "application {new_id} tops up settlement {id}: assistance {}, {owed} owed",
+            settlement.outcome.assistance
+        );
+        self.audited(
+            by,
+            Subject::Claim(window_key.clone(), Some(patient)),
+            detail,
+        );
+        self.write(window);
+        self.write(settlement.clone());
+        Ok(Answer::AfterCommit(Ok(Recorded {
+            settlement,
+            replayed: false,
+        })))
+    }
+
     /// Records the approval of a pending application: it counts as paid;
     /// the cap already holds its reservation.
     fn approve(&mut self, mut settlement: Settlement, payment: &PaymentRef, by: &Origin) -> Answer {
@@ -1384,7 +1619,7 @@ impl<'a, 's> Pending<'a, 's> {
                 ))
             })
         });
-        let usage = match refunded {
+        let usage = match refunded.and_then(|usage| self.restore_window(&settlement, usage)) {
             Err(error) => return Answer::Now(Err(error.into())),
             Ok(usage) => usage,
         };

@@ -68,6 +68,7 @@ pub const KNOWN_RPCS: &[&str] = &[
     "/medassist.v1.AuditService/ListAuditRecords",
     "/medassist.v1.ApplicationService/ListRetroactiveCandidates",
     "/medassist.v1.ApplicationService/SubmitApplication",
+    "/medassist.v1.ApplicationService/OpenApplication",
     "/medassist.v1.ApplicationService/ApproveApplication",
     "/medassist.v1.ApplicationService/RejectApplication",
     "/medassist.v1.ApplicationService/WithdrawApplication",

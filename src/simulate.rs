@@ -186,7 +186,9 @@ impl<'a> Simulation<'a> {
     /// patient's year stood then; `None` when passed over, or when the
     /// proposal has no policy for it.
     pub fn settle(&mut self, settlement: &Settlement, person: Option<&Person>) -> Option<Outcome> {
-        if settlement.claim.year() != self.year {
+        // A window settlement a top-up stands in for is replayed as the
+        // top-up, which is the whole stay.
+        if settlement.claim.year() != self.year || settlement.superseded_by.is_some() {
             return None;
         }
         let region = settlement
@@ -512,6 +514,7 @@ mod bench {
                 referral: None,
                 reversal: None,
                 application: None,
+                superseded_by: None,
             });
         }
         (people, settlements)

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    domain::{Money, ResidentId, Settlement, SettlementStatus, Usage, Year},
+    domain::{Money, ResidentId, Settlement, Usage, Year},
     store::{Scan, StoreError},
 };
 
@@ -159,7 +159,7 @@ pub fn verify(store: &dyn Scan) -> Result<VerifyReport, StoreError> {
             settlement.claim.year(),
         );
         let sum = expected.entry(key).or_default();
-        if settlement.status() == SettlementStatus::Settled {
+        if settlement.counts() {
             sum.count += 1;
             let consumed = settlement.outcome.consumed();
             sum.used = add(sum.used, consumed.cap_charged, &mut report);
@@ -555,6 +555,7 @@ mod tests {
             referral: None,
             reversal: None,
             application: None,
+            superseded_by: None,
         }
     }
 

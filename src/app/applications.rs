@@ -9,7 +9,7 @@
 use super::{App, AppError, audit_settlement};
 use crate::{
     auth::{Action, Caller, authorize},
-    domain::{Application, Claim, ClaimKey, Reason, Settlement},
+    domain::{Application, Claim, ClaimKey, Reason, Settlement, SettlementId},
     ledger::{Assessing, Change, Recorded},
 };
 
@@ -34,6 +34,7 @@ impl App {
             submitted_by: by.id.clone(),
             approval: None,
             closing: None,
+            top_up: None,
         };
         let recorded = self
             .ledger
@@ -42,6 +43,61 @@ impl App {
         if !recorded.replayed {
             self.metrics.settled(&recorded.settlement.outcome);
             audit_settlement("submit_application", &recorded.settlement, by);
+        }
+        Ok(recorded)
+    }
+
+    /// Opens a top-up application of the window settlement `window` (role
+    /// caseworker), typically a retroactive candidate: the stay worked out
+    /// on the roster as it is now, owing what the window did not pay. Its
+    /// patient must be enrolled in the caller's regions now (as the
+    /// candidates are listed: the window may have settled them as not
+    /// enrolled); any other settlement is answered as missing.
+    pub async fn open_application(
+        &self,
+        window: SettlementId,
+        documents: Reason,
+        by: &Caller,
+    ) -> Result<Recorded, AppError> {
+        authorize(by, Action::SubmitApplication)?;
+        let missing = || AppError::NotFound(format!("no settlement {window}"));
+        let read = self.store.settlement(window)?.ok_or_else(missing)?;
+        let settlement = self.ledger.durable(read).await?;
+        if self
+            .find_person_for(settlement.claim.patient_id(), by)
+            .await?
+            .is_none()
+        {
+            return Err(missing());
+        }
+        let assessing = match self.store.shared() {
+            true => Assessing::InBatch(self.policies.load_full()),
+            false => Assessing::Done(Box::new(self.assess(&settlement.claim).await?)),
+        };
+        let application = Application {
+            documents,
+            submitted_by: by.id.clone(),
+            approval: None,
+            closing: None,
+            top_up: None,
+        };
+        let patient_year = (
+            settlement.claim.patient_id().clone(),
+            settlement.claim.year(),
+        );
+        let recorded = self
+            .ledger
+            .top_up(
+                settlement.claim.key().clone(),
+                patient_year,
+                assessing,
+                application,
+                by.origin.clone(),
+            )
+            .await?;
+        if !recorded.replayed {
+            self.metrics.settled(&recorded.settlement.outcome);
+            audit_settlement("open_application", &recorded.settlement, by);
         }
         Ok(recorded)
     }

@@ -138,7 +138,7 @@ impl Search<'_> {
                 let Some(now) = simulation.settle(&settlement, Some(person)) else {
                     continue;
                 };
-                if settlement.reversal.is_none() && now.assistance > settlement.outcome.assistance {
+                if settlement.counts() && now.assistance > settlement.outcome.assistance {
                     found.push(Candidate { settlement, now });
                 }
             }

@@ -206,6 +206,13 @@ impl Claim {
         self
     }
 
+    /// The same stay under another key: a top-up application's (see
+    /// `Application::top_up`).
+    pub fn rekeyed(mut self, key: ClaimKey) -> Claim {
+        self.key = key;
+        self
+    }
+
     /// The settlement key.
     pub fn key(&self) -> &ClaimKey {
         &self.key

@@ -39,7 +39,7 @@ pub use resident_id::ResidentId;
 pub use settlement::{
     Application, ApplicationState, Approval, BandLine, Breakdown, CapState, Category, Channel,
     Closing, Consumed, Exact, IneligibleReason, Outcome, PatientYear, Quote, ReferralReason,
-    Reversal, Settlement, SettlementId, SettlementStatus, Timestamp, Usage,
+    Reversal, Settlement, SettlementId, SettlementStatus, Timestamp, TopUp, Usage,
 };
 pub use text::{ClaimId, HospitalId, PaymentRef, PersonName, Reason};
 pub use validation::{FieldViolation, ParseError, Violations};

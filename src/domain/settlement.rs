@@ -10,8 +10,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::{
-    BusinessDay, Claim, ClaimKind, EnrollmentKind, Money, ParseError, PaymentRef, PolicyId, Ratio,
-    Reason, RegionCode, Year,
+    BusinessDay, Claim, ClaimId, ClaimKey, ClaimKind, EnrollmentKind, Money, ParseError,
+    PaymentRef, PolicyId, Ratio, Reason, RegionCode, Year,
 };
 
 /// The service's number for a recorded settlement: assigned in commit order,
@@ -344,6 +344,46 @@ pub struct Application {
     pub approval: Option<Approval>,
     /// Once closed without payment: how.
     pub closing: Option<Closing>,
+    /// Set when it pays the rest of a window settlement that the roster as
+    /// it is now owes more (a late enrollment, a more favourable class).
+    pub top_up: Option<TopUp>,
+}
+
+impl Application {
+    /// What approving it pays: its assistance, less what the window
+    /// settlement it tops up already paid.
+    pub fn owed(&self, assistance: Money) -> Money {
+        let paid = self.top_up.as_ref().map_or(Money::ZERO, |t| t.window_paid);
+        assistance.checked_sub(paid).unwrap_or(Money::ZERO)
+    }
+}
+
+/// The window settlement a top-up application pays the rest of. The
+/// application is the stay worked out as if settled at discharge under the
+/// roster as it is now, and takes the window settlement's place in the
+/// patient's running total (which [`Settlement::superseded_by`] marks)
+/// until it is rejected or withdrawn.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TopUp {
+    /// The window settlement's number.
+    pub settlement_id: SettlementId,
+    /// Its claim key.
+    pub key: ClaimKey,
+    /// What it paid at the window.
+    pub window_paid: Money,
+}
+
+impl TopUp {
+    /// The claim key of the top-up application `id` of the window
+    /// settlement `window` (under its claim key `key`): at the window's
+    /// hospital, `~` and both numbers, so each application has its own and
+    /// a stay's window key is never taken twice.
+    pub fn key(key: &ClaimKey, window: SettlementId, id: SettlementId) -> ClaimKey {
+        ClaimKey {
+            hospital_id: key.hospital_id.clone(),
+            claim_id: ClaimId::of_top_up(window.get(), id.get()),
+        }
+    }
 }
 
 /// The approval of an application.
@@ -431,6 +471,9 @@ pub struct Settlement {
     pub reversal: Option<Reversal>,
     /// Set when it is an application rather than a window settlement.
     pub application: Option<Application>,
+    /// The top-up application that, while pending or approved, stands in
+    /// this window settlement's place in the running total.
+    pub superseded_by: Option<SettlementId>,
 }
 
 /// A settlement as stored: today's fields in their first order, then what
@@ -460,6 +503,9 @@ pub struct SettlementTerms {
     /// `store::legacy::SettlementV3`).
     #[serde(default)]
     application: Option<Application>,
+    /// See [`Settlement::superseded_by`]; written with the application.
+    #[serde(default)]
+    superseded_by: Option<SettlementId>,
 }
 
 impl From<Settlement> for SettlementRecord {
@@ -468,6 +514,7 @@ impl From<Settlement> for SettlementRecord {
             claim_kind: s.claim.kind(),
             breakdown: s.outcome.breakdown.clone(),
             application: s.application,
+            superseded_by: s.superseded_by,
         };
         SettlementRecord {
             id: s.id,
@@ -497,11 +544,19 @@ impl From<SettlementRecord> for Settlement {
             referral: r.referral,
             reversal: r.reversal,
             application: r.terms.application,
+            superseded_by: r.terms.superseded_by,
         }
     }
 }
 
 impl Settlement {
+    /// True when it counts in its patient's running total: not reversed
+    /// (nor an application rejected or withdrawn), and not a window
+    /// settlement a top-up application stands in for.
+    pub fn counts(&self) -> bool {
+        self.reversal.is_none() && self.superseded_by.is_none()
+    }
+
     /// Where it was settled: at the window, or on application.
     pub fn channel(&self) -> Channel {
         match self.application {
@@ -550,11 +605,12 @@ impl Settlement {
     }
 
     /// What this settlement charges to its year now: its assistance while
-    /// settled, nothing once reversed.
+    /// it [`counts`](Settlement::counts), nothing once reversed or stood in
+    /// for by a top-up.
     pub fn charged(&self) -> Money {
-        match self.status() {
-            SettlementStatus::Settled => self.outcome.assistance,
-            SettlementStatus::Reversed => Money::ZERO,
+        match self.counts() {
+            true => self.outcome.assistance,
+            false => Money::ZERO,
         }
     }
 }

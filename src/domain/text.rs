@@ -72,6 +72,13 @@ impl ClaimId {
         parse_ident(text).map(ClaimId)
     }
 
+    /// The claim number of a top-up application (see
+    /// `domain::TopUp::key`): `~`, the window settlement's number, `~`, the
+    /// application's; 34 printable ASCII characters.
+    pub(crate) fn of_top_up(window: u64, application: u64) -> ClaimId {
+        ClaimId(format!("~{window:016}~{application:016}"))
+    }
+
     /// The identifier as sent.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -9,7 +9,10 @@ use super::{
 use crate::{
     app::{AppError, CandidatePage},
     audit::Subject,
-    domain::{ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId, Violations, Year},
+    domain::{
+        ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId, SettlementId, Violations,
+        Year,
+    },
     ledger::{Change, Recorded},
 };
 
@@ -36,6 +39,21 @@ impl pb::application_service_server::ApplicationService for Api {
         by.note.subject(claim_subject(&claim));
         let submitted = self.app.submit_application(claim, documents, &by).await;
         decided(&by.note, submitted)
+    }
+
+    async fn open_application(
+        &self,
+        request: Request<pb::OpenApplicationRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        let by = caller(&request)?;
+        let request = request.get_ref();
+        let mut violations = Violations::new();
+        let window = violations.check("settlement_id", SettlementId::parse(&request.settlement_id));
+        let documents = violations.check("documents", Reason::parse(&request.documents));
+        let (window, documents) = checked(violations.finish(|| Some((window?, documents?))))?;
+        by.note.subject(Subject::Settlement(window, None));
+        let opened = self.app.open_application(window, documents, &by).await;
+        decided(&by.note, opened)
     }
 
     async fn approve_application(

@@ -344,8 +344,23 @@ pub fn settlement(settlement: &Settlement) -> pb::Settlement {
                 payment_ref: approval
                     .map(|a| a.payment_ref.as_str().to_owned())
                     .unwrap_or_default(),
+                owed: application.owed(settlement.outcome.assistance).to_string(),
+                tops_up: application
+                    .top_up
+                    .as_ref()
+                    .map(|t| t.settlement_id.to_string())
+                    .unwrap_or_default(),
+                window_paid: application
+                    .top_up
+                    .as_ref()
+                    .map(|t| t.window_paid.to_string())
+                    .unwrap_or_default(),
             }
         }),
+        superseded_by: settlement
+            .superseded_by
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         ..with_referral(
             settlement_of(&settlement.claim, &settlement.outcome, status),
             settlement.referral,

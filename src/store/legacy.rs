@@ -244,6 +244,7 @@ impl SettlementV2 {
             referral: self.referral,
             reversal: self.reversal,
             application: None,
+            superseded_by: None,
         }
     }
 }
@@ -313,6 +314,7 @@ impl SettlementV1 {
                 by: String::new(),
             }),
             application: None,
+            superseded_by: None,
         }
     }
 }

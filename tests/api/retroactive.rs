@@ -13,6 +13,7 @@ use medassist::{
         self, application_service_client::ApplicationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
+        usage_service_client::UsageServiceClient,
     },
 };
 use tempfile::TempDir;
@@ -67,6 +68,7 @@ async fn a_late_enrollment_lists_the_stays_it_owes() {
             token_entry("t-h001", Role::Hospital, Some("H001")),
             token_entry("t-roster", Role::RosterAdmin, None),
             token_entry_in("t-case-in", Role::Caseworker, None, &["320600"]),
+            token_entry_in("t-case-in2", Role::Caseworker, None, &["320602"]),
             token_entry_in("t-case-out", Role::Caseworker, None, &["320100"]),
             token_entry("t-auditor", Role::Auditor, None),
         ]),
@@ -172,4 +174,140 @@ async fn a_late_enrollment_lists_the_stays_it_owes() {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&bad), vec!["page_token"]);
+    // A candidate becomes a top-up application in one call.
+    let window = all.candidates[0].settlement.clone().unwrap();
+    let cases =
+        |token| ApplicationServiceClient::with_interceptor(channel.clone(), bearer(Some(token)));
+    let open = |settlement_id: &str| pb::OpenApplicationRequest {
+        settlement_id: settlement_id.to_owned(),
+        documents: "case L-1, enrolled late".into(),
+    };
+    let used = |patient: String| {
+        let channel = channel.clone();
+        async move {
+            UsageServiceClient::with_interceptor(channel, bearer(Some("t-auditor")))
+                .get_annual_usage(pb::GetAnnualUsageRequest {
+                    patient_id: patient,
+                    year: 2026,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .used
+        }
+    };
+    let window_of = |id: String| {
+        let channel = channel.clone();
+        async move {
+            SettlementServiceClient::with_interceptor(channel, bearer(Some("t-auditor")))
+                .get_settlement(pb::GetSettlementRequest {
+                    settlement_id: id,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let topped = cases("t-case-in")
+        .open_application(open(&window.settlement_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topped.channel(), pb::Channel::Application);
+    assert_eq!(
+        (topped.hospital_id.as_str(), topped.claim_id.clone()),
+        (
+            "H001",
+            format!("~{}~{}", window.settlement_id, topped.settlement_id)
+        )
+    );
+    assert_eq!(topped.assistance_amount, "7350.00");
+    let record = topped.application.clone().unwrap();
+    assert_eq!(record.state(), pb::ApplicationState::Pending);
+    assert_eq!(
+        (
+            record.owed.as_str(),
+            record.tops_up.as_str(),
+            record.window_paid.as_str()
+        ),
+        ("7350.00", window.settlement_id.as_str(), "0.00")
+    );
+    let again = cases("t-case-in")
+        .open_application(open(&window.settlement_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again.settlement_id, topped.settlement_id,
+        "a retry opens nothing new"
+    );
+    assert_eq!(
+        window_of(window.settlement_id.clone()).await.superseded_by,
+        topped.settlement_id
+    );
+    assert_eq!(
+        used(late.clone()).await,
+        "7350.00",
+        "the stay counts once, as the top-up"
+    );
+    let rest = page(&channel, "t-case-in", "320600", 0, "").await.unwrap();
+    assert_eq!(claims(&rest), vec![owed("L-2"), owed("L-3")]);
+    let reversal = hospital
+        .reverse(pb::ReverseRequest {
+            hospital_id: "H001".into(),
+            claim_id: "L-1".into(),
+            reason: "billed twice".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reversal.code(), Code::FailedPrecondition, "{reversal:?}");
+    let (paid, replayed) = settled(hospital.settle(worked_example(&on_time, "O-1")).await);
+    assert!(replayed);
+    let nothing = cases("t-case-in")
+        .open_application(open(&paid.settlement_id))
+        .await
+        .unwrap_err();
+    assert_eq!(nothing.code(), Code::FailedPrecondition, "{nothing:?}");
+
+    // Rejected, the window settlement counts again and is a candidate again;
+    // opened anew and approved, the difference is paid.
+    cases("t-case-in2")
+        .reject_application(pb::CloseApplicationRequest {
+            hospital_id: "H001".into(),
+            claim_id: topped.claim_id.clone(),
+            reason: "documents missing".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        window_of(window.settlement_id.clone()).await.superseded_by,
+        ""
+    );
+    assert_eq!(used(late.clone()).await, "0.00");
+    let back = page(&channel, "t-case-in", "320600", 0, "").await.unwrap();
+    assert_eq!(claims(&back), claims(&all));
+    let reopened = cases("t-case-in")
+        .open_application(open(&window.settlement_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(reopened.settlement_id, topped.settlement_id);
+    let approved = cases("t-case-in2")
+        .approve_application(pb::ApproveApplicationRequest {
+            hospital_id: "H001".into(),
+            claim_id: reopened.claim_id.clone(),
+            payment_ref: "PAY-L-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        approved.application.unwrap().state(),
+        pb::ApplicationState::Approved
+    );
+    assert_eq!(used(late.clone()).await, "7350.00");
+    let dir = server.stop().await;
+    let report = verify_dir(&dir);
+    assert!(report.is_consistent(), "{report}");
 }

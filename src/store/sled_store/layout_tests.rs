@@ -13,7 +13,7 @@ use crate::store::legacy::TermsV3;
 use crate::{
     domain::{
         Application, Approval, Claim, ClaimInput, ClaimKind, ClaimKindSent, Date, Outcome,
-        PaymentRef, Reason, RegionCode, Timestamp, UtcOffset,
+        PaymentRef, Reason, RegionCode, Timestamp, TopUp, UtcOffset,
     },
     rules,
 };
@@ -57,10 +57,12 @@ fn today() -> Settlement {
         referral: None,
         reversal: None,
         application: None,
+        superseded_by: None,
     }
 }
 
-/// An approved application, as layout 4 stores it.
+/// An approved top-up application, as layout 4 stores it (and marked as
+/// superseded, which only window settlements are, to carry every field).
 fn applied() -> Settlement {
     let now = today();
     Settlement {
@@ -74,7 +76,13 @@ fn applied() -> Settlement {
                 payment_ref: PaymentRef::parse("PAY-7").unwrap(),
             }),
             closing: None,
+            top_up: Some(TopUp {
+                settlement_id: SettlementId::new(3),
+                key: now.claim.key().clone(),
+                window_paid: Money::parse("120.50").unwrap(),
+            }),
         }),
+        superseded_by: Some(SettlementId::new(11)),
         ..now
     }
 }
