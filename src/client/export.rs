@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("settlementId,hospitalId,claimId,patientId,"));
         assert!(
-            lines[0].ends_with(",settledDay,reversedDay,claimKind,breakdown,channel,application"),
+            lines[0].ends_with(",claimKind,breakdown,channel,application,supersededBy"),
             "{}",
             lines[0]
         );
