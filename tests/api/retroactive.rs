@@ -2,7 +2,9 @@
 //! clients: stays settled while their patients were not on the roster are
 //! listed once a roster write enrolls them, with what they would pay now;
 //! reversed and already-paid stays are not; pages go by patient and never
-//! split one; caseworkers see only their regions and hospitals none.
+//! split one; caseworkers see only their regions and hospitals none; a
+//! candidate becomes a top-up application in one call, and a simulation
+//! replays the topped-up stay once.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use medassist::{
     config::Config,
     grpc::pb::{
         self, application_service_client::ApplicationServiceClient,
-        roster_service_client::RosterServiceClient,
+        policy_service_client::PolicyServiceClient, roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
         usage_service_client::UsageServiceClient,
     },
@@ -20,6 +22,16 @@ use tempfile::TempDir;
 use tonic::{Code, transport::Channel};
 
 use crate::helpers::*;
+
+/// The built-in policy's terms as a file (the seed's floors in Nantong).
+const SEED_TERMS: &str = r#"
+[[policy]]
+region_code = "320600"
+year = 2020
+assistance_ratio = "0.70"
+cap_fraction = "0.50"
+basic_insurance_annual_cap = "300000.00"
+"#;
 
 /// Lists `region`'s candidates of 2026 with `token`, one page.
 async fn page(
@@ -307,6 +319,28 @@ async fn a_late_enrollment_lists_the_stays_it_owes() {
         pb::ApplicationState::Approved
     );
     assert_eq!(used(late.clone()).await, "7350.00");
+
+    // A simulation replays the topped-up stay as its top-up, not twice:
+    // under the built-in policy's terms, the year would pay what was paid
+    // and what L-2 and L-3 are still owed.
+    let report = PolicyServiceClient::with_interceptor(channel.clone(), bearer(Some("t-auditor")))
+        .simulate_policy(pb::SimulatePolicyRequest {
+            policy_toml: SEED_TERMS.into(),
+            year: 2026,
+            region_code: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = report.total.unwrap();
+    // O-1, L-2 and L-3 at the window, L-1 as its approved top-up (the
+    // rejected top-up and R-1 are reversed): O-1's 7,350.00 paid at the
+    // window and L-1's on application; 7,350.00 more each for L-2 and L-3.
+    assert_eq!(total.settlements, 4);
+    assert_eq!(
+        (total.paid.as_str(), total.would_pay.as_str()),
+        ("14700.00", "29400.00")
+    );
     let dir = server.stop().await;
     let report = verify_dir(&dir);
     assert!(report.is_consistent(), "{report}");
