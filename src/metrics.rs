@@ -10,6 +10,7 @@
 //! | `medassist_assistance_fen_total` | `outcome` | assistance paid by new settlements, in fen (an integer: money never passes through a float) |
 //! | `medassist_reversals_total` | | settlements reversed |
 //! | `medassist_reversed_assistance_fen_total` | | assistance given back by reversals, in fen |
+//! | `medassist_applications_total` | `event` | assistance on application (not in the settlement counts above): `submitted`, `opened` (a top-up of a window settlement), `approved`, `rejected`, `withdrawn` |
 //! | `medassist_store_apply_duration_seconds` | | writing one batch into the store, before its flush |
 //! | `medassist_store_flush_duration_seconds` | | one flush: the journal `pwrite` and `fdatasync` that make batches durable |
 //! | `medassist_store_flush_requests` | | requests answered per flush (the group size) |
@@ -100,6 +101,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -115,6 +121,7 @@ pub struct Metrics {
     settlements: Family<OutcomeLabels, Counter>,
     assistance_fen: Family<OutcomeLabels, Counter>,
     reversals: Counter,
+    applications: Family<EventLabels, Counter>,
     reversed_fen: Counter,
     apply_seconds: Histogram,
     flush_seconds: Histogram,
@@ -156,6 +163,7 @@ impl Metrics {
             settlements: Family::default(),
             assistance_fen: Family::default(),
             reversals: Counter::default(),
+            applications: Family::default(),
             reversed_fen: Counter::default(),
             apply_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 18)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -219,6 +227,11 @@ impl Metrics {
             "reversed_assistance_fen",
             "Assistance given back by reversals, in fen",
             metrics.reversed_fen.clone(),
+        );
+        registry.register(
+            "applications",
+            "Assistance on application: submitted, opened as a top-up, approved, rejected, withdrawn",
+            metrics.applications.clone(),
         );
         registry.register(
             "store_apply_duration_seconds",
@@ -343,6 +356,14 @@ impl Metrics {
             .get_or_create(&ReasonLabels {
                 reason: reason.as_str(),
             })
+            .inc();
+    }
+
+    /// Counts a step of an application (`submitted`, `opened`, `approved`,
+    /// `rejected`, `withdrawn`).
+    pub fn application(&self, event: &'static str) {
+        self.applications
+            .get_or_create(&EventLabels { event })
             .inc();
     }
 

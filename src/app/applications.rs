@@ -41,7 +41,7 @@ impl App {
             .settle(claim, assessing, Some(application), by.origin.clone())
             .await?;
         if !recorded.replayed {
-            self.metrics.settled(&recorded.settlement.outcome);
+            self.metrics.application("submitted");
             audit_settlement("submit_application", &recorded.settlement, by);
         }
         Ok(recorded)
@@ -96,7 +96,7 @@ impl App {
             )
             .await?;
         if !recorded.replayed {
-            self.metrics.settled(&recorded.settlement.outcome);
+            self.metrics.application("opened");
             audit_settlement("open_application", &recorded.settlement, by);
         }
         Ok(recorded)
@@ -124,14 +124,15 @@ impl App {
         if !by.sees_settlement(&settlement) {
             return Err(missing());
         }
-        let action = match &change {
-            Change::Approve(_) => "approve_application",
-            Change::Reject(_) => "reject_application",
-            Change::Withdraw(_) => "withdraw_application",
-            Change::Reverse(_) => "reverse",
+        let (action, event) = match &change {
+            Change::Approve(_) => ("approve_application", "approved"),
+            Change::Reject(_) => ("reject_application", "rejected"),
+            Change::Withdraw(_) => ("withdraw_application", "withdrawn"),
+            Change::Reverse(_) => ("reverse", "reversed"),
         };
         let recorded = self.ledger.change(key, change, by.origin.clone()).await?;
         if !recorded.replayed {
+            self.metrics.application(event);
             audit_settlement(action, &recorded.settlement, by);
         }
         Ok(recorded)

@@ -90,6 +90,7 @@ async fn an_application_is_reserved_then_paid_by_a_second_pair_of_eyes() {
                 token_entry("t-h009", Role::Hospital, Some("H009")),
                 token_entry("t-roster", Role::RosterAdmin, None),
                 token_entry("t-auditor", Role::Auditor, None),
+                token_entry("t-metrics", Role::Metrics, None),
                 token_entry_in("t-case-a", Role::Caseworker, None, &["320600"]),
                 token_entry_in("t-case-b", Role::Caseworker, None, &["320602"]),
                 token_entry_in("t-case-out", Role::Caseworker, None, &["320100"]),
@@ -97,6 +98,7 @@ async fn an_application_is_reserved_then_paid_by_a_second_pair_of_eyes() {
             ..Config::default()
         };
         c.clock = medassist::clock::ManualClock::new(at("2026-04-02T02:00:00Z"));
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         c
     };
     let server = TestServer::launch(Arc::clone(&dir), config, None).await;
@@ -342,6 +344,22 @@ async fn an_application_is_reserved_then_paid_by_a_second_pair_of_eyes() {
         .into_inner()
         .settlements;
     assert_eq!(h001[0].channel(), pb::Channel::Window);
+
+    // Each step counted once, retries not at all; applications are not
+    // window settlements.
+    let metrics =
+        crate::transit::http_get(server.metrics_addr.unwrap(), "/metrics", Some("t-metrics")).await;
+    for (event, count) in [
+        ("submitted", 3),
+        ("approved", 1),
+        ("rejected", 1),
+        ("withdrawn", 1),
+    ] {
+        let series = format!("medassist_applications_total{{event=\"{event}\"}}");
+        assert_eq!(crate::edge::metric(&metrics, &series), count, "{series}");
+    }
+    let paid = "medassist_settlements_total{outcome=\"paid\"}";
+    assert_eq!(crate::edge::metric(&metrics, paid), 1, "W-1 only");
     let dir = server.stop().await;
     let report = verify_dir(&dir);
     assert!(report.is_consistent(), "{report}");

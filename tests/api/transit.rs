@@ -83,7 +83,7 @@ async fn https_get(
 }
 
 /// One plain HTTP/1.1 GET of `path` with `token`, if any: the whole answer.
-async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request =
