@@ -22,6 +22,7 @@ mod roster;
 mod simulation;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
+pub use applications::Decision;
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 pub use retroactive::{Candidate, CandidatePage};
 pub use roster::{

@@ -9,9 +9,43 @@
 use super::{App, AppError, audit_settlement};
 use crate::{
     auth::{Action, Caller, authorize},
-    domain::{Application, Claim, ClaimKey, Reason, Settlement, SettlementId},
+    domain::{Application, Claim, ClaimKey, PaymentRef, Reason, Settlement, SettlementId},
     ledger::{Assessing, Change, Recorded},
 };
+
+/// What a second principal (or, for a withdrawal, anyone of the role)
+/// decides about a pending application: the ledger's [`Change`]s other than
+/// a hospital's reversal, which this path must never make.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// Pay it, under the fund's payment reference.
+    Approve(PaymentRef),
+    /// Refuse it.
+    Reject(Reason),
+    /// Take it back.
+    Withdraw(Reason),
+}
+
+impl Decision {
+    /// The log action and the metric's event.
+    fn step(&self) -> (&'static str, &'static str) {
+        match self {
+            Decision::Approve(_) => ("approve_application", "approved"),
+            Decision::Reject(_) => ("reject_application", "rejected"),
+            Decision::Withdraw(_) => ("withdraw_application", "withdrawn"),
+        }
+    }
+}
+
+impl From<Decision> for Change {
+    fn from(decision: Decision) -> Change {
+        match decision {
+            Decision::Approve(payment) => Change::Approve(payment),
+            Decision::Reject(reason) => Change::Reject(reason),
+            Decision::Withdraw(reason) => Change::Withdraw(reason),
+        }
+    }
+}
 
 impl App {
     /// Submits `claim` on application (role caseworker), with where its
@@ -25,26 +59,12 @@ impl App {
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::SubmitApplication)?;
         self.read_person_for(claim.patient_id(), by).await?;
-        let assessing = match self.store.shared() {
-            true => Assessing::InBatch(self.policies.load_full()),
-            false => Assessing::Done(Box::new(self.assess(&claim).await?)),
-        };
-        let application = Application {
-            documents,
-            submitted_by: by.id.clone(),
-            approval: None,
-            closing: None,
-            top_up: None,
-        };
+        let (assessing, application) = self.application(&claim, documents, by).await?;
         let recorded = self
             .ledger
             .settle(claim, assessing, Some(application), by.origin.clone())
             .await?;
-        if !recorded.replayed {
-            self.metrics.application("submitted");
-            audit_settlement("submit_application", &recorded.settlement, by);
-        }
-        Ok(recorded)
+        Ok(self.stepped(recorded, ("submit_application", "submitted"), by))
     }
 
     /// Opens a top-up application of the window settlement `window` (role
@@ -70,46 +90,29 @@ impl App {
         {
             return Err(missing());
         }
-        let assessing = match self.store.shared() {
-            true => Assessing::InBatch(self.policies.load_full()),
-            false => Assessing::Done(Box::new(self.assess(&settlement.claim).await?)),
-        };
-        let application = Application {
-            documents,
-            submitted_by: by.id.clone(),
-            approval: None,
-            closing: None,
-            top_up: None,
-        };
-        let patient_year = (
-            settlement.claim.patient_id().clone(),
-            settlement.claim.year(),
-        );
+        let claim = settlement.claim;
+        let (assessing, application) = self.application(&claim, documents, by).await?;
+        let patient_year = (claim.patient_id().clone(), claim.year());
         let recorded = self
             .ledger
             .top_up(
-                settlement.claim.key().clone(),
+                claim.key().clone(),
                 patient_year,
                 assessing,
                 application,
                 by.origin.clone(),
             )
             .await?;
-        if !recorded.replayed {
-            self.metrics.application("opened");
-            audit_settlement("open_application", &recorded.settlement, by);
-        }
-        Ok(recorded)
+        Ok(self.stepped(recorded, ("open_application", "opened"), by))
     }
 
     /// Approves, rejects or withdraws the application under `key` (role
-    /// caseworker): `change` is [`Change::Approve`], [`Change::Reject`] or
-    /// [`Change::Withdraw`]. An application the caller may not see is
-    /// answered as missing; a window settlement is refused.
+    /// caseworker). An application the caller may not see is answered as
+    /// missing; a window settlement is refused.
     pub async fn decide_application(
         &self,
         key: ClaimKey,
-        change: Change,
+        decision: Decision,
         by: &Caller,
     ) -> Result<Recorded, AppError> {
         authorize(by, Action::DecideApplication)?;
@@ -124,17 +127,48 @@ impl App {
         if !by.sees_settlement(&settlement) {
             return Err(missing());
         }
-        let (action, event) = match &change {
-            Change::Approve(_) => ("approve_application", "approved"),
-            Change::Reject(_) => ("reject_application", "rejected"),
-            Change::Withdraw(_) => ("withdraw_application", "withdrawn"),
-            Change::Reverse(_) => ("reverse", "reversed"),
+        let step = decision.step();
+        let recorded = self
+            .ledger
+            .change(key, decision.into(), by.origin.clone())
+            .await?;
+        Ok(self.stepped(recorded, step, by))
+    }
+
+    /// How the ledger is to assess `claim` (in its batch on a shared store,
+    /// here otherwise), and the new application of `by`.
+    async fn application(
+        &self,
+        claim: &Claim,
+        documents: Reason,
+        by: &Caller,
+    ) -> Result<(Assessing, Application), AppError> {
+        let assessing = match self.store.shared() {
+            true => Assessing::InBatch(self.policies.load_full()),
+            false => Assessing::Done(Box::new(self.assess(claim).await?)),
         };
-        let recorded = self.ledger.change(key, change, by.origin.clone()).await?;
+        let application = Application {
+            documents,
+            submitted_by: by.id.clone(),
+            approval: None,
+            closing: None,
+            top_up: None,
+        };
+        Ok((assessing, application))
+    }
+
+    /// Counts and logs a step of an application the ledger recorded (a
+    /// replay is neither).
+    fn stepped(
+        &self,
+        recorded: Recorded,
+        (action, event): (&'static str, &'static str),
+        by: &Caller,
+    ) -> Recorded {
         if !recorded.replayed {
             self.metrics.application(event);
             audit_settlement(action, &recorded.settlement, by);
         }
-        Ok(recorded)
+        recorded
     }
 }

@@ -315,16 +315,6 @@ pub enum Channel {
     Application,
 }
 
-impl Channel {
-    /// The name of exports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Window => "window",
-            Channel::Application => "application",
-        }
-    }
-}
-
 /// Assistance on application (依申请救助, 事后救助): a stay that was not
 /// settled at the window (enrolled after discharge, treated out of the
 /// province, a hospital not connected), submitted by a caseworker and
@@ -603,20 +593,11 @@ impl Settlement {
             _ => None,
         }
     }
-
-    /// What this settlement charges to its year now: its assistance while
-    /// it [`counts`](Settlement::counts), nothing once reversed or stood in
-    /// for by a top-up.
-    pub fn charged(&self) -> Money {
-        match self.counts() {
-            true => self.outcome.assistance,
-            false => Money::ZERO,
-        }
-    }
 }
 
 /// A patient's running total for one cap year. It always equals the sum over
-/// the year's settlements that are not reversed (of what each consumed).
+/// the year's settlements that [count](Settlement::counts) (of what each
+/// consumed).
 ///
 /// The fields after `patient_pays` came with the 2021 framework: a total
 /// stored before them ends there (see `store::legacy`), and they are zero.

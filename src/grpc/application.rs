@@ -4,16 +4,17 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    Api, answered, audit::Note, caller, checked, claim_subject, convert, pb, write_audited,
+    Api, answered, audit::Note, caller, checked, claim_subject, convert, key_and_reason, pb,
+    write_audited,
 };
 use crate::{
-    app::{AppError, CandidatePage},
+    app::{AppError, CandidatePage, Decision},
     audit::Subject,
     domain::{
         ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId, SettlementId, Violations,
         Year,
     },
-    ledger::{Change, Recorded},
+    ledger::Recorded,
 };
 
 #[tonic::async_trait]
@@ -68,7 +69,7 @@ impl pb::application_service_server::ApplicationService for Api {
             .ok();
         let payment = violations.check("payment_ref", PaymentRef::parse(&request.payment_ref));
         let (key, payment) = checked(violations.finish(|| Some((key?, payment?))))?;
-        self.decide(&by, key, Change::Approve(payment)).await
+        self.decide(&by, key, Decision::Approve(payment)).await
     }
 
     async fn reject_application(
@@ -77,7 +78,7 @@ impl pb::application_service_server::ApplicationService for Api {
     ) -> Result<Response<pb::Settlement>, Status> {
         let by = caller(&request)?;
         let (key, reason) = checked(close_request(request.get_ref()))?;
-        self.decide(&by, key, Change::Reject(reason)).await
+        self.decide(&by, key, Decision::Reject(reason)).await
     }
 
     async fn withdraw_application(
@@ -86,7 +87,7 @@ impl pb::application_service_server::ApplicationService for Api {
     ) -> Result<Response<pb::Settlement>, Status> {
         let by = caller(&request)?;
         let (key, reason) = checked(close_request(request.get_ref()))?;
-        self.decide(&by, key, Change::Withdraw(reason)).await
+        self.decide(&by, key, Decision::Withdraw(reason)).await
     }
 
     async fn list_retroactive_candidates(
@@ -122,10 +123,10 @@ impl Api {
         &self,
         by: &super::Call,
         key: ClaimKey,
-        change: Change,
+        decision: Decision,
     ) -> Result<Response<pb::Settlement>, Status> {
         by.note.subject(Subject::Claim(key.clone(), None));
-        let decided_now = self.app.decide_application(key, change, by).await;
+        let decided_now = self.app.decide_application(key, decision, by).await;
         decided(&by.note, decided_now)
     }
 }
@@ -140,12 +141,7 @@ fn decided(
 }
 
 fn close_request(request: &pb::CloseApplicationRequest) -> Result<(ClaimKey, Reason), Violations> {
-    let mut violations = Violations::new();
-    let key = ClaimKey::parse(&request.hospital_id, &request.claim_id)
-        .map_err(|inner| violations.extend(inner))
-        .ok();
-    let reason = violations.check("reason", Reason::parse(&request.reason));
-    violations.finish(|| Some((key?, reason?)))
+    key_and_reason(&request.hospital_id, &request.claim_id, &request.reason)
 }
 
 type CandidatesRequest = (RegionCode, Year, usize, Option<ResidentId>);

@@ -276,11 +276,21 @@ pub(super) fn write_audited(note: &Note, result: &Result<crate::ledger::Recorded
 }
 
 fn reverse_request(request: &pb::ReverseRequest) -> Result<(ClaimKey, Reason), Violations> {
+    key_and_reason(&request.hospital_id, &request.claim_id, &request.reason)
+}
+
+/// A claim key and a reason, of a request that cancels or closes what is
+/// recorded under the key (Reverse, RejectApplication, WithdrawApplication).
+pub(super) fn key_and_reason(
+    hospital_id: &str,
+    claim_id: &str,
+    reason: &str,
+) -> Result<(ClaimKey, Reason), Violations> {
     let mut violations = Violations::new();
-    let key = ClaimKey::parse(&request.hospital_id, &request.claim_id)
+    let key = ClaimKey::parse(hospital_id, claim_id)
         .map_err(|inner| violations.extend(inner))
         .ok();
-    let reason = violations.check("reason", Reason::parse(&request.reason));
+    let reason = violations.check("reason", Reason::parse(reason));
     violations.finish(|| Some((key?, reason?)))
 }
 

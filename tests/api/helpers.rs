@@ -207,6 +207,17 @@ impl TestServer {
     }
 }
 
+/// The built-in policy's terms as a policy file: Nantong city, from 2020,
+/// at the seed's floors.
+pub const CITY_POLICY: &str = r#"
+[[policy]]
+region_code = "320600"
+year = 2020
+assistance_ratio = "0.70"
+cap_fraction = "0.50"
+basic_insurance_annual_cap = "300000.00"
+"#;
+
 /// A moment written in RFC 3339 (`2026-11-30T15:59:59Z`), for a test clock.
 pub fn at(text: &str) -> Timestamp {
     Timestamp::from(

@@ -25,15 +25,6 @@ fn token_entry(token: &str, role: &str, hospital: Option<&str>) -> String {
     format!("[[auth.tokens]]\nsha256 = \"{digest}\"\nrole = \"{role}\"\n{hospital}\n")
 }
 
-const CITY: &str = r#"
-[[policy]]
-region_code = "320600"
-year = 2020
-assistance_ratio = "0.70"
-cap_fraction = "0.50"
-basic_insurance_annual_cap = "300000.00"
-"#;
-
 /// A county of another city (Yangzhou), whose only policy is its own.
 const YANGZHOU: &str = r#"
 [[policy]]
@@ -123,7 +114,11 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
     let one = ("hospital-one", "hospital", Some("H001"));
     let two = ("hospital-two", "hospital", Some("H002"));
     let roster = ("roster", "roster_admin", None);
-    std::fs::write(&config, config_text(&[one, two, roster], &[CITY, YANGZHOU])).unwrap();
+    std::fs::write(
+        &config,
+        config_text(&[one, two, roster], &[CITY_POLICY, YANGZHOU]),
+    )
+    .unwrap();
     let pid_file = dir.path().join("medassist.pid");
     let server = ServerProcess::start_logging(
         &dir.path().join("data"),
@@ -154,7 +149,11 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
         .unwrap();
 
     // Revoke hospital two; add county 320602's policy; drop Yangzhou's.
-    std::fs::write(&config, config_text(&[one, roster], &[CITY, COUNTY_320602])).unwrap();
+    std::fs::write(
+        &config,
+        config_text(&[one, roster], &[CITY_POLICY, COUNTY_320602]),
+    )
+    .unwrap();
     // As the README says: the pid file names this server and no other.
     let pid = std::fs::read_to_string(&pid_file).expect("the pid file is written");
     assert_eq!(pid.trim(), server.id().to_string());
@@ -184,7 +183,7 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
 
     // A policy below the floors: refused, nothing changes.
     let below = COUNTY_320602.replace("\"0.80\"", "\"0.60\"");
-    std::fs::write(&config, config_text(&[roster], &[CITY, &below])).unwrap();
+    std::fs::write(&config, config_text(&[roster], &[CITY_POLICY, &below])).unwrap();
     server.hang_up();
     eventually("the refusal is logged", || async {
         server.logged("configuration reload refused")
@@ -218,7 +217,7 @@ async fn sighup_applies_tokens_and_policies_and_refuses_a_broken_file() {
 async fn a_settlement_replays_after_its_policy_is_removed() {
     let dir = Arc::new(TempDir::new().unwrap());
     let mut server_config = TestServer::config_for(&dir);
-    server_config.config = Config::parse(&format!("{CITY}{YANGZHOU}")).unwrap();
+    server_config.config = Config::parse(&format!("{CITY_POLICY}{YANGZHOU}")).unwrap();
     server_config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     let server = TestServer::launch(dir, server_config, None).await;
     let id = resident_id("1960-01-01", 61);
@@ -240,7 +239,7 @@ async fn a_settlement_replays_after_its_policy_is_removed() {
     );
     server
         .reloader
-        .reload(Ok(Config::parse(CITY).unwrap()))
+        .reload(Ok(Config::parse(CITY_POLICY).unwrap()))
         .unwrap();
     let (again, replayed) = settled(
         server
@@ -329,7 +328,7 @@ async fn a_request_in_flight_finishes_under_the_old_tokens() {
     let roster = ("roster", "roster_admin", None);
     let other = ("other", "roster_admin", None);
     let config = |tokens: &[(&str, &str, Option<&str>)]| {
-        Config::parse(&config_text(tokens, &[CITY])).unwrap()
+        Config::parse(&config_text(tokens, &[CITY_POLICY])).unwrap()
     };
     let dir = Arc::new(TempDir::new().unwrap());
     let server = TestServer::start_with(dir, config(&[roster, other])).await;

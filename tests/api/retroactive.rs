@@ -23,16 +23,6 @@ use tonic::{Code, transport::Channel};
 
 use crate::helpers::*;
 
-/// The built-in policy's terms as a file (the seed's floors in Nantong).
-const SEED_TERMS: &str = r#"
-[[policy]]
-region_code = "320600"
-year = 2020
-assistance_ratio = "0.70"
-cap_fraction = "0.50"
-basic_insurance_annual_cap = "300000.00"
-"#;
-
 /// Lists `region`'s candidates of 2026 with `token`, one page.
 async fn page(
     channel: &Channel,
@@ -325,7 +315,7 @@ async fn a_late_enrollment_lists_the_stays_it_owes() {
     // and what L-2 and L-3 are still owed.
     let report = PolicyServiceClient::with_interceptor(channel.clone(), bearer(Some("t-auditor")))
         .simulate_policy(pb::SimulatePolicyRequest {
-            policy_toml: SEED_TERMS.into(),
+            policy_toml: CITY_POLICY.into(),
             year: 2026,
             region_code: String::new(),
         })
