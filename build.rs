@@ -17,6 +17,8 @@ const PROTOS: &[&str] = &[
     "medassist/v1/reconciliation.proto",
     "medassist/v1/audit.proto",
     "medassist/v1/application.proto",
+    "medassist/v1/statistics.proto",
+    "medassist/v1/caller.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -20,6 +20,7 @@ mod referrals;
 mod retroactive;
 mod roster;
 mod simulation;
+mod statistics;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
 pub use applications::Decision;
@@ -28,6 +29,7 @@ pub use retroactive::{Candidate, CandidatePage};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
 };
+pub use statistics::{APPLICATION_QUEUE_READ_MAX, QueueQuery, RegionYear};
 
 use std::sync::{
     Arc,

@@ -38,6 +38,12 @@ pub enum Role {
     /// A medical-security caseworker: finds and handles assistance on
     /// application (依申请救助), such as the stays a late enrollment owes.
     Caseworker,
+    /// A medical-security officer (医保经办): closes every hospital's day
+    /// (reconciliation, exports) and reads the year's figures.
+    Officer,
+    /// A fund supervisor: reads the year's figures and the policy, and
+    /// costs a proposed policy by simulation.
+    Supervisor,
     /// Runs the service: the admin RPCs (snapshots) and `/metrics`, and
     /// nothing else.
     Operator,
@@ -56,12 +62,14 @@ impl Role {
             "roster_admin" => Role::RosterAdmin,
             "auditor" => Role::Auditor,
             "caseworker" => Role::Caseworker,
+            "officer" => Role::Officer,
+            "supervisor" => Role::Supervisor,
             "operator" => Role::Operator,
             "metrics" => Role::Metrics,
             other => {
                 return Err(format!(
                     "unknown role {other:?}: hospital, insurer, roster_admin, auditor, caseworker, \
-                     operator or metrics"
+                     officer, supervisor, operator or metrics"
                 ));
             }
         })
@@ -75,6 +83,8 @@ impl Role {
             Role::RosterAdmin => "roster_admin",
             Role::Auditor => "auditor",
             Role::Caseworker => "caseworker",
+            Role::Officer => "officer",
+            Role::Supervisor => "supervisor",
             Role::Operator => "operator",
             Role::Metrics => "metrics",
             Role::Open => "open",
@@ -338,6 +348,10 @@ pub enum Action<'a> {
     /// Approve, reject or withdraw an application (four eyes are the
     /// ledger's to check: it knows who submitted).
     DecideApplication,
+    /// ListApplications: the applications of a region, a caseworker's queue.
+    ListApplications,
+    /// GetYearStatistics: a region's figures of a year.
+    ReadStatistics,
     /// Scrape `/metrics`: counts and timings, no personal data.
     ReadMetrics,
 }
@@ -370,8 +384,15 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
             | ReadPolicy
             | ReadSettlements
             | SubmitApplication
-            | DecideApplication,
+            | DecideApplication
+            | ListApplications,
         ) => true,
+        (
+            Role::Officer,
+            ReadSettlements | ReadUsage | ListSettlements | ReadPolicy | Reconcile(_) | Export
+            | ListReferrals | ReadStatistics,
+        ) => true,
+        (Role::Supervisor, ReadPolicy | SimulatePolicy | ReadStatistics) => true,
         (
             Role::Auditor,
             ReadSettlements
@@ -384,7 +405,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Refusa
             | ListReferrals
             | ReadAudit
             | SimulatePolicy
-            | ListRetroactiveCandidates,
+            | ListRetroactiveCandidates
+            | ListApplications
+            | ReadStatistics,
         ) => true,
         _ => false,
     };
@@ -420,6 +443,8 @@ impl Action<'_> {
             Action::ListRetroactiveCandidates => "list retroactive candidates",
             Action::SubmitApplication => "submit applications",
             Action::DecideApplication => "decide applications",
+            Action::ListApplications => "list applications",
+            Action::ReadStatistics => "read statistics",
             Action::ReadMetrics => "read the metrics",
         }
     }

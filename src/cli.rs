@@ -524,7 +524,7 @@ enum TokenCommand {
 #[derive(Debug, Args)]
 struct TokenArgs {
     /// What the caller may do.
-    #[arg(long, value_parser = ["hospital", "insurer", "roster_admin", "auditor", "caseworker", "operator", "metrics"])]
+    #[arg(long, value_parser = ["hospital", "insurer", "roster_admin", "auditor", "caseworker", "officer", "supervisor", "operator", "metrics"])]
     role: String,
     /// The hospital a hospital token acts for.
     #[arg(long)]

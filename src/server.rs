@@ -34,10 +34,11 @@ use crate::{
         pb::{
             admin_service_server::AdminServiceServer,
             application_service_server::ApplicationServiceServer,
-            policy_service_server::PolicyServiceServer,
+            caller_service_server::CallerServiceServer, policy_service_server::PolicyServiceServer,
             reconciliation_service_server::ReconciliationServiceServer,
             roster_service_server::RosterServiceServer,
             settlement_service_server::SettlementServiceServer,
+            statistics_service_server::StatisticsServiceServer,
             usage_service_server::UsageServiceServer,
         },
     },
@@ -332,10 +333,14 @@ impl Server {
                 for route in gateway.route_table() {
                     tracing::debug!(%route, "HTTP/JSON route");
                 }
-                tracing::info!(%addr, "serving HTTP/JSON (OpenAPI at /openapi.json)");
+                tracing::info!(
+                    %addr,
+                    "serving HTTP/JSON (OpenAPI at /openapi.json, the console at {})",
+                    crate::console::PATH
+                );
                 Some(tokio::spawn(serve_http1(
                     connections,
-                    Arc::new(gateway).router(),
+                    Arc::new(gateway).router().merge(crate::console::router()),
                 )))
             }
             None => None,
@@ -875,6 +880,8 @@ async fn report_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<PolicyServiceServer<Api>>().await;
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<ApplicationServiceServer<Api>>().await;
+    health.set_serving::<StatisticsServiceServer<Api>>().await;
+    health.set_serving::<CallerServiceServer<Api>>().await;
     health
         .set_serving::<ReconciliationServiceServer<Api>>()
         .await;
@@ -895,6 +902,10 @@ async fn report_not_serving(health: &tonic_health::server::HealthReporter) {
     health
         .set_not_serving::<ApplicationServiceServer<Api>>()
         .await;
+    health
+        .set_not_serving::<StatisticsServiceServer<Api>>()
+        .await;
+    health.set_not_serving::<CallerServiceServer<Api>>().await;
     health
         .set_not_serving::<ReconciliationServiceServer<Api>>()
         .await;

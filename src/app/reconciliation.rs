@@ -20,7 +20,7 @@ use crate::{
 /// Most business days one export covers, both ends counted.
 pub const EXPORT_DAYS_MAX: i64 = 366;
 /// Settlements read from the store at a time while totalling or exporting.
-const READ_PAGE: usize = 256;
+pub(super) const READ_PAGE: usize = 256;
 /// Settlements an export produces ahead of its client: with [`READ_PAGE`],
 /// what bounds its memory however long it is.
 const EXPORT_AHEAD: usize = 512;
@@ -216,7 +216,7 @@ impl App {
 }
 
 /// The next [`READ_PAGE`] settlements of the days after `after`, once durable.
-async fn read_page(
+pub(super) async fn read_page(
     store: &Arc<dyn Store>,
     ledger: &Ledger,
     hospital: Option<&HospitalId>,

@@ -113,6 +113,14 @@ impl BusinessDay {
         i64::from(later.0) - i64::from(self.0) + 1
     }
 
+    /// The calendar year and month (1 to 12) of the day; `None` only for a
+    /// day beyond the calendar's range.
+    pub fn year_month(self) -> Option<(i32, u32)> {
+        use chrono::Datelike as _;
+        let day = epoch().checked_add_signed(chrono::TimeDelta::days(i64::from(self.0)))?;
+        Some((day.year(), day.month()))
+    }
+
     /// Four bytes a key can hold, ordered as the days are.
     pub fn key_bytes(self) -> [u8; 4] {
         ((self.0 as u32) ^ 0x8000_0000).to_be_bytes()

@@ -8,11 +8,11 @@ use super::{
     write_audited,
 };
 use crate::{
-    app::{AppError, CandidatePage, Decision},
+    app::{AppError, CandidatePage, Decision, QueueQuery},
     audit::Subject,
     domain::{
-        ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId, SettlementId, Violations,
-        Year,
+        ApplicationState, ClaimKey, ParseError, PaymentRef, Reason, RegionCode, ResidentId,
+        SettlementId, Violations, Year,
     },
     ledger::Recorded,
 };
@@ -90,6 +90,34 @@ impl pb::application_service_server::ApplicationService for Api {
         self.decide(&by, key, Decision::Withdraw(reason)).await
     }
 
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        let by = caller(&request)?;
+        let (query, page_size, after) = checked(queue_request(request.get_ref()))?;
+        by.note.subject(Subject::Region(query.region));
+        let page = self
+            .app
+            .application_queue(query, page_size, after, &by)
+            .await;
+        if let Ok(page) = &page {
+            by.note.count(page.settlements.len() as u64);
+            let patients: Vec<ResidentId> = page
+                .settlements
+                .iter()
+                .map(|s| s.claim.patient_id().clone())
+                .collect();
+            if !patients.is_empty() {
+                by.note.subject(Subject::Patients(patients));
+            }
+        }
+        answered(page, |page| pb::ListApplicationsResponse {
+            applications: page.settlements.iter().map(convert::settlement).collect(),
+            next_page_token: convert::next_page_token(page.next_after),
+        })
+    }
+
     async fn list_retroactive_candidates(
         &self,
         request: Request<pb::ListRetroactiveCandidatesRequest>,
@@ -142,6 +170,36 @@ fn decided(
 
 fn close_request(request: &pb::CloseApplicationRequest) -> Result<(ClaimKey, Reason), Violations> {
     key_and_reason(&request.hospital_id, &request.claim_id, &request.reason)
+}
+
+fn queue_request(
+    request: &pb::ListApplicationsRequest,
+) -> Result<(QueueQuery, usize, Option<SettlementId>), Violations> {
+    let mut violations = Violations::new();
+    let region = violations.check("region_code", RegionCode::parse(&request.region_code));
+    let state = match pb::ApplicationState::try_from(request.state) {
+        Ok(pb::ApplicationState::Unspecified) => Some(None),
+        Ok(pb::ApplicationState::Pending) => Some(Some(ApplicationState::Pending)),
+        Ok(pb::ApplicationState::Approved) => Some(Some(ApplicationState::Approved)),
+        Ok(pb::ApplicationState::Rejected) => Some(Some(ApplicationState::Rejected)),
+        Ok(pb::ApplicationState::Withdrawn) => Some(Some(ApplicationState::Withdrawn)),
+        Err(_) => {
+            violations.add("state", "is not an application state");
+            None
+        }
+    };
+    let (from, to) =
+        super::reconciliation::day_range(&mut violations, &request.from_date, &request.to_date);
+    let (page_size, after) = convert::page(&mut violations, request.page_size, &request.page_token);
+    violations.finish(|| {
+        let query = QueueQuery {
+            region: region?,
+            state: state?,
+            from: from?,
+            to: to?,
+        };
+        Some((query, page_size?, after?))
+    })
 }
 
 type CandidatesRequest = (RegionCode, Year, usize, Option<ResidentId>);

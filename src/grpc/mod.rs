@@ -12,6 +12,7 @@ mod gate;
 pub mod http_rule;
 mod reconciliation;
 mod roster;
+mod statistics;
 mod status;
 pub mod transcode;
 
@@ -116,10 +117,12 @@ pub fn api_routes(
     use pb::{
         admin_service_server::AdminServiceServer,
         application_service_server::ApplicationServiceServer,
-        audit_service_server::AuditServiceServer, policy_service_server::PolicyServiceServer,
+        audit_service_server::AuditServiceServer, caller_service_server::CallerServiceServer,
+        policy_service_server::PolicyServiceServer,
         reconciliation_service_server::ReconciliationServiceServer,
         roster_service_server::RosterServiceServer,
         settlement_service_server::SettlementServiceServer,
+        statistics_service_server::StatisticsServiceServer,
         usage_service_server::UsageServiceServer,
     };
     use tonic::service::interceptor::InterceptedService;
@@ -154,6 +157,14 @@ pub fn api_routes(
     )))
     .add_service(audited.layer(InterceptedService::new(
         ApplicationServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    )))
+    .add_service(audited.layer(InterceptedService::new(
+        StatisticsServiceServer::new(api.clone()).max_decoding_message_size(limit),
+        auth.clone(),
+    )))
+    .add_service(audited.layer(InterceptedService::new(
+        CallerServiceServer::new(api.clone()).max_decoding_message_size(limit),
         auth.clone(),
     )))
 }

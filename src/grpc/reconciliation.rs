@@ -192,14 +192,25 @@ type ExportRequest = (BusinessDay, BusinessDay, Option<HospitalId>);
 
 fn export_request(request: &pb::ExportSettlementsRequest) -> Result<ExportRequest, Violations> {
     let mut violations = Violations::new();
-    let from = day(&mut violations, "from_date", &request.from_date);
-    let to = day(&mut violations, "to_date", &request.to_date);
+    let (from, to) = day_range(&mut violations, &request.from_date, &request.to_date);
     let hospital = match request.hospital_id.as_str() {
         "" => Some(None),
         id => violations
             .check("hospital_id", HospitalId::parse(id))
             .map(Some),
     };
+    violations.finish(|| Some((from?, to?, hospital?)))
+}
+
+/// Reads a `from_date` and `to_date` pair: at most [`EXPORT_DAYS_MAX`]
+/// business days, both counted, the last not before the first.
+pub(super) fn day_range(
+    violations: &mut Violations,
+    from_date: &str,
+    to_date: &str,
+) -> (Option<BusinessDay>, Option<BusinessDay>) {
+    let from = day(violations, "from_date", from_date);
+    let to = day(violations, "to_date", to_date);
     if let (Some(from), Some(to)) = (from, to) {
         if to < from {
             violations.add("to_date", "must not be before from_date");
@@ -210,5 +221,5 @@ fn export_request(request: &pb::ExportSettlementsRequest) -> Result<ExportReques
             );
         }
     }
-    violations.finish(|| Some((from?, to?, hospital?)))
+    (from, to)
 }

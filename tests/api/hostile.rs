@@ -295,7 +295,7 @@ async fn random_bytes_as_every_rpc_body() {
                 .any(|streaming| p.ends_with(streaming))
         })
         .collect();
-    assert_eq!(rpcs.len(), 21);
+    assert_eq!(rpcs.len(), 24);
     for path in rpcs.iter().copied() {
         for round in 0..150 {
             let length = match round {

@@ -12,10 +12,11 @@ use medassist::{
     grpc::pb::{
         self, admin_service_client::AdminServiceClient,
         application_service_client::ApplicationServiceClient,
-        policy_service_client::PolicyServiceClient,
+        caller_service_client::CallerServiceClient, policy_service_client::PolicyServiceClient,
         reconciliation_service_client::ReconciliationServiceClient,
         roster_service_client::RosterServiceClient,
         settlement_service_client::SettlementServiceClient,
+        statistics_service_client::StatisticsServiceClient,
         usage_service_client::UsageServiceClient,
     },
 };
@@ -38,6 +39,8 @@ fn guarded_config() -> Config {
             token_entry("t-roster", Role::RosterAdmin, None),
             token_entry("t-auditor", Role::Auditor, None),
             token_entry("t-caseworker", Role::Caseworker, None),
+            token_entry("t-officer", Role::Officer, None),
+            token_entry("t-supervisor", Role::Supervisor, None),
             token_entry("t-operator", Role::Operator, None),
         ]),
         ..Config::default()
@@ -71,9 +74,12 @@ enum Rpc {
     ReconcileDay,
     ListDaySettlements,
     ExportSettlements,
+    ListApplications,
+    GetYearStatistics,
+    GetCaller,
 }
 
-const RPCS: [Rpc; 25] = [
+const RPCS: [Rpc; 28] = [
     Rpc::PreSettle,
     Rpc::Settle,
     Rpc::Reverse,
@@ -99,6 +105,9 @@ const RPCS: [Rpc; 25] = [
     Rpc::ReconcileDay,
     Rpc::ListDaySettlements,
     Rpc::ExportSettlements,
+    Rpc::ListApplications,
+    Rpc::GetYearStatistics,
+    Rpc::GetCaller,
 ];
 
 /// The proposed policy book SimulatePolicy replays the fixtures under.
@@ -263,6 +272,8 @@ async fn call_about(
         ApplicationServiceClient::with_interceptor(channel.clone(), bearer(token));
     let mut reconciliation =
         ReconciliationServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut statistics = StatisticsServiceClient::with_interceptor(channel.clone(), bearer(token));
+    let mut callers = CallerServiceClient::with_interceptor(channel.clone(), bearer(token));
     let claim = format!("M-{}", fixtures.claims.fetch_add(1, Ordering::SeqCst));
     let patient = target.patient.clone();
     let request = pb::SettleRequest {
@@ -456,6 +467,25 @@ async fn call_about(
             };
             drained(reconciliation.export_settlements(request).await).await
         }
+        Rpc::ListApplications => applications
+            .list_applications(pb::ListApplicationsRequest {
+                region_code: "320600".into(),
+                state: pb::ApplicationState::Unspecified.into(),
+                from_date: "2026-01-01".into(),
+                to_date: "2026-12-31".into(),
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().applications.len()),
+        Rpc::GetYearStatistics => statistics
+            .get_year_statistics(pb::GetYearStatisticsRequest {
+                region_code: "320600".into(),
+                year: 2026,
+            })
+            .await
+            .map(|r| r.into_inner().total.map_or(0, |t| t.settlements as usize)),
+        Rpc::GetCaller => callers.get_caller(pb::GetCallerRequest {}).await.map(|_| 1),
     };
     match result {
         Ok(records) => Answer {
@@ -486,6 +516,7 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
     );
     let allowed = match caller {
         "none" | "bad" => return Code::Unauthenticated,
+        _ if rpc == GetCaller => true,
         "t-h001" => hospital_scoped && hospital == "H001",
         "t-insurer" => matches!(
             rpc,
@@ -507,7 +538,23 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | ApproveApplication
                 | RejectApplication
                 | WithdrawApplication
+                | ListApplications
         ),
+        "t-officer" => matches!(
+            rpc,
+            GetSettlementByKey
+                | GetSettlementById
+                | GetAnnualUsage
+                | ListSettlements
+                | BatchGetAnnualUsage
+                | ListReferrals
+                | GetPolicy
+                | ReconcileDay
+                | ListDaySettlements
+                | ExportSettlements
+                | GetYearStatistics
+        ),
+        "t-supervisor" => matches!(rpc, GetPolicy | SimulatePolicy | GetYearStatistics),
         "t-auditor" => matches!(
             rpc,
             GetSettlementByKey
@@ -524,6 +571,8 @@ fn expected(rpc: Rpc, caller: &str, hospital: &str) -> Code {
                 | ReconcileDay
                 | ListDaySettlements
                 | ExportSettlements
+                | ListApplications
+                | GetYearStatistics
         ),
         other => panic!("unknown caller {other}"),
     };
@@ -556,21 +605,23 @@ async fn guarded_server(config: Config) -> TestServer {
     TestServer::launch(dir, server_config, None).await
 }
 
-/// Proves the whole matrix: 25 RPCs x 8 callers x own and other hospital,
-/// 400 calls, each answered exactly as the permission table says; health and
+/// Proves the whole matrix: 28 RPCs x 10 callers x own and other hospital,
+/// 560 calls, each answered exactly as the permission table says; health and
 /// reflection stay open.
 #[tokio::test]
 async fn every_rpc_against_every_caller() {
     let server = guarded_server(guarded_config()).await;
     let channel = server.channel();
     let fixtures = Fixtures::new(&channel).await;
-    let callers: [(&str, Option<&'static str>); 8] = [
+    let callers: [(&str, Option<&'static str>); 10] = [
         ("t-h001", Some("t-h001")),
         ("t-operator", Some("t-operator")),
         ("t-insurer", Some("t-insurer")),
         ("t-roster", Some("t-roster")),
         ("t-auditor", Some("t-auditor")),
         ("t-caseworker", Some("t-caseworker")),
+        ("t-officer", Some("t-officer")),
+        ("t-supervisor", Some("t-supervisor")),
         ("none", None),
         ("bad", Some("not-a-token")),
     ];
@@ -588,7 +639,7 @@ async fn every_rpc_against_every_caller() {
             }
         }
     }
-    assert_eq!(checked, 400);
+    assert_eq!(checked, 560);
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
@@ -599,7 +650,7 @@ async fn every_rpc_against_every_caller() {
 
 /// Tokens of the roles that read patients by region, limited to the
 /// fixtures' city (whose county the patient is enrolled in) and to another.
-const SCOPED: [(&str, Role, &str); 8] = [
+const SCOPED: [(&str, Role, &str); 12] = [
     ("t-insurer-in", Role::Insurer, "320600"),
     ("t-insurer-out", Role::Insurer, "320100"),
     ("t-roster-in", Role::RosterAdmin, "320600"),
@@ -608,6 +659,10 @@ const SCOPED: [(&str, Role, &str); 8] = [
     ("t-auditor-out", Role::Auditor, "320100"),
     ("t-caseworker-in", Role::Caseworker, "320600"),
     ("t-caseworker-out", Role::Caseworker, "320100"),
+    ("t-officer-in", Role::Officer, "320600"),
+    ("t-officer-out", Role::Officer, "320100"),
+    ("t-supervisor-in", Role::Supervisor, "320600"),
+    ("t-supervisor-out", Role::Supervisor, "320100"),
 ];
 
 /// The unscoped token of the same role as a scoped one.
@@ -616,6 +671,8 @@ fn unscoped(role: Role) -> &'static str {
         Role::Insurer => "t-insurer",
         Role::RosterAdmin => "t-roster",
         Role::Caseworker => "t-caseworker",
+        Role::Officer => "t-officer",
+        Role::Supervisor => "t-supervisor",
         _ => "t-auditor",
     }
 }
@@ -678,6 +735,8 @@ async fn every_rpc_against_region_limited_callers() {
                             | Rpc::ReconcileDay
                             | Rpc::ListDaySettlements
                             | Rpc::ExportSettlements
+                            | Rpc::ListApplications
+                            | Rpc::GetYearStatistics
                     );
                     if outside && listed && wanted.code == Code::Ok {
                         wanted.records = 0;
@@ -689,7 +748,7 @@ async fn every_rpc_against_region_limited_callers() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 200);
+    assert_eq!(checked, 336);
 }
 
 /// Proves open mode refuses to listen off loopback.
