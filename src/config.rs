@@ -37,7 +37,7 @@
 //!
 //! [[auth.tokens]]                 # with [auth], every RPC but health and reflection needs a token
 //! sha256 = "…64 hex digits…"      # the token's digest, never the token (`medassist token new`)
-//! role = "hospital"               # hospital | insurer | roster_admin | auditor
+//! role = "hospital"               # hospital | insurer | roster_admin | auditor | caseworker | officer | supervisor | operator | metrics
 //! hospital_id = "H001"            # hospitals only
 //! name = "HIS of hospital H001"   # optional, for audit logs
 //!

@@ -44,13 +44,15 @@
 //! - [`app`]: the use cases (quote, settle, reverse, usage, roster and its
 //!   bulk exchange, policy and its simulation, snapshots, the fund office's
 //!   reconciliation by hospital and business day, export and referrals to
-//!   temporary assistance, and assistance on application with the stays a
-//!   late enrollment owes) over store, ledger and
+//!   temporary assistance, assistance on application with the stays a
+//!   late enrollment owes and the caseworkers' queue, and a region's figures
+//!   of a year) over store, ledger and
 //!   rules, with errors that separate "you sent something wrong" from
 //!   "something broke".
 //! - [`auth`]: who is calling (bearer tokens, kept as SHA-256 digests) and
 //!   the permission table of the roles (hospital, insurer, roster_admin,
-//!   auditor, caseworker, operator, metrics); the app consults it.
+//!   auditor, caseworker, officer, supervisor, operator, metrics); the app
+//!   consults it.
 //! - [`grpc`]: the wire. Generated messages, conversions to and from the
 //!   domain, the authentication interceptor, the gate (concurrency limit and
 //!   request metrics), and the single table from errors to gRPC status codes.
@@ -58,6 +60,13 @@
 //!   the protos' `google.api.http` annotations ([`grpc::http_rule`]), JSON
 //!   turned into the same gRPC calls through the same stack; `build.rs`
 //!   writes the OpenAPI document from the same annotations.
+//! - [`statistics`]: the year's figures of a region (by month, class,
+//!   region, hospital, cost band, ICD-10 chapter) as a pure fold of
+//!   settlements, beside [`simulate`], the replay of a year under another
+//!   policy.
+//! - [`console`]: the fund staff's web console, three hand-written files in
+//!   `src/console/` served on the HTTP/JSON port at `/console/`: a client of
+//!   the same API with the user's token, adding no way in of its own.
 //! - [`metrics`]: the Prometheus registry the gate, app and ledger update.
 //! - [`config`]: the TOML configuration file (policies, tokens, TLS,
 //!   limits). [`edge`]: the accept loop of every port and what holds

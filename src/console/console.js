@@ -469,8 +469,8 @@ function personScreen(view, params) {
 }
 
 function showPerson(id, year, record, usage, list) {
-  const settlements = api('POST', '/v1/settlements:listForPatient', { patientId: id, year, pageSize: 100 })
-    .then((r) => r.settlements);
+  const page = (token) => api('POST', '/v1/settlements:listForPatient', { patientId: id, year, pageSize: 100, pageToken: token });
+  const first = page('');
   attempt(record, async () => {
     const p = await api('POST', '/v1/persons:get', { patientId: id });
     return [h('h2', {}, p.name, ' · ', rid(p.patientId)),
@@ -484,17 +484,30 @@ function showPerson(id, year, record, usage, list) {
     const u = await api('POST', '/v1/usages:get', { patientId: id, year });
     let pending = 0n;
     try {
-      for (const s of await settlements) {
-        if (s.application?.state === 'APPLICATION_STATE_PENDING') pending += fen(s.assistanceAmount);
+      for (let r = await first; ; r = await page(r.nextPageToken)) {
+        for (const s of r.settlements) {
+          if (s.application?.state === 'APPLICATION_STATE_PENDING') pending += fen(s.assistanceAmount);
+        }
+        if (!r.nextPageToken) break;
       }
-    } catch { /* shown below */ }
+    } catch { /* the list below says why */ }
     return [h('h2', {}, t('cap'), ' ', year, ' · ', yuan(u.annualCap)), capBar(u, pending)];
   });
   attempt(list, async () => {
-    const found = await settlements;
-    return [h('h2', {}, t('settlements')),
-      table(SETTLEMENT_HEADERS(), settlementRows(found), t('noSettlements')),
-      found.map(explanation)];
+    const r = await first;
+    const shown = table(SETTLEMENT_HEADERS(), settlementRows(r.settlements), t('noSettlements'));
+    const rows = shown.querySelector('tbody');
+    const explanations = h('div', {}, r.settlements.map(explanation));
+    const more = (token) => token && h('button', {
+      type: 'button', class: 'quiet',
+      onclick: async (e) => {
+        const next = await page(token);
+        rows.append(...settlementRows(next.settlements));
+        explanations.append(...next.settlements.map(explanation));
+        e.target.replaceWith(more(next.nextPageToken) || '');
+      },
+    }, t('more'));
+    return [h('h2', {}, t('settlements')), shown, more(r.nextPageToken), explanations];
   });
 }
 

@@ -36,15 +36,22 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The staff of a city's fund, and a hospital.
 fn staff_config() -> Config {
     Config {
-        access: Access::Tokens(vec![
-            token_entry_in("t-clerk", Role::RosterAdmin, None, &["320600"]),
-            token_entry_in("t-officer", Role::Officer, None, &["320600"]),
-            token_entry_in("t-case-a", Role::Caseworker, None, &["320600"]),
-            token_entry_in("t-case-b", Role::Caseworker, None, &["320600"]),
-            token_entry_in("t-supervisor", Role::Supervisor, None, &["320600"]),
-            token_entry("t-auditor", Role::Auditor, None),
-            token_entry("t-h001", Role::Hospital, Some("H001")),
-        ]),
+        access: Access::Tokens(
+            vec![
+                token_entry_in("t-clerk", Role::RosterAdmin, None, &["320600"]),
+                token_entry_in("t-officer", Role::Officer, None, &["320600"]),
+                token_entry_in("t-case-a", Role::Caseworker, None, &["320600"]),
+                token_entry_in("t-case-b", Role::Caseworker, None, &["320600"]),
+                token_entry_in("t-supervisor", Role::Supervisor, None, &["320600"]),
+                token_entry("t-auditor", Role::Auditor, None),
+            ]
+            .into_iter()
+            .chain(HOSPITAL_TOKENS.iter().enumerate().map(|(i, token)| {
+                let hospital = format!("H{:03}", i + 1);
+                token_entry(token, Role::Hospital, Some(&hospital))
+            }))
+            .collect(),
+        ),
         ..Config::default()
     }
 }
@@ -204,6 +211,32 @@ impl Browser {
                 )
             }
         }
+    }
+
+    /// Submits the form at `form` and waits until every part of the page
+    /// it loads has answered (no "正在加载…" left in `main`); returns the
+    /// milliseconds between, as the page's clock measures them.
+    async fn timed(&self, form: &str) -> f64 {
+        let script = r#"
+            const [form, done] = arguments;
+            const main = document.querySelector('main');
+            let loading = false;
+            const start = performance.now();
+            const watch = new MutationObserver(() => {
+                const now = main.textContent.includes('正在加载');
+                if (loading && !now) { watch.disconnect(); done(performance.now() - start); }
+                loading = loading || now;
+            });
+            watch.observe(main, {subtree: true, childList: true, characterData: true});
+            document.querySelector(form).requestSubmit();
+        "#;
+        self.find(form).await;
+        let took = self
+            .client
+            .execute_async(script, vec![json!(form)])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {form} never answered: {e}", self.test));
+        took.as_f64().unwrap()
     }
 
     /// The text of the element at `css` now ("" when there is none).
@@ -630,3 +663,206 @@ impl Money {
         format!("{}.{:02}", self.0 / 100, self.0 % 100)
     }
 }
+
+/// Diagnosis codes the benchmark's stays are drawn from, one per chapter
+/// the fund sees most.
+const BENCH_CODES: [&str; 7] = [
+    "N18.5", "C34.1", "I63.9", "E11.9", "J44.1", "F20.0", "K74.6",
+];
+
+/// Measures how long each console page takes to show its answer, in the
+/// browser, with a year of a city's data: `MEDASSIST_CONSOLE_SETTLEMENTS`
+/// settlements (100,000 by default) of 20,000 persons at 20 hospitals,
+/// spread over the business days of 2026, and one application a day.
+/// Each page is timed from the click of its button to its answer on the
+/// screen, `MEDASSIST_CONSOLE_RUNS` times (5); the medians are printed with
+/// their ratio to the policy page, which reads one small record, measured
+/// in the same run. `benches/console.sh` runs it in release.
+#[tokio::test]
+#[ignore = "a benchmark: benches/console.sh runs it in release"]
+async fn pages_with_a_year_of_a_city() {
+    let total: usize = env_or("MEDASSIST_CONSOLE_SETTLEMENTS", 100_000);
+    let runs: usize = env_or("MEDASSIST_CONSOLE_RUNS", 5);
+    let persons = 20_000.min(total.max(1));
+    let dir = Arc::new(TempDir::new().unwrap());
+    let clock = medassist::clock::ManualClock::new(at("2026-01-01T02:00:00Z"));
+    let mut config = TestServer::config_for(&dir);
+    config.config = staff_config();
+    config.http_listen = Some(local());
+    config.clock = clock.clone();
+    let server = TestServer::launch(dir, config, None).await;
+    let http = server.http_addr.unwrap();
+
+    let made = std::time::Instant::now();
+    let ids: Vec<String> = (0..persons)
+        .map(|i| {
+            resident_id(
+                &format!("19{:02}-01-01", 30 + i / 999),
+                (i % 999 + 1) as u16,
+            )
+        })
+        .collect();
+    let records: Vec<pb::UpsertPersonRequest> = ids
+        .iter()
+        .map(|id| pb::UpsertPersonRequest {
+            person: Some(dibao_person(id)),
+        })
+        .collect();
+    RosterServiceClient::with_interceptor(server.channel(), bearer(Some("t-clerk")))
+        .import_persons(tokio_stream::iter(records))
+        .await
+        .unwrap();
+    let per_day = total.div_ceil(365);
+    let mut made_count = 0;
+    for day in 0..365i64 {
+        let noon = at("2026-01-01T02:00:00Z").unix_micros() + day * 86_400_000_000;
+        clock.set(medassist::domain::Timestamp::from_unix_micros(noon));
+        let date =
+            medassist::domain::BusinessDay::from_days_since_epoch((noon / 86_400_000_000) as i32)
+                .to_string();
+        let mut calls = tokio::task::JoinSet::new();
+        for j in 0..per_day.min(total - made_count) {
+            let k = made_count + j;
+            let cost = 2_000 + (k * 7_919) % 60_000;
+            let request = pb::SettleRequest {
+                hospital_id: format!("H{:03}", 1 + k % 20),
+                claim_id: format!("Y-{k}"),
+                patient_id: ids[k % persons].clone(),
+                admission_date: date.clone(),
+                discharge_date: date.clone(),
+                diagnosis_codes: vec![BENCH_CODES[k % BENCH_CODES.len()].into()],
+                total_cost: format!("{cost}.00"),
+                in_scope_cost: format!("{}.00", cost * 4 / 5),
+                basic_insurance_paid: "0".into(),
+                critical_illness_paid: "0".into(),
+                claim_kind: 0,
+            };
+            let mut client = SettlementServiceClient::with_interceptor(
+                server.channel(),
+                bearer(Some(HOSPITAL_TOKENS[k % 20])),
+            );
+            calls.spawn(async move { client.settle(request).await.unwrap() });
+            if calls.len() == 64 {
+                calls.join_next().await.unwrap().unwrap();
+            }
+        }
+        calls.join_all().await;
+        made_count = (made_count + per_day).min(total);
+        ApplicationServiceClient::with_interceptor(server.channel(), bearer(Some("t-case-a")))
+            .submit_application(pb::SubmitApplicationRequest {
+                claim: Some(pb::SettleRequest {
+                    hospital_id: "H099".into(),
+                    claim_id: format!("A-{day}"),
+                    admission_date: date.clone(),
+                    discharge_date: date.clone(),
+                    ..claim_paying_7000(&ids[day as usize % persons], "")
+                }),
+                documents: format!("案卷 {day}"),
+            })
+            .await
+            .unwrap();
+    }
+    println!(
+        "made {persons} persons, {made_count} settlements and 365 applications in {:.1?}",
+        made.elapsed()
+    );
+
+    let browser = Browser::open(http, "bench").await;
+    browser.sign_in("t-auditor").await;
+    let patient = ids[0].clone();
+    let pages: Vec<(&str, Vec<f64>)> = vec![
+        ("policy (baseline)", Vec::new()),
+        ("person", Vec::new()),
+        ("reconciliation (H001, one day)", Vec::new()),
+        ("referrals (a month)", Vec::new()),
+        ("applications (a month)", Vec::new()),
+        ("statistics (the year)", Vec::new()),
+        ("audit (a patient, a year)", Vec::new()),
+    ];
+    let mut pages = pages;
+    for _ in 0..runs {
+        for (name, times) in pages.iter_mut() {
+            let ms = match *name {
+                "policy (baseline)" => {
+                    browser.visit("#/policy").await;
+                    browser.fill("#policy-form #f-regionCode", "320600").await;
+                    browser.fill("#policy-form #f-year", "2026").await;
+                    browser.timed("#policy-form").await
+                }
+                "person" => {
+                    browser.visit("#/person").await;
+                    browser.fill("#f-patientId", &patient).await;
+                    browser.fill("#f-year", "2026").await;
+                    browser.timed("#person-search").await
+                }
+                "reconciliation (H001, one day)" => {
+                    browser.visit("#/reconcile").await;
+                    browser.fill("#f-hospitalId", "H001").await;
+                    browser.set("#f-fromDate", "2026-06-15").await;
+                    browser.timed("#reconcile-form").await
+                }
+                "referrals (a month)" => {
+                    browser.visit("#/referrals").await;
+                    browser.fill("#f-regionCode", "320600").await;
+                    browser.set("#f-fromDate", "2026-06-01").await;
+                    browser.set("#f-toDate", "2026-06-30").await;
+                    browser.timed("#referrals-form").await
+                }
+                "applications (a month)" => {
+                    browser.visit("#/applications").await;
+                    browser.fill("#queue-form #f-regionCode", "320600").await;
+                    browser
+                        .set("#f-state", "APPLICATION_STATE_UNSPECIFIED")
+                        .await;
+                    browser.set("#queue-form #f-fromDate", "2026-06-01").await;
+                    browser.set("#queue-form #f-toDate", "2026-06-30").await;
+                    browser.timed("#queue-form").await
+                }
+                "statistics (the year)" => {
+                    browser.visit("#/statistics").await;
+                    browser.fill("#f-regionCode", "320600").await;
+                    browser.fill("#f-year", "2026").await;
+                    browser.timed("#statistics-form").await
+                }
+                _ => {
+                    browser.visit("#/audit").await;
+                    browser.fill("#audit-form #f-patientId", &patient).await;
+                    browser.set("#audit-form #f-from", "2026-01-01T00:00").await;
+                    browser.set("#audit-form #f-to", "2027-01-01T00:00").await;
+                    browser.timed("#audit-form").await
+                }
+            };
+            let failed = browser.text("main [role=alert]").await;
+            assert!(failed.is_empty(), "{name}: {failed}");
+            times.push(ms);
+        }
+    }
+    let median = |times: &[f64]| {
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let baseline = median(&pages[0].1);
+    println!("page | median ms | / baseline | runs (ms)");
+    for (name, times) in &pages {
+        let m = median(times);
+        println!(
+            "{name} | {m:.0} | {:.1} | {}",
+            m / baseline,
+            times
+                .iter()
+                .map(|t| format!("{t:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    browser.close().await;
+    server.stop().await;
+}
+
+/// The benchmark's twenty hospitals' tokens.
+const HOSPITAL_TOKENS: [&str; 20] = [
+    "t-h001", "t-h002", "t-h003", "t-h004", "t-h005", "t-h006", "t-h007", "t-h008", "t-h009",
+    "t-h010", "t-h011", "t-h012", "t-h013", "t-h014", "t-h015", "t-h016", "t-h017", "t-h018",
+    "t-h019", "t-h020",
+];
