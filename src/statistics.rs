@@ -306,7 +306,151 @@ fn chapter(code: &DiagnosisCode) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::{
+        domain::{
+            BusinessDay, Claim, ClaimInput, Date, EnrollmentInput, ExitKind, Person, PersonInput,
+            PolicyBook, Reason, ReferralReason, RegionCode, Reversal, SettlementId, Timestamp,
+        },
+        rules,
+    };
+
+    /// One generated stay: patient, month (0 for a day of 2025), hospital,
+    /// total cost in yuan, diagnosis, enrolled, reversed, referred.
+    type Stay = (u8, u8, u8, u32, usize, bool, bool, bool);
+
+    const CODES: [&str; 4] = ["N18.5", "C34.1", "D49", "F20"];
+
+    fn settlement(
+        id: u64,
+        (patient, month, hospital, cost, code, enrolled, reversed, referred): Stay,
+    ) -> Settlement {
+        let region = RegionCode::parse("320602").unwrap();
+        let birth = Date::parse("1960-01-01").unwrap();
+        let patient = ResidentId::compose(region, birth, u16::from(patient) + 1);
+        let codes = vec![CODES[code].to_owned()];
+        let total = format!("{}.00", cost + 1);
+        let claim = Claim::parse(&ClaimInput {
+            hospital_id: &format!("H{hospital:03}"),
+            claim_id: &format!("C-{id}"),
+            patient_id: patient.as_str(),
+            admission_date: "2025-12-01",
+            discharge_date: "2025-12-20",
+            diagnosis_codes: &codes,
+            total_cost: &total,
+            in_scope_cost: &total,
+            basic_insurance_paid: "0",
+            critical_illness_paid: "0",
+            claim_kind: Default::default(),
+        })
+        .unwrap();
+        let person = Person::parse(&PersonInput {
+            patient_id: patient.as_str(),
+            name: "张三",
+            region_code: "320602",
+            enrollments: vec![EnrollmentInput {
+                kind: Some(EnrollmentKind::Dibao),
+                valid_from: "2020-01-01",
+                valid_to: "",
+                exit: Some(ExitKind::Plain),
+            }],
+            psychiatric_disability_grade: 0,
+            paralysis_certified: false,
+        })
+        .unwrap();
+        let book = PolicyBook::builtin();
+        let policy = book.lookup(region, claim.year()).unwrap();
+        let roster = enrolled.then_some((&person, policy));
+        let outcome = rules::apply_cap(&claim, &rules::assess(&claim, roster), Money::ZERO);
+        let day = match month {
+            0 => Date::from_ymd(2025, 12, 31),
+            m => Date::from_ymd(2026, u32::from(m), 15),
+        };
+        let day = BusinessDay::from_date(day.unwrap());
+        Settlement {
+            id: SettlementId::new(id),
+            claim,
+            outcome,
+            settled_at: Timestamp::from_unix_micros(0),
+            settled_day: day,
+            settled_by: "test".into(),
+            referral: referred.then_some(ReferralReason::HighOutOfPocket),
+            reversal: reversed.then(|| Reversal {
+                at: Timestamp::from_unix_micros(0),
+                reason: Reason::parse("test").unwrap(),
+                day,
+                by: "test".into(),
+            }),
+            application: None,
+            superseded_by: None,
+        }
+    }
+
+    fn sums(groups: &[Group]) -> (u64, i64, u64) {
+        groups.iter().fold((0, 0, 0), |(n, fen, referrals), g| {
+            (
+                n + g.figures.settlements,
+                fen + g.figures.assistance.fen(),
+                referrals + g.figures.referrals,
+            )
+        })
+    }
+
+    proptest! {
+        /// Proves every breakdown adds up to the whole year (the regions
+        /// to the settlements of enrolled patients), that only what counts
+        /// in 2026 is counted, and that persons are counted once.
+        #[test]
+        fn every_breakdown_adds_up_to_the_year(
+            stays in proptest::collection::vec(
+                (0u8..12, 0u8..=12, 0u8..4, 0u32..400_000, 0usize..4,
+                 any::<bool>(), any::<bool>(), any::<bool>()),
+                0..60,
+            )
+        ) {
+            let settlements: Vec<Settlement> = stays
+                .iter()
+                .enumerate()
+                .map(|(i, stay)| settlement(i as u64 + 1, *stay))
+                .collect();
+            let mut tally = YearTally::new(Year::parse(2026).unwrap());
+            for s in &settlements {
+                tally.add(s);
+            }
+            let year = tally.figures();
+            let counted: Vec<&Settlement> = settlements
+                .iter()
+                .filter(|s| s.counts() && s.settled_day.year_month().unwrap().0 == 2026)
+                .collect();
+            let fen: i64 = counted.iter().map(|s| s.outcome.assistance.fen()).sum();
+            let referrals = counted.iter().filter(|s| s.referral.is_some()).count() as u64;
+            let mut persons: Vec<&ResidentId> =
+                counted.iter().map(|s| s.claim.patient_id()).collect();
+            persons.sort();
+            persons.dedup();
+            prop_assert_eq!(year.total.settlements, counted.len() as u64);
+            prop_assert_eq!(year.total.assistance.fen(), fen);
+            prop_assert_eq!(year.total.persons, persons.len() as u64);
+            prop_assert_eq!(year.by_month.len(), 12);
+            prop_assert_eq!(year.by_cost_band.len(), COST_BANDS.len());
+            for groups in [
+                &year.by_month,
+                &year.by_class,
+                &year.by_hospital,
+                &year.by_cost_band,
+                &year.by_disease_group,
+            ] {
+                prop_assert_eq!(sums(groups), (counted.len() as u64, fen, referrals));
+                for g in groups.iter() {
+                    prop_assert!(g.figures.persons <= g.figures.settlements.min(year.total.persons));
+                }
+            }
+            let with_region = counted.iter().filter(|s| s.outcome.cap.is_some()).count() as u64;
+            prop_assert_eq!(sums(&year.by_region).0, with_region);
+        }
+    }
 
     #[test]
     fn cost_bands_take_their_lower_bound_and_not_their_upper() {
