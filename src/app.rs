@@ -646,6 +646,12 @@ impl App {
         policy_for(&self.policies.load(), region, year).cloned()
     }
 
+    /// The policy book in force: for answers that show what a roster
+    /// record means under it (the grace periods of the national 1101).
+    pub fn policy_book(&self) -> Arc<PolicyBook> {
+        self.policies.load_full()
+    }
+
     /// Serves `policies` to requests that start from now on.
     pub fn set_policies(&self, policies: PolicyBook) {
         self.policies.store(Arc::new(policies));

@@ -19,10 +19,12 @@ pub mod year;
 
 pub use year::apply_year;
 
+use chrono::NaiveDate;
+
 use crate::domain::{
-    Category, Claim, ClassTerms, Date, EnrollmentKind, ExitKind, GracePeriods, IneligibleReason,
-    Money, Outcome, Person, Policy, PolicyBook, PolicyId, ReferralReason, RegionCode, Tilt, Usage,
-    Year,
+    Category, Claim, ClassTerms, Date, Enrollment, EnrollmentKind, ExitKind, GracePeriods,
+    IneligibleReason, Money, Outcome, Person, Policy, PolicyBook, PolicyId, ReferralReason,
+    RegionCode, Tilt, Usage, Year,
 };
 
 /// Age (full years) from which a patient qualifies by age, on the discharge date.
@@ -220,21 +222,23 @@ pub fn enrolled_as(
         .filter(|e| e.kind() == kind)
         .any(|enrollment| {
             let starts_in_time = enrollment.valid_from() <= discharge;
-            let lasts_long_enough = match enrollment.valid_to() {
-                None => true,
-                Some(valid_to) => {
-                    let months = match (enrollment.kind(), enrollment.exit()) {
-                        (EnrollmentKind::Dibao, ExitKind::GradualExit) => grace.gradual_exit_months,
-                        (EnrollmentKind::RegisteredPoor, ExitKind::LeftPoverty) => {
-                            grace.left_poverty_months
-                        }
-                        _ => 0,
-                    };
-                    valid_to.plus_months(months) >= admission.naive()
-                }
-            };
+            let lasts_long_enough =
+                covered_until(enrollment, grace).is_none_or(|last| last >= admission.naive());
             starts_in_time && lasts_long_enough
         })
+}
+
+/// The last day an enrollment covers, its grace period counted (a dibao
+/// member's gradual exit, a registered poor person's leaving poverty);
+/// `None` while it is open.
+pub fn covered_until(enrollment: &Enrollment, grace: GracePeriods) -> Option<NaiveDate> {
+    let valid_to = enrollment.valid_to()?;
+    let months = match (enrollment.kind(), enrollment.exit()) {
+        (EnrollmentKind::Dibao, ExitKind::GradualExit) => grace.gradual_exit_months,
+        (EnrollmentKind::RegisteredPoor, ExitKind::LeftPoverty) => grace.left_poverty_months,
+        _ => 0,
+    };
+    Some(valid_to.plus_months(months))
 }
 
 /// The qualifying categories that apply to this claim and person, in wire order.

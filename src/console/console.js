@@ -58,7 +58,7 @@ const WORDS = {
     byCostBand: '按费用段', byDisease: '按疾病分类（ICD-10 章）', asOf: '统计时间 {0}',
     total: '合计', key: '项目',
     policyTitle: '现行政策', policyId: '政策编号', assistanceRatio: '救助比例', capFraction: '限额比例',
-    annualCap: '年度限额', referralThreshold: '转介线', classes: '分类待遇', deductible: '起付线',
+    annualCap: '年度限额', referralThreshold: '转介线', classes: '分类待遇', assistedClass: '救助类别', deductible: '起付线',
     bands: '分段比例', upTo: '至', ratio: '比例', tilt: '倾斜救助', outpatientCap: '门诊慢特病限额',
     diseases: '病种', simulateTitle: '政策测算', policyToml: '拟议政策（TOML）', simulate: '测算',
     paid: '实付', wouldPay: '按拟议政策应付', changes: '变化的结算', withoutPolicy: '无政策可用的结算',
@@ -125,7 +125,7 @@ const WORDS = {
     byCostBand: 'By cost band', byDisease: 'By disease group (ICD-10 chapter)', asOf: 'Counted at {0}',
     total: 'Total', key: 'Group',
     policyTitle: 'Policy in force', policyId: 'Policy', assistanceRatio: 'Assistance ratio', capFraction: 'Cap fraction',
-    annualCap: 'Annual cap', referralThreshold: 'Referral threshold', classes: 'Classes', deductible: 'Deductible',
+    annualCap: 'Annual cap', referralThreshold: 'Referral threshold', classes: 'Classes', assistedClass: 'Class', deductible: 'Deductible',
     bands: 'Bands', upTo: 'up to', ratio: 'ratio', tilt: 'Tilted assistance', outpatientCap: 'Outpatient chronic cap',
     diseases: 'Diseases', simulateTitle: 'Simulation', policyToml: 'Proposed policy (TOML)', simulate: 'Simulate',
     paid: 'Paid', wouldPay: 'Would pay', changes: 'Settlements that change', withoutPolicy: 'Settlements with no policy',
@@ -900,7 +900,7 @@ function applicationsScreen(view) {
 function breakdownTable(b) {
   if (!b) return null;
   return h('dl', { class: 'kv' },
-    h('dt', {}, t('classes')), h('dd', {}, b.assistedClassName || b.assistedClass || '—'),
+    h('dt', {}, t('assistedClass')), h('dd', {}, b.assistedClassName || b.assistedClass || '—'),
     h('dt', {}, t('deductible')), h('dd', {}, yuan(b.deductible), ' (', yuan(b.deductibleConsumed), ')'),
     h('dt', {}, t('bands')), h('dd', {}, (b.bands || []).map((band) =>
       h('div', {}, `${yuan(band.from)} – ${band.upTo ? yuan(band.upTo) : '∞'}: ${yuan(band.base)} × ${band.ratio} = ${band.amount}`))),
@@ -1098,8 +1098,9 @@ function auditScreen(view) {
     body.fromTime = new Date(v.from).toISOString();
     body.toTime = new Date(v.to).toISOString();
     const r = await api('POST', '/v1/audit:list', body);
-    const rows = r.records.map((a) => h('tr', {}, h('td', {}, when(a.at)), h('td', {}, a.principalName, h('br'), h('span', { class: 'muted' }, a.role)),
-      h('td', {}, a.call.replace('/medassist.v1.', '')), h('td', {}, a.subject), h('td', {}, a.code || a.phase), h('td', {}, a.peer)));
+    const rows = r.records.map((a) => h('tr', {}, h('td', {}, when(a.at)),
+      h('td', {}, a.principalName, h('br'), h('span', { class: 'muted' }, a.role ? t('role_' + a.role) : '')),
+      h('td', {}, a.call.replace(/^\/?medassist\.v1\./, '')), h('td', {}, a.subject), h('td', {}, a.code || a.phase), h('td', {}, a.peer)));
     return [table([[t('time')], [t('principal')], [t('call')], [t('subject')], [t('code')], [t('peer')]], rows, t('noRecords')),
       r.nextPageToken ? h('button', { type: 'button', class: 'quiet', onclick: () => page(v, r.nextPageToken) }, t('more')) : null];
   });

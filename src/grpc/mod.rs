@@ -10,6 +10,7 @@ mod audit_service;
 mod convert;
 mod gate;
 pub mod http_rule;
+pub mod nhsa;
 mod reconciliation;
 mod roster;
 mod statistics;

@@ -73,6 +73,8 @@ pub struct Gateway {
     request_timeout: Duration,
     /// Where calls refused before the gRPC stack are recorded.
     app: Arc<App>,
+    /// The national interface's answers, for `msgid` retries.
+    answered: super::nhsa::Answered,
 }
 
 /// The request fields a path binds, with their decoded values.
@@ -149,6 +151,7 @@ impl Gateway {
             message_bytes_max,
             request_timeout,
             app,
+            answered: super::nhsa::Answered::default(),
         })
     }
 
@@ -169,6 +172,7 @@ impl Gateway {
                     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
                 }),
             )
+            .route(super::nhsa::PATH, axum::routing::post(national))
             .fallback(transcode)
             .with_state(self)
     }
@@ -204,6 +208,18 @@ impl Gateway {
             Some(route) => format!("{method} {}", route.binding.path),
             None => format!("{method} (no route)"),
         };
+        self.refused_call(call, peer, status.code(), status.message())
+            .await;
+    }
+
+    /// Records a call refused before it reached the gRPC stack, as `call`.
+    pub(super) async fn refused_call(
+        &self,
+        call: String,
+        peer: Option<&EdgeInfo>,
+        code: Code,
+        message: &str,
+    ) {
         let origin = Origin {
             principal: "anonymous".into(),
             peer: peer.map(|p| p.remote.to_string()),
@@ -216,10 +232,21 @@ impl Gateway {
             Phase::Call,
             Subject::None,
             None,
-            crate::metrics::code_name(status.code()),
-            masked_text(status.message()),
+            crate::metrics::code_name(code),
+            masked_text(message),
         );
         self.app.audit(event).await;
+    }
+
+    /// The time on the service's clock.
+    pub(super) fn now(&self) -> crate::domain::Timestamp {
+        self.app.now()
+    }
+
+    /// The application, for what the national interface reads of its
+    /// configuration (the policy in force).
+    pub(super) fn app(&self) -> &App {
+        &self.app
     }
 }
 
@@ -385,6 +412,40 @@ async fn transcode(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
             &Status::cancelled("the request took longer than its timeout"),
         ),
     }
+}
+
+/// `POST /nhsa/v1`: the national interface's envelope ([`super::nhsa`]),
+/// always answered as an envelope (HTTP 200, `infcode` 0 or -1), within the
+/// request timeout and the message size limit of every route.
+async fn national(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = parts.extensions.get::<EdgeInfo>();
+    let answered = async {
+        match Limited::new(body, gateway.message_bytes_max)
+            .collect()
+            .await
+        {
+            Ok(body) => {
+                super::nhsa::answer(
+                    &gateway,
+                    &gateway.answered,
+                    &parts.headers,
+                    peer,
+                    &body.to_bytes(),
+                )
+                .await
+            }
+            Err(_) => {
+                let limit = gateway.message_bytes_max;
+                super::nhsa::too_large(&gateway, peer, limit).await
+            }
+        }
+    };
+    let answer = match tokio::time::timeout(gateway.request_timeout, answered).await {
+        Ok(answer) => answer,
+        Err(_) => super::nhsa::timed_out(&gateway),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], answer).into_response()
 }
 
 async fn answer(gateway: &Gateway, request: Request) -> Response {
@@ -689,6 +750,47 @@ impl Gateway {
         message: DynamicMessage,
     ) -> Response {
         let encoded = message.encode_to_vec();
+        if route.server_streaming {
+            return match self.send(&route.grpc_path, encoded, headers, peer).await {
+                Ok(response) => self.stream(route, response.into_body()),
+                Err(status) => self.error(Some(route), &status),
+            };
+        }
+        let answer = self
+            .unary(&route.grpc_path, encoded, headers, peer)
+            .await
+            .and_then(|bytes| {
+                DynamicMessage::decode(route.output.clone(), bytes)
+                    .map_err(|e| Status::internal(format!("the answer does not decode: {e}")))
+            });
+        match answer {
+            Ok(message) if route.grpc_path == HEALTH_CHECK => {
+                let serving = matches!(
+                    message.get_field_by_name("status").as_deref(),
+                    Some(prost_reflect::Value::EnumNumber(1))
+                );
+                let code = if serving {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                json_response(code, &to_json(&message))
+            }
+            Ok(message) => json_response(StatusCode::OK, &to_json(&message)),
+            Err(status) => self.error(Some(route), &status),
+        }
+    }
+
+    /// Sends one encoded request as a call of `grpc_path` through the
+    /// service stack, with the caller's authorization and connection; the
+    /// answer's head, or its status when the call failed at once.
+    async fn send(
+        &self,
+        grpc_path: &str,
+        encoded: Vec<u8>,
+        headers: &HeaderMap,
+        peer: Option<&EdgeInfo>,
+    ) -> Result<axum::http::Response<tonic::body::Body>, Status> {
         let mut framed = BytesMut::with_capacity(encoded.len() + 5);
         framed.extend_from_slice(&[0]);
         framed.extend_from_slice(
@@ -700,15 +802,9 @@ impl Gateway {
         let mut request =
             axum::http::Request::new(tonic::body::Body::new(Full::new(framed.freeze())));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = match route.grpc_path.parse() {
-            Ok(uri) => uri,
-            Err(_) => {
-                return self.error(
-                    Some(route),
-                    &Status::internal("a route with an unusable gRPC path"),
-                );
-            }
-        };
+        *request.uri_mut() = grpc_path
+            .parse()
+            .map_err(|_| Status::internal("a route with an unusable gRPC path"))?;
         let grpc_headers = request.headers_mut();
         grpc_headers.insert(
             header::CONTENT_TYPE,
@@ -725,49 +821,42 @@ impl Gateway {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        if let Some(status) = Status::from_header_map(response.headers())
+        match Status::from_header_map(response.headers()) {
+            Some(status) if status.code() != Code::Ok => Err(status),
+            _ => Ok(response),
+        }
+    }
+
+    /// One unary call of `grpc_path` through the service stack, as
+    /// [`Gateway::send`]: the encoded answer, or the call's status.
+    pub(super) async fn unary(
+        &self,
+        grpc_path: &str,
+        encoded: Vec<u8>,
+        headers: &HeaderMap,
+        peer: Option<&EdgeInfo>,
+    ) -> Result<Bytes, Status> {
+        let response = self.send(grpc_path, encoded, headers, peer).await?;
+        let collected = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|error| Status::internal(format!("answer lost: {error}")))?;
+        if let Some(status) = collected.trailers().and_then(Status::from_header_map)
             && status.code() != Code::Ok
         {
-            return self.error(Some(route), &status);
-        }
-        if route.server_streaming {
-            return self.stream(route, response.into_body());
-        }
-        let collected = match response.into_body().collect().await {
-            Ok(collected) => collected,
-            Err(error) => {
-                return self.error(
-                    Some(route),
-                    &Status::internal(format!("answer lost: {error}")),
-                );
-            }
-        };
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        match Status::from_header_map(&trailers) {
-            Some(status) if status.code() != Code::Ok => return self.error(Some(route), &status),
-            _ => {}
+            return Err(status);
         }
         let mut data = collected.to_bytes();
-        match next_message(&mut data, &route.output) {
-            Some(Ok(message)) if route.grpc_path == HEALTH_CHECK => {
-                let serving = matches!(
-                    message.get_field_by_name("status").as_deref(),
-                    Some(prost_reflect::Value::EnumNumber(1))
-                );
-                let code = if serving {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                json_response(code, &to_json(&message))
-            }
-            Some(Ok(message)) => json_response(StatusCode::OK, &to_json(&message)),
-            Some(Err(status)) => self.error(Some(route), &status),
-            None => self.error(
-                Some(route),
-                &Status::internal("the service answered no message"),
-            ),
+        if data.len() < 5 || data[0] != 0 {
+            return Err(Status::internal("the service answered no message"));
         }
+        let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        data.advance(5);
+        if data.len() < length {
+            return Err(Status::internal("the service's answer was cut short"));
+        }
+        Ok(data.split_to(length))
     }
 
     /// A server stream as newline-delimited JSON, written as it arrives.

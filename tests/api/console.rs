@@ -108,7 +108,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000", "--lang=zh-CN"],
+                    "--disable-dev-shm-usage", "--window-size=1280,1300", "--lang=zh-CN"],
                 "prefs": {"download.default_directory": downloads.path()},
             },
             "timeouts": {"script": STEP_TIMEOUT.as_millis() as u64, "pageLoad": 30_000},

@@ -6,6 +6,7 @@ mod helpers;
 
 mod hostile;
 mod http;
+mod nhsa;
 
 mod applications;
 mod audit;
