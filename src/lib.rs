@@ -59,7 +59,9 @@
 //!   Beside it, the HTTP/JSON gateway ([`grpc::transcode`]): routes read from
 //!   the protos' `google.api.http` annotations ([`grpc::http_rule`]), JSON
 //!   turned into the same gRPC calls through the same stack; `build.rs`
-//!   writes the OpenAPI document from the same annotations.
+//!   writes the OpenAPI document from the same annotations. And the national
+//!   platform's hospital interface ([`grpc::nhsa`], `POST /nhsa/v1`): its
+//!   envelope turned into the same calls by one mapping table.
 //! - [`statistics`]: the year's figures of a region (by month, class,
 //!   region, hospital, cost band, ICD-10 chapter) as a pure fold of
 //!   settlements, beside [`simulate`], the replay of a year under another

@@ -368,7 +368,8 @@ async fn staff_sign_in_and_see_the_screens_of_their_role() {
     browser.wait_text("#nav", "对账").await;
 
     browser.sign_out().await;
-    browser.sign_in("t-auditor").await;
+    // By keyboard alone: the token typed, then Enter.
+    browser.fill("#f-token", "t-auditor\u{E007}").await;
     let nav = browser.wait_text("#nav", "审计日志").await;
     assert_eq!(nav, "救助对象对账摆渡/转介依申请救助统计政策审计日志");
     browser.close().await;

@@ -234,6 +234,35 @@ async fn a_2304_settles_the_claim_as_settle_does() {
             .contains("医疗救助 7350.00")
     );
 
+    // Audited as the RPC it became, under the hospital's token.
+    let (_, trail) = crate::helpers::http(
+        http,
+        "POST",
+        "/v1/audit:list",
+        Some("t-auditor"),
+        Some(
+            serde_json::json!({"patientId": patient, "fromTime": "2026-04-01T00:00:00Z",
+            "toTime": "2026-04-03T00:00:00Z", "pageSize": 100}),
+        ),
+    )
+    .await;
+    let calls: Vec<(&str, &str)> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["call"].as_str().unwrap(),
+                r["principalName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        calls.contains(&("medassist.v1.SettlementService/PreSettle", "test t-his"))
+            && calls.contains(&("medassist.v1.SettlementService/Settle", "test t-his")),
+        "{calls:?}"
+    );
+
     let (again, _) = post(http, Some("t-his"), &body).await;
     assert_eq!(
         again, text,
