@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::{DiagnosisCode, EnrollmentKind, Money, ResidentId, Settlement, Year};
+use crate::domain::{
+    DiagnosisCode, EnrollmentKind, Money, RegionCode, ResidentId, Settlement, Year,
+};
 
 /// The cost bands of a stay's total cost, in yuan: each band's lower bound
 /// (included), its key and its name. The last band has no upper bound.
@@ -149,7 +151,7 @@ pub struct YearTally {
     total: Tally,
     months: [Tally; 12],
     classes: BTreeMap<usize, Tally>,
-    regions: BTreeMap<String, Tally>,
+    regions: BTreeMap<RegionCode, Tally>,
     hospitals: BTreeMap<String, Tally>,
     cost_bands: [Tally; COST_BANDS.len()],
     chapters: BTreeMap<usize, Tally>,
@@ -181,10 +183,14 @@ impl YearTally {
             return;
         }
         let next = self.patients.len() as u32;
-        let patient = *self
-            .patients
-            .entry(settlement.claim.patient_id().clone())
-            .or_insert(next);
+        let id = settlement.claim.patient_id();
+        let patient = match self.patients.get(id) {
+            Some(number) => *number,
+            None => {
+                self.patients.insert(id.clone(), next);
+                next
+            }
+        };
         self.total.add(patient, settlement);
         self.months[month as usize - 1].add(patient, settlement);
         let class = settlement
@@ -199,14 +205,19 @@ impl YearTally {
             .or_default()
             .add(patient, settlement);
         if let Some(cap) = &settlement.outcome.cap {
-            let region = self.regions.entry(cap.region.to_string()).or_default();
+            let region = self.regions.entry(cap.region).or_default();
             region.add(patient, settlement);
         }
-        let hospital = settlement.claim.key().hospital_id.as_str().to_owned();
-        self.hospitals
-            .entry(hospital)
-            .or_default()
-            .add(patient, settlement);
+        // Looked up by reference first: a year has few hospitals and many stays.
+        let hospital = settlement.claim.key().hospital_id.as_str();
+        match self.hospitals.get_mut(hospital) {
+            Some(tally) => tally.add(patient, settlement),
+            None => {
+                let mut tally = Tally::default();
+                tally.add(patient, settlement);
+                self.hospitals.insert(hospital.to_owned(), tally);
+            }
+        }
         self.cost_bands[cost_band(settlement.claim.total_cost())].add(patient, settlement);
         let chapter = settlement
             .claim
@@ -243,7 +254,14 @@ impl YearTally {
                 group(key, label, tally)
             })
             .collect();
-        let by_region = named_by_key(self.regions);
+        let by_region = self
+            .regions
+            .into_iter()
+            .map(|(region, tally)| {
+                let code = region.to_string();
+                group(&code, &code, tally)
+            })
+            .collect();
         let mut by_hospital = named_by_key(self.hospitals);
         by_hospital.sort_by_key(|g| std::cmp::Reverse(g.figures.assistance));
         let by_cost_band = self

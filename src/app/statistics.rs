@@ -2,6 +2,11 @@
 //! day index, and the applications of a region, a caseworker's queue.
 
 use super::{App, AppError, reconciliation::READ_PAGE};
+
+/// Settlements the statistics read from the store at a time: a read of a
+/// range of days opens one cursor per day, so a year is read in few, large
+/// pages (a few megabytes each).
+const YEAR_READ_PAGE: usize = 4_096;
 use crate::{
     auth::{Action, Caller, authorize},
     domain::{
@@ -58,8 +63,9 @@ impl App {
                 let mut tally = YearTally::new(year);
                 let (mut after, mut newest): (_, CommitNumber) = (None, 0);
                 loop {
-                    let page = store.settlements_on_days(None, days.clone(), after, READ_PAGE)?;
-                    let full = page.len() == READ_PAGE;
+                    let page =
+                        store.settlements_on_days(None, days.clone(), after, YEAR_READ_PAGE)?;
+                    let full = page.len() == YEAR_READ_PAGE;
                     for settlement in page {
                         newest = newest.max(settlement.commit);
                         after = Some(settlement.value.id);

@@ -553,8 +553,9 @@ fn text(
     max: usize,
     problems: &mut Vec<String>,
 ) -> Option<String> {
+    let before = problems.len();
     let found = optional_text(object, path, name, max, problems);
-    if found.is_none() && object.get(name).is_none() {
+    if found.is_none() && problems.len() == before {
         problems.push(format!("{path}{name}：必填"));
     }
     found
@@ -616,10 +617,12 @@ fn required_money(
     name: &str,
     problems: &mut Vec<String>,
 ) -> Option<Money> {
-    if object.get(name).is_none() {
+    let before = problems.len();
+    let found = money(object, path, name, problems);
+    if found.is_none() && problems.len() == before {
         problems.push(format!("{path}{name}：必填"));
     }
-    money(object, path, name, problems)
+    found
 }
 
 /// An object field.
