@@ -916,7 +916,9 @@ function showApplication(s, slot, refresh) {
     buttons.forEach((b) => { b.disabled = true; });
     try {
       const r = await api('POST', path, { hospitalId: s.hospitalId, claimId: s.claimId, ...body() });
-      result.replaceChildren(h('div', { class: 'ok', role: 'status' }, done(r)));
+      // Shown as it now stands (approved or rejected: no more buttons), with what was done.
+      showApplication(r, slot, refresh);
+      slot.querySelector('#decision').replaceChildren(h('div', { class: 'ok', role: 'status' }, done(r)));
       refresh();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;

@@ -625,6 +625,23 @@ fn required_money(
     found
 }
 
+/// A whole number, sent as a JSON number or a string of digits.
+fn integer(object: &Object, path: &str, name: &str, problems: &mut Vec<String>) -> Option<i64> {
+    let raw = object.get(name)?.get();
+    if raw == "null" || raw == "\"\"" {
+        return None;
+    }
+    let number = serde_json::from_str::<i64>(raw).ok().or_else(|| {
+        serde_json::from_str::<String>(raw)
+            .ok()
+            .and_then(|text| text.parse().ok())
+    });
+    if number.is_none() {
+        problems.push(format!("{path}{name}：应为整数"));
+    }
+    number
+}
+
 /// An object field.
 fn object(object: &Object, path: &str, name: &str, problems: &mut Vec<String>) -> Option<Object> {
     let raw = object.get(name)?;
@@ -937,25 +954,11 @@ impl Call<'_> {
         let from = text(&data, p, "stmt_begndate", 19, &mut problems);
         let to = text(&data, p, "stmt_enddate", 19, &mut problems);
         let fund = required_money(&data, p, "fund_pay_sumamt", &mut problems);
-        let count = match data.get("fixmedins_setl_cnt") {
-            None => {
-                problems.push(format!("{p}fixmedins_setl_cnt：必填"));
-                None
-            }
-            Some(raw) => match serde_json::from_str::<i64>(raw.get()) {
-                Ok(n) => Some(n),
-                Err(_) => match serde_json::from_str::<String>(raw.get())
-                    .ok()
-                    .and_then(|t| t.parse::<i64>().ok())
-                {
-                    Some(n) => Some(n),
-                    None => {
-                        problems.push(format!("{p}fixmedins_setl_cnt：应为整数"));
-                        None
-                    }
-                },
-            },
-        };
+        let before = problems.len();
+        let count = integer(&data, p, "fixmedins_setl_cnt", &mut problems);
+        if count.is_none() && problems.len() == before {
+            problems.push(format!("{p}fixmedins_setl_cnt：必填"));
+        }
         let setl_optins =
             optional_text(&data, p, "setl_optins", 6, &mut problems).unwrap_or_default();
         let days = match (&from, &to) {
@@ -1087,17 +1090,7 @@ fn diagnoses(input: &Object, problems: &mut Vec<String>) -> Vec<String> {
             continue;
         }
         let main = optional_text(row, &path, "maindiag_flag", 1, problems).as_deref() == Some("1");
-        let order = match row.get("diag_srt_no") {
-            Some(raw) => serde_json::from_str::<i64>(raw.get())
-                .ok()
-                .or_else(|| {
-                    serde_json::from_str::<String>(raw.get())
-                        .ok()
-                        .and_then(|t| t.parse().ok())
-                })
-                .unwrap_or(i64::MAX),
-            None => i64::MAX,
-        };
+        let order = integer(row, &path, "diag_srt_no", problems).unwrap_or(i64::MAX);
         found.push((!main, order, i, code));
     }
     found.sort();

@@ -213,6 +213,23 @@ impl Browser {
         }
     }
 
+    /// Waits until the field at `css` holds `value` (a field's value is not
+    /// in the page's markup: it is read at each frame the page draws).
+    async fn wait_value(&self, css: &str, value: &str) {
+        let script = r#"
+            const [css, value, done] = arguments;
+            const check = () => {
+                const field = document.querySelector(css);
+                if (field && field.value === value) done(true); else requestAnimationFrame(check);
+            };
+            check();
+        "#;
+        self.client
+            .execute_async(script, vec![json!(css), json!(value)])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {css} never held {value:?}: {e}", self.test));
+    }
+
     /// Submits the form at `form` and waits until every part of the page
     /// it loads has answered (no "正在加载…" left in `main`); returns the
     /// milliseconds between, as the page's clock measures them.
@@ -293,16 +310,21 @@ fn screenshots() -> PathBuf {
 /// A person of county 320602 on the roster, put there by the clerk.
 async fn enroll(server: &TestServer, birth: &str, sequence: u16, name: &str) -> String {
     let id = resident_id(birth, sequence);
+    enroll_id(server, &id, name).await;
+    id
+}
+
+/// Puts `id` on the roster as a dibao member since 2020, by the clerk.
+async fn enroll_id(server: &TestServer, id: &str, name: &str) {
     RosterServiceClient::with_interceptor(server.channel(), bearer(Some("t-clerk")))
         .upsert_person(pb::UpsertPersonRequest {
             person: Some(pb::Person {
                 name: name.into(),
-                ..dibao_person(&id)
+                ..dibao_person(id)
             }),
         })
         .await
         .expect("roster accepts the person");
-    id
 }
 
 /// `1234567.80` as the console writes it: `1,234,567.80`.
@@ -534,6 +556,13 @@ async fn a_second_caseworker_approves_what_the_first_submitted() {
     browser.click("#approve").await;
     let approved = browser.wait_text("#decision", "已批准").await;
     assert_eq!(approved, "已批准，支付凭证 PAY-2026-017。");
+    let now = browser.wait_text("#application h2", "已批准").await;
+    assert!(now.contains("H009 / A-1"), "shown as it now stands: {now}");
+    assert_eq!(
+        browser.text("#approve-form").await,
+        "",
+        "nothing left to decide"
+    );
     browser.wait_text("#queue", "该条件下无申请").await;
     browser.screenshot("application-approved").await;
 
@@ -562,6 +591,34 @@ async fn a_second_caseworker_approves_what_the_first_submitted() {
         .unwrap()
         .into_inner();
     assert_eq!(usage.settlement_count, 1, "approved once");
+
+    // A stay settled before its patient was enrolled: found, and opened as an application.
+    let late = resident_id("1955-05-05", 23);
+    let mut hospital =
+        SettlementServiceClient::with_interceptor(server.channel(), bearer(Some("t-h001")));
+    let (unpaid, _) = settled(hospital.settle(worked_example(&late, "W-9")).await);
+    assert_eq!(
+        unpaid.assistance_amount, "0.00",
+        "not enrolled when settled"
+    );
+    enroll_id(&server, &late, "孙十").await;
+    browser.visit("#/applications").await;
+    browser
+        .fill("#candidates-form #f-regionCode", "320600")
+        .await;
+    browser.fill("#candidates-form #f-year", "2026").await;
+    browser.click("#candidates-form button[type=submit]").await;
+    let found = browser.wait_text("#candidates", "7,350.00").await;
+    assert!(found.contains(&unpaid.settlement_id), "{found}");
+    browser
+        .fill(
+            &format!("#f-documents-{}", unpaid.settlement_id),
+            "案卷 2026-031",
+        )
+        .await;
+    browser.click("#candidates tbody button").await;
+    browser.wait_text("#candidates", "已发起申请").await;
+    browser.screenshot("candidates").await;
     browser.close().await;
     server.stop().await;
 }
@@ -605,6 +662,41 @@ async fn an_officer_closes_a_day_and_the_year_is_read() {
     browser.click("#reconcile-form button[type=submit]").await;
     let differ = browser.wait_text("#reconcile-result", "不一致").await;
     assert!(differ.contains("救助金额合计"), "{differ}");
+    // The hospital's figures uploaded as its file instead of typed, then the day exported.
+    let files = TempDir::new().unwrap();
+    let figures = files.path().join("H001-2026-04-02.csv");
+    std::fs::write(
+        &figures,
+        format!(
+            "settled_count,assistance_total,reversed_count,reversed_total\r\n2,{total},0,0.00\r\n"
+        ),
+    )
+    .unwrap();
+    browser
+        .find("#f-figuresFile")
+        .await
+        .send_keys(figures.to_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_value("#f-assistanceTotal", &total).await;
+    browser.click("#reconcile-form button[type=submit]").await;
+    browser.wait_text("#reconcile-result", "一致：").await;
+    browser.wait_text("#reconcile-settlements", "D-2").await;
+    browser.click("#export").await;
+    let exported = browser
+        .downloaded("settlements-H001-2026-04-02-2026-04-02.csv")
+        .await;
+    let exported = String::from_utf8(exported).unwrap();
+    let rows: Vec<&str> = exported.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "the header and the day's two settlements: {exported}"
+    );
+    assert!(
+        rows[1].contains(",H001,D-1,2026-04-02,") && rows[2].contains(",H001,D-2,"),
+        "{exported}"
+    );
 
     browser.visit("#/referrals").await;
     browser.set("#f-fromDate", "2026-04-01").await;
