@@ -514,16 +514,18 @@ async fn a_clerk_imports_a_gbk_roster_and_the_person_is_looked_up() {
 async fn a_second_caseworker_approves_what_the_first_submitted() {
     let (server, http) = console_server().await;
     let patient = enroll(&server, "1962-03-04", 21, "钱七").await;
-    ApplicationServiceClient::with_interceptor(server.channel(), bearer(Some("t-case-a")))
-        .submit_application(pb::SubmitApplicationRequest {
-            claim: Some(pb::SettleRequest {
-                hospital_id: "H009".into(),
-                ..worked_example(&patient, "A-1")
-            }),
-            documents: "案卷 2026-017，扫描票据".into(),
-        })
-        .await
-        .unwrap();
+    for (claim, case) in [("A-1", "案卷 2026-017，扫描票据"), ("A-2", "案卷 2026-018")] {
+        ApplicationServiceClient::with_interceptor(server.channel(), bearer(Some("t-case-a")))
+            .submit_application(pb::SubmitApplicationRequest {
+                claim: Some(pb::SettleRequest {
+                    hospital_id: "H009".into(),
+                    ..claim_paying_7000(&patient, claim)
+                }),
+                documents: case.into(),
+            })
+            .await
+            .unwrap();
+    }
 
     let browser = Browser::open(http, "applications").await;
     let open_queue = || async {
@@ -563,8 +565,21 @@ async fn a_second_caseworker_approves_what_the_first_submitted() {
         "",
         "nothing left to decide"
     );
-    browser.wait_text("#queue", "该条件下无申请").await;
+    let left = browser.wait_text("#queue", "A-2").await;
+    assert!(
+        !left.contains("A-1"),
+        "the approved one leaves the pending queue: {left}"
+    );
     browser.screenshot("application-approved").await;
+    browser.click("#queue tbody button").await;
+    browser.wait_text("#application h2", "A-2").await;
+    browser
+        .fill("#reject-form #f-reason", "非本市常住人口")
+        .await;
+    browser.click("#reject").await;
+    browser.wait_text("#decision", "已驳回").await;
+    browser.wait_text("#application h2", "已驳回").await;
+    browser.wait_text("#queue", "该条件下无申请").await;
 
     // The same approval again, as the page would send it after a lost answer.
     let again = browser
@@ -590,7 +605,11 @@ async fn a_second_caseworker_approves_what_the_first_submitted() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(usage.settlement_count, 1, "approved once");
+    assert_eq!(
+        fen(&usage.used),
+        fen("7000.00"),
+        "approved once, the rejected one given back"
+    );
 
     // A stay settled before its patient was enrolled: found, and opened as an application.
     let late = resident_id("1955-05-05", 23);
@@ -728,6 +747,14 @@ async fn an_officer_closes_a_day_and_the_year_is_read() {
     browser.click("#policy-form button[type=submit]").await;
     browser.wait_text("#policy", "320600").await;
     browser.screenshot("policy").await;
+    // What the year would have cost under a proposal: the city at 80% instead of 70%.
+    let proposal =
+        CITY_POLICY.replace("assistance_ratio = \"0.70\"", "assistance_ratio = \"0.80\"");
+    browser.fill("#f-policyToml", &proposal).await;
+    browser.fill("#simulate-form #f-year", "2026").await;
+    browser.click("#simulate-form button[type=submit]").await;
+    let cost = browser.wait_text("#simulation", "实付").await;
+    assert!(cost.contains(&grouped(&total)), "what was paid: {cost}");
     browser.sign_out().await;
 
     browser.sign_in("t-auditor").await;
