@@ -23,13 +23,13 @@ mod simulation;
 mod statistics;
 
 pub use admin::{SNAPSHOT_CHUNK_BYTES, SnapshotChunks, SnapshotEncryption};
-pub use applications::Decision;
+pub use applications::{APPLICATION_QUEUE_READ_MAX, Decision, QueueQuery};
 pub use reconciliation::{DayReconciliation, DayTotals, EXPORT_DAYS_MAX, ExportStream};
 pub use retroactive::{Candidate, CandidatePage};
 pub use roster::{
     IMPORT_BATCH_MAX, IMPORT_ERRORS_MAX, IMPORT_RECORDS_MAX, Import, ImportRejection, ImportSummary,
 };
-pub use statistics::{APPLICATION_QUEUE_READ_MAX, QueueQuery, RegionYear};
+pub use statistics::RegionYear;
 
 use std::sync::{
     Arc,

@@ -4,14 +4,36 @@
 //! principal approves it (four eyes, checked by the ledger, which knows who
 //! submitted) or rejects it, or it is withdrawn. An application is a
 //! [`Settlement`] with an [`Application`], under the stay's claim key, so a
-//! stay is settled once, at the window or on application.
+//! stay is settled once, at the window or on application. The caseworkers'
+//! queue lists them by region, state and days of submission.
 
-use super::{App, AppError, audit_settlement};
+use super::{App, AppError, SettlementPage, audit_settlement, reconciliation::READ_PAGE};
 use crate::{
     auth::{Action, Caller, authorize},
-    domain::{Application, Claim, ClaimKey, PaymentRef, Reason, Settlement, SettlementId},
+    domain::{
+        Application, ApplicationState, BusinessDay, Claim, ClaimKey, PaymentRef, Reason,
+        RegionCode, Settlement, SettlementId,
+    },
     ledger::{Assessing, Change, Recorded},
 };
+
+/// Settlements of the range one page of the application queue reads at
+/// most, whatever it finds: the bound on one call's work.
+pub const APPLICATION_QUEUE_READ_MAX: usize = 5_000;
+
+/// What the application queue shows: a region, a state or all, a range of
+/// submission days.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueQuery {
+    /// Patients enrolled there when the application was made.
+    pub region: RegionCode,
+    /// Only this state; `None` for all.
+    pub state: Option<ApplicationState>,
+    /// The first business day of submission, included.
+    pub from: BusinessDay,
+    /// The last, included.
+    pub to: BusinessDay,
+}
 
 /// What a second principal (or, for a withdrawal, anyone of the role)
 /// decides about a pending application: the ledger's [`Change`]s other than
@@ -170,5 +192,63 @@ impl App {
             audit_settlement(action, &recorded.settlement, by);
         }
         recorded
+    }
+
+    /// A page of the applications submitted (or opened) on the days of
+    /// `query` (roles caseworker and auditor), in settlement number order,
+    /// after settlement `after`. A page reads at most
+    /// [`APPLICATION_QUEUE_READ_MAX`] settlements of those days, so it may
+    /// hold fewer applications than asked and still have a next page.
+    pub async fn application_queue(
+        &self,
+        query: QueueQuery,
+        page_size: usize,
+        mut after: Option<SettlementId>,
+        by: &Caller,
+    ) -> Result<SettlementPage, AppError> {
+        authorize(by, Action::ListApplications)?;
+        let limit = self.page_limit(page_size);
+        let mut found = Vec::new();
+        let mut read = 0;
+        loop {
+            let page = super::reconciliation::read_page(
+                &self.store,
+                &self.ledger,
+                None,
+                query.from,
+                query.to,
+                after,
+            )
+            .await?;
+            let end = page.len() < READ_PAGE;
+            for settlement in page {
+                read += 1;
+                after = Some(settlement.id);
+                let wanted = settlement
+                    .application_state()
+                    .is_some_and(|state| query.state.is_none_or(|wanted| wanted == state))
+                    && (query.from..=query.to).contains(&settlement.settled_day)
+                    && settlement.enrolled_in(query.region)
+                    && by.sees_settlement(&settlement);
+                if wanted {
+                    found.push(settlement);
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if end && found.len() < limit {
+                return Ok(SettlementPage {
+                    settlements: found,
+                    next_after: None,
+                });
+            }
+            if found.len() == limit || read >= APPLICATION_QUEUE_READ_MAX {
+                return Ok(SettlementPage {
+                    settlements: found,
+                    next_after: after,
+                });
+            }
+        }
     }
 }

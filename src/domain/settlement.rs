@@ -547,6 +547,15 @@ impl Settlement {
         self.reversal.is_none() && self.superseded_by.is_none()
     }
 
+    /// True when its patient was enrolled in `region` (a city takes in its
+    /// counties) when it was settled; never for a patient on no roster.
+    pub fn enrolled_in(&self, region: RegionCode) -> bool {
+        self.outcome
+            .cap
+            .as_ref()
+            .is_some_and(|cap| region.covers(cap.region))
+    }
+
     /// Where it was settled: at the window, or on application.
     pub fn channel(&self) -> Channel {
         match self.application {

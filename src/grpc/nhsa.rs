@@ -311,6 +311,21 @@ struct Envelope {
     input: Object,
 }
 
+impl Envelope {
+    /// `input.data`, where every interface here finds its fields.
+    fn data(&self, problems: &mut Vec<String>) -> Object {
+        object(&self.input, "input.", "data", problems).unwrap_or_default()
+    }
+
+    /// `fixmedins_code`: the institution 2303 to 3201 act for.
+    fn institution(&self, problems: &mut Vec<String>) -> Option<String> {
+        if self.fixmedins_code.is_none() {
+            problems.push("fixmedins_code：必填（定点医药机构编号）".to_owned());
+        }
+        self.fixmedins_code.clone()
+    }
+}
+
 /// Answers one posted envelope: always a JSON envelope, `infcode` 0 or -1.
 pub async fn answer(
     gateway: &Gateway,
@@ -332,20 +347,22 @@ pub async fn answer(
     // A retry is recognised per caller: another token's msgid is another message.
     let caller = headers
         .get(header::AUTHORIZATION)
-        .map(|v| hex(&Sha256::digest(v.as_bytes())))
+        .map(|v| crate::audit::hex(&Sha256::digest(v.as_bytes()).into()))
         .unwrap_or_default();
     let key = (caller, envelope.msgid.clone());
     let digest: [u8; 32] = Sha256::digest(body_identity(&envelope).as_bytes()).into();
-    if let Some((first, answer)) = answered.get(&key) {
-        if first == digest {
-            return answer;
-        }
+    let first = answered.get(&key);
+    if first.as_ref().is_some_and(|(then, _)| *then != digest) {
         let refusal = Refusal::invalid(format!(
             "msgid {} 已用于另一报文：同一 msgid 只能重发相同的报文，新报文请用新的 msgid",
             envelope.msgid
         ));
         return reply(received, gateway.now(), &envelope.msgid, Err(&refusal));
     }
+    // A retry is carried out again before it is answered with the first
+    // answer: its caller is authenticated now (a token removed since is
+    // refused), its reads are audited and scoped as any call, and a retried
+    // write is the ledger's replay, which writes nothing.
     let call = Call {
         gateway,
         headers,
@@ -373,6 +390,9 @@ pub async fn answer(
             Err(refusal)
         }
     };
+    if let (Ok(_), Some((_, answer))) = (&output, first) {
+        return answer;
+    }
     let answer = reply(
         received,
         gateway.now(),
@@ -483,7 +503,7 @@ fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
 /// Our reference of the message answered: `MAS`, the time to the
 /// millisecond, and the first digits of a digest of its `msgid`.
 fn reference(now: Timestamp, msgid: &str) -> String {
-    let tail = hex(&Sha256::digest(msgid.as_bytes()));
+    let tail = crate::audit::hex(&Sha256::digest(msgid.as_bytes()).into());
     format!("MAS{}{}", stamp(now, "%Y%m%d%H%M%S%3f"), &tail[..10])
 }
 
@@ -493,10 +513,6 @@ fn stamp(at: Timestamp, format: &str) -> String {
     chrono::DateTime::from_timestamp_micros(local)
         .map(|t| t.naive_utc().format(format).to_string())
         .unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads the envelope: a JSON object with `infno`, `msgid` and an `input`
@@ -711,12 +727,9 @@ impl Call<'_> {
         let infno = envelope.infno.as_str();
         let mut problems = Vec::new();
         let input = &envelope.input;
-        let data = object(input, "input.", "data", &mut problems).unwrap_or_default();
+        let data = envelope.data(&mut problems);
         let p = "input.data.";
-        let hospital = envelope.fixmedins_code.clone();
-        if hospital.is_none() {
-            problems.push("fixmedins_code：必填（定点医药机构编号，结算的机构）".to_owned());
-        }
+        let hospital = envelope.institution(&mut problems);
         let mdtrt_id = text(&data, p, "mdtrt_id", 64, &mut problems);
         let patient = patient_of(&data, &mut problems);
         let mdtrtinfo = object(input, "input.", "mdtrtinfo", &mut problems).unwrap_or_default();
@@ -819,12 +832,11 @@ impl Call<'_> {
     async fn cancel(&self, envelope: &Envelope) -> Output {
         let infno = envelope.infno.as_str();
         let mut problems = Vec::new();
-        let data = object(&envelope.input, "input.", "data", &mut problems).unwrap_or_default();
+        let data = envelope.data(&mut problems);
         let p = "input.data.";
         let mdtrt_id = optional_text(&data, p, "mdtrt_id", 64, &mut problems);
         let setl_id = optional_text(&data, p, "setl_id", 32, &mut problems);
-        let Some(hospital) = envelope.fixmedins_code.clone() else {
-            problems.push("fixmedins_code：必填（定点医药机构编号）".to_owned());
+        let Some(hospital) = envelope.institution(&mut problems) else {
             return Err(invalid(problems));
         };
         if !problems.is_empty() {
@@ -889,7 +901,7 @@ impl Call<'_> {
     async fn identify(&self, envelope: &Envelope) -> Output {
         let infno = envelope.infno.as_str();
         let mut problems = Vec::new();
-        let data = object(&envelope.input, "input.", "data", &mut problems).unwrap_or_default();
+        let data = envelope.data(&mut problems);
         let p = "input.data.";
         let certno = optional_text(&data, p, "certno", 18, &mut problems);
         let cert_type = optional_text(&data, p, "psn_cert_type", 6, &mut problems);
@@ -945,12 +957,9 @@ impl Call<'_> {
     async fn statement(&self, envelope: &Envelope) -> Output {
         let infno = envelope.infno.as_str();
         let mut problems = Vec::new();
-        let data = object(&envelope.input, "input.", "data", &mut problems).unwrap_or_default();
+        let data = envelope.data(&mut problems);
         let p = "input.data.";
-        let hospital = envelope.fixmedins_code.clone();
-        if hospital.is_none() {
-            problems.push("fixmedins_code：必填（定点医药机构编号）".to_owned());
-        }
+        let hospital = envelope.institution(&mut problems);
         let from = text(&data, p, "stmt_begndate", 19, &mut problems);
         let to = text(&data, p, "stmt_enddate", 19, &mut problems);
         let fund = required_money(&data, p, "fund_pay_sumamt", &mut problems);

@@ -17,6 +17,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use medassist::{
     auth::{Access, Role},
     config::Config,
+    domain::Money,
     grpc::pb::{
         self, application_service_client::ApplicationServiceClient,
         roster_service_client::RosterServiceClient,
@@ -664,7 +665,9 @@ async fn an_officer_closes_a_day_and_the_year_is_read() {
             .await,
     );
     assert!(second.referred, "past the cap: referred");
-    let total = Money(fen(&first.assistance_amount) + fen(&second.assistance_amount)).yuan();
+    let total = Money::from_fen(fen(&first.assistance_amount) + fen(&second.assistance_amount))
+        .unwrap()
+        .to_string();
 
     let browser = Browser::open(http, "officer").await;
     browser.sign_in("t-officer").await;
@@ -773,15 +776,6 @@ async fn an_officer_closes_a_day_and_the_year_is_read() {
     browser.screenshot("audit").await;
     browser.close().await;
     server.stop().await;
-}
-
-/// Fen as yuan text, for the figures a test types.
-struct Money(i64);
-
-impl Money {
-    fn yuan(&self) -> String {
-        format!("{}.{:02}", self.0 / 100, self.0 % 100)
-    }
 }
 
 /// Diagnosis codes the benchmark's stays are drawn from, one per chapter

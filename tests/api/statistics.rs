@@ -205,48 +205,26 @@ async fn the_queue_lists_applications_by_state_page_by_page() {
     .await
     .unwrap();
 
-    let claims = |page: &pb::ListApplicationsResponse| -> Vec<String> {
-        page.applications
-            .iter()
-            .map(|s| s.claim_id.clone())
-            .collect()
+    // The claims of one page, and where the next starts.
+    let mut listed = async |state: pb::ApplicationState, page_size: i32, token: &str| {
+        let page = a
+            .list_applications(queue(state, page_size, token))
+            .await
+            .unwrap()
+            .into_inner();
+        let claims: Vec<String> = page.applications.into_iter().map(|s| s.claim_id).collect();
+        (claims, page.next_page_token)
     };
-    let all = a
-        .list_applications(queue(pb::ApplicationState::Unspecified, 0, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(claims(&all), ["A-1", "A-2"]);
-    assert!(all.next_page_token.is_empty());
-    let pending = a
-        .list_applications(queue(pb::ApplicationState::Pending, 0, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(claims(&pending), ["A-1"]);
-    let rejected = a
-        .list_applications(queue(pb::ApplicationState::Rejected, 0, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(claims(&rejected), ["A-2"]);
-
-    let first = a
-        .list_applications(queue(pb::ApplicationState::Unspecified, 1, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(claims(&first), ["A-1"]);
-    let second = a
-        .list_applications(queue(
-            pb::ApplicationState::Unspecified,
-            1,
-            &first.next_page_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(claims(&second), ["A-2"]);
+    use pb::ApplicationState::{Pending, Rejected, Unspecified};
+    assert_eq!(
+        listed(Unspecified, 0, "").await,
+        (vec!["A-1".into(), "A-2".into()], String::new())
+    );
+    assert_eq!(listed(Pending, 0, "").await.0, ["A-1"]);
+    assert_eq!(listed(Rejected, 0, "").await.0, ["A-2"]);
+    let (first, next) = listed(Unspecified, 1, "").await;
+    assert_eq!(first, ["A-1"]);
+    assert_eq!(listed(Unspecified, 1, &next).await.0, ["A-2"]);
 
     let refused =
         ApplicationServiceClient::with_interceptor(server.channel(), bearer(Some("t-h001")))
