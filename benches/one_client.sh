@@ -20,12 +20,14 @@ shift
 port=50211
 out=$(mktemp -d /tmp/medassist-one-client.XXXXXX)
 
-one() { # BIN PROTOCOL -> "health_p50 settle_p50"
-    local bin=$1 protocol=$2 dir="$out/data" log="$out/server.log" pid
+one() { # BIN PROTOCOL -> "health_p50 settle_p50"; runs in $(...), a subshell of its own
+    local bin=$1 protocol=$2 dir="$out/data" log="$out/server.log"
     rm -rf "$dir"
     "$bin" serve --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --data-dir "$dir" \
         --drain 0s >"$log" 2>&1 &
-    pid=$!
+    server=$!
+    # The subshell's own trap: a failed phase does not leave the server running.
+    trap 'kill "$server" 2>/dev/null || true' EXIT
     # `medassist bench` waits for a server that is starting.
     local runs=1
     if [ "$protocol" = "after-load" ]; then
@@ -36,8 +38,8 @@ one() { # BIN PROTOCOL -> "health_p50 settle_p50"
     "$bin" bench --target "http://127.0.0.1:$port" --connections 1 --in-flight 1 \
         --scenario settle --scenario presettle --duration 5s --warmup 1s \
         --runs "$runs" --json "$out/one.json" >/dev/null
-    kill -INT "$pid"
-    wait "$pid" || true
+    kill -INT "$server"
+    wait "$server" || true
     python3 -c "
 import json, sys
 p50 = {s['scenario']: s['p50_us'] for s in json.load(open(sys.argv[1]))['summary']}

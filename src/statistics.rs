@@ -329,8 +329,8 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            BusinessDay, Claim, ClaimInput, Date, EnrollmentInput, ExitKind, Person, PersonInput,
-            PolicyBook, Reason, ReferralReason, RegionCode, Reversal, SettlementId, Timestamp,
+            BusinessDay, Claim, ClaimInput, Date, PolicyBook, Reason, ReferralReason, RegionCode,
+            Reversal, SettlementId, Timestamp, dibao_since_2020,
         },
         rules,
     };
@@ -364,20 +364,7 @@ mod tests {
             claim_kind: Default::default(),
         })
         .unwrap();
-        let person = Person::parse(&PersonInput {
-            patient_id: patient.as_str(),
-            name: "张三",
-            region_code: "320602",
-            enrollments: vec![EnrollmentInput {
-                kind: Some(EnrollmentKind::Dibao),
-                valid_from: "2020-01-01",
-                valid_to: "",
-                exit: Some(ExitKind::Plain),
-            }],
-            psychiatric_disability_grade: 0,
-            paralysis_certified: false,
-        })
-        .unwrap();
+        let person = dibao_since_2020(patient.as_str());
         let book = PolicyBook::builtin();
         let policy = book.lookup(region, claim.year()).unwrap();
         let roster = enrolled.then_some((&person, policy));

@@ -494,8 +494,8 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            BusinessDay, Claim, ClaimInput, Person, PolicyBook, RegionCode, Settlement,
-            SettlementId, Timestamp, Usage, UtcOffset,
+            BusinessDay, Claim, ClaimInput, PolicyBook, RegionCode, Settlement, SettlementId,
+            Timestamp, Usage, UtcOffset, dibao_since_2020,
         },
         rules,
         store::{Batch, SledOptions, SledStore, Store},
@@ -519,30 +519,12 @@ mod tests {
         .unwrap()
     }
 
-    fn person(patient: &str) -> Person {
-        use crate::domain::{EnrollmentInput, EnrollmentKind, ExitKind, PersonInput};
-        Person::parse(&PersonInput {
-            patient_id: patient,
-            name: "张三",
-            region_code: "320602",
-            enrollments: vec![EnrollmentInput {
-                kind: Some(EnrollmentKind::Dibao),
-                valid_from: "2020-01-01",
-                valid_to: "",
-                exit: Some(ExitKind::Plain),
-            }],
-            psychiatric_disability_grade: 0,
-            paralysis_certified: false,
-        })
-        .unwrap()
-    }
-
     /// A settlement of `claim` charged on top of `used`, as the ledger makes it.
     fn settle(id: u64, claim: Claim, used: Money) -> Settlement {
         let book = PolicyBook::builtin();
         let region = RegionCode::parse("320602").unwrap();
         let policy = book.lookup(region, claim.year()).unwrap();
-        let person = person(claim.patient_id().as_str());
+        let person = dibao_since_2020(claim.patient_id().as_str());
         let assessment = rules::assess(&claim, Some((&person, policy)));
         let outcome = rules::apply_cap(&claim, &assessment, used);
         Settlement {
@@ -673,7 +655,7 @@ mod tests {
         commit(&store, vec![overpaid], vec![(id, year, usage)]);
         let mut rewind = Batch::after(store.meta().unwrap());
         rewind.next_settlement_id = SettlementId::FIRST;
-        rewind.persons.push(person(&patient()));
+        rewind.persons.push(dibao_since_2020(&patient()));
         store.apply(&rewind).unwrap();
         store.flush().unwrap();
         let text = verify(&store).unwrap().to_string();

@@ -25,6 +25,8 @@ pub use date::{Date, Year};
 pub use day::{BusinessDay, UtcOffset};
 pub use diagnosis::{CodePattern, DiagnosisCode};
 pub use money::Money;
+#[cfg(test)]
+pub(crate) use person::dibao_since_2020;
 pub use person::{
     ENROLLMENTS_MAX, Enrollment, EnrollmentInput, EnrollmentKind, ExitKind, Person, PersonInput,
     PsychiatricGrade,

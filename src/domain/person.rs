@@ -392,6 +392,26 @@ impl Enrollment {
     }
 }
 
+/// For unit tests elsewhere in the crate: a person of Zhangjiagang's
+/// district 320602 on dibao since 2020, never ended.
+#[cfg(test)]
+pub(crate) fn dibao_since_2020(patient: &str) -> Person {
+    Person::parse(&PersonInput {
+        patient_id: patient,
+        name: "张三",
+        region_code: "320602",
+        enrollments: vec![EnrollmentInput {
+            kind: Some(EnrollmentKind::Dibao),
+            valid_from: "2020-01-01",
+            valid_to: "",
+            exit: Some(ExitKind::Plain),
+        }],
+        psychiatric_disability_grade: 0,
+        paralysis_certified: false,
+    })
+    .expect("a valid person")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,16 +52,20 @@ async fn enroll(server: &TestServer, birth: &str, sequence: u16) -> String {
     id
 }
 
-fn statistics(
+/// A region's figures of a year, asked with `token`.
+async fn year_of(
     server: &TestServer,
     token: &'static str,
-) -> StatisticsServiceClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        impl tonic::service::Interceptor,
-    >,
-> {
+    region_code: &str,
+    year: i32,
+) -> Result<pb::YearStatistics, tonic::Status> {
     StatisticsServiceClient::with_interceptor(server.channel(), bearer(Some(token)))
+        .get_year_statistics(pb::GetYearStatisticsRequest {
+            region_code: region_code.into(),
+            year,
+        })
+        .await
+        .map(|r| r.into_inner())
 }
 
 fn group<'a>(groups: &'a [pb::FiguresGroup], key: &str) -> &'a pb::Figures {
@@ -97,14 +101,7 @@ async fn the_year_adds_up_what_counts_in_every_breakdown() {
         .await
         .unwrap();
 
-    let year = statistics(&server, "t-officer")
-        .get_year_statistics(pb::GetYearStatisticsRequest {
-            region_code: "320600".into(),
-            year: 2026,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let year = year_of(&server, "t-officer", "320600", 2026).await.unwrap();
     let paid = fen(&first.assistance_amount) + fen(&second.assistance_amount);
     let total = year.total.as_ref().unwrap();
     assert_eq!((total.persons, total.settlements), (2, 2));
@@ -132,31 +129,16 @@ async fn the_year_adds_up_what_counts_in_every_breakdown() {
     assert_eq!(year.by_disease_group[0].label, "泌尿生殖系统疾病");
     assert!(year.as_of.is_some());
 
-    let elsewhere = statistics(&server, "t-supervisor-out")
-        .get_year_statistics(pb::GetYearStatisticsRequest {
-            region_code: "320600".into(),
-            year: 2026,
-        })
+    let elsewhere = year_of(&server, "t-supervisor-out", "320600", 2026)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(elsewhere.total.unwrap().settlements, 0, "not its regions");
 
-    let refused = statistics(&server, "t-h001")
-        .get_year_statistics(pb::GetYearStatisticsRequest {
-            region_code: "320600".into(),
-            year: 2026,
-        })
+    let refused = year_of(&server, "t-h001", "320600", 2026)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    let bad = statistics(&server, "t-officer")
-        .get_year_statistics(pb::GetYearStatisticsRequest {
-            region_code: "32".into(),
-            year: 1800,
-        })
-        .await
-        .unwrap_err();
+    let bad = year_of(&server, "t-officer", "32", 1800).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&bad), ["region_code", "year"]);
     server.stop().await;
