@@ -13,6 +13,17 @@
 //! flush waits for the disk). Requests arrive on a bounded channel and are
 //! answered on one-shot channels, so async callers never block on it.
 //!
+//! One exception, for the embedded store: a write whose caller is alone (no
+//! other caller waits for the ledger, nothing is queued or being committed,
+//! and the thread's last batch was a lone request too) is committed by its
+//! caller, on the caller's thread, under the same lock the thread commits
+//! under, as a batch of one. A lone request then skips two hand-offs between
+//! threads, each a wake-up of a sleeping CPU that costs tens of microseconds
+//! on a virtual machine (docs/BENCHMARKS.md, "One client's settle"); the
+//! caller blocks its runtime worker for one commit, about as long as it
+//! would have waited anyway. Under load callers are never alone, and the
+//! thread batches them while the runtime's workers keep serving the network.
+//!
 //! A second thread that flushes one batch while the next is applied was
 //! measured and dropped: no throughput gain where the CPU is the limit, and
 //! one more thread handoff on every answer (docs/BENCHMARKS.md).
@@ -27,7 +38,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -209,6 +223,12 @@ impl Command {
             _ => 1,
         }
     }
+
+    /// Whether the command is counted in [`Ledger::waiting`]: a wake-up for
+    /// read records is not (any commit takes those records).
+    fn counted(&self) -> bool {
+        !matches!(self, Command::Reads)
+    }
 }
 
 /// The handle async code uses to reach the ledger thread.
@@ -217,6 +237,26 @@ pub struct Ledger {
     reads: Arc<ReadRecords>,
     durable: watch::Receiver<Durability>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The writer, locked by the thread for each batch and by a caller that
+    /// commits its own write (see the module's doc). The thread owns it: it
+    /// ends with the thread, and with it the store and the durable point
+    /// (whose end tells [`Ledger::failed`] the ledger stopped).
+    writer: Weak<Mutex<Writer>>,
+    /// Commands sent to the thread and not yet answered by it: a caller
+    /// commits its own write only when there are none, so it never passes
+    /// a request queued before it, and the thread is never kept waiting.
+    waiting: Arc<AtomicUsize>,
+    /// Callers waiting for the ledger's answer now. A caller commits its
+    /// own write only when it is alone: with others waiting, the thread
+    /// batches them, and the runtime's workers stay free for the network.
+    callers: AtomicUsize,
+    /// The thread's last batch answered at most one request. Under load a
+    /// caller can still find itself alone for a moment between batches;
+    /// it commits its own write only if the one before was alone too.
+    lone: Arc<AtomicBool>,
+    /// Callers may commit their own writes (the embedded store: a shared
+    /// store's client may not block a runtime worker).
+    inline: bool,
 }
 
 impl Ledger {
@@ -236,33 +276,45 @@ impl Ledger {
             events: Mutex::new(Vec::new()),
             room: Semaphore::new(QUEUE_MAX),
         });
-        let writer_reads = Arc::clone(&reads);
         let (durable_tx, durable) = watch::channel(Durability::UpTo(meta.last_commit));
+        let shared = store.shared();
+        let writer = Arc::new(Mutex::new(Writer {
+            shared,
+            store,
+            meta,
+            durable: durable_tx,
+            metrics,
+            roster,
+            clock,
+            offset,
+            usages: HashMap::new(),
+            chain,
+            chain_unsure: false,
+            reads: Arc::clone(&reads),
+            stopped: false,
+        }));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let lone = Arc::new(AtomicBool::new(true));
+        let thread = Thread {
+            writer: Arc::clone(&writer),
+            waiting: Arc::clone(&waiting),
+            lone: Arc::clone(&lone),
+            reads: Arc::clone(&reads),
+        };
         let worker = std::thread::Builder::new()
             .name("medassist-ledger".into())
-            .spawn(move || {
-                Writer {
-                    shared: store.shared(),
-                    store,
-                    meta,
-                    durable: durable_tx,
-                    metrics,
-                    roster,
-                    clock,
-                    offset,
-                    usages: HashMap::new(),
-                    chain,
-                    chain_unsure: false,
-                    reads: writer_reads,
-                }
-                .run(queue)
-            })
+            .spawn(move || thread.run(queue))
             .map_err(|e| StoreError::Io(format!("cannot start the ledger thread: {e}")))?;
         Ok(Ledger {
             commands,
             reads,
             durable,
             worker: Mutex::new(Some(worker)),
+            writer: Arc::downgrade(&writer),
+            waiting,
+            callers: AtomicUsize::new(0),
+            lone,
+            inline: !shared,
         })
     }
 
@@ -370,14 +422,12 @@ impl Ledger {
             "an import batch is cut at PUT_PERSONS_MAX"
         );
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::PutPersons {
-                persons,
-                by: Box::new(by),
-                reply,
-            })
-            .await
-            .map_err(|_| LedgerError::Stopped)?;
+        self.send(Command::PutPersons {
+            persons,
+            by: Box::new(by),
+            reply,
+        })
+        .await?;
         Ok(PersonsAnswer(answer))
     }
 
@@ -449,11 +499,45 @@ impl Ledger {
         command: Command,
         answer: oneshot::Receiver<Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| LedgerError::Stopped)?;
+        let _caller = Caller::new(&self.callers);
+        if let Some(command) = self.commit_here(command) {
+            self.send(command).await?;
+        }
         answer.await.map_err(|_| LedgerError::Stopped)?
+    }
+
+    /// Commits `command` on this thread when the ledger is idle (see the
+    /// module's doc); hands it back otherwise, to be queued.
+    fn commit_here(&self, command: Command) -> Option<Command> {
+        if !self.inline
+            || self.callers.load(Ordering::SeqCst) != 1
+            || self.waiting.load(Ordering::SeqCst) != 0
+            || !self.lone.load(Ordering::SeqCst)
+        {
+            return Some(command);
+        }
+        let Some(writer) = self.writer.upgrade() else {
+            return Some(command);
+        };
+        let Ok(mut writer) = writer.try_lock() else {
+            return Some(command);
+        };
+        if writer.stopped {
+            return Some(command);
+        }
+        writer.process(vec![command]);
+        None
+    }
+
+    /// Queues `command` for the thread, counted in [`Ledger::waiting`] until
+    /// the thread has answered it.
+    async fn send(&self, command: Command) -> Result<(), LedgerError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let sent = self.commands.send(command).await;
+        if sent.is_err() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent.map_err(|_| LedgerError::Stopped)
     }
 
     /// Returns a value read from the store once the commit that wrote it is
@@ -474,7 +558,7 @@ impl Ledger {
     /// Finishes the queued requests, stops the thread and waits for it.
     pub async fn stop(&self) {
         // If the queue is closed the thread has already ended.
-        let _ = self.commands.send(Command::Stop).await;
+        let _ = self.send(Command::Stop).await;
         let worker = self.worker.lock().map(|mut w| w.take()).unwrap_or_default();
         if let Some(worker) = worker {
             let joined = tokio::task::spawn_blocking(move || worker.join()).await;
@@ -482,6 +566,23 @@ impl Ledger {
                 tracing::error!("the ledger thread panicked");
             }
         }
+    }
+}
+
+/// Counts a caller of [`Ledger::ask`] while it waits, also one whose future
+/// is dropped.
+struct Caller<'a>(&'a AtomicUsize);
+
+impl<'a> Caller<'a> {
+    fn new(callers: &'a AtomicUsize) -> Self {
+        callers.fetch_add(1, Ordering::SeqCst);
+        Caller(callers)
+    }
+}
+
+impl Drop for Caller<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -577,6 +678,8 @@ struct Writer {
     chain_unsure: bool,
     /// Records of reads, taken by each batch.
     reads: Arc<ReadRecords>,
+    /// The ledger was asked to stop: nothing more is committed.
+    stopped: bool,
 }
 
 /// Most running totals the ledger keeps in memory (about 100 bytes each);
@@ -594,13 +697,24 @@ fn patient_year_key(patient: &ResidentId, year: Year) -> PatientYearKey {
     (id, year)
 }
 
-impl Writer {
+/// The ledger thread: takes the queue in batches and commits each under the
+/// writer's lock.
+struct Thread {
+    writer: Arc<Mutex<Writer>>,
+    /// See [`Ledger::waiting`]; lowered once a batch is answered.
+    waiting: Arc<AtomicUsize>,
+    /// See [`Ledger::lone`]; set by each batch.
+    lone: Arc<AtomicBool>,
+    reads: Arc<ReadRecords>,
+}
+
+impl Thread {
     /// Takes the queue in batches until asked to stop. Records of reads
     /// alone do not start a commit: they wait for a write, a barrier or a
     /// stop, until [`BATCH_MAX`] of them wait, or until the first has waited
     /// [`READ_HOLD`], so a stream of reads costs one commit (one sync) per
     /// hold instead of one per few reads.
-    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+    fn run(self, mut queue: mpsc::Receiver<Command>) {
         // The wait with a deadline needs a timer; the commits stay on this
         // thread, outside the runtime.
         let timer = match tokio::runtime::Builder::new_current_thread()
@@ -610,7 +724,7 @@ impl Writer {
             Ok(timer) => timer,
             Err(error) => {
                 tracing::error!(%error, "the ledger cannot start its timer; serving stops");
-                self.durable.send_replace(Durability::Failed);
+                self.fail();
                 self.reads.room.close();
                 return;
             }
@@ -629,7 +743,7 @@ impl Writer {
                 Ok(Some(first)) => first,
                 // The hold is over, or every handle is gone.
                 Ok(None) | Err(_) => {
-                    self.process(Vec::new());
+                    self.batch(Vec::new());
                     hold_until = None;
                     stopping = next.is_ok();
                     continue;
@@ -651,12 +765,48 @@ impl Writer {
                 hold_until.get_or_insert_with(|| tokio::time::Instant::now() + READ_HOLD);
                 continue;
             }
-            stopping = self.process(commands);
+            stopping = self.batch(commands);
             hold_until = None;
         }
         self.reads.room.close();
     }
 
+    /// Commits `commands` under the writer's lock, then lowers the count of
+    /// waiting commands by those it answered. Returns true when the ledger
+    /// stops. A writer whose lock a panic poisoned may be half way through a
+    /// batch: nothing more is committed.
+    fn batch(&self, commands: Vec<Command>) -> bool {
+        let answered = commands.iter().filter(|c| c.counted()).count();
+        let stopping = match self.writer.lock() {
+            Ok(mut writer) => {
+                let stopping = writer.process(commands);
+                writer.stopped |= stopping;
+                stopping
+            }
+            Err(poisoned) => {
+                drop(poisoned);
+                tracing::error!("a commit panicked; serving stops");
+                self.fail();
+                true
+            }
+        };
+        self.lone.store(answered <= 1, Ordering::SeqCst);
+        self.waiting.fetch_sub(answered, Ordering::SeqCst);
+        stopping
+    }
+
+    /// Commits nothing more, and says so to readers and the health check.
+    fn fail(&self) {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writer.durable.send_replace(Durability::Failed);
+        writer.stopped = true;
+    }
+}
+
+impl Writer {
     /// Applies a batch of commands in order, commits, answers. Answers that
     /// rest only on data already committed (replays, conflicts, unknown
     /// keys, failures) leave at once; the rest after the commit. A batch
@@ -1657,3 +1807,6 @@ impl<'a, 's> Pending<'a, 's> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;
