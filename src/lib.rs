@@ -34,7 +34,9 @@
 //!   its CA (`store/postgres/tls.rs`).
 //! - [`ledger`]: the single writer of its process. It orders every write,
 //!   applies the cap in that order, commits queued requests as one batch with
-//!   one flush, and answers only after the flush. On a shared store the
+//!   one flush, and answers only after the flush; a lone write on the
+//!   embedded store is committed by its caller, sparing two hand-offs
+//!   between threads. On a shared store the
 //!   batch runs in the store's transaction, assesses its claims on the roster
 //!   records read there, and is run again when another instance wrote the
 //!   same records first.
