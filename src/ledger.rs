@@ -1,7 +1,7 @@
 //! The ledger: the single writer that puts settlements in order.
 //!
-//! Every write (settle, reverse, roster change) goes through one thread. It
-//! takes whatever requests are queued, applies them one after another to the
+//! Every write (settle, reverse, roster change) goes through one writer,
+//! behind one lock, run by one thread. It takes whatever requests are queued, applies them one after another to the
 //! running totals (so two claims of one patient in the same batch see each
 //! other), commits the whole batch as one atomic write and one flush,
 //! and only then answers every request in it. Ordering all writes in one
@@ -11,7 +11,7 @@
 //!
 //! The thread is a plain OS thread because the store's calls block (the
 //! flush waits for the disk). Requests arrive on a bounded channel and are
-//! answered on one-shot channels, so async callers never block on it.
+//! answered on one-shot channels, so async callers wait without blocking.
 //!
 //! One exception, for the embedded store: a write whose caller is alone (no
 //! other caller waits for the ledger, nothing is queued or being committed,
